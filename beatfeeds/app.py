@@ -1,0 +1,67 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, timedelta
+from pathlib import Path
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from .privacy import category_label
+from .settings import ensure_secret_key, load_settings
+from .storage import SQLStore
+
+PACKAGE = Path(__file__).parent
+
+
+def resource_dir(name: str) -> Path:
+    """`templates` or `data`: inside the installed wheel, or at the repository root."""
+    inside = PACKAGE / name
+    return inside if inside.is_dir() else PACKAGE.parent / name
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: settings, store, blueprints, error handlers."""
+    config = dict(config or {})
+    settings = load_settings(config)
+    app = Flask(__name__, template_folder=str(resource_dir("templates")),
+                instance_path=settings.instance_path, static_folder=None)
+    app.config.update(
+        SECRET_KEY=ensure_secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_lifetime),
+        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the session
+    )
+    app.config.update({k: v for k, v in config.items() if k.isupper()
+                       and not k.startswith("BEATFEEDS_")})
+    logging.basicConfig(level=settings.log_level)
+    app.extensions["beatfeeds.settings"] = settings
+    app.extensions["beatfeeds.store"] = config.get("store") or SQLStore.from_url(
+        settings.database_url)
+    csrf = CSRFProtect(app)
+
+    from .web import api, auth, errors, public, staff
+
+    csrf.exempt(api.bp)  # stateless JSON lookups; nothing changes on the server
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(staff.bp)
+    errors.register(app)
+    app.jinja_env.globals["settings"] = settings
+    app.jinja_env.filters["category_label"] = category_label
+    app.jinja_env.filters["localtime"] = lambda d: format_local(d, settings.tz)
+    return app
+
+
+def format_local(d, tz) -> str:
+    """A naive-UTC datetime as local time for pages: `3/25/2016 8:09 PM PDT`."""
+    local = d.replace(tzinfo=UTC).astimezone(tz)
+    return f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')} " \
+           f"{local.tzname()}"

@@ -1,0 +1,353 @@
+"""The `beatfeeds` command line: one short command per domain function."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from . import accounts, boundaries, imports, jobs
+from .errors import BeatfeedsError, InvalidBoundary, UnusableFile
+from .settings import load_settings
+from .storage import SQLStore
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Context:
+    def __init__(self):
+        self._settings = None
+        self._store = None
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    @property
+    def store(self) -> SQLStore:
+        if self._store is None:
+            self._store = SQLStore.from_url(self.settings.database_url)
+        return self._store
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+def domain_errors(f):
+    """Turn domain errors into clean CLI errors (exit 1) instead of tracebacks."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except InvalidBoundary as exc:
+            for p in exc.problems:
+                click.echo(f"  {p}", err=True)
+            raise click.ClickException(exc.message) from exc
+        except BeatfeedsError as exc:
+            raise click.ClickException(exc.message) from exc
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="beatfeeds")
+def main():
+    """beatfeeds: one feed per police beat."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# ---- db -----------------------------------------------------------------------------------------
+@main.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+@domain_errors
+def db_upgrade(ctx: Context):
+    """Run migrations to the newest schema (safe to repeat)."""
+    before, after = ctx.store.upgrade()
+    click.echo(f"database at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+# ---- incidents ------------------------------------------------------------------------------------
+@main.group()
+def incidents():
+    """Incident files."""
+
+
+@incidents.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--preset", help="Column layout: spd-911, spd-crime, spd-call-data, seattle-fire-911.")
+@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
+              help="Map one field to a column (repeat); needs --source.")
+@click.option("--source", help="Dataset name; incident identity is (source, external id).")
+@click.option("--dry-run", is_flag=True, help="Validate and count, change nothing.")
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Where to write rejected rows (default: the instance folder).")
+@pass_ctx
+def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
+    """Import an incident CSV: exit 0 if every row was usable, 1 if some were rejected,
+    2 if the file cannot be imported."""
+    try:
+        options = imports.ImportOptions(preset=preset, maps=imports.parse_map_options(maps),
+                                        source=source, dry_run=dry_run, report_path=report)
+        _require_schema(ctx.store)
+        progress = _progress_printer(file)
+        result = imports.import_file(ctx.store, file, options, ctx.settings, now=utcnow(),
+                                     progress=progress)
+    except UnusableFile as exc:
+        click.echo(f"error: {file.name}: {exc.message}", err=True)
+        sys.exit(2)
+    except BeatfeedsError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    if progress:
+        progress(None)
+    detected = "" if preset or maps else f" (detected preset {result.preset})"
+    click.echo(f"{'dry run: ' if dry_run else ''}{file.name}: source {result.source}{detected}")
+    click.echo(result.line())
+    if result.rejections:
+        for r in result.rejections[:10]:
+            click.echo(f"  line {r.line}: {r.reason}", err=True)
+        if len(result.rejections) > 10:
+            click.echo(f"  ... and {len(result.rejections) - 10} more", err=True)
+        click.echo(f"rejected rows written to {result.report_path}", err=True)
+    sys.exit(1 if result.counters["rejected"] else 0)
+
+
+def _progress_printer(file: Path):
+    """A one-line progress display on a terminal; nothing when output is piped."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(n):
+        if n is None:
+            click.echo("", err=True)
+        else:
+            click.echo(f"\r{file.name}: {n:,} rows", nl=False, err=True)
+
+    return show
+
+
+def _require_schema(store: SQLStore):
+    if not store.is_current():
+        raise BeatfeedsError("The database schema is not current: run `beatfeeds db upgrade`.")
+
+
+# ---- beats --------------------------------------------------------------------------------------
+@main.group()
+def beats():
+    """Beat maps."""
+
+
+@beats.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--code-field", help="Property holding the beat code (guessed when omitted).")
+@click.option("--sector-field")
+@click.option("--precinct-field")
+@click.option("--name", help="Name of the beat map (default: the file name).")
+@click.option("--effective", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Date the map takes effect (YYYY-MM-DD).")
+@pass_ctx
+@domain_errors
+def beats_load(ctx: Context, file, code_field, sector_field, precinct_field, name, effective):
+    """Load a beat map file as a draft and print its id."""
+    _require_schema(ctx.store)
+    set_id = boundaries.load_beat_map(
+        ctx.store, file, code_field=code_field, sector_field=sector_field,
+        precinct_field=precinct_field, name=name,
+        effective=effective.date() if effective else None, now=utcnow())
+    bs = ctx.store.get_beat_set(set_id)
+    click.echo(f"{set_id}\tdraft\t{bs.beat_count} beats\t{bs.name}")
+
+
+@beats.command("list")
+@pass_ctx
+@domain_errors
+def beats_list(ctx: Context):
+    """One beat map per line: id, status, beats, effective date, name."""
+    for bs in ctx.store.list_beat_sets():
+        click.echo(f"{bs.id}\t{bs.status}\t{bs.beat_count} beats\t"
+                   f"{bs.effective_date or '-'}\t{bs.name}")
+
+
+@beats.command("validate")
+@click.argument("set_id", type=int)
+@pass_ctx
+@domain_errors
+def beats_validate(ctx: Context, set_id):
+    """Check a stored beat map's polygons; exit 1 with the reasons when it does not validate."""
+    problems = boundaries.validate_beat_set(ctx.store, set_id)
+    for p in problems:
+        click.echo(p)
+    if problems:
+        sys.exit(1)
+    click.echo(f"beat map {set_id}: valid")
+
+
+@beats.command("publish")
+@click.argument("set_id", type=int)
+@pass_ctx
+@domain_errors
+def beats_publish(ctx: Context, set_id):
+    """Make a beat map the active one (the previous one is retired, never deleted)."""
+    joined = boundaries.publish_beat_map(ctx.store, set_id, now=utcnow())
+    click.echo(f"beat map {set_id} is active; {joined} incidents joined to it")
+
+
+@beats.command("export")
+@click.argument("set_id", type=int, required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@pass_ctx
+@domain_errors
+def beats_export(ctx: Context, set_id, output):
+    """Write a beat map (default: the active one) as GeoJSON."""
+    n = boundaries.export_beat_set(ctx.store, set_id, output)
+    click.echo(f"wrote {n} beats to {output}")
+
+
+# ---- users --------------------------------------------------------------------------------------
+@main.group()
+def users():
+    """Staff accounts."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+@domain_errors
+def users_add(ctx: Context, email, role, password_stdin):
+    """Create a staff account."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _require_schema(ctx.store)
+    accounts.add_user(ctx.store, email, role, password, actor="cli", now=utcnow())
+    click.echo(f"added {email.strip().lower()} ({role})")
+
+
+@users.command("disable")
+@click.argument("email")
+@pass_ctx
+@domain_errors
+def users_disable(ctx: Context, email):
+    """Disable a staff account (it is signed out at its next request)."""
+    accounts.set_disabled(ctx.store, email, True, actor="cli", now=utcnow())
+    click.echo(f"disabled {email}")
+
+
+@users.command("enable")
+@click.argument("email")
+@pass_ctx
+@domain_errors
+def users_enable(ctx: Context, email):
+    """Enable a disabled staff account."""
+    accounts.set_disabled(ctx.store, email, False, actor="cli", now=utcnow())
+    click.echo(f"enabled {email}")
+
+
+# ---- jobs and scheduler -------------------------------------------------------------------------
+@main.group("jobs")
+def jobs_group():
+    """Scheduled jobs."""
+
+
+@jobs_group.command("list")
+def jobs_list():
+    """Every job the scheduler runs, with its interval."""
+    for job in jobs.JOBS.values():
+        click.echo(f"{job.name}\tevery {job.interval_seconds}s\t{job.help}")
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@pass_ctx
+@domain_errors
+def jobs_run(ctx: Context, name):
+    """Run one job once, now."""
+    summary = jobs.run_job(name, ctx.store, ctx.settings, utcnow())
+    click.echo(f"{name}: {summary}")
+
+
+@main.command()
+@pass_ctx
+@domain_errors
+def scheduler(ctx: Context):
+    """Run the scheduler in this process (until interrupted)."""
+    from .scheduler import build_scheduler
+
+    logging.getLogger().setLevel(ctx.settings.log_level)
+    _require_schema(ctx.store)
+    click.echo(f"scheduler running {len(jobs.JOBS)} jobs; Ctrl-C to stop")
+    build_scheduler(ctx.store, ctx.settings, background=False).start()
+
+
+# ---- settings, serve, demo ------------------------------------------------------------------------
+@main.command("settings")
+@pass_ctx
+@domain_errors
+def settings_cmd(ctx: Context):
+    """Print the effective settings (secrets masked) and where each came from."""
+    for name, value, origin in ctx.settings.masked():
+        click.echo(f"BEATFEEDS_{name.upper()}={value}\t# {origin}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@domain_errors
+def serve(host, port, threads):
+    """Serve the site with waitress (production WSGI server)."""
+    from .app import create_app
+
+    _serve(create_app(), host, port, threads)
+
+
+def _serve(app, host: str, port: int, threads: int) -> None:
+    import waitress
+
+    click.echo(f"serving on http://{host}:{port}")
+    waitress.serve(app, host=host, port=port, threads=threads, ident="beatfeeds")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Set up the demo data, then exit.")
+@domain_errors
+def demo(host, port, no_serve):
+    """Create the database, load the default beats and sample incidents, then serve."""
+    from . import demo as demo_mod
+    from .app import create_app
+    from .scheduler import build_scheduler
+
+    settings = load_settings()
+    store = SQLStore.from_url(settings.database_url)
+    notice = demo_mod.setup_demo(store, settings, now=utcnow(), echo=click.echo)
+    if no_serve:
+        return
+    app = create_app({"demo_notice": notice, "store": store})
+    sched = build_scheduler(store, app.extensions["beatfeeds.settings"], background=True)
+    sched.start()
+    try:
+        _serve(app, host, port, threads=8)
+    finally:
+        sched.shutdown(wait=False)
+

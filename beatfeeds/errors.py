@@ -1,0 +1,85 @@
+"""One error hierarchy: every error carries an HTTP status and a message safe to show users."""
+
+
+class BeatfeedsError(Exception):
+    """Base of every error beatfeeds raises on purpose."""
+
+    http_status = 500
+    user_message = "Something went wrong."
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.user_message)
+        self.message = message or self.user_message
+
+
+class ConfigurationError(BeatfeedsError):
+    """A setting is missing or has a value we cannot use."""
+
+
+class NotFound(BeatfeedsError):
+    http_status = 404
+    user_message = "Not found."
+
+
+class BeatNotFound(NotFound):
+    user_message = "No such beat in the current beat map."
+
+
+class AreaNotFound(NotFound):
+    user_message = "No such area in the current beat map."
+
+
+class EntryNotFound(NotFound):
+    user_message = "No such entry, or it is not public."
+
+
+class OutsideCoverage(NotFound):
+    user_message = "That location is outside every beat."
+
+
+class InvalidInput(BeatfeedsError):
+    http_status = 400
+    user_message = "The request was not valid."
+
+
+class InvalidBoundary(BeatfeedsError):
+    """A beat map failed validation; `problems` lists each beat code and reason."""
+
+    http_status = 422
+    user_message = "The beat map is not valid."
+
+    def __init__(self, message: str | None = None, problems: list | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class UnusableFile(BeatfeedsError):
+    """An import file cannot be read at all (unknown columns, not a CSV...)."""
+
+    http_status = 422
+    user_message = "The file cannot be imported."
+
+
+class NoActiveBeatMap(BeatfeedsError):
+    http_status = 503
+    user_message = "No beat map has been published yet."
+
+
+class AuthError(BeatfeedsError):
+    http_status = 401
+    user_message = "Wrong email or password."
+
+
+class TooManyAttempts(BeatfeedsError):
+    http_status = 429
+    user_message = "Too many failed sign-in attempts. Wait a few minutes and try again."
+
+
+class Forbidden(BeatfeedsError):
+    http_status = 403
+    user_message = "You are not allowed to do that."
+
+
+class Conflict(BeatfeedsError):
+    http_status = 409
+    user_message = "That conflicts with existing data."

@@ -1,0 +1,137 @@
+"""Plain dataclasses passed between the domain modules, the storage layer and the views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+COUNTERS = ("read", "new", "updated", "unchanged", "duplicate", "unlocated", "unassigned", "rejected")
+
+BEAT_SET_STATUSES = ("draft", "scheduled", "active", "retired")
+
+
+@dataclass
+class Beat:
+    code: str
+    sector: str | None
+    precinct: str | None
+    geometry: object  # shapely geometry, EPSG:4326
+    name: str | None = None
+
+
+@dataclass
+class BeatSet:
+    id: int
+    name: str
+    status: str
+    effective_date: date | None
+    created_at: datetime
+    created_by: str | None = None
+    published_at: datetime | None = None
+    beat_count: int = 0
+
+
+@dataclass
+class Rejection:
+    line: int
+    reason: str
+    raw: str = ""
+
+
+@dataclass
+class IncidentRow:
+    """One valid row of an import file, normalised but not yet joined or stored."""
+
+    line: int
+    source: str
+    external_id: str
+    reported_at: datetime | None  # UTC, naive
+    occurred_at: datetime | None  # UTC, naive
+    category_text: str  # the source's own wording of the type
+    description: str
+    address: str
+    lat: float | None
+    lon: float | None
+    source_beat: str | None
+    sensitive: bool
+    classification_texts: tuple[str, ...] = ()
+    # Filled by privacy / spatial:
+    category: str = "other"
+    block_address: str = ""
+    suppressed_reason: str | None = None
+    beat_codes: dict[int, str | None] = field(default_factory=dict)  # beat set id -> code
+
+    @property
+    def event_time(self) -> datetime | None:
+        return self.occurred_at or self.reported_at
+
+    @property
+    def located(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+
+@dataclass
+class ImportReport:
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    rejections: list[Rejection] = field(default_factory=list)
+    run_id: int | None = None
+    source: str = ""
+    preset: str | None = None
+    report_path: str | None = None
+    dry_run: bool = False
+
+    def line(self) -> str:
+        return " ".join(f"{k} {self.counters[k]}" for k in COUNTERS)
+
+
+@dataclass
+class ImportRun:
+    id: int
+    source: str
+    filename: str
+    preset: str | None
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    user_email: str | None
+    counters: dict[str, int]
+    report_path: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class FeedEntry:
+    """A published item as feeds and pages show it. No coordinates, ever."""
+
+    uid: str
+    title: str
+    category: str
+    category_text: str
+    description: str
+    block_address: str
+    event_time: datetime  # UTC, naive
+    updated_at: datetime  # UTC, naive
+    beat: str | None = None
+    sector: str | None = None
+    precinct: str | None = None
+    source: str = ""
+    external_id: str = ""
+
+
+@dataclass
+class Area:
+    kind: str  # "city", "precinct", "sector", "beat"
+    code: str | None
+    label: str
+    beat_set_id: int
+
+
+@dataclass
+class User:
+    id: int
+    email: str
+    role: str
+    password_hash: str
+    disabled: bool
+    created_at: datetime
+    password_changed_at: datetime | None = None

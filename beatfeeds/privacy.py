@@ -1,0 +1,92 @@
+"""The publication policy: what may be published, when, and in what form."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .categories import CATEGORIES, PUBLIC, SENSITIVE
+from .models import IncidentRow
+
+_SPACES = re.compile(r"\s+")
+_HOUSE_NUMBER = re.compile(r"^(\d+)[A-Z]?(?:\s*[-/]\s*\d+[A-Z]?)?\s+(?!BLOCK\b)(.+)$")
+_UNIT = re.compile(r"\s*(?:#\s*\S+|\b(?:APT|UNIT|STE|SUITE|RM|ROOM|FL|FLOOR)\b\.?\s*\S+)\s*$")
+_ALREADY_BLOCK = re.compile(r"^\d*XX BLOCK OF ")
+_INTERSECTION = re.compile(r" / | & |\bAND\b|\bAT\b")
+
+
+def hundred_block(address: str) -> str:
+    """The public form of an address: `1900 E JEFFERSON ST` -> `19XX BLOCK OF E JEFFERSON ST`.
+
+    Intersections (`S KING ST / 8 AV S`) and addresses already in hundred-block form are kept;
+    unit numbers are dropped.
+    """
+    a = _SPACES.sub(" ", (address or "").strip().upper())
+    if not a:
+        return ""
+    if _ALREADY_BLOCK.match(a) or _INTERSECTION.search(a):
+        return a  # numbers in an intersection are street names ("5 AV S / S KING ST")
+    a = _UNIT.sub("", a)
+    m = _HOUSE_NUMBER.match(a)
+    if not m:
+        return a
+    hundreds = int(m.group(1)) // 100
+    prefix = f"{hundreds}XX" if hundreds else "XX"
+    return f"{prefix} BLOCK OF {m.group(2)}"
+
+
+def classify(category_text: str, description: str, others: Iterable[str] = ()) -> tuple[str, bool]:
+    """(public category slug, sensitive?) from a row's classification texts."""
+    texts = [t.upper() for t in (category_text, description, *others) if t]
+    for slug, rx in SENSITIVE:
+        if any(rx.search(t) for t in texts):
+            return slug, True
+    # The source's own category decides first; the other texts only break an "other".
+    for t in texts:
+        for slug, rx in PUBLIC:
+            if rx.search(t):
+                return slug, False
+    return "other", False
+
+
+def prepare_row(row: IncidentRow, suppressed_categories: Iterable[str]) -> IncidentRow:
+    """Fill the public fields of a row: category, hundred block, suppression reason."""
+    row.category, _ = classify(row.category_text, row.description, row.classification_texts)
+    row.block_address = hundred_block(row.address)
+    suppressed = set(suppressed_categories)
+    if row.sensitive:
+        row.suppressed_reason = "marked sensitive by the source"
+    elif row.category in suppressed:
+        row.suppressed_reason = f"category {row.category} is never published"
+    elif not row.located:
+        row.suppressed_reason = "no location"
+    else:
+        row.suppressed_reason = None
+    return row
+
+
+def publish_at(event_time: datetime, delay_minutes: int) -> datetime:
+    """When an incident may appear in feeds: its event time plus the publication delay."""
+    return event_time + timedelta(minutes=delay_minutes)
+
+
+def entry_title(description: str, block_address: str, event_time_utc: datetime, tz: ZoneInfo,
+                beat: str | None = None) -> str:
+    """Entry text in the Tweets by Beat form: `THEFT - CAR PROWL at 110XX BLOCK OF 8TH AVE NE,
+    3/25/2016 8:09 PM` (local time)."""
+    local = event_time_utc.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz)
+    when = f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')}"
+    what = (description or "Incident").strip()
+    if block_address:
+        where = f" at {block_address}"
+    elif beat:
+        where = f" in beat {beat}"
+    else:
+        where = ""
+    return f"{what}{where}, {when}"
+
+
+def category_label(slug: str) -> str:
+    return CATEGORIES.get(slug, slug)

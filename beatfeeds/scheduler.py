@@ -1,0 +1,34 @@
+"""APScheduler wiring only: every job in `jobs.JOBS` on its interval."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from .jobs import JOBS, run_job
+
+log = logging.getLogger(__name__)
+
+
+def _runner(name: str, store, settings):
+    def run():
+        try:
+            run_job(name, store, settings, datetime.now(UTC).replace(tzinfo=None))
+        except Exception:  # one failing run must not stop the scheduler
+            log.exception("job %s failed", name)
+
+    return run
+
+
+def build_scheduler(store, settings, *, background: bool) -> BaseScheduler:
+    """A scheduler with every job added; start() it (blocking unless background)."""
+    sched = BackgroundScheduler(timezone="UTC") if background else BlockingScheduler(timezone="UTC")
+    for job in JOBS.values():
+        sched.add_job(_runner(job.name, store, settings), "interval", seconds=job.interval_seconds,
+                      id=job.name, name=job.name, max_instances=1, coalesce=True,
+                      next_run_time=datetime.now(UTC))
+    return sched

@@ -1,0 +1,202 @@
+"""The settings registry.
+
+Precedence, lowest first: defaults -> TOML file named by BEATFEEDS_CONFIG -> BEATFEEDS_*
+environment variables -> overrides passed by the caller (create_app(config=...)).
+docs/configuration.md documents every setting here; a test keeps the two in step.
+Nothing here is read at import time: call load_settings().
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigurationError
+
+ENV_PREFIX = "BEATFEEDS_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    kind: type = str
+    secret: bool = False
+    file_variant: bool = False  # also accepts NAME_FILE pointing to a file holding the value
+
+
+SETTINGS: list[Setting] = [
+    Setting("database_url", "", "SQLAlchemy URL of the database. Empty means a SQLite file "
+            "`beatfeeds.sqlite3` in the instance folder. PostgreSQL: "
+            "`postgresql+psycopg://user:pass@host/db`.", secret=True, file_variant=True),
+    Setting("instance_path", "instance", "Folder for the SQLite database, the generated secret "
+            "key and import reports. Relative paths are resolved against the working directory."),
+    Setting("base_url", "http://127.0.0.1:8000", "Public URL of the site, used for every absolute "
+            "link in feeds (never the request's Host header)."),
+    Setting("tag_authority", "beatfeeds.localhost,2026", "The `authority,date` part of the "
+            "`tag:` URIs that identify feed entries. Set it once, before publishing, to a domain "
+            "you control and the date you set it; changing it later makes every reader see "
+            "every entry again."),
+    Setting("secret_key", "", "Key that signs sessions and CSRF tokens. Empty means a random key "
+            "generated once and kept in `secret_key` in the instance folder.", secret=True,
+            file_variant=True),
+    Setting("timezone", "America/Los_Angeles", "IANA time zone of the department: naive times "
+            "in imported files are read in it, and entry text shows times in it."),
+    Setting("publication_delay", 60, "Minutes after the event time before an incident is "
+            "published (Seattle's Tweets by Beat used 60).", kind=int),
+    Setting("department_name", "Seattle Police Department", "Name shown in feed titles and pages."),
+    Setting("feed_max_entries", 50, "Most entries in one feed.", kind=int),
+    Setting("suppressed_categories", ["sexual-offense", "domestic-violence", "juvenile",
+                                      "missing-person", "behavioral-health", "death"],
+            "Public categories that are stored but never published.", kind=list),
+    Setting("session_lifetime", 480, "Minutes a staff sign-in stays valid.", kind=int),
+    Setting("login_max_attempts", 5, "Failed sign-ins allowed per email and per client address "
+            "within `login_window` minutes before sign-in is refused.", kind=int),
+    Setting("login_window", 15, "Minutes over which failed sign-ins are counted.", kind=int),
+    Setting("demo_notice", "", "Text shown on every page, for example to say that timestamps "
+            "were shifted. `beatfeeds demo` sets it."),
+    Setting("log_level", "INFO", "Python logging level."),
+]
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Settings:
+    """Effective settings; attribute access by lowercase name."""
+
+    def __init__(self, values: dict[str, Any], origins: dict[str, str]):
+        self._values = values
+        self._origins = origins
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def origin(self, name: str) -> str:
+        return self._origins[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def masked(self) -> list[tuple[str, str, str]]:
+        """(name, value, origin) for display, with secrets masked."""
+        out = []
+        for s in SETTINGS:
+            v = self._values[s.name]
+            shown = ("********" if v else "") if s.secret else _render(v)
+            if s.name == "database_url" and v:
+                shown = _mask_url(v)
+            out.append((s.name, shown, self._origins[s.name]))
+        return out
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _render(v: Any) -> str:
+    return ",".join(v) if isinstance(v, list) else str(v)
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "********"
+
+
+def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
+    try:
+        if setting.kind is int:
+            return int(raw)
+        if setting.kind is list:
+            if isinstance(raw, str):
+                return [x.strip() for x in raw.split(",") if x.strip()]
+            return [str(x) for x in raw]
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{setting.name} from {origin}: cannot read {raw!r}") from exc
+
+
+def load_settings(overrides: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Resolve every setting from defaults, TOML file, environment and overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    origins = {s.name: "default" for s in SETTINGS}
+
+    config_path = env.get(ENV_PREFIX + "CONFIG")
+    if config_path:
+        try:
+            data = tomllib.loads(Path(config_path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"BEATFEEDS_CONFIG={config_path}: {exc}") from exc
+        for key, raw in data.items():
+            name = key.lower()
+            if name not in _BY_NAME:
+                raise ConfigurationError(f"{config_path}: unknown setting {key!r}")
+            values[name] = _coerce(_BY_NAME[name], raw, config_path)
+            origins[name] = "file"
+
+    for s in SETTINGS:
+        var = ENV_PREFIX + s.name.upper()
+        if s.file_variant and env.get(var + "_FILE"):
+            path = env[var + "_FILE"]
+            try:
+                values[s.name] = Path(path).read_text().strip()
+            except OSError as exc:
+                raise ConfigurationError(f"{var}_FILE={path}: {exc}") from exc
+            origins[s.name] = "env file"
+        if var in env:
+            values[s.name] = _coerce(s, env[var], var)
+            origins[s.name] = "env"
+
+    for key, raw in (overrides or {}).items():
+        name = key.lower().removeprefix("beatfeeds_")
+        if name not in _BY_NAME:
+            continue  # Flask keys such as TESTING travel in the same dict
+        values[name] = _coerce(_BY_NAME[name], raw, "overrides")
+        origins[name] = "overrides"
+
+    instance = Path(values["instance_path"]).expanduser().resolve()
+    values["instance_path"] = str(instance)
+    if not values["database_url"]:
+        values["database_url"] = f"sqlite:///{instance / 'beatfeeds.sqlite3'}"
+    try:
+        ZoneInfo(values["timezone"])
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(f"timezone: unknown time zone {values['timezone']!r}") from exc
+    if values["publication_delay"] < 0:
+        raise ConfigurationError("publication_delay must be 0 or more minutes")
+    if values["feed_max_entries"] < 1:
+        raise ConfigurationError("feed_max_entries must be at least 1")
+    if "," not in values["tag_authority"]:
+        raise ConfigurationError("tag_authority must look like 'example.org,2026'")
+    values["base_url"] = values["base_url"].rstrip("/")
+    return Settings(values, origins)
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """The configured secret key, or one generated once and kept in the instance folder."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.instance_path) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass  # another process made it first
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

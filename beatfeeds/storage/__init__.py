@@ -1,0 +1,524 @@
+"""The storage layer: the only module with SQL. SQLAlchemy Core over SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+
+import shapely
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+
+from ..errors import BeatNotFound, Conflict, NoActiveBeatMap, NotFound
+from ..models import (
+    COUNTERS,
+    Beat,
+    BeatSet,
+    FeedEntry,
+    ImportRun,
+    IncidentRow,
+    Rejection,
+    User,
+)
+from . import schema as t
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_KEY_BATCH = 500  # keys per IN (...) query, well under every backend's parameter limit
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the connection settings beatfeeds relies on."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config(conn: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+class SQLStore:
+    """Every query beatfeeds runs. Methods take and return plain values and dataclasses."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._beats_cache: dict[int, list[Beat]] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLStore:
+        return cls(make_engine(url))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # ---- schema -------------------------------------------------------------------------
+    def upgrade(self) -> tuple[str | None, str]:
+        """Run migrations to head; returns (revision before, revision after)."""
+        with self.engine.begin() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
+            command.upgrade(_alembic_config(conn), "head")
+        return before, self.current_revision()
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        return ScriptDirectory.from_config(cfg).get_current_head()
+
+    def is_current(self) -> bool:
+        return self.current_revision() == self.head_revision()
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.execute(select(1))
+        return True
+
+    # ---- meta ---------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.meta.c.value).where(t.meta.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(t.meta).where(t.meta.c.key == key))
+            conn.execute(insert(t.meta).values(key=key, value=value))
+
+    # ---- beat maps ----------------------------------------------------------------------
+    def create_beat_set(self, name: str, beats: Sequence[Beat], *, effective_date: date | None,
+                        source_filename: str | None, created_by: str | None,
+                        now: datetime) -> int:
+        """Store a new draft beat map with its beats; returns its id."""
+        with self.engine.begin() as conn:
+            set_id = conn.execute(
+                insert(t.beat_sets).values(
+                    name=name, status="draft", effective_date=effective_date,
+                    source_filename=source_filename, created_at=now, created_by=created_by,
+                ).returning(t.beat_sets.c.id)
+            ).scalar_one()
+            conn.execute(insert(t.beats), [
+                {"beat_set_id": set_id, "code": b.code, "sector": b.sector,
+                 "precinct": b.precinct, "name": b.name,
+                 "geometry_wkb": shapely.to_wkb(b.geometry)}
+                for b in beats
+            ])
+        return set_id
+
+    def _beat_set_from_row(self, row, count: int = 0) -> BeatSet:
+        return BeatSet(id=row.id, name=row.name, status=row.status,
+                       effective_date=row.effective_date, created_at=row.created_at,
+                       created_by=row.created_by, published_at=row.published_at,
+                       beat_count=count)
+
+    def list_beat_sets(self) -> list[BeatSet]:
+        counts = (select(t.beats.c.beat_set_id, func.count().label("n"))
+                  .group_by(t.beats.c.beat_set_id).subquery())
+        q = (select(t.beat_sets, counts.c.n)
+             .outerjoin(counts, counts.c.beat_set_id == t.beat_sets.c.id)
+             .order_by(t.beat_sets.c.id))
+        with self.engine.connect() as conn:
+            return [self._beat_set_from_row(r, r.n or 0) for r in conn.execute(q)]
+
+    def get_beat_set(self, set_id: int) -> BeatSet:
+        for bs in self.list_beat_sets():
+            if bs.id == set_id:
+                return bs
+        raise NotFound(f"No beat map with id {set_id}.")
+
+    def active_beat_set(self) -> BeatSet:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.beat_sets).where(t.beat_sets.c.status == "active")).first()
+        if row is None:
+            raise NoActiveBeatMap()
+        return self._beat_set_from_row(row)
+
+    def active_beat_set_id(self) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(t.beat_sets.c.id).where(t.beat_sets.c.status == "active")
+            ).scalar()
+
+    def beat_sets_for_join(self) -> list[int]:
+        """Beat maps every incident is joined against: all but retired ones."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(t.beat_sets.c.id).where(t.beat_sets.c.status != "retired")
+                .order_by(t.beat_sets.c.id)
+            ).scalars())
+
+    def beats(self, set_id: int) -> list[Beat]:
+        """The beats of a map, sorted by code, with shapely geometries (cached per process)."""
+        if set_id not in self._beats_cache:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(t.beats).where(t.beats.c.beat_set_id == set_id)
+                    .order_by(t.beats.c.code)
+                ).all()
+            self._beats_cache[set_id] = [
+                Beat(code=r.code, sector=r.sector, precinct=r.precinct, name=r.name,
+                     geometry=shapely.from_wkb(r.geometry_wkb))
+                for r in rows
+            ]
+        return self._beats_cache[set_id]
+
+    def beat(self, set_id: int, code: str) -> Beat:
+        for b in self.beats(set_id):
+            if b.code == code:
+                return b
+        raise BeatNotFound(f"No beat {code!r} in the current beat map.")
+
+    def publish_beat_set(self, set_id: int, *, now: datetime) -> int | None:
+        """Make a map the active one and retire the previous; returns the retired id."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.beat_sets).where(t.beat_sets.c.id == set_id)).first()
+            if row is None:
+                raise NotFound(f"No beat map with id {set_id}.")
+            if row.status == "active":
+                raise Conflict(f"Beat map {set_id} is already active.")
+            previous = conn.execute(
+                select(t.beat_sets.c.id).where(t.beat_sets.c.status == "active")
+            ).scalar()
+            if previous is not None:
+                conn.execute(update(t.beat_sets).where(t.beat_sets.c.id == previous)
+                             .values(status="retired", retired_at=now))
+            conn.execute(update(t.beat_sets).where(t.beat_sets.c.id == set_id)
+                         .values(status="active", published_at=now, retired_at=None))
+        return previous
+
+    def located_incidents_missing_join(self, set_id: int) -> Iterator[list[tuple[int, float, float]]]:
+        """(id, lon, lat) of located incidents with no row for this map yet, in batches."""
+        j = t.incident_beats
+        q = (select(t.incidents.c.id, t.incidents.c.lon, t.incidents.c.lat)
+             .where(t.incidents.c.lat.is_not(None))
+             .where(~select(j.c.incident_id)
+                    .where(and_(j.c.incident_id == t.incidents.c.id, j.c.beat_set_id == set_id))
+                    .exists())
+             .order_by(t.incidents.c.id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        for i in range(0, len(rows), 20000):
+            yield [tuple(r) for r in rows[i:i + 20000]]
+
+    def save_incident_beats(self, set_id: int, pairs: Iterable[tuple[int, str | None]]) -> None:
+        rows = [{"incident_id": i, "beat_set_id": set_id, "beat_code": c} for i, c in pairs]
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.incident_beats), rows)
+
+    # ---- imports ------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self, rollback: bool = False) -> Iterator[Connection]:
+        """One database transaction; an import runs entirely inside one.
+
+        With rollback=True everything is undone at the end (a dry run sees exact counters).
+        """
+        with self.engine.connect() as conn:
+            trans = conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                trans.rollback()
+                raise
+            if rollback:
+                trans.rollback()
+            else:
+                trans.commit()
+
+    def start_import_run(self, conn: Connection, *, source: str, filename: str,
+                         file_sha256: str | None, preset: str | None,
+                         user_email: str | None, now: datetime) -> int:
+        return conn.execute(
+            insert(t.import_runs).values(
+                source=source, filename=filename, file_sha256=file_sha256, preset=preset,
+                status="running", started_at=now, user_email=user_email,
+                counters=json.dumps(dict.fromkeys(COUNTERS, 0)),
+            ).returning(t.import_runs.c.id)
+        ).scalar_one()
+
+    def finish_import_run(self, conn: Connection, run_id: int, *, counters: dict[str, int],
+                          rejections: Sequence[Rejection], report_path: str | None,
+                          now: datetime, status: str = "done", error: str | None = None) -> None:
+        conn.execute(update(t.import_runs).where(t.import_runs.c.id == run_id).values(
+            status=status, finished_at=now, counters=json.dumps(counters),
+            report_path=report_path, error=error,
+        ))
+        if rejections:
+            conn.execute(insert(t.import_rejections), [
+                {"run_id": run_id, "line": r.line, "reason": r.reason, "raw": r.raw[:2000]}
+                for r in rejections
+            ])
+
+    def record_failed_import(self, *, source: str, filename: str, preset: str | None,
+                             user_email: str | None, error: str, now: datetime) -> int:
+        """A run that could not start (unusable file), kept for the import history."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                insert(t.import_runs).values(
+                    source=source, filename=filename, preset=preset, status="failed",
+                    started_at=now, finished_at=now, user_email=user_email,
+                    counters=json.dumps(dict.fromkeys(COUNTERS, 0)), error=error,
+                ).returning(t.import_runs.c.id)
+            ).scalar_one()
+
+    def list_import_runs(self, limit: int = 50) -> list[ImportRun]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.import_runs).order_by(t.import_runs.c.id.desc())
+                                .limit(limit)).all()
+        return [ImportRun(id=r.id, source=r.source, filename=r.filename, preset=r.preset,
+                          status=r.status, started_at=r.started_at, finished_at=r.finished_at,
+                          user_email=r.user_email, counters=json.loads(r.counters),
+                          report_path=r.report_path, error=r.error) for r in rows]
+
+    def existing_incidents(self, conn: Connection, source: str,
+                           external_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """external_id -> (incident id, row hash) for ids already stored."""
+        out: dict[str, tuple[int, str]] = {}
+        c = t.incidents.c
+        for i in range(0, len(external_ids), _KEY_BATCH):
+            batch = external_ids[i:i + _KEY_BATCH]
+            for r in conn.execute(select(c.external_id, c.id, c.row_hash)
+                                  .where(c.source == source).where(c.external_id.in_(batch))):
+                out[r.external_id] = (r.id, r.row_hash)
+        return out
+
+    def insert_incidents(self, conn: Connection, rows: Sequence[IncidentRow], *,
+                         hashes: Sequence[str], uids: Sequence[str], publish_at: Sequence[datetime],
+                         run_id: int | None, now: datetime) -> dict[str, int]:
+        """Insert new incidents and their beat rows; returns external_id -> id."""
+        if not rows:
+            return {}
+        conn.execute(insert(t.incidents), [
+            _incident_values(r, h, p, run_id, now) | {
+                "uid": u, "created_at": now, "first_run_id": run_id}
+            for r, h, u, p in zip(rows, hashes, uids, publish_at, strict=True)
+        ])
+        ids = {k: v[0] for k, v in
+               self.existing_incidents(conn, rows[0].source, [r.external_id for r in rows]).items()}
+        self._replace_beats(conn, [(ids[r.external_id], r) for r in rows], delete_first=False)
+        return ids
+
+    def update_incidents(self, conn: Connection, rows: Sequence[tuple[int, IncidentRow]], *,
+                         hashes: Sequence[str], publish_at: Sequence[datetime],
+                         run_id: int | None, now: datetime) -> None:
+        """Update changed incidents in place (their uid, and so their entry id, stays)."""
+        if not rows:
+            return
+        c = t.incidents.c
+        stmt = update(t.incidents).where(c.id == bindparam("_id"))
+        conn.execute(stmt, [
+            _incident_values(r, h, p, run_id, now) | {"_id": i}
+            for (i, r), h, p in zip(rows, hashes, publish_at, strict=True)
+        ])
+        self._replace_beats(conn, rows, delete_first=True)
+
+    def _replace_beats(self, conn: Connection, rows: Sequence[tuple[int, IncidentRow]],
+                       delete_first: bool) -> None:
+        if delete_first:
+            ids = [i for i, _ in rows]
+            for k in range(0, len(ids), _KEY_BATCH):
+                conn.execute(delete(t.incident_beats)
+                             .where(t.incident_beats.c.incident_id.in_(ids[k:k + _KEY_BATCH])))
+        values = [{"incident_id": i, "beat_set_id": s, "beat_code": code}
+                  for i, r in rows for s, code in r.beat_codes.items()]
+        if values:
+            conn.execute(insert(t.incident_beats), values)
+
+    def incident_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(t.incidents)).scalar_one()
+
+    def latest_event_time(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(t.incidents.c.event_time))).scalar()
+
+    # ---- feeds --------------------------------------------------------------------------
+    def _public_entries_query(self, set_id: int, now: datetime):
+        i, j, b = t.incidents.c, t.incident_beats, t.beats
+        return (
+            select(i.uid, i.category, i.category_text, i.description, i.block_address,
+                   i.event_time, i.updated_at, i.source, i.external_id,
+                   j.c.beat_code, b.c.sector, b.c.precinct)
+            .select_from(t.incidents
+                         .join(j, and_(j.c.incident_id == i.id, j.c.beat_set_id == set_id))
+                         .join(b, and_(b.c.beat_set_id == set_id, b.c.code == j.c.beat_code)))
+            .where(i.suppressed_reason.is_(None))
+            .where(i.retracted_at.is_(None))
+            .where(i.publish_at <= now)
+        )
+
+    def public_entries(self, set_id: int, *, now: datetime, beat: str | None = None,
+                       sector: str | None = None, precinct: str | None = None,
+                       limit: int = 50, offset: int = 0) -> list[FeedEntry]:
+        """Published entries of an area (the whole city when no area is given), newest first."""
+        q = self._public_entries_query(set_id, now)
+        if beat is not None:
+            q = q.where(t.incident_beats.c.beat_code == beat)
+        if sector is not None:
+            q = q.where(t.beats.c.sector == sector)
+        if precinct is not None:
+            q = q.where(t.beats.c.precinct == precinct)
+        q = q.order_by(t.incidents.c.event_time.desc(), t.incidents.c.uid).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [_entry(r) for r in conn.execute(q)]
+
+    def public_entry(self, set_id: int, uid: str, *, now: datetime) -> FeedEntry | None:
+        q = self._public_entries_query(set_id, now).where(t.incidents.c.uid == uid)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return _entry(row) if row else None
+
+    def public_counts_by_beat(self, set_id: int, *, now: datetime) -> dict[str, int]:
+        q = self._public_entries_query(set_id, now).subquery()
+        with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(
+                select(q.c.beat_code, func.count()).group_by(q.c.beat_code))}
+
+    def incident_private(self, source: str, external_id: str) -> dict | None:
+        """Everything stored about one incident, private fields included (staff/tests only)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.incidents).where(t.incidents.c.source == source)
+                               .where(t.incidents.c.external_id == external_id)).first()
+            if row is None:
+                return None
+            beats = dict(conn.execute(
+                select(t.incident_beats.c.beat_set_id, t.incident_beats.c.beat_code)
+                .where(t.incident_beats.c.incident_id == row.id)).all())
+        return dict(row._mapping) | {"beats": beats}
+
+    # ---- users, sign-in, audit ----------------------------------------------------------
+    def add_user(self, email: str, role: str, password_hash: str, now: datetime) -> int:
+        with self.engine.begin() as conn:
+            if conn.execute(select(t.users.c.id).where(t.users.c.email == email)).first():
+                raise Conflict(f"A user {email} already exists.")
+            return conn.execute(insert(t.users).values(
+                email=email, role=role, password_hash=password_hash, disabled=False,
+                created_at=now, password_changed_at=now,
+            ).returning(t.users.c.id)).scalar_one()
+
+    def _user(self, row) -> User:
+        return User(id=row.id, email=row.email, role=row.role, password_hash=row.password_hash,
+                    disabled=row.disabled, created_at=row.created_at,
+                    password_changed_at=row.password_changed_at)
+
+    def user_by_email(self, email: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.users).where(t.users.c.email == email)).first()
+        return self._user(row) if row else None
+
+    def user_by_id(self, user_id: int) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.users).where(t.users.c.id == user_id)).first()
+        return self._user(row) if row else None
+
+    def list_users(self) -> list[User]:
+        with self.engine.connect() as conn:
+            return [self._user(r) for r in conn.execute(select(t.users).order_by(t.users.c.email))]
+
+    def update_user(self, email: str, **values) -> None:
+        with self.engine.begin() as conn:
+            n = conn.execute(update(t.users).where(t.users.c.email == email).values(**values))
+        if n.rowcount == 0:
+            raise NotFound(f"No user {email}.")
+
+    def record_login_attempt(self, email: str, client: str, success: bool, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.login_attempts).values(email=email, client=client,
+                                                          success=success, at=now))
+
+    def failed_logins_since(self, since: datetime, *, email: str | None = None,
+                            client: str | None = None) -> int:
+        c = t.login_attempts.c
+        q = select(func.count()).where(c.at >= since).where(c.success.is_(False))
+        if email is not None:
+            q = q.where(c.email == email)
+        if client is not None:
+            q = q.where(c.client == client)
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar_one()
+
+    def prune_login_attempts(self, before: datetime) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(t.login_attempts)
+                                .where(t.login_attempts.c.at < before)).rowcount
+
+    def audit(self, actor: str, action: str, target: str | None = None,
+              detail: dict | None = None, *, now: datetime, conn: Connection | None = None
+              ) -> None:
+        """Append to the audit log (inside `conn`'s transaction when given)."""
+        stmt = insert(t.audit_log).values(
+            at=now, actor=actor, action=action, target=target,
+            detail=json.dumps(detail, sort_keys=True, default=str) if detail else None)
+        if conn is not None:
+            conn.execute(stmt)
+            return
+        with self.engine.begin() as c:
+            c.execute(stmt)
+
+    def audit_log(self, limit: int = 200) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit))]
+
+
+def _incident_values(r: IncidentRow, row_hash: str, publish_at: datetime,
+                     run_id: int | None, now: datetime) -> dict:
+    return {
+        "source": r.source, "external_id": r.external_id, "reported_at": r.reported_at,
+        "occurred_at": r.occurred_at, "event_time": r.event_time, "category": r.category,
+        "category_text": r.category_text, "description": r.description, "address": r.address,
+        "block_address": r.block_address, "lat": r.lat, "lon": r.lon,
+        "source_beat": r.source_beat, "sensitive": r.sensitive,
+        "suppressed_reason": r.suppressed_reason, "row_hash": row_hash,
+        "updated_at": now, "publish_at": publish_at, "last_run_id": run_id,
+    }
+
+
+def _entry(r) -> FeedEntry:
+    return FeedEntry(uid=r.uid, title="", category=r.category, category_text=r.category_text,
+                     description=r.description, block_address=r.block_address,
+                     event_time=r.event_time, updated_at=r.updated_at, beat=r.beat_code,
+                     sector=r.sector, precinct=r.precinct, source=r.source,
+                     external_id=r.external_id)

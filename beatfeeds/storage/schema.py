@@ -1,0 +1,170 @@
+"""Table definitions. The Alembic migrations create exactly these (a test compares them)."""
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# All DateTime columns hold naive UTC.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+beat_sets = Table(
+    "beat_sets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # draft / scheduled / active / retired
+    Column("effective_date", Date),
+    Column("source_filename", String(500)),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(320)),
+    Column("published_at", DateTime),
+    Column("retired_at", DateTime),
+)
+
+beats = Table(
+    "beats",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("sector", String(32)),
+    Column("precinct", String(32)),
+    Column("name", String(200)),
+    Column("geometry_wkb", LargeBinary, nullable=False),
+    UniqueConstraint("beat_set_id", "code", name="uq_beats_set_code"),
+)
+
+import_runs = Table(
+    "import_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("filename", String(500), nullable=False),
+    Column("file_sha256", String(64)),
+    Column("preset", String(100)),
+    Column("status", String(16), nullable=False),  # done / failed
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("user_email", String(320)),
+    Column("counters", Text, nullable=False, default="{}"),  # JSON
+    Column("report_path", String(1000)),
+    Column("error", Text),
+)
+
+import_rejections = Table(
+    "import_rejections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("import_runs.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("line", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(32), nullable=False, unique=True),  # public, opaque, stable
+    Column("source", String(100), nullable=False),
+    Column("external_id", String(200), nullable=False),
+    Column("reported_at", DateTime),
+    Column("occurred_at", DateTime),
+    Column("event_time", DateTime, nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("category_text", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("address", Text, nullable=False),  # private: may hold an exact house number
+    Column("block_address", Text, nullable=False),  # public form
+    Column("lat", Float),  # private
+    Column("lon", Float),  # private
+    Column("source_beat", String(32)),
+    Column("sensitive", Boolean, nullable=False, default=False),
+    Column("suppressed_reason", String(200)),
+    Column("row_hash", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("publish_at", DateTime, nullable=False),
+    Column("retracted_at", DateTime),
+    Column("retraction_reason", Text),
+    Column("first_run_id", Integer, ForeignKey("import_runs.id")),
+    Column("last_run_id", Integer, ForeignKey("import_runs.id")),
+    UniqueConstraint("source", "external_id", name="uq_incidents_source_external_id"),
+    Index("ix_incidents_event_time", "event_time"),
+    Index("ix_incidents_publish_at", "publish_at"),
+)
+
+incident_beats = Table(
+    "incident_beats",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("beat_code", String(32)),  # NULL: outside every beat of that map
+    Index("ix_incident_beats_set_code", "beat_set_id", "beat_code"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # records / admin
+    Column("password_hash", String(500), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("password_changed_at", DateTime),
+    Column("last_login_at", DateTime),
+)
+
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("client", String(64), nullable=False),  # hashed client address
+    Column("at", DateTime, nullable=False),
+    Column("success", Boolean, nullable=False),
+    Index("ix_login_attempts_at", "at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(500)),
+    Column("detail", Text),
+    Index("ix_audit_log_at", "at"),
+)

@@ -1,0 +1,103 @@
+"""Staff sign-in, sign-out, own password; the `staff_required` guard."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+
+from .. import accounts
+from ..errors import AuthError, Forbidden, InvalidInput, TooManyAttempts
+from . import settings, store, utcnow
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.before_app_request
+def load_user():
+    g.user = None
+    user_id = session.get("user_id")
+    if user_id is None:
+        return
+    user = store().user_by_id(user_id)
+    stamp = session.get("pw_stamp")
+    if (user is None or user.disabled
+            or stamp != _stamp(user.password_changed_at)):
+        session.clear()  # disabled, deleted or password changed elsewhere: sign out
+        return
+    g.user = user
+
+
+def _stamp(d: datetime | None) -> str:
+    return d.replace(tzinfo=UTC).isoformat() if d else ""
+
+
+def staff_required(role: str | None = None):
+    """Refuse anonymous users (to the sign-in page) and users without the role (403)."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if g.user is None:
+                return redirect(url_for("auth.login", next=request.full_path))
+            if role == "admin" and g.user.role != "admin":
+                raise Forbidden("This page is for administrators.")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error = None
+    status = 200
+    if request.method == "POST":
+        try:
+            user = accounts.authenticate(store(), settings(), request.form.get("email", ""),
+                                         request.form.get("password", ""),
+                                         remote_addr=request.remote_addr, now=utcnow())
+        except (AuthError, TooManyAttempts) as exc:
+            error, status = exc.message, exc.http_status
+        else:
+            session.clear()
+            session.permanent = True
+            session["user_id"] = user.id
+            session["pw_stamp"] = _stamp(user.password_changed_at)
+            target = request.args.get("next", "")
+            if not target.startswith("/") or target.startswith("//"):
+                target = url_for("staff.home")
+            return redirect(target)
+    return render_template("login.html", error=error), status
+
+
+@bp.post("/logout")
+def logout():
+    if g.user is not None:
+        store().audit(g.user.email, "auth.logout", g.user.email, now=utcnow())
+    session.clear()
+    return redirect(url_for("public.index"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@staff_required()
+def change_password():
+    error = None
+    if request.method == "POST":
+        new = request.form.get("new_password", "")
+        if new != request.form.get("confirm_password", ""):
+            error = "The new passwords do not match."
+        else:
+            try:
+                accounts.change_own_password(store(), g.user, request.form.get("password", ""),
+                                             new, now=utcnow())
+            except (AuthError, InvalidInput) as exc:
+                error = exc.message
+            else:
+                user = store().user_by_id(g.user.id)
+                session["pw_stamp"] = _stamp(user.password_changed_at)
+                flash("Your password was changed.")
+                return redirect(url_for("staff.home"))
+    return render_template("account_password.html", error=error), 400 if error else 200

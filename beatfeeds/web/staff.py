@@ -1,0 +1,81 @@
+"""Staff pages: import history (records and admin), users, beat maps and audit log (admin)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from .. import accounts
+from ..errors import BeatfeedsError
+from . import store, utcnow
+from .auth import staff_required
+
+bp = Blueprint("staff", __name__)
+
+
+@bp.get("/staff")
+@staff_required()
+def home():
+    return render_template("staff_home.html")
+
+
+@bp.get("/records/imports")
+@staff_required()
+def imports():
+    return render_template("records_imports.html", runs=store().list_import_runs(100))
+
+
+@bp.get("/admin/users")
+@staff_required("admin")
+def users():
+    return render_template("admin_users.html", users=store().list_users(), roles=accounts.ROLES)
+
+
+@bp.post("/admin/users")
+@staff_required("admin")
+def add_user():
+    f = request.form
+    try:
+        accounts.add_user(store(), f.get("email", ""), f.get("role", ""), f.get("password", ""),
+                          actor=g.user.email, now=utcnow())
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"Added {f.get('email', '').strip().lower()}.")
+    return redirect(url_for(".users"))
+
+
+@bp.post("/admin/users/<email>/disable")
+@staff_required("admin")
+def disable_user(email):
+    if email == g.user.email:
+        flash("You cannot disable your own account.", "error")
+    else:
+        accounts.set_disabled(store(), email, request.form.get("enable") != "1",
+                              actor=g.user.email, now=utcnow())
+        flash(f"Updated {email}.")
+    return redirect(url_for(".users"))
+
+
+@bp.post("/admin/users/<email>/password")
+@staff_required("admin")
+def reset_password(email):
+    try:
+        accounts.set_password(store(), email, request.form.get("password", ""),
+                              actor=g.user.email, now=utcnow())
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"Password reset for {email}; they are signed out everywhere.")
+    return redirect(url_for(".users"))
+
+
+@bp.get("/admin/beats")
+@staff_required("admin")
+def beat_maps():
+    return render_template("admin_beats.html", beat_sets=store().list_beat_sets())
+
+
+@bp.get("/admin/audit")
+@staff_required("admin")
+def audit():
+    return render_template("admin_audit.html", rows=store().audit_log(500))

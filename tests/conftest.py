@@ -1,0 +1,101 @@
+"""Shared fixtures: a real SQLite file per test, the real app, the real CLI runner."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from beatfeeds import boundaries
+from beatfeeds.app import create_app, resource_dir
+from beatfeeds.settings import load_settings
+from beatfeeds.storage import SQLStore
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("BEATFEEDS_SHARED_DATA", REPO.parent / "shared" / "data")) / "seattle"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+DEFAULT_BEATS = resource_dir("data") / "beats.geojson"
+SAMPLE = resource_dir("data") / "sample_incidents.csv"
+NOW = datetime(2026, 11, 26, 12, 0, 0)  # a fixed "now" (naive UTC) for reproducible tests
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip locally when a resource is missing; under CI=true, fail instead."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def shared(name: str) -> Path:
+    path = SHARED / name
+    need(path.exists(), f"{path} not found (../shared/data)")
+    return path
+
+
+def make_settings(tmp_path: Path, **overrides):
+    values = {"instance_path": str(tmp_path / "instance"), "secret_key": "test-secret-key",
+              "base_url": "http://feeds.example.test", "tag_authority": "example.test,2026"}
+    values.update(overrides)
+    return load_settings(values, environ={})
+
+
+def make_store(settings) -> SQLStore:
+    store = SQLStore.from_url(settings.database_url)
+    store.upgrade()
+    return store
+
+
+def load_default_beats(store, now=NOW) -> int:
+    set_id = boundaries.load_beat_map(store, DEFAULT_BEATS, code_field="beat",
+                                      sector_field="sector", precinct_field="precinct",
+                                      name="default", now=now)
+    boundaries.publish_beat_map(store, set_id, now=now)
+    return set_id
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def store(settings):
+    return make_store(settings)
+
+
+@pytest.fixture
+def beats_store(store):
+    load_default_beats(store)
+    return store
+
+
+@pytest.fixture
+def app(tmp_path, beats_store, settings):
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": beats_store,
+                      **{k: v for k, v in settings.as_dict().items()}})
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(tmp_path, monkeypatch):
+    """A CLI runner whose environment points at a fresh instance folder."""
+    for k in list(os.environ):
+        if k.startswith("BEATFEEDS_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("BEATFEEDS_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv("BEATFEEDS_SECRET_KEY", "test-secret-key")
+    return CliRunner()
