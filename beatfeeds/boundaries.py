@@ -62,12 +62,14 @@ def read_beat_map(path: str | Path, *, code_field: str | None = None,
     sector_f = _guess(frame.columns, sector_field, SECTOR_FIELD_GUESSES, "sector", False)
     precinct_f = _guess(frame.columns, precinct_field, PRECINCT_FIELD_GUESSES, "precinct", False)
 
-    if frame.crs is None:
+    # GeoJSON without a `crs` member is read as WGS84; projected numbers there are an error.
+    if frame.crs is None or frame.crs.is_geographic:
         minx, miny, maxx, maxy = frame.total_bounds
         if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
             raise UnusableFile("The coordinates look projected (outside ±180/±90) but the file "
-                               "names no CRS; export it with its CRS or in EPSG:4326.")
-        frame = frame.set_crs(4326)
+                               "names no projected CRS; export it with its CRS or in EPSG:4326.")
+        if frame.crs is None:
+            frame = frame.set_crs(4326)
     crs = frame.crs.to_string()
     frame = frame.to_crs(4326)
 

@@ -433,7 +433,7 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
         counters["rejected"] = len(report.rejections)
         counters["read"] = sum(counters[k] for k in
                                ("new", "updated", "unchanged", "duplicate", "rejected"))
-        report.report_path = _write_report(report, settings, options, path, run_id, now)
+        report.report_path = _write_report(report, header, settings, options, path, run_id, now)
         store.finish_import_run(conn, run_id, counters=counters, rejections=report.rejections,
                                 report_path=report.report_path, now=now)
         if not options.dry_run:
@@ -500,9 +500,13 @@ def _store_chunk(store, conn, rows: list[IncidentRow], seen: dict[str, str],
         seen[key] = h
 
 
-def _write_report(report: ImportReport, settings, options: ImportOptions, source_path: Path,
-                  run_id: int, now: datetime) -> str | None:
-    """Write rejected rows to a CSV (line, reason, row) outside the input's folder."""
+def _write_report(report: ImportReport, header: list[str], settings, options: ImportOptions,
+                  source_path: Path, run_id: int, now: datetime) -> str | None:
+    """Write rejected rows (line, reason, then the row's own columns) to a CSV.
+
+    It goes to --report or the instance folder, never beside the input; staff can fix the
+    rows in it and import it again. Formulas are neutralised in every cell.
+    """
     if not report.rejections:
         return None
     if options.report_path:
@@ -514,16 +518,25 @@ def _write_report(report: ImportReport, settings, options: ImportOptions, source
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["line", "reason", "row"])
+        w.writerow(["line", "reason", *map(csv_safe, header)])
         for r in report.rejections:
-            w.writerow([r.line, csv_safe(r.reason), csv_safe(r.raw)])
+            cells = next(csv.reader([r.raw]), []) if r.raw else []
+            w.writerow([r.line, csv_safe(r.reason), *map(csv_safe, cells)])
     return str(out)
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
 def csv_safe(value: str) -> str:
-    """Neutralise spreadsheet formulas in text we write to CSV (`=cmd|...` -> `'=cmd|...`)."""
-    return "'" + value if value and value.startswith(_FORMULA_START) else value
+    """Neutralise spreadsheet formulas in text we write to CSV (`=cmd|...` -> `'=cmd|...`).
+
+    Plain numbers such as a longitude `-122.3` stay as they are.
+    """
+    if value and value.startswith(_FORMULA_START) and not _NUMBER.match(value):
+        return "'" + value
+    return value
 

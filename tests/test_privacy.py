@@ -1,0 +1,89 @@
+"""The publication policy: hundred blocks, suppression, delay."""
+
+import csv
+from datetime import datetime, timedelta
+
+import feedparser
+import pytest
+
+from beatfeeds import privacy, publishing
+from beatfeeds.imports import ImportOptions, import_file
+
+from .conftest import NOW, shared
+from .test_imports import MAPS, good, write_csv
+
+
+@pytest.mark.parametrize("address,expected", [
+    ("1900 E JEFFERSON ST", "19XX BLOCK OF E JEFFERSON ST"),
+    ("1100 8th Ave NE", "11XX BLOCK OF 8TH AVE NE"),
+    ("11023 8TH AVE NE", "110XX BLOCK OF 8TH AVE NE"),
+    ("45 Pine St", "XX BLOCK OF PINE ST"),
+    ("1234 PINE ST APT 5", "12XX BLOCK OF PINE ST"),
+    ("1234 PINE ST #5", "12XX BLOCK OF PINE ST"),
+    ("1234-1236 PINE ST", "12XX BLOCK OF PINE ST"),
+    ("110XX BLOCK OF 8TH AVE NE", "110XX BLOCK OF 8TH AVE NE"),
+    ("S KING ST / 8 AV S", "S KING ST / 8 AV S"),
+    ("5 AV S / S KING ST", "5 AV S / S KING ST"),
+    ("Nb I5 At Mercer", "NB I5 AT MERCER"),
+    ("", ""),
+])
+def test_hundred_block(address, expected):
+    assert privacy.hundred_block(address) == expected
+
+
+@pytest.mark.parametrize("texts,slug,sensitive", [
+    (("CAR PROWL", "THEFT - CAR PROWL"), "car-prowl", False),
+    (("SUSPICIOUS CIRCUMSTANCES", "SUSPICIOUS PERSON", "CHILD - LURING"), "juvenile", True),
+    (("PERSONS - LOST, FOUND, MISSING", "MISSING PERSON", "MISSING - CHILD"), "missing-person", True),
+    (("PROPERTY - MISSING, FOUND", "PROPERTY - FOUND"), "lost-found", False),
+    (("ASSAULTS", "ASSAULT, DOMESTIC VIOLENCE"), "domestic-violence", True),
+    (("LEWD CONDUCT", "LEWD CONDUCT"), "sexual-offense", True),
+    (("FALSE ALACAD", "BURGLARY ALACAD (FALSE)"), "false-alarm", False),
+    (("Motor Vehicle Accident", "Motor Vehicle Accident"), "collision", False),
+    (("SOMETHING NEW", "NEVER SEEN"), "other", False),
+])
+def test_classify(texts, slug, sensitive):
+    assert privacy.classify(texts[0], texts[1], texts[2:]) == (slug, sensitive)
+
+
+def test_entry_title_in_tweets_by_beat_form():
+    when = datetime(2016, 3, 26, 3, 9)  # 8:09 PM PDT on 3/25
+    from zoneinfo import ZoneInfo
+
+    title = privacy.entry_title("THEFT - CAR PROWL", "110XX BLOCK OF 8TH AVE NE", when,
+                                ZoneInfo("America/Los_Angeles"))
+    assert title == "THEFT - CAR PROWL at 110XX BLOCK OF 8TH AVE NE, 3/25/2016 8:09 PM"
+
+
+@pytest.mark.shared_data
+def test_real_child_rows_are_stored_but_never_published(beats_store, settings):
+    path = shared("spd_911_incident_response_2016-03-02.csv")
+    import_file(beats_store, path, ImportOptions(preset="spd-911"), settings, now=NOW)
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    sensitive = {r["Initial Type Description"]: r["CAD CDW ID"] for r in rows
+                 if r["Initial Type Description"] in ("CHILD - LURING", "MISSING - CHILD")}
+    assert set(sensitive) == {"CHILD - LURING", "MISSING - CHILD"}
+    area = publishing.resolve_area(beats_store, "city", None)
+    published = {e.external_id for e in beats_store.public_entries(area.beat_set_id, now=NOW,
+                                                                   limit=10_000)}
+    assert len(published) > 500
+    for text, key in sensitive.items():
+        stored = beats_store.incident_private("spd-911-incident-response", key)
+        assert stored is not None and stored["suppressed_reason"], text
+        assert key not in published
+
+
+def test_fresh_incident_is_held_back_until_its_delay_passes(tmp_path, beats_store, settings):
+    event = NOW - timedelta(minutes=10)  # naive UTC
+    local = event.replace(tzinfo=__import__("zoneinfo").ZoneInfo("UTC")).astimezone(settings.tz)
+    path = write_csv(tmp_path / "fresh.csv", [good(1, when=local.strftime("%m/%d/%Y %I:%M:%S %p"))])
+    import_file(beats_store, path, ImportOptions(maps=dict(MAPS), source="t"), settings, now=NOW)
+    area = publishing.resolve_area(beats_store, "beat", "K3")
+
+    def visible(at):
+        feed = publishing.area_feed(beats_store, settings, area, "atom", now=at)
+        return len(feedparser.parse(feed.body).entries)
+
+    assert visible(NOW) == 0
+    assert visible(event + timedelta(minutes=settings.publication_delay - 1)) == 0
+    assert visible(event + timedelta(minutes=settings.publication_delay)) == 1
