@@ -351,3 +351,7 @@ def demo(host, port, no_serve):
     finally:
         sched.shutdown(wait=False)
 
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ _ALREADY_BLOCK = re.compile(r"^\d*XX BLOCK OF ")
 _INTERSECTION = re.compile(r" / | & |\bAND\b|\bAT\b")
 
 
+@lru_cache(maxsize=65536)
 def hundred_block(address: str) -> str:
     """The public form of an address: `1900 E JEFFERSON ST` -> `19XX BLOCK OF E JEFFERSON ST`.
 
@@ -39,6 +41,11 @@ def hundred_block(address: str) -> str:
 
 def classify(category_text: str, description: str, others: Iterable[str] = ()) -> tuple[str, bool]:
     """(public category slug, sensitive?) from a row's classification texts."""
+    return _classify(category_text, description, tuple(others))
+
+
+@lru_cache(maxsize=65536)  # a source uses a few hundred distinct wordings
+def _classify(category_text: str, description: str, others: tuple[str, ...]) -> tuple[str, bool]:
     texts = [t.upper() for t in (category_text, description, *others) if t]
     for slug, rx in SENSITIVE:
         if any(rx.search(t) for t in texts):

@@ -1,0 +1,143 @@
+"""Import throughput: `beatfeeds incidents import` end to end vs a pandas + geopandas floor.
+
+    python benchmarks/import_bench.py [--rows N] [--keep DIR]
+    python benchmarks/import_bench.py --file PATH [--preset NAME]
+
+Generates N synthetic incidents over the 2018 beats in the `spd-crime` layout (or takes a
+real file), then times, on the same file in the same run:
+  (a) the floor: pandas.read_csv (C engine, the same columns) + geopandas.points_from_xy +
+      sjoin(predicate="within") against the beats;
+  (b) `beatfeeds incidents import` end to end into a fresh SQLite database (a subprocess).
+Prints rows/s for both, the ratio b/a, and the peak RSS of (b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BEATS = REPO / "data" / "beats.geojson"
+COLUMNS = ["Report Number", "Offense ID", "Offense Start DateTime", "Offense End DateTime",
+           "Report DateTime", "Group A B", "Crime Against Category", "Offense Parent Group",
+           "Offense", "Offense Code", "Precinct", "Sector", "Beat", "MCPP", "100 Block Address",
+           "Longitude", "Latitude"]
+OFFENSES = [("LARCENY-THEFT", "Theft From Motor Vehicle", "23F"), ("BURGLARY/BREAKING&ENTERING",
+            "Burglary/Breaking & Entering", "220"), ("ROBBERY", "Robbery", "120"),
+            ("ASSAULT OFFENSES", "Simple Assault", "13B"), ("MOTOR VEHICLE THEFT",
+            "Motor Vehicle Theft", "240"), ("DESTRUCTION/DAMAGE/VANDALISM OF PROPERTY",
+            "Destruction/Damage/Vandalism of Property", "290")]
+STREETS = ["PINE ST", "PIKE ST", "E JEFFERSON ST", "8TH AVE NE", "RAINIER AVE S", "AURORA AVE N"]
+
+
+def generate(path: Path, rows: int, seed: int = 2018) -> None:
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    beats = gpd.read_file(BEATS)
+    minx, miny, maxx, maxy = beats.total_bounds
+    union = shapely.union_all(beats.geometry.to_numpy())
+    shapely.prepare(union)
+    xs, ys = [], []
+    while sum(map(len, xs)) < rows:  # rejection-sample points inside the beats
+        x = rng.uniform(minx, maxx, rows)
+        y = rng.uniform(miny, maxy, rows)
+        keep = shapely.contains_xy(union, x, y)
+        xs.append(x[keep])
+        ys.append(y[keep])
+    lon = np.concatenate(xs)[:rows]
+    lat = np.concatenate(ys)[:rows]
+    r = random.Random(seed)
+    start = datetime(2008, 1, 1)
+    fmt = "%m/%d/%Y %I:%M:%S %p"
+    with open(path, "w", newline="", encoding="utf-8-sig") as fh:
+        w = csv.writer(fh)
+        w.writerow(COLUMNS)
+        for i in range(rows):
+            t = start + timedelta(minutes=r.randrange(0, 60 * 24 * 365 * 13))
+            group, offense, code = OFFENSES[i % len(OFFENSES)]
+            w.writerow([f"{t.year}-{i:06d}", str(10_000_000_000 + i), t.strftime(fmt), "",
+                        (t + timedelta(hours=2)).strftime(fmt), "A", "PROPERTY", group, offense,
+                        code, "W", "K", "K3", "DOWNTOWN COMMERCIAL",
+                        f"{r.randrange(1, 120)}XX BLOCK OF {STREETS[i % len(STREETS)]}",
+                        f"{lon[i]:.9f}", f"{lat[i]:.9f}"])
+
+
+def floor(path: Path) -> float:
+    import geopandas as gpd
+    import pandas as pd
+
+    beats = gpd.read_file(BEATS)[["beat", "geometry"]]
+    t = time.perf_counter()
+    frame = pd.read_csv(path, engine="c", usecols=COLUMNS, dtype=str, encoding="utf-8-sig")
+    points = gpd.GeoDataFrame(
+        frame, geometry=gpd.points_from_xy(pd.to_numeric(frame["Longitude"]),
+                                           pd.to_numeric(frame["Latitude"])), crs=4326)
+    joined = gpd.sjoin(points, beats, predicate="within", how="left")
+    assert len(joined) >= len(frame)
+    return time.perf_counter() - t
+
+
+def beatfeeds_import(path: Path, workdir: Path, preset: str | None) -> tuple[float, int, str]:
+    env = dict(os.environ, BEATFEEDS_INSTANCE_PATH=str(workdir / "instance"))
+    env.pop("BEATFEEDS_DATABASE_URL", None)
+    cli = [sys.executable, "-m", "beatfeeds.cli"]
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*cli, "beats", "load", str(BEATS), "--code-field", "beat"], env=env,
+                   check=True, capture_output=True)
+    subprocess.run([*cli, "beats", "publish", "1"], env=env, check=True, capture_output=True)
+    args = [*cli, "incidents", "import", str(path)] + (["--preset", preset] if preset else [])
+    t = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = proc.stdout.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"import failed: {out}")
+    return elapsed, usage.ru_maxrss * 1024, out.strip().splitlines()[-1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--file", type=Path, help="time a real file instead of synthetic rows")
+    ap.add_argument("--preset", help="preset for --file (default: auto-detect)")
+    ap.add_argument("--keep", type=Path, help="keep the generated file and database here")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if args.file:
+            path, preset = args.file, args.preset
+        else:
+            path, preset = work / f"spd_crime_synthetic_{args.rows}.csv", "spd-crime"
+            t = time.perf_counter()
+            generate(path, args.rows)
+            print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s "
+                  f"({path.stat().st_size / 2**20:.0f} MiB)")
+        rows = sum(1 for _ in open(path, encoding="utf-8-sig")) - 1
+        a = floor(path) if not args.file or preset in (None, "spd-crime") else None
+        b, rss, counters = beatfeeds_import(path, work, preset)
+        print(f"rows: {rows:,}")
+        if a is not None:
+            print(f"(a) floor, pandas read_csv + points_from_xy + sjoin: {a:7.2f} s "
+                  f"{rows / a:12,.0f} rows/s")
+        print(f"(b) beatfeeds incidents import, SQLite:          {b:7.2f} s "
+              f"{rows / b:12,.0f} rows/s   peak RSS {rss / 2**20:,.0f} MiB")
+        if a is not None:
+            print(f"ratio b/a: {b / a:.1f}")
+        print(f"counters: {counters}")
+
+
+if __name__ == "__main__":
+    main()
