@@ -11,7 +11,7 @@ import geopandas as gpd
 import numpy as np
 
 from . import spatial
-from .errors import InvalidBoundary, UnusableFile
+from .errors import InvalidBoundary, NotFound, UnusableFile
 from .models import Beat
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,9 @@ def load_beat_map(store, path: str | Path, *, code_field: str | None = None,
 
 def publish_beat_map(store, set_id: int, *, actor: str = "cli", now: datetime) -> int:
     """Make a beat map active: join every located incident to it, then switch. Returns joined."""
+    problems = validate_beat_set(store, set_id)
+    if problems:
+        raise InvalidBoundary(f"beat map {set_id} does not validate", problems=problems)
     index = spatial.BeatIndex(store.beats(set_id))
     joined = 0
     for batch in store.located_incidents_missing_join(set_id):
@@ -164,3 +167,52 @@ def export_beat_set(store, set_id: int | None, path: str | Path) -> int:
         geometry=[b.geometry for b in beats], crs=4326)
     Path(path).write_text(frame.to_json(drop_id=True))
     return len(beats)
+
+
+@dataclass
+class BeatMapDiff:
+    """What changes between two beat maps (`old` -> `new`)."""
+
+    old_id: int
+    new_id: int
+    added: list[str]
+    removed: list[str]
+    reshaped: list[tuple[str, float]]  # (code, share of area changed)
+    unchanged: list[str]
+
+
+def diff_beat_sets(store, new_id: int, old_id: int | None = None, *,
+                   tolerance: float = 0.001) -> BeatMapDiff:
+    """Beats added, removed and reshaped (area changed above `tolerance`) against the active map."""
+    old_id = old_id if old_id is not None else store.active_beat_set().id
+    store.get_beat_set(new_id)
+    old = {b.code: b.geometry for b in store.beats(old_id)}
+    new = {b.code: b.geometry for b in store.beats(new_id)}
+    reshaped, unchanged = [], []
+    for code in sorted(old.keys() & new.keys()):
+        a, b = old[code], new[code]
+        changed = a.symmetric_difference(b).area / max(a.area, b.area)
+        (reshaped.append((code, changed)) if changed > tolerance else unchanged.append(code))
+    return BeatMapDiff(old_id, new_id, added=sorted(new.keys() - old.keys()),
+                       removed=sorted(old.keys() - new.keys()), reshaped=reshaped,
+                       unchanged=unchanged)
+
+
+def schedule_beat_map(store, set_id: int, effective: date, *, actor: str = "cli",
+                      now: datetime) -> None:
+    """Publish a draft on a date: the scheduler activates it when the date comes."""
+    problems = validate_beat_set(store, set_id)
+    if problems:
+        raise InvalidBoundary(f"beat map {set_id} does not validate", problems=problems)
+    store.schedule_beat_set(set_id, effective)
+    store.audit(actor, "beats.schedule", f"beat_set:{set_id}", {"effective": effective}, now=now)
+
+
+def rollback_beat_map(store, *, actor: str = "cli", now: datetime) -> int:
+    """Republish the most recently retired beat map; returns its id."""
+    previous = store.last_retired_beat_set_id()
+    if previous is None:
+        raise NotFound("No retired beat map to roll back to.")
+    publish_beat_map(store, previous, actor=actor, now=now)
+    store.audit(actor, "beats.rollback", f"beat_set:{previous}", now=now)
+    return previous

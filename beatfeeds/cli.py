@@ -200,12 +200,44 @@ def beats_validate(ctx: Context, set_id):
 
 @beats.command("publish")
 @click.argument("set_id", type=int)
+@click.option("--at", "at", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Publish on this date (YYYY-MM-DD, local) instead of now.")
 @pass_ctx
 @domain_errors
-def beats_publish(ctx: Context, set_id):
+def beats_publish(ctx: Context, set_id, at):
     """Make a beat map the active one (the previous one is retired, never deleted)."""
+    if at is not None:
+        boundaries.schedule_beat_map(ctx.store, set_id, at.date(), now=utcnow())
+        click.echo(f"beat map {set_id} is scheduled for {at.date()}")
+        return
     joined = boundaries.publish_beat_map(ctx.store, set_id, now=utcnow())
     click.echo(f"beat map {set_id} is active; {joined} incidents joined to it")
+
+
+@beats.command("rollback")
+@pass_ctx
+@domain_errors
+def beats_rollback(ctx: Context):
+    """Republish the most recently retired beat map."""
+    set_id = boundaries.rollback_beat_map(ctx.store, now=utcnow())
+    click.echo(f"beat map {set_id} is active again")
+
+
+@beats.command("diff")
+@click.argument("set_id", type=int)
+@click.option("--against", type=int, help="Compare with this map (default: the active one).")
+@click.option("--tolerance", type=float, default=0.001, show_default=True,
+              help="Share of a beat's area that must change for it to count as reshaped.")
+@pass_ctx
+@domain_errors
+def beats_diff(ctx: Context, set_id, against, tolerance):
+    """Beats added, removed and reshaped between two maps."""
+    d = boundaries.diff_beat_sets(ctx.store, set_id, against, tolerance=tolerance)
+    click.echo(f"beat map {d.old_id} -> {d.new_id}")
+    click.echo(f"added: {' '.join(d.added) or '-'}")
+    click.echo(f"removed: {' '.join(d.removed) or '-'}")
+    click.echo("reshaped: " + (" ".join(f"{c} ({s:.1%})" for c, s in d.reshaped) or "-"))
+    click.echo(f"unchanged: {len(d.unchanged)} beats")
 
 
 @beats.command("export")

@@ -79,3 +79,33 @@ def test_demo_without_serving_sets_up_everything(runner):
     assert "new 322" in r.output
     again = invoke(runner, "demo", "--no-serve")
     assert again.exit_code == 0 and "imported" not in again.output
+
+
+def test_diff_2015_to_2018_lists_the_reshaped_beats(runner):
+    invoke(runner, "db", "upgrade")
+    invoke(runner, "beats", "load", shared("spd_beats_2015_2017.geojson"), "--code-field", "name")
+    invoke(runner, "beats", "publish", "1")
+    invoke(runner, "beats", "load", DEFAULT_BEATS, "--code-field", "beat")
+    r = invoke(runner, "beats", "diff", "2")
+    assert r.exit_code == 0, r.output
+    reshaped = r.output.split("reshaped: ")[1].splitlines()[0]
+    codes = [c for c in reshaped.split() if not c.startswith("(")]
+    print(r.output)
+    assert codes == ["G1", "G3", "K2", "K3"]
+    assert "added: -" in r.output and "removed: -" in r.output
+
+
+def test_rollback_and_scheduled_publish(runner):
+    invoke(runner, "db", "upgrade")
+    invoke(runner, "beats", "load", DEFAULT_BEATS, "--code-field", "beat")
+    assert invoke(runner, "beats", "rollback").exit_code == 1  # nothing to roll back to
+    invoke(runner, "beats", "publish", "1")
+    invoke(runner, "beats", "load", DEFAULT_BEATS, "--code-field", "beat", "--name", "next")
+    r = invoke(runner, "beats", "publish", "2", "--at", "2020-01-01")
+    assert r.exit_code == 0 and "scheduled" in r.output
+    assert invoke(runner, "beats", "list").output.splitlines()[1].split("\t")[1] == "scheduled"
+    assert "published': [2]" in invoke(runner, "jobs", "run", "activate-scheduled-beat-maps").output
+    r = invoke(runner, "beats", "rollback")
+    assert r.exit_code == 0 and "1 is active again" in r.output
+    statuses = [line.split("\t")[1] for line in invoke(runner, "beats", "list").output.splitlines()]
+    assert statuses == ["active", "retired"]

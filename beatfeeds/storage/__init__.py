@@ -227,6 +227,23 @@ class SQLStore:
                          .values(status="active", published_at=now, retired_at=None))
         return previous
 
+    def schedule_beat_set(self, set_id: int, effective: date) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.beat_sets).where(t.beat_sets.c.id == set_id)).first()
+            if row is None:
+                raise NotFound(f"No beat map with id {set_id}.")
+            if row.status not in ("draft", "scheduled"):
+                raise Conflict(f"Beat map {set_id} is {row.status}; only drafts can be scheduled.")
+            conn.execute(update(t.beat_sets).where(t.beat_sets.c.id == set_id)
+                         .values(status="scheduled", effective_date=effective))
+
+    def last_retired_beat_set_id(self) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(t.beat_sets.c.id).where(t.beat_sets.c.status == "retired")
+                .order_by(t.beat_sets.c.retired_at.desc(), t.beat_sets.c.id.desc()).limit(1)
+            ).scalar()
+
     def located_incidents_missing_join(self, set_id: int) -> Iterator[list[tuple[int, float, float]]]:
         """(id, lon, lat) of located incidents with no row for this map yet, in batches."""
         j = t.incident_beats
