@@ -1,0 +1,400 @@
+"""One storage contract, run over every backend: SQLite (a file) and PostgreSQL.
+
+PostgreSQL cases use a fresh, randomly named database on the server named by
+BEATFEEDS_TEST_POSTGRES_URL (the role needs CREATEDB); they skip locally without it and fail
+under CI=true. Everything goes through SQLStore and the domain functions, never raw SQL,
+except where the store has no API yet (retracting an incident).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import secrets
+from datetime import timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from beatfeeds import boundaries, imports
+from beatfeeds.errors import Conflict, NoActiveBeatMap, NotFound
+from beatfeeds.imports import ImportOptions, entry_uid
+from beatfeeds.storage import SQLStore, schema
+
+from .conftest import DEFAULT_BEATS, NOW, SAMPLE, make_settings, need
+
+SOURCE = "contract-test"
+MAPS = {
+    "external_id": "id",
+    "occurred_at": "when",
+    "category": "type",
+    "description": "desc",
+    "address": "addr",
+    "lat": "lat",
+    "lon": "lon",
+    "sensitive": "sensitive",
+}
+K3 = ("47.598347", "-122.32245")  # a point in beat K3 (the sample's first incident)
+
+
+# ---- backends -------------------------------------------------------------------------------
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'contract.sqlite3'}"
+        return
+    server = os.environ.get("BEATFEEDS_TEST_POSTGRES_URL", "")
+    need(bool(server), "BEATFEEDS_TEST_POSTGRES_URL is not set (a PostgreSQL role with CREATEDB)")
+    url = make_url(server)
+    name = f"beatfeeds_contract_{secrets.token_hex(6)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture
+def cfg(tmp_path, backend_url):
+    return make_settings(tmp_path, database_url=backend_url)
+
+
+@pytest.fixture
+def bare(cfg):
+    """A store on an empty database (no migrations run)."""
+    store = SQLStore.from_url(cfg.database_url)
+    yield store
+    store.engine.dispose()
+
+
+@pytest.fixture
+def db(bare):
+    bare.upgrade()
+    return bare
+
+
+@pytest.fixture
+def beats_db(db):
+    load_beats(db, publish=True)
+    return db
+
+
+# ---- helpers --------------------------------------------------------------------------------
+def load_beats(store, *, publish: bool, now=NOW) -> int:
+    set_id = boundaries.load_beat_map(
+        store,
+        DEFAULT_BEATS,
+        code_field="beat",
+        sector_field="sector",
+        precinct_field="precinct",
+        name=f"map at {now:%H:%M}",
+        now=now,
+    )
+    if publish:
+        boundaries.publish_beat_map(store, set_id, now=now)
+    return set_id
+
+
+def row(
+    external_id: str,
+    *,
+    when: str = "2026-11-20T18:00:00Z",
+    desc: str = "THEFT - CAR PROWL",
+    addr: str = "1900 E JEFFERSON ST",
+    where: tuple[str, str] | None = K3,
+    sensitive: str = "",
+) -> list[str]:
+    lat, lon = where or ("", "")
+    return [external_id, when, "THEFT", desc, addr, lat, lon, sensitive]
+
+
+def write_csv(path, rows: list[list[str]]):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "when", "type", "desc", "addr", "lat", "lon", "sensitive"])
+        w.writerows(rows)
+    return path
+
+
+def import_rows(store, cfg, path, rows=None, *, now=NOW, **options) -> dict[str, int]:
+    if rows is not None:
+        write_csv(path, rows)
+    report = imports.import_file(
+        store, path, ImportOptions(maps=MAPS, source=SOURCE, **options), cfg, now=now
+    )
+    return report.counters
+
+
+def public_uids(store, set_id: int, now=NOW) -> set[str]:
+    return {e.uid for e in store.public_entries(set_id, now=now, limit=10_000)}
+
+
+def uid(external_id: str) -> str:
+    return entry_uid(SOURCE, external_id)
+
+
+# ---- schema -----------------------------------------------------------------------------------
+def test_upgrade_reaches_head_and_is_idempotent(bare):
+    head = bare.head_revision()
+    assert bare.current_revision() is None
+    assert not bare.is_current()
+    assert bare.upgrade() == (None, head)
+    assert bare.upgrade() == (head, head)
+    assert bare.current_revision() == head
+    assert bare.is_current()
+    assert bare.ping()
+
+
+def test_migrated_schema_matches_the_table_definitions(db):
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diffs = compare_metadata(context, schema.metadata)
+    assert diffs == []
+
+
+def test_meta_values_are_replaced(db):
+    assert db.get_meta("k") is None
+    db.set_meta("k", "one")
+    db.set_meta("k", "two")
+    assert db.get_meta("k") == "two"
+
+
+# ---- beat maps --------------------------------------------------------------------------------
+def test_publishing_a_beat_map_retires_the_previous_one(db, cfg, tmp_path):
+    with pytest.raises(NoActiveBeatMap):
+        db.active_beat_set()
+    assert db.active_beat_set_id() is None
+    first = load_beats(db, publish=False)
+    assert db.get_beat_set(first).status == "draft"
+    assert db.beat_sets_for_join() == [first]
+    assert boundaries.publish_beat_map(db, first, now=NOW) == 0
+    import_rows(db, cfg, tmp_path / "a.csv", [row("A1"), row("A2"), row("U", where=None)])
+
+    later = NOW + timedelta(hours=1)
+    second = load_beats(db, publish=False, now=later)
+    assert db.active_beat_set_id() == first  # a draft changes nothing public
+    assert db.beat_sets_for_join() == [first, second]
+    import_rows(db, cfg, tmp_path / "b.csv", [row("B1")])  # joined to every non-retired map
+    # Publishing joins the located incidents the map has not seen: A1 and A2, not B1 or U.
+    assert boundaries.publish_beat_map(db, second, now=later) == 2
+
+    third = load_beats(db, publish=False, now=later)
+    assert boundaries.publish_beat_map(db, third, now=later) == 3
+
+    sets = {bs.id: bs for bs in db.list_beat_sets()}
+    assert [bs.status for bs in sets.values()].count("active") == 1
+    assert sets[first].status == "retired"
+    assert sets[second].status == "retired"
+    assert sets[third].status == "active"
+    assert sets[third].published_at == later
+    assert sets[third].beat_count == sets[first].beat_count == 51
+    assert db.active_beat_set().id == third
+    assert db.beat_sets_for_join() == [third]
+    for set_id in (first, second, third):
+        entries = db.public_entries(set_id, now=later)
+        assert {e.uid for e in entries} == {uid("A1"), uid("A2"), uid("B1")}
+        assert {e.beat for e in entries} == {"K3"}
+    with pytest.raises(Conflict):
+        db.publish_beat_set(third, now=later)
+    with pytest.raises(NotFound):
+        db.publish_beat_set(99_999, now=later)
+    with pytest.raises(NotFound):
+        db.get_beat_set(99_999)
+
+
+# ---- imports ----------------------------------------------------------------------------------
+def test_reimporting_the_same_file_changes_nothing(beats_db, cfg):
+    first = imports.import_file(beats_db, SAMPLE, ImportOptions(), cfg, now=NOW).counters
+    assert first["new"] > 300 and first["rejected"] == 0
+    count = beats_db.incident_count()
+    assert count == first["new"]
+    later = NOW + timedelta(minutes=5)
+    second = imports.import_file(beats_db, SAMPLE, ImportOptions(), cfg, now=later).counters
+    assert second["new"] == 0
+    assert second["updated"] == 0
+    assert second["unchanged"] == first["new"]
+    assert second["read"] == first["read"]
+    assert beats_db.incident_count() == count
+    runs = beats_db.list_import_runs()
+    assert [r.counters for r in runs] == [second, first]  # newest first
+    assert all(r.status == "done" for r in runs)
+
+
+def test_a_changed_row_is_updated_in_place_and_keeps_its_uid(beats_db, cfg, tmp_path):
+    first = import_rows(beats_db, cfg, tmp_path / "v1.csv", [row("A"), row("B"), row("C")])
+    assert (first["new"], first["updated"]) == (3, 0)
+    before = beats_db.incident_private(SOURCE, "B")
+    later = NOW + timedelta(hours=1)
+    second = import_rows(
+        beats_db,
+        cfg,
+        tmp_path / "v2.csv",
+        [row("A"), row("B", desc="THEFT - SHOPLIFT"), row("C")],
+        now=later,
+    )
+    assert (second["new"], second["updated"], second["unchanged"]) == (0, 1, 2)
+    after = beats_db.incident_private(SOURCE, "B")
+    assert after["uid"] == before["uid"] == uid("B")
+    assert after["id"] == before["id"]
+    assert after["description"] == "THEFT - SHOPLIFT"
+    assert after["row_hash"] != before["row_hash"]
+    assert after["created_at"] == before["created_at"] == NOW
+    assert after["updated_at"] == later
+    assert beats_db.incident_count() == 3
+    entry = beats_db.public_entry(beats_db.active_beat_set_id(), uid("B"), now=later)
+    assert entry.description == "THEFT - SHOPLIFT"
+    assert entry.beat == "K3"
+
+
+def test_identical_repeated_rows_count_as_duplicates(beats_db, cfg, tmp_path):
+    rows = [row("A"), row("A"), row("B"), row("A")]
+    first = import_rows(beats_db, cfg, tmp_path / "dup.csv", rows)
+    assert (first["read"], first["new"], first["duplicate"]) == (4, 2, 2)
+    # The same across chunk boundaries.
+    second = import_rows(beats_db, cfg, tmp_path / "dup.csv", chunk_rows=1)
+    assert (second["read"], second["new"], second["unchanged"], second["duplicate"]) == (4, 0, 2, 2)
+    assert beats_db.incident_count() == 2
+
+
+def test_a_dry_run_changes_nothing(beats_db, cfg, tmp_path):
+    audit_before = beats_db.audit_log()
+    report = imports.import_file(beats_db, SAMPLE, ImportOptions(dry_run=True), cfg, now=NOW)
+    assert report.counters["new"] > 300
+    assert report.run_id is None
+    assert beats_db.incident_count() == 0
+    assert beats_db.list_import_runs() == []
+    assert beats_db.audit_log() == audit_before
+
+    import_rows(beats_db, cfg, tmp_path / "v1.csv", [row("A"), row("B")])
+    stored = beats_db.incident_private(SOURCE, "A")
+    runs = beats_db.list_import_runs()
+    audit_before = beats_db.audit_log()
+    counters = import_rows(
+        beats_db,
+        cfg,
+        tmp_path / "v2.csv",
+        [row("A", desc="CHANGED"), row("B"), row("C")],
+        dry_run=True,
+        now=NOW + timedelta(hours=1),
+    )
+    assert (counters["new"], counters["updated"], counters["unchanged"]) == (1, 1, 1)
+    assert beats_db.incident_private(SOURCE, "A") == stored
+    assert beats_db.incident_private(SOURCE, "C") is None
+    assert beats_db.incident_count() == 2
+    assert beats_db.list_import_runs() == runs
+    assert beats_db.audit_log() == audit_before
+
+
+# ---- public entries ---------------------------------------------------------------------------
+def test_public_entries_hide_what_must_not_be_published(beats_db, cfg, tmp_path):
+    set_id = beats_db.active_beat_set_id()
+    counters = import_rows(
+        beats_db,
+        cfg,
+        tmp_path / "mixed.csv",
+        [
+            row("SHOWN"),
+            row("SENSITIVE", sensitive="yes"),
+            row("SUPPRESSED-CATEGORY", desc="DOMESTIC DISTURBANCE"),
+            row("UNLOCATED", where=None),
+            row("NOT-YET-DUE", when="2026-11-26T11:30:00Z"),  # due 12:30, an hour after the event
+            row("RETRACTED"),
+        ],
+    )
+    assert counters["new"] == 6
+    assert counters["unlocated"] == 1
+    with beats_db.engine.begin() as conn:  # no store API for retraction yet
+        conn.execute(
+            update(schema.incidents)
+            .where(schema.incidents.c.uid == uid("RETRACTED"))
+            .values(retracted_at=NOW, retraction_reason="entered in error")
+        )
+
+    assert public_uids(beats_db, set_id) == {uid("SHOWN")}
+    assert beats_db.public_counts_by_beat(set_id, now=NOW) == {"K3": 1}
+    for hidden in ("SENSITIVE", "SUPPRESSED-CATEGORY", "UNLOCATED", "NOT-YET-DUE", "RETRACTED"):
+        assert beats_db.public_entry(set_id, uid(hidden), now=NOW) is None, hidden
+    assert beats_db.incident_private(SOURCE, "SENSITIVE")["suppressed_reason"]
+    assert beats_db.incident_private(SOURCE, "UNLOCATED")["lat"] is None
+
+    later = NOW + timedelta(minutes=31)
+    assert public_uids(beats_db, set_id, now=later) == {uid("SHOWN"), uid("NOT-YET-DUE")}
+    # Area filters and order: newest first.
+    entries = beats_db.public_entries(set_id, now=later, beat="K3", sector="K", precinct="W")
+    assert [e.uid for e in entries] == [uid("NOT-YET-DUE"), uid("SHOWN")]
+    assert beats_db.public_entries(set_id, now=later, beat="K1") == []
+    assert len(beats_db.public_entries(set_id, now=later, limit=1, offset=1)) == 1
+
+
+# ---- users, sign-in, audit --------------------------------------------------------------------
+def test_users_are_added_updated_and_looked_up(db):
+    user_id = db.add_user("b@example.test", "records", "hash-1", NOW)
+    db.add_user("a@example.test", "admin", "hash-2", NOW)
+    with pytest.raises(Conflict):
+        db.add_user("b@example.test", "admin", "hash-3", NOW)
+    user = db.user_by_email("b@example.test")
+    assert user == db.user_by_id(user_id)
+    assert (user.role, user.password_hash, user.disabled) == ("records", "hash-1", False)
+    assert user.created_at == user.password_changed_at == NOW
+    later = NOW + timedelta(days=1)
+    db.update_user(
+        "b@example.test",
+        role="admin",
+        disabled=True,
+        password_hash="hash-4",
+        password_changed_at=later,
+        last_login_at=later,
+    )
+    user = db.user_by_id(user_id)
+    assert (user.role, user.password_hash, user.disabled) == ("admin", "hash-4", True)
+    assert user.password_changed_at == later
+    assert [u.email for u in db.list_users()] == ["a@example.test", "b@example.test"]
+    assert db.user_by_email("nobody@example.test") is None
+    assert db.user_by_id(99_999) is None
+    with pytest.raises(NotFound):
+        db.update_user("nobody@example.test", disabled=True)
+
+
+def test_failed_logins_are_counted_by_email_client_and_time(db):
+    for minutes, email, client, ok in [
+        (90, "a@x.test", "c1", False),
+        (10, "a@x.test", "c1", False),
+        (5, "a@x.test", "c2", False),
+        (4, "a@x.test", "c1", True),
+        (1, "b@x.test", "c1", False),
+    ]:
+        db.record_login_attempt(email, client, ok, NOW - timedelta(minutes=minutes))
+    window = NOW - timedelta(minutes=15)
+    assert db.failed_logins_since(window) == 3
+    assert db.failed_logins_since(window, email="a@x.test") == 2
+    assert db.failed_logins_since(window, client="c1") == 2
+    assert db.failed_logins_since(window, email="a@x.test", client="c1") == 1
+    assert db.failed_logins_since(NOW - timedelta(hours=2), email="a@x.test") == 3
+    assert db.prune_login_attempts(NOW - timedelta(minutes=30)) == 1
+    assert db.failed_logins_since(NOW - timedelta(days=1)) == 3
+
+
+def test_audit_log_is_appended_newest_first_and_follows_transactions(db):
+    db.audit(
+        "admin@x.test", "users.add", "user:1", {"role": "records", "email": "b@x.test"}, now=NOW
+    )
+    db.audit("cli", "db.upgrade", now=NOW + timedelta(seconds=1))
+    with db.transaction() as conn:
+        db.audit("cli", "kept", now=NOW, conn=conn)
+    with db.transaction(rollback=True) as conn:
+        db.audit("cli", "rolled-back", now=NOW, conn=conn)
+    log = db.audit_log()
+    assert [e["action"] for e in log] == ["kept", "db.upgrade", "users.add"]
+    first = log[-1]
+    assert (first["actor"], first["target"], first["at"]) == ("admin@x.test", "user:1", NOW)
+    assert first["detail"] == '{"email": "b@x.test", "role": "records"}'
+    assert log[1]["target"] is None and log[1]["detail"] is None
+    assert len(db.audit_log(limit=1)) == 1
