@@ -90,6 +90,7 @@ def authenticate(store, settings, email: str, password: str, *, remote_addr: str
         ok = False
     store.record_login_attempt(email, client, ok, now)
     if not ok:
+        store.audit(email or "-", "auth.failed", email, now=now)
         raise AuthError()
     store.update_user(email, last_login_at=now)
     if _hasher.check_needs_rehash(user.password_hash):

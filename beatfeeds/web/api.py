@@ -16,9 +16,12 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 def _coordinate(name: str, limit: float) -> float:
     raw = request.values.get(name)
     if raw is None and request.is_json:
-        raw = (request.get_json(silent=True) or {}).get(name)
+        body = request.get_json(silent=True)
+        raw = body.get(name) if isinstance(body, dict) else None
     if raw is None or str(raw).strip() == "":
         raise InvalidInput(f"Missing {name}.")
+    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        raise InvalidInput(f"{name} must be a number.")  # JSON true, lists, objects
     try:
         v = float(raw)
     except (TypeError, ValueError):

@@ -40,7 +40,8 @@ def staff_required(role: str | None = None):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
             if g.user is None:
-                return redirect(url_for("auth.login", next=request.full_path))
+                here = request.full_path if request.query_string else request.path
+                return redirect(url_for("auth.login", next=here))
             if role == "admin" and g.user.role != "admin":
                 raise Forbidden("This page is for administrators.")
             return view(*args, **kwargs)
