@@ -62,6 +62,7 @@ def change_own_password(store, user: User, current: str, new: str, *, now: datet
     try:
         _hasher.verify(user.password_hash, current)
     except (VerificationError, InvalidHashError):
+        store.audit(user.email, "users.password_failed", user.email, now=now)
         raise AuthError("The current password is wrong.") from None
     set_password(store, user.email, new, actor=user.email, now=now)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
+from .feeds import area_label
 from .privacy import category_label
 from .settings import ensure_secret_key, load_settings
 from .storage import SQLStore
@@ -56,6 +57,7 @@ def create_app(config: dict | None = None) -> Flask:
     errors.register(app)
     app.jinja_env.globals["settings"] = settings
     app.jinja_env.filters["category_label"] = category_label
+    app.jinja_env.filters["precinct_label"] = lambda code: area_label("precinct", code)
     app.jinja_env.filters["localtime"] = lambda d: format_local(d, settings.tz)
     return app
 

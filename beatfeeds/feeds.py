@@ -48,8 +48,10 @@ def _aware(d: datetime) -> datetime:
 
 
 def feed_updated(entries: list[FeedEntry], fallback: datetime) -> datetime:
-    """Feed-level updated time: the newest entry change, so unchanged feeds keep their ETag."""
-    return max((e.updated_at for e in entries), default=fallback)
+    """Feed-level updated time: the newest entry change (an update, or an entry going public
+    after its delay), so readers revalidating with If-Modified-Since see new entries and
+    unchanged feeds keep their ETag."""
+    return max((e.changed_at for e in entries), default=fallback)
 
 
 def build_feed(area: Area, entries: list[FeedEntry], fmt: str, settings, *,

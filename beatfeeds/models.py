@@ -111,11 +111,17 @@ class FeedEntry:
     block_address: str
     event_time: datetime  # UTC, naive
     updated_at: datetime  # UTC, naive
+    publish_at: datetime | None = None  # when it became (or becomes) public, UTC, naive
     beat: str | None = None
     sector: str | None = None
     precinct: str | None = None
     source: str = ""
     external_id: str = ""
+
+    @property
+    def changed_at(self) -> datetime:
+        """The last time this entry changed for a reader: an update, or going public."""
+        return max(self.updated_at, self.publish_at or self.updated_at)
 
 
 @dataclass

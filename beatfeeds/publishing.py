@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
@@ -62,15 +62,10 @@ def area_feed(store, settings, area: Area, fmt: str, *, now: datetime) -> Render
     """An area's feed in one format, with the time of its last change."""
     entries = store.public_entries(area.beat_set_id, now=now, limit=settings.feed_max_entries,
                                    **({area.kind: area.code} if area.kind != "city" else {}))
-    fallback = store.active_beat_set().published_at or store.active_beat_set().created_at
+    active = store.active_beat_set()
+    fallback = active.published_at or active.created_at
     body = feeds.build_feed(area, entries, fmt, settings, updated_fallback=fallback)
-    # A feed changes when an entry is imported or updated, and again when an entry becomes
-    # public after its delay: Last-Modified must cover both, or readers that revalidate with
-    # If-Modified-Since alone get 304 and miss the newly published entry.
-    delay = timedelta(minutes=settings.publication_delay)
-    last_modified = max((max(e.updated_at, min(e.event_time + delay, now)) for e in entries),
-                        default=fallback)
-    return RenderedFeed(body, feeds.FORMATS[fmt], last_modified)
+    return RenderedFeed(body, feeds.FORMATS[fmt], feeds.feed_updated(entries, fallback))
 
 
 def public_entry(store, settings, uid: str, *, now: datetime) -> FeedEntry:

@@ -8,6 +8,7 @@ Nothing here is read at import time: call load_settings().
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import tomllib
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .categories import CATEGORIES
 from .errors import ConfigurationError
 
 ENV_PREFIX = "BEATFEEDS_"
@@ -110,7 +112,11 @@ def _mask_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        u = make_url(url)
+        # Drivers also take the password as a query parameter (`?password=...`).
+        hidden = {k: "hidden" for k in u.query
+                  if any(w in k.lower() for w in ("password", "secret", "token"))}
+        return u.update_query_dict(hidden).render_as_string(hide_password=True)
     except Exception:
         return "********"
 
@@ -118,11 +124,18 @@ def _mask_url(url: str) -> str:
 def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
     try:
         if setting.kind is int:
+            # int() would quietly turn `true` into 1 and 1.5 into 1.
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
             return int(raw)
         if setting.kind is list:
             if isinstance(raw, str):
                 return [x.strip() for x in raw.split(",") if x.strip()]
+            if not isinstance(raw, list | tuple):
+                raise ValueError(raw)
             return [str(x) for x in raw]
+        if isinstance(raw, list | tuple | dict):
+            raise ValueError(raw)  # str() of a TOML array would pass for a value
         return str(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"{setting.name} from {origin}: cannot read {raw!r}") from exc
@@ -182,6 +195,16 @@ def load_settings(overrides: dict[str, Any] | None = None,
         raise ConfigurationError("feed_max_entries must be at least 1")
     if "," not in values["tag_authority"]:
         raise ConfigurationError("tag_authority must look like 'example.org,2026'")
+    # A misspelt slug would otherwise publish the category it was meant to hide.
+    unknown = [c for c in values["suppressed_categories"] if c not in CATEGORIES]
+    if unknown:
+        raise ConfigurationError(f"suppressed_categories: unknown categories {', '.join(unknown)}; "
+                                 f"categories are {', '.join(CATEGORIES)}")
+    level = values["log_level"].strip().upper()
+    if not isinstance(logging.getLevelName(level), int):
+        raise ConfigurationError(f"log_level: unknown level {values['log_level']!r}; use DEBUG, "
+                                 "INFO, WARNING, ERROR or CRITICAL")
+    values["log_level"] = level
     values["base_url"] = values["base_url"].rstrip("/")
     return Settings(values, origins)
 

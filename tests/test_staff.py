@@ -277,6 +277,22 @@ def test_sessions_expire_after_session_lifetime(staff, settings, monkeypatch):
     assert login(c, CLERK, CLERK_PW).status_code == 302 and signed_in(c)
 
 
+def test_active_sessions_still_end_after_session_lifetime(staff, settings, monkeypatch):
+    """Each request refreshes the cookie, so the limit from sign-in is checked separately."""
+    from beatfeeds.web import auth
+
+    app = build_app(staff, settings, session_lifetime=1)  # minutes
+    c = app.test_client()
+    assert login(c, CLERK, CLERK_PW).status_code == 302
+    real_time = time.time
+    for seconds in (20, 40, 55):  # active every 20 s: the cookie alone would never expire
+        monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda s=seconds: real_time() + s))
+        assert signed_in(c)
+    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: real_time() + 61))
+    r = c.get("/staff")
+    assert r.status_code == 302 and urlsplit(r.headers["Location"]).path == "/login"
+
+
 def test_disabling_a_user_ends_their_sessions(admin, clerk, staff):
     assert signed_in(clerk)
     r = admin.post(f"/admin/users/{CLERK}/disable")

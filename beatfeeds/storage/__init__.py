@@ -396,7 +396,7 @@ class SQLStore:
         i, j, b = t.incidents.c, t.incident_beats, t.beats
         return (
             select(i.uid, i.category, i.category_text, i.description, i.block_address,
-                   i.event_time, i.updated_at, i.source, i.external_id,
+                   i.event_time, i.updated_at, i.publish_at, i.source, i.external_id,
                    j.c.beat_code, b.c.sector, b.c.precinct)
             .select_from(t.incidents
                          .join(j, and_(j.c.incident_id == i.id, j.c.beat_set_id == set_id))
@@ -536,6 +536,7 @@ def _incident_values(r: IncidentRow, row_hash: str, publish_at: datetime,
 def _entry(r) -> FeedEntry:
     return FeedEntry(uid=r.uid, title="", category=r.category, category_text=r.category_text,
                      description=r.description, block_address=r.block_address,
-                     event_time=r.event_time, updated_at=r.updated_at, beat=r.beat_code,
+                     event_time=r.event_time, updated_at=r.updated_at, publish_at=r.publish_at,
+                     beat=r.beat_code,
                      sector=r.sector, precinct=r.precinct, source=r.source,
                      external_id=r.external_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from datetime import UTC, datetime
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
@@ -22,9 +23,14 @@ def load_user():
         return
     user = store().user_by_id(user_id)
     stamp = session.get("pw_stamp")
+    signed_in = session.get("signed_in_at", 0)
+    lifetime = settings().session_lifetime * 60
     if (user is None or user.disabled
-            or stamp != _stamp(user.password_changed_at)):
-        session.clear()  # disabled, deleted or password changed elsewhere: sign out
+            or stamp != _stamp(user.password_changed_at)
+            or not isinstance(signed_in, int | float) or time.time() - signed_in > lifetime):
+        # Disabled, deleted, password changed elsewhere, or signed in too long ago (an
+        # absolute limit: the cookie's own expiry is refreshed by every request).
+        session.clear()
         return
     g.user = user
 
@@ -67,6 +73,7 @@ def login():
             session.permanent = True
             session["user_id"] = user.id
             session["pw_stamp"] = _stamp(user.password_changed_at)
+            session["signed_in_at"] = time.time()
             target = request.args.get("next", "")
             if not target.startswith("/") or target.startswith("//"):
                 target = url_for("staff.home")
