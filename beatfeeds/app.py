@@ -46,10 +46,11 @@ def create_app(config: dict | None = None) -> Flask:
         settings.database_url)
     csrf = CSRFProtect(app)
 
-    from .web import api, auth, errors, public, staff
+    from .web import api, assets, auth, errors, public, staff
 
     csrf.exempt(api.bp)  # stateless JSON lookups; nothing changes on the server
 
+    app.register_blueprint(assets.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)

@@ -99,3 +99,61 @@ def runner(tmp_path, monkeypatch):
     monkeypatch.setenv("BEATFEEDS_INSTANCE_PATH", str(tmp_path / "instance"))
     monkeypatch.setenv("BEATFEEDS_SECRET_KEY", "test-secret-key")
     return CliRunner()
+
+
+# ---- a live server and a real browser -----------------------------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+
+class LiveServer:
+    """The real app served by waitress on a free loopback port, in a background thread."""
+
+    def __init__(self, app):
+        import socket
+        import threading
+
+        from waitress.server import create_server
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.server = create_server(app, host="127.0.0.1", port=self.port, threads=4)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.close()
+
+
+@pytest.fixture
+def live_server(app):
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (no browser download)."""
+    need(CHROMIUM.exists(), f"{CHROMIUM} not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "playwright is not installed (pip install -e '.[test]')")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    pg = context.new_page()
+    yield pg
+    context.close()

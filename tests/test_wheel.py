@@ -34,6 +34,7 @@ REQUIRED = (
     "beatfeeds/data/sample_incidents.csv",
     "beatfeeds/storage/migrations/env.py",
     "beatfeeds/storage/migrations/versions/0001_initial_schema.py",
+    "beatfeeds/static/site.css",
 )
 
 
