@@ -41,6 +41,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update({k: v for k, v in config.items() if k.isupper()
                        and not k.startswith("BEATFEEDS_")})
     logging.basicConfig(level=settings.log_level)
+    logging.getLogger().setLevel(settings.log_level)  # the CLI may have configured logging first
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.extensions["beatfeeds.settings"] = settings
     app.extensions["beatfeeds.store"] = config.get("store") or SQLStore.from_url(
         settings.database_url)

@@ -146,7 +146,8 @@ def publish_beat_map(store, set_id: int, *, actor: str = "cli", now: datetime) -
 
 
 def validate_beat_set(store, set_id: int) -> list[str]:
-    """Problems of a stored beat map (empty when it is valid)."""
+    """Problems of a stored beat map (empty when it is valid); NotFound for an unknown id."""
+    store.get_beat_set(set_id)
     problems: list[str] = []
     beats = store.beats(set_id)
     if not beats:

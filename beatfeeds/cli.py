@@ -375,7 +375,10 @@ def demo(host, port, no_serve):
     notice = demo_mod.setup_demo(store, settings, now=utcnow(), echo=click.echo)
     if no_serve:
         return
-    app = create_app({"demo_notice": notice, "store": store})
+    overrides = {"demo_notice": notice, "store": store}
+    if settings.origin("base_url") == "default":
+        overrides["base_url"] = f"http://{host}:{port}"  # links must point where we serve
+    app = create_app(overrides)
     sched = build_scheduler(store, app.extensions["beatfeeds.settings"], background=True)
     sched.start()
     try:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from . import boundaries
+from . import boundaries, privacy
 from .errors import BeatfeedsError
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,30 @@ def activate_scheduled_beat_maps(store, settings, now: datetime) -> dict:
     return summary
 
 
+def apply_publication_policy(store, settings, now: datetime) -> dict:
+    """Redo stored publication decisions after the suppression list or the delay changed."""
+    fingerprint = privacy.policy_fingerprint(settings.suppressed_categories,
+                                             settings.publication_delay)
+    if store.get_meta("publication_policy") == fingerprint:
+        return {"changed": 0, "policy": "unchanged"}
+    suppressed = set(settings.suppressed_categories)
+    delay = timedelta(minutes=settings.publication_delay)
+    changed, last = 0, 0
+    while batch := store.policy_inputs(last, 5000):
+        results = []
+        for i, sensitive, category, located, event_time, old_reason, old_publish in batch:
+            reason = privacy.suppression_reason(sensitive, category, located, suppressed)
+            publish = event_time + delay
+            if reason != old_reason or publish != old_publish:
+                results.append((i, reason, publish))
+        store.set_policy_results(results, now)
+        changed += len(results)
+        last = batch[-1][0]
+    store.set_meta("publication_policy", fingerprint)
+    log.info("apply-publication-policy: %d incidents changed (%s)", changed, fingerprint)
+    return {"changed": changed, "policy": fingerprint}
+
+
 def prune_login_attempts(store, settings, now: datetime) -> dict:
     """Forget sign-in attempts older than a day (they only serve throttling)."""
     removed = store.prune_login_attempts(now - timedelta(days=1))
@@ -49,6 +73,8 @@ JOBS: dict[str, Job] = {
     for j in [
         Job("activate-scheduled-beat-maps", activate_scheduled_beat_maps, 60,
             activate_scheduled_beat_maps.__doc__.splitlines()[0]),
+        Job("apply-publication-policy", apply_publication_policy, 60,
+            apply_publication_policy.__doc__.splitlines()[0]),
         Job("prune-login-attempts", prune_login_attempts, 3600,
             prune_login_attempts.__doc__.splitlines()[0]),
     ]

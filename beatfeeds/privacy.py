@@ -62,16 +62,26 @@ def prepare_row(row: IncidentRow, suppressed_categories: Iterable[str]) -> Incid
     """Fill the public fields of a row: category, hundred block, suppression reason."""
     row.category, _ = classify(row.category_text, row.description, row.classification_texts)
     row.block_address = hundred_block(row.address)
-    suppressed = set(suppressed_categories)
-    if row.sensitive:
-        row.suppressed_reason = "marked sensitive by the source"
-    elif row.category in suppressed:
-        row.suppressed_reason = f"category {row.category} is never published"
-    elif not row.located:
-        row.suppressed_reason = "no location"
-    else:
-        row.suppressed_reason = None
+    row.suppressed_reason = suppression_reason(row.sensitive, row.category, row.located,
+                                               suppressed_categories)
     return row
+
+
+def suppression_reason(sensitive: bool, category: str, located: bool,
+                       suppressed_categories: Iterable[str]) -> str | None:
+    """Why an incident is never published, or None when it may be."""
+    if sensitive:
+        return "marked sensitive by the source"
+    if category in suppressed_categories:
+        return f"category {category} is never published"
+    if not located:
+        return "no location"
+    return None
+
+
+def policy_fingerprint(suppressed_categories: Iterable[str], delay_minutes: int) -> str:
+    """Identifies a publication policy, so stored decisions can be redone when it changes."""
+    return f"delay={delay_minutes};suppressed={','.join(sorted(set(suppressed_categories)))}"
 
 
 def publish_at(event_time: datetime, delay_minutes: int) -> datetime:

@@ -55,7 +55,7 @@ SETTINGS: list[Setting] = [
     Setting("department_name", "Seattle Police Department", "Name shown in feed titles and pages."),
     Setting("feed_max_entries", 50, "Most entries in one feed.", kind=int),
     Setting("suppressed_categories", ["sexual-offense", "domestic-violence", "juvenile",
-                                      "missing-person", "behavioral-health", "death"],
+                                      "missing-person", "behavioral-health", "medical", "death"],
             "Public categories that are stored but never published.", kind=list),
     Setting("session_lifetime", 480, "Minutes a staff sign-in stays valid.", kind=int),
     Setting("login_max_attempts", 5, "Failed sign-ins allowed per email and per client address "
@@ -64,6 +64,24 @@ SETTINGS: list[Setting] = [
     Setting("demo_notice", "", "Text shown on every page, for example to say that timestamps "
             "were shifted. `beatfeeds demo` sets it."),
     Setting("log_level", "INFO", "Python logging level."),
+    Setting("trusted_proxies", 0, "Number of reverse proxies in front of the app whose "
+            "X-Forwarded-For/-Proto/-Host headers are trusted (0 = none).", kind=int),
+    Setting("beat_reshape_tolerance", 0.001, "Share of a beat's area that must change for "
+            "`beats diff` and the admin preview to count it as reshaped (0.001 = 0.1%), so that "
+            "re-digitising noise does not show up.", kind=float),
+    Setting("beat_overlap_tolerance", 100.0, "Square metres two beats may overlap before "
+            "validation refuses the map (smaller overlaps are digitising noise).", kind=float),
+    Setting("beat_gap_tolerance", 100.0, "Square metres of the replaced map's area a new map "
+            "may leave uncovered, per gap, before validation refuses it.", kind=float),
+    Setting("beat_sliver_area", 2000.0, "Square metres below which a polygon part of a beat "
+            "is reported as a sliver (a warning, not an error).", kind=float),
+    Setting("beat_diff_days", 90, "Days of recent incidents the beat-map preview lists as "
+            "moving between beats.", kind=int),
+    Setting("tile_url", "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "Base map tiles "
+            "(a Leaflet URL template) for the beat-map editor. Empty shows no base map; the "
+            "maps work without tiles."),
+    Setting("tile_attribution", "&copy; OpenStreetMap contributors", "Attribution shown "
+            "with the base map tiles (HTML)."),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -128,6 +146,13 @@ def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError(raw)
             return int(raw)
+        if setting.kind is float:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            v = float(raw)
+            if v != v or v in (float("inf"), float("-inf")):
+                raise ValueError(raw)
+            return v
         if setting.kind is list:
             if isinstance(raw, str):
                 return [x.strip() for x in raw.split(",") if x.strip()]

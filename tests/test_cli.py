@@ -109,3 +109,10 @@ def test_rollback_and_scheduled_publish(runner):
     assert r.exit_code == 0 and "1 is active again" in r.output
     statuses = [line.split("\t")[1] for line in invoke(runner, "beats", "list").output.splitlines()]
     assert statuses == ["active", "retired"]
+
+
+def test_validate_and_publish_name_unknown_maps(runner):
+    invoke(runner, "db", "upgrade")
+    for verb in ("validate", "publish"):
+        r = invoke(runner, "beats", verb, "99")
+        assert r.exit_code == 1 and "No beat map with id 99" in r.output

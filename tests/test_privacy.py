@@ -87,3 +87,27 @@ def test_fresh_incident_is_held_back_until_its_delay_passes(tmp_path, beats_stor
     assert visible(NOW) == 0
     assert visible(event + timedelta(minutes=settings.publication_delay - 1)) == 0
     assert visible(event + timedelta(minutes=settings.publication_delay)) == 1
+
+
+def test_policy_changes_apply_to_incidents_already_stored(tmp_path, beats_store):
+    from beatfeeds import jobs
+
+    from .conftest import make_settings
+
+    before = make_settings(tmp_path, publication_delay=60)
+    shoplift_row = good(2, desc="THEFT - SHOPLIFT")
+    shoplift_row[2] = "SHOPLIFTING"
+    path = write_csv(tmp_path / "p.csv", [good(1), shoplift_row])
+    import_file(beats_store, path, ImportOptions(maps=dict(MAPS), source="t"), before, now=NOW)
+    assert jobs.apply_publication_policy(beats_store, before, NOW)["changed"] == 0
+    assert jobs.apply_publication_policy(beats_store, before, NOW)["policy"] == "unchanged"
+    stricter = make_settings(tmp_path, publication_delay=120,
+                             suppressed_categories="car-prowl,juvenile")
+    assert jobs.apply_publication_policy(beats_store, stricter, NOW)["changed"] == 2  # both delays
+    prowl = beats_store.incident_private("t", "1")
+    shoplift = beats_store.incident_private("t", "2")
+    assert prowl["suppressed_reason"] == "category car-prowl is never published"
+    assert shoplift["suppressed_reason"] is None
+    assert shoplift["publish_at"] - shoplift["event_time"] == timedelta(minutes=120)
+    assert jobs.apply_publication_policy(beats_store, before, NOW)["changed"] == 2  # and back
+    assert beats_store.incident_private("t", "1")["suppressed_reason"] is None

@@ -411,3 +411,19 @@ def test_healthz(client):
     assert r.json["status"] == "ok"
     assert r.json["database"] == "sqlite"
     assert isinstance(r.json["active_beat_map"], int)
+
+
+def test_feeds_do_not_vary_on_cookies(client):
+    for url in ("/feed.atom", "/beats/K3/feed.rss", "/api/locate?lat=47.6&lon=-122.33"):
+        r = client.get(url)
+        assert "Cookie" not in r.headers.get("Vary", ""), url
+
+
+def test_healthz_answers_json_when_the_database_is_unreachable(tmp_path):
+    from beatfeeds.app import create_app
+
+    app = create_app({"TESTING": True, "instance_path": str(tmp_path),
+                      "database_url": "postgresql+psycopg://nobody:x@127.0.0.1:1/none",
+                      "secret_key": "k"})
+    r = app.test_client().get("/healthz")
+    assert r.status_code == 503 and r.json["status"] == "database unreachable"

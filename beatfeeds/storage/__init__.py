@@ -383,6 +383,25 @@ class SQLStore:
         if values:
             conn.execute(insert(t.incident_beats), values)
 
+    def policy_inputs(self, after_id: int, limit: int) -> list[tuple]:
+        """(id, sensitive, category, located, event_time, suppressed_reason, publish_at), by id."""
+        c = t.incidents.c
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                select(c.id, c.sensitive, c.category, c.lat.is_not(None), c.event_time,
+                       c.suppressed_reason, c.publish_at)
+                .where(c.id > after_id).order_by(c.id).limit(limit))]
+
+    def set_policy_results(self, rows: Sequence[tuple[int, str | None, datetime]],
+                           now: datetime) -> None:
+        """Store (id, suppressed_reason, publish_at) decisions redone under a new policy."""
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(update(t.incidents).where(t.incidents.c.id == bindparam("_id")), [
+                {"_id": i, "suppressed_reason": r, "publish_at": p, "updated_at": now}
+                for i, r, p in rows])
+
     def incident_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(t.incidents)).scalar_one()

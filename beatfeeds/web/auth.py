@@ -18,6 +18,8 @@ bp = Blueprint("auth", __name__)
 @bp.before_app_request
 def load_user():
     g.user = None
+    if request.blueprint in ("api", "assets") or (request.endpoint or "").endswith("_feed"):
+        return  # anonymous, cacheable answers: reading the session would add Vary: Cookie
     user_id = session.get("user_id")
     if user_id is None:
         return
