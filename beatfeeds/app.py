@@ -35,7 +35,8 @@ def create_app(config: dict | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_lifetime),
-        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+        # The upload limit plus room for the other form fields; checked before reading.
+        MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024 + 64 * 1024,
         WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the session
     )
     app.config.update({k: v for k, v in config.items() if k.isupper()
@@ -52,7 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
         settings.database_url)
     csrf = CSRFProtect(app)
 
-    from .web import api, assets, auth, errors, public, staff
+    from .web import api, assets, auth, errors, public, records, staff
 
     csrf.exempt(api.bp)  # stateless JSON lookups; nothing changes on the server
 
@@ -61,6 +62,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(records.bp)
     errors.register(app)
     app.jinja_env.globals["settings"] = settings
     app.jinja_env.filters["category_label"] = category_label

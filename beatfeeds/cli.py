@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from . import accounts, boundaries, imports, jobs
+from . import accounts, boundaries, imports, jobs, records
 from .errors import BeatfeedsError, InvalidBoundary, UnusableFile
 from .settings import load_settings
 from .storage import SQLStore
@@ -90,7 +90,8 @@ def incidents():
 
 @incidents.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--preset", help="Column layout: spd-911, spd-crime, spd-call-data, seattle-fire-911.")
+@click.option("--preset", help="Column layout: spd-911, spd-crime, spd-call-data, seattle-fire-911, "
+              "or a preset saved on /records/imports.")
 @click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
               help="Map one field to a column (repeat); needs --source.")
 @click.option("--source", help="Dataset name; incident identity is (source, external id).")
@@ -105,6 +106,7 @@ def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
         options = imports.ImportOptions(preset=preset, maps=imports.parse_map_options(maps),
                                         source=source, dry_run=dry_run, report_path=report)
         _require_schema(ctx.store)
+        options = records.resolve_options(ctx.store, options)  # saved presets by name
         progress = _progress_printer(file)
         result = imports.import_file(ctx.store, file, options, ctx.settings, now=utcnow(),
                                      progress=progress)

@@ -83,3 +83,8 @@ class Forbidden(BeatfeedsError):
 class Conflict(BeatfeedsError):
     http_status = 409
     user_message = "That conflicts with existing data."
+
+
+class UploadTooLarge(BeatfeedsError):
+    http_status = 413
+    user_message = "The file is larger than this site accepts."

@@ -540,3 +540,78 @@ def csv_safe(value: str) -> str:
         return "'" + value
     return value
 
+
+# ---- preview ------------------------------------------------------------------------------------
+@dataclass
+class PreviewRow:
+    """How one row of a file will publish, before the file is imported."""
+
+    line: int
+    status: str  # publishes / delayed / suppressed / unlocated / unassigned / rejected
+    reason: str = ""
+    external_id: str = ""
+    description: str = ""
+    category: str = ""
+    block_address: str = ""
+    beat: str | None = None
+    event_time: datetime | None = None  # UTC, naive
+    publish_at: datetime | None = None  # UTC, naive
+
+
+def preview_rows(store, path: str | Path, options: ImportOptions, settings, *,
+                 now: datetime, limit: int = 20) -> tuple[ColumnMapping, list[PreviewRow]]:
+    """The first `limit` rows of a file as they would publish; nothing is stored."""
+    path = Path(path)
+    mapping = resolve_mapping(read_header(path), preset=options.preset,
+                              maps=options.maps or None, source=options.source)
+    rejections: list[Rejection] = []
+    out: list[PreviewRow] = []
+    valid: list[IncidentRow] = []
+    for raw in iter_raw_rows(path, rejections):
+        for rej in rejections:
+            out.append(PreviewRow(rej.line, "rejected", rej.reason))
+        rejections.clear()
+        result = validate_row(raw, mapping, settings.tz, now)
+        if isinstance(result, Rejection):
+            out.append(PreviewRow(result.line, "rejected", result.reason))
+        else:
+            if options.time_shift:
+                result.occurred_at = result.occurred_at and result.occurred_at + options.time_shift
+                result.reported_at = result.reported_at and result.reported_at + options.time_shift
+            privacy.prepare_row(result, settings.suppressed_categories)
+            valid.append(result)
+            out.append(PreviewRow(result.line, ""))
+        if len(out) >= limit:
+            break
+    for rej in rejections[:max(limit - len(out), 0)]:
+        out.append(PreviewRow(rej.line, "rejected", rej.reason))
+    active = store.active_beat_set_id()
+    located = [r for r in valid if r.located]
+    codes: dict[int, str | None] = {}
+    if active is not None and located:
+        index = spatial.BeatIndex(store.beats(active))
+        assigned = index.assign(np.array([r.lon for r in located], dtype="float64"),
+                                np.array([r.lat for r in located], dtype="float64"))
+        codes = {r.line: c for r, c in zip(located, assigned, strict=True)}
+    by_line = {r.line: r for r in valid}
+    for p in out:
+        row = by_line.get(p.line)
+        if row is None or p.status:
+            continue
+        p.external_id, p.description = row.external_id, row.description
+        p.category, p.block_address = row.category, row.block_address
+        p.event_time = row.event_time
+        p.publish_at = privacy.publish_at(row.event_time, settings.publication_delay)
+        p.beat = codes.get(row.line)
+        if not row.located:
+            p.status, p.reason = "unlocated", "no location: stored, never published"
+        elif row.suppressed_reason:
+            p.status, p.reason = "suppressed", row.suppressed_reason
+        elif p.beat is None:
+            p.status, p.reason = "unassigned", "outside every beat"
+        elif p.publish_at > now:
+            p.status, p.reason = "delayed", "held back until the publication delay has passed"
+        else:
+            p.status = "publishes"
+    out.sort(key=lambda p: p.line)
+    return mapping, out[:limit]

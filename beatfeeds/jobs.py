@@ -61,6 +61,16 @@ def apply_publication_policy(store, settings, now: datetime) -> dict:
     return {"changed": changed, "policy": fingerprint}
 
 
+def process_import_queue(store, settings, now: datetime) -> dict:
+    """Import files uploaded on /records/imports, oldest first."""
+    from . import records
+
+    summary = records.process_queue(store, settings, now)
+    # Every few seconds: only runs that did something are worth an INFO line.
+    (log.info if any(summary.values()) else log.debug)("process-import-queue: %s", summary)
+    return summary
+
+
 def prune_login_attempts(store, settings, now: datetime) -> dict:
     """Forget sign-in attempts older than a day (they only serve throttling)."""
     removed = store.prune_login_attempts(now - timedelta(days=1))
@@ -75,6 +85,8 @@ JOBS: dict[str, Job] = {
             activate_scheduled_beat_maps.__doc__.splitlines()[0]),
         Job("apply-publication-policy", apply_publication_policy, 60,
             apply_publication_policy.__doc__.splitlines()[0]),
+        Job("process-import-queue", process_import_queue, 5,
+            process_import_queue.__doc__.splitlines()[0]),
         Job("prune-login-attempts", prune_login_attempts, 3600,
             prune_login_attempts.__doc__.splitlines()[0]),
     ]

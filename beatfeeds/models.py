@@ -141,3 +141,104 @@ class User:
     disabled: bool
     created_at: datetime
     password_changed_at: datetime | None = None
+
+
+# ---- records workflow: upload queue, saved presets, scheduled sources, staff entry view -----
+UPLOAD_STATUSES = ("needs-mapping", "queued", "running", "done", "failed")
+
+
+@dataclass
+class Upload:
+    """A file given to beatfeeds to import later (web upload or scheduled source)."""
+
+    id: int
+    filename: str
+    stored_path: str
+    file_sha256: str
+    size_bytes: int
+    status: str
+    uploaded_by: str
+    uploaded_at: datetime
+    rows_estimate: int | None = None
+    preset: str | None = None
+    mapping: dict[str, str] | None = None
+    source: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    run_id: int | None = None
+    import_source_id: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class SavedPreset:
+    """A column mapping records staff saved under a name, usable like a built-in preset."""
+
+    name: str
+    source: str
+    columns: dict[str, str]
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass
+class ImportSource:
+    """A watched folder or URL polled on an interval."""
+
+    id: int
+    name: str
+    kind: str  # folder / url
+    location: str
+    preset: str | None
+    interval_minutes: int
+    created_at: datetime
+    created_by: str | None = None
+    last_polled_at: datetime | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass
+class SourcePoll:
+    id: int
+    source_id: int
+    source_name: str
+    at: datetime
+    status: str  # imported / unchanged / failed
+    filename: str | None = None
+    file_sha256: str | None = None
+    upload_id: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class StaffIncident:
+    """One incident as records staff see it: public fields, private address, status."""
+
+    uid: str
+    source: str
+    external_id: str
+    event_time: datetime
+    category: str
+    category_text: str
+    description: str
+    address: str
+    block_address: str
+    publish_at: datetime
+    updated_at: datetime
+    beat: str | None = None
+    suppressed_reason: str | None = None
+    retracted_at: datetime | None = None
+    retraction_reason: str | None = None
+
+    def status(self, now: datetime) -> str:
+        """published / scheduled / suppressed / unassigned / retracted."""
+        if self.retracted_at:
+            return "retracted"
+        if self.suppressed_reason:
+            return "suppressed"
+        if self.beat is None:
+            return "unassigned"
+        return "published" if self.publish_at <= now else "scheduled"

@@ -63,6 +63,9 @@ SETTINGS: list[Setting] = [
     Setting("login_window", 15, "Minutes over which failed sign-ins are counted.", kind=int),
     Setting("demo_notice", "", "Text shown on every page, for example to say that timestamps "
             "were shifted. `beatfeeds demo` sets it."),
+    Setting("max_upload_mb", 200, "Largest incident file, in megabytes, that staff may upload "
+            "on /records/imports; a bigger upload is refused (413) before it is stored.",
+            kind=int),
     Setting("log_level", "INFO", "Python logging level."),
     Setting("trusted_proxies", 0, "Number of reverse proxies in front of the app whose "
             "X-Forwarded-For/-Proto/-Host headers are trusted (0 = none).", kind=int),
@@ -200,6 +203,8 @@ def load_settings(overrides: dict[str, Any] | None = None,
         raise ConfigurationError(f"timezone: unknown time zone {values['timezone']!r}") from exc
     if values["publication_delay"] < 0:
         raise ConfigurationError("publication_delay must be 0 or more minutes")
+    if values["max_upload_mb"] < 1:
+        raise ConfigurationError("max_upload_mb must be at least 1")
     if values["feed_max_entries"] < 1:
         raise ConfigurationError("feed_max_entries must be at least 1")
     if "," not in values["tag_authority"]:

@@ -41,6 +41,7 @@ from ..models import (
     User,
 )
 from . import schema as t
+from .records import RecordsStoreMixin
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _alembic_config(conn: Connection) -> Config:
     return cfg
 
 
-class SQLStore:
+class SQLStore(RecordsStoreMixin):
     """Every query beatfeeds runs. Methods take and return plain values and dataclasses."""
 
     def __init__(self, engine: Engine):

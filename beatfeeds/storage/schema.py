@@ -1,6 +1,7 @@
 """Table definitions. The Alembic migrations create exactly these (a test compares them)."""
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -168,3 +169,75 @@ audit_log = Table(
     Column("detail", Text),
     Index("ix_audit_log_at", "at"),
 )
+
+# ---- records workflow (migration 0002) ------------------------------------------------------
+import_presets = Table(
+    "import_presets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("source", String(100), nullable=False),
+    Column("columns", Text, nullable=False),  # JSON {field: column}
+    Column("created_by", String(320)),
+    Column("created_at", DateTime, nullable=False),
+)
+
+import_sources = Table(
+    "import_sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # folder / url
+    Column("location", String(2000), nullable=False),
+    Column("preset", String(100)),
+    Column("interval_minutes", Integer, nullable=False),
+    Column("created_by", String(320)),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_polled_at", DateTime),
+    Column("last_status", String(16)),
+    Column("last_error", Text),
+    Column("etag", String(500)),
+    Column("last_modified", String(100)),
+)
+
+import_uploads = Table(
+    "import_uploads",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("filename", String(500), nullable=False),
+    Column("stored_path", String(1000), nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("rows_estimate", Integer),
+    # needs-mapping / queued / running / done / failed
+    Column("status", String(16), nullable=False),
+    Column("preset", String(100)),
+    Column("mapping", Text),  # JSON {field: column} when mapped by hand
+    Column("source", String(100)),
+    Column("uploaded_by", String(320), nullable=False),
+    Column("uploaded_at", DateTime, nullable=False),
+    Column("started_at", DateTime),
+    Column("finished_at", DateTime),
+    Column("run_id", Integer, ForeignKey("import_runs.id")),
+    Column("import_source_id", Integer, ForeignKey("import_sources.id", ondelete="SET NULL")),
+    Column("error", Text),
+    Index("ix_import_uploads_status", "status"),
+)
+
+source_polls = Table(
+    "source_polls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("import_sources.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # imported / unchanged / failed
+    Column("filename", String(500)),
+    Column("file_sha256", String(64)),
+    Column("upload_id", Integer, ForeignKey("import_uploads.id", ondelete="SET NULL")),
+    Column("error", Text),
+    Index("ix_source_polls_source_sha", "source_id", "file_sha256"),
+)
+
+# What changed for each beat when a beat map was published: the source of the redirects of
+# renamed beats, the final entry of removed beats' feeds and the boundary-change feed entries.

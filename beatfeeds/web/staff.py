@@ -1,4 +1,5 @@
-"""Staff pages: import history (records and admin), users, beat maps and audit log (admin)."""
+"""Staff pages: the staff home, users, beat maps and audit log (admin). Records pages are in
+web/records.py."""
 
 from __future__ import annotations
 
@@ -16,12 +17,6 @@ bp = Blueprint("staff", __name__)
 @staff_required()
 def home():
     return render_template("staff_home.html")
-
-
-@bp.get("/records/imports")
-@staff_required()
-def imports():
-    return render_template("records_imports.html", runs=store().list_import_runs(100))
 
 
 @bp.get("/admin/users")

@@ -1,0 +1,144 @@
+"""Records staff pages: upload and queue incident files, follow their import, download the
+rejected rows, map unknown columns, find and retract entries."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from .. import records
+from ..errors import BeatfeedsError
+from ..presets import FIELDS, PRESETS
+from ..privacy import entry_title
+from . import settings, store, utcnow
+from .auth import staff_required
+
+bp = Blueprint("records", __name__, url_prefix="/records")
+
+FIELD_HELP = {
+    "external_id": "the incident's unique key (required)",
+    "occurred_at": "when it happened",
+    "reported_at": "when it was reported",
+    "category": "type of incident",
+    "description": "text shown in the entry",
+    "address": "street address (published only as the hundred block)",
+    "lat": "latitude",
+    "lon": "longitude",
+    "beat": "the source's own beat code (for comparison only)",
+    "sensitive": "a yes/no column that marks rows never to publish",
+}
+
+
+@bp.get("/imports")
+@staff_required()
+def imports_page():
+    s = store()
+    return render_template(
+        "records_imports.html", uploads=s.list_uploads(50), runs=s.list_import_runs(100),
+        sources=s.list_sources(), failures=s.source_polls(20, status="failed"),
+        presets=list(PRESETS), saved=s.saved_presets(),
+        max_mb=settings().max_upload_mb)
+
+
+@bp.post("/imports")
+@staff_required()
+def upload():
+    f = request.files.get("file")
+    if f is None or not f.filename:
+        flash("Choose a CSV file to upload.", "error")
+        return redirect(url_for(".imports_page"))
+    preset = request.form.get("preset") or None
+    up = records.store_upload(store(), settings(), f.stream, f.filename, actor=g.user.email,
+                              now=utcnow(), max_bytes=settings().max_upload_mb * 1024 * 1024,
+                              preset=preset)
+    if up.status == "needs-mapping":
+        flash("No preset matches this file's columns: choose a column for each field.")
+    elif up.status == "queued":
+        flash(f"{up.filename} is queued; it will be imported within seconds.")
+    return redirect(url_for(".upload_page", upload_id=up.id))
+
+
+@bp.get("/imports/<int:upload_id>")
+@staff_required()
+def upload_page(upload_id):
+    s = store()
+    up = s.get_upload(upload_id)
+    preview = preview_error = progress = run = None
+    if up.status == "queued":
+        try:
+            preview = records.preview_upload(s, settings(), up, now=utcnow())
+        except BeatfeedsError as exc:
+            preview_error = exc.message
+    elif up.status == "running":
+        progress = records.read_progress(settings(), up)
+    if up.run_id:
+        run = s.get_import_run(up.run_id)
+    header = records.upload_header(up) if up.status == "needs-mapping" else []
+    same = [u for u in s.uploads_with_sha256(up.file_sha256) if u.id != up.id]
+    return render_template("records_upload.html", up=up, preview=preview,
+                           preview_error=preview_error, progress=progress, run=run,
+                           header=header, fields=FIELDS, field_help=FIELD_HELP, same=same)
+
+
+@bp.post("/imports/<int:upload_id>/mapping")
+@staff_required()
+def set_mapping(upload_id):
+    form = request.form
+    columns = {f: form.get(f"map_{f}", "") for f in FIELDS}
+    try:
+        records.set_mapping(store(), upload_id, columns, source=form.get("source", ""),
+                            save_as=form.get("save_as") or None, actor=g.user.email,
+                            now=utcnow())
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+    else:
+        flash("Mapping saved; the file is queued.")
+    return redirect(url_for(".upload_page", upload_id=upload_id))
+
+
+@bp.get("/imports/runs/<int:run_id>/rejected.csv")
+@staff_required()
+def rejected_csv(run_id):
+    name, text = records.rejected_rows_csv(store(), run_id)
+    return Response(text.encode("utf-8-sig"), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "X-Content-Type-Options": "nosniff"})
+
+
+@bp.get("/entries")
+@staff_required()
+def entries():
+    q = request.args.get("q", "").strip()
+    found = store().find_incidents(q, 100) if q else []
+    return render_template("records_entries.html", q=q, found=found, now=utcnow())
+
+
+@bp.get("/entries/<uid>")
+@staff_required()
+def entry(uid):
+    e = store().staff_incident(uid.lower())
+    return render_template("records_entry.html", e=e, now=utcnow(),
+                           reasons=records.RETRACTION_REASONS,
+                           title=entry_title(e.description, e.block_address, e.event_time,
+                                             settings().tz, e.beat))
+
+
+@bp.post("/entries/<uid>/retract")
+@staff_required()
+def retract(uid):
+    try:
+        records.retract_entry(store(), uid, request.form.get("reason", ""), actor=g.user.email,
+                              now=utcnow(), note=request.form.get("note", ""))
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+    else:
+        flash("The entry was retracted: it has left every feed and page.")
+    return redirect(url_for(".entry", uid=uid))
