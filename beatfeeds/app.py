@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from .feeds import area_label
 from .privacy import category_label
+from .publishing import FeedCache
 from .settings import ensure_secret_key, load_settings
 from .storage import SQLStore
 
@@ -49,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.extensions["beatfeeds.settings"] = settings
+    app.extensions["beatfeeds.feed_cache"] = FeedCache()
     app.extensions["beatfeeds.store"] = config.get("store") or SQLStore.from_url(
         settings.database_url)
     csrf = CSRFProtect(app)

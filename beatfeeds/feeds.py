@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
+from xml.sax.saxutils import quoteattr
 
+from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from . import privacy
 from .models import Area, FeedEntry
@@ -18,6 +22,46 @@ FORMATS = {
 }
 
 PRECINCT_NAMES = {"N": "North", "E": "East", "S": "South", "SW": "Southwest", "W": "West"}
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+GEORSS_NS = "http://www.georss.org/georss"
+STYLESHEET = "/static/feed.xsl"  # root-relative: a browser applies XSLT only from its origin
+
+
+@dataclass(frozen=True)
+class FeedFilter:
+    """Categories a subscriber keeps (`category`) or drops (`exclude`); lives in the URL."""
+
+    categories: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.categories or self.exclude)
+
+    def query(self) -> str:
+        """The canonical query string (sorted, no duplicates), "" without a filter."""
+        pairs = [("category", c) for c in sorted(set(self.categories))] + [
+            ("exclude", c) for c in sorted(set(self.exclude))]
+        return urlencode(pairs)
+
+    def describe(self) -> str:
+        parts = []
+        if self.categories:
+            parts.append(", ".join(privacy.category_label(c) for c in sorted(set(self.categories))))
+        if self.exclude:
+            parts.append("without " + ", ".join(privacy.category_label(c)
+                                                for c in sorted(set(self.exclude))))
+        return "; ".join(parts)
+
+
+@dataclass
+class FeedContext:
+    """Everything about a feed beside its entries: where it is, what it covers, who to ping."""
+
+    area: Area
+    polygon: list[tuple[float, float]] | None = None  # (lat, lon) ring of the area, public
+    filter: FeedFilter = field(default_factory=FeedFilter)
+    hub_url: str = ""
 
 
 def area_label(kind: str, code: str | None) -> str:
@@ -54,14 +98,28 @@ def feed_updated(entries: list[FeedEntry], fallback: datetime) -> datetime:
     return max((e.changed_at for e in entries), default=fallback)
 
 
-def build_feed(area: Area, entries: list[FeedEntry], fmt: str, settings, *,
+def feed_url(settings, area: Area, fmt: str, filt: FeedFilter | None = None) -> str:
+    """The absolute URL of an area's feed, with its filter in the query string."""
+    query = filt.query() if filt else ""
+    return f"{settings.base_url}{area_path(area)}/feed.{fmt}" + (f"?{query}" if query else "")
+
+
+def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, settings, *,
                updated_fallback: datetime) -> bytes:
-    """Serialise an area's entries (newest first) as RSS, Atom or JSON Feed bytes."""
+    """Serialise an area's entries (newest first) as RSS, Atom or JSON Feed bytes.
+
+    Given a FeedContext, the feed also carries the area polygon (GeoRSS), the filter (in its
+    self link, id and title) and the WebSub hub. Entry ids never depend on the filter.
+    """
+    ctx = area if isinstance(area, FeedContext) else FeedContext(area)
+    area = ctx.area
     base = settings.base_url
     authority = settings.tag_authority
     page = base + (area_path(area) or "/")
-    feed_url = f"{base}{area_path(area)}/feed.{fmt}"
-    title = f"{settings.department_name}: {area.label}"
+    self_url = feed_url(settings, area, fmt, ctx.filter)
+    query = ctx.filter.query()
+    title = f"{settings.department_name}: {area.label}" + (
+        f" ({ctx.filter.describe()})" if ctx.filter else "")
     subtitle = (f"Police incidents in {area.label}, published {settings.publication_delay} "
                 f"minutes after they happen, located to the hundred block. Not monitored: "
                 f"in an emergency call 911.")
@@ -69,14 +127,20 @@ def build_feed(area: Area, entries: list[FeedEntry], fmt: str, settings, *,
     items = [(e, _title(e, settings), entry_tag(authority, e.source, e.external_id),
               f"{base}/entries/{e.uid}") for e in entries]
     if fmt == "json":
-        return _json_feed(title, subtitle, page, feed_url, items)
+        return _json_feed(title, subtitle, page, self_url, items, ctx)
+
+    # feedgen.util needs lxml.etree imported before its extension modules are
+    from feedgen.ext.geo_entry import GeoEntryExtension
 
     fg = FeedGenerator()
-    fg.id(feed_tag(authority, area))
+    fg.register_extension("geo", _AreaExtension, GeoEntryExtension)
+    fg.geo.context = ctx
+    fg.geo.self_url = self_url
+    fg.id(feed_tag(authority, area) + (f"?{query}" if query else ""))
     fg.title(title)
     fg.subtitle(subtitle)  # RSS <description>, Atom <subtitle>
     # feedgen takes RSS <link> from the last link given, so the page comes last.
-    fg.link(href=feed_url, rel="self", type=FORMATS[fmt].split(";")[0])
+    fg.link(href=self_url, rel="self", type=FORMATS[fmt].split(";")[0])
     fg.link(href=page, rel="alternate", type="text/html")
     fg.language("en")
     fg.author({"name": settings.department_name})
@@ -93,11 +157,70 @@ def build_feed(area: Area, entries: list[FeedEntry], fmt: str, settings, *,
         fe.updated(_aware(e.updated_at))
         fe.category(term=e.category, label=privacy.category_label(e.category))
         fe.description(_summary(e, text))
+        if e.point is not None:
+            fe.geo.point(f"{e.point[0]} {e.point[1]}")
     if fmt == "rss":
-        return fg.rss_str(pretty=True)
+        return _with_stylesheet(fg.rss_str(pretty=True))
     if fmt == "atom":
-        return fg.atom_str(pretty=True)
+        return _with_stylesheet(fg.atom_str(pretty=True))
     raise ValueError(f"unknown feed format {fmt!r}")
+
+
+class _AreaExtension(BaseExtension):
+    """Feed-level GeoRSS polygon of the area and the WebSub hub link (feedgen has neither)."""
+
+    context: FeedContext | None = None
+    self_url: str = ""
+
+    def extend_ns(self):
+        return {"georss": GEORSS_NS}
+
+    def _add(self, parent, atom_prefix: str) -> None:
+        ctx = self.context
+        if ctx is None:
+            return
+        if ctx.hub_url:
+            etree.SubElement(parent, f"{atom_prefix}link", rel="hub", href=ctx.hub_url)
+        if ctx.polygon:
+            poly = etree.SubElement(parent, f"{{{GEORSS_NS}}}polygon")
+            poly.text = " ".join(f"{lat} {lon}" for lat, lon in ctx.polygon)
+
+    def extend_rss(self, rss_feed):
+        self._add(rss_feed[0], f"{{{ATOM_NS}}}")
+        return rss_feed
+
+    def extend_atom(self, atom_feed):
+        self._add(atom_feed, f"{{{ATOM_NS}}}")
+        return atom_feed
+
+
+def _with_stylesheet(xml: bytes) -> bytes:
+    """Add the XSL stylesheet that lets a browser show the feed as a page (readers ignore it)."""
+    decl, sep, rest = xml.partition(b"?>")
+    pi = f"\n<?xml-stylesheet type=\"text/xsl\" href={quoteattr(STYLESHEET)}?>".encode()
+    return decl + sep + pi + rest
+
+
+def build_opml(title: str, groups: list[tuple[str, list[tuple[str, str, str]]]], *,
+               created: datetime, owner: str) -> bytes:
+    """An OPML 2.0 subscription list: groups of (text, feed URL, page URL) outlines.
+
+    A group with an empty name puts its outlines at the top level.
+    """
+    root = etree.Element("opml", version="2.0")
+    head = etree.SubElement(root, "head")
+    etree.SubElement(head, "title").text = title
+    etree.SubElement(head, "dateCreated").text = _aware(created).strftime(
+        "%a, %d %b %Y %H:%M:%S GMT")
+    etree.SubElement(head, "ownerName").text = owner
+    etree.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
+    body = etree.SubElement(root, "body")
+    for name, outlines in groups:
+        parent = etree.SubElement(body, "outline", text=name) if name else body
+        for text, xml_url, html_url in outlines:
+            etree.SubElement(parent, "outline", type="rss", version="RSS2", text=text,
+                             title=text, xmlUrl=xml_url, htmlUrl=html_url)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
 def _title(e: FeedEntry, settings) -> str:
@@ -110,7 +233,7 @@ def _summary(e: FeedEntry, text: str) -> str:
     return f"{text}. {privacy.category_label(e.category)}. {where}."
 
 
-def _json_feed(title, subtitle, page, feed_url, items) -> bytes:
+def _json_feed(title, subtitle, page, feed_url, items, ctx: FeedContext) -> bytes:
     doc = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": title,
@@ -118,17 +241,25 @@ def _json_feed(title, subtitle, page, feed_url, items) -> bytes:
         "feed_url": feed_url,
         "description": subtitle,
         "language": "en",
-        "items": [
-            {
-                "id": tag,
-                "url": link,
-                "title": text,
-                "content_text": _summary(e, text),
-                "date_published": _aware(e.event_time).isoformat(),
-                "date_modified": _aware(e.updated_at).isoformat(),
-                "tags": [e.category],
-            }
-            for e, text, tag, link in items
-        ],
     }
+    if ctx.hub_url:
+        doc["hubs"] = [{"type": "WebSub", "url": ctx.hub_url}]
+    if ctx.polygon:  # JSON Feed extensions start with "_"; GeoJSON order is lon, lat
+        doc["_geo"] = {"type": "Polygon", "coordinates": [[[lon, lat] for lat, lon in ctx.polygon]]}
+    doc["items"] = [_json_item(e, text, tag, link) for e, text, tag, link in items]
     return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _json_item(e: FeedEntry, text: str, tag: str, link: str) -> dict:
+    item = {
+        "id": tag,
+        "url": link,
+        "title": text,
+        "content_text": _summary(e, text),
+        "date_published": _aware(e.event_time).isoformat(),
+        "date_modified": _aware(e.updated_at).isoformat(),
+        "tags": [e.category],
+    }
+    if e.point is not None:
+        item["_geo"] = {"type": "Point", "coordinates": [e.point[1], e.point[0]]}
+    return item

@@ -71,6 +71,15 @@ def process_import_queue(store, settings, now: datetime) -> dict:
     return summary
 
 
+def ping_websub_hub(store, settings, now: datetime) -> dict:
+    """Tell the WebSub hub (BEATFEEDS_HUB_URL) which feeds changed since the last ping."""
+    from . import websub
+
+    summary = websub.ping_changed_feeds(store, settings, now=now)
+    log.info("ping-websub-hub: %s", summary)
+    return summary
+
+
 def prune_login_attempts(store, settings, now: datetime) -> dict:
     """Forget sign-in attempts older than a day (they only serve throttling)."""
     removed = store.prune_login_attempts(now - timedelta(days=1))
@@ -87,6 +96,7 @@ JOBS: dict[str, Job] = {
             apply_publication_policy.__doc__.splitlines()[0]),
         Job("process-import-queue", process_import_queue, 5,
             process_import_queue.__doc__.splitlines()[0]),
+        Job("ping-websub-hub", ping_websub_hub, 60, ping_websub_hub.__doc__.splitlines()[0]),
         Job("prune-login-attempts", prune_login_attempts, 3600,
             prune_login_attempts.__doc__.splitlines()[0]),
     ]

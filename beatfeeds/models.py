@@ -101,7 +101,8 @@ class ImportRun:
 
 @dataclass
 class FeedEntry:
-    """A published item as feeds and pages show it. No coordinates, ever."""
+    """A published item as feeds and pages show it. Never the raw coordinates: `point` is
+    the incident's position snapped to the `geo_precision` grid by the storage layer."""
 
     uid: str
     title: str
@@ -117,6 +118,7 @@ class FeedEntry:
     precinct: str | None = None
     source: str = ""
     external_id: str = ""
+    point: tuple[float, float] | None = None  # (lat, lon) on the publication grid
 
     @property
     def changed_at(self) -> datetime:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -103,6 +105,20 @@ def entry_title(description: str, block_address: str, event_time_utc: datetime, 
     else:
         where = ""
     return f"{what}{where}, {when}"
+
+
+def snap_point(lat: float, lon: float, precision: float) -> tuple[float, float]:
+    """The point as feeds may show it: moved to the nearest node of a `precision`-degree grid.
+
+    Every incident in the same grid cell gets the same published point, so the raw position
+    cannot be recovered from a feed.
+    """
+    decimals = max(0, -Decimal(repr(precision)).normalize().as_tuple().exponent)
+
+    def snap(v: float) -> float:
+        return round(math.floor(v / precision + 0.5) * precision, decimals) + 0.0  # no -0.0
+
+    return snap(lat), snap(lon)
 
 
 def category_label(slug: str) -> str:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
+import shapely
 
 from . import feeds, spatial
-from .errors import AreaNotFound, EntryNotFound, OutsideCoverage
+from .categories import CATEGORIES
+from .errors import AreaNotFound, EntryNotFound, InvalidInput, OutsideCoverage
+from .feeds import FeedContext, FeedFilter
 from .models import Area, Beat, FeedEntry
 
 AREA_KINDS = ("city", "precinct", "sector", "beat")
+STATS_DAYS = 30  # "counts by category for the last 30 days" on area pages
+BUSY_WEEKS = 8  # weeks averaged for "how busy is this feed"
 
 
 @dataclass
@@ -19,6 +28,59 @@ class RenderedFeed:
     body: bytes
     content_type: str
     last_modified: datetime  # naive UTC
+    etag: str = ""
+
+    def __post_init__(self):
+        if not self.etag:
+            self.etag = hashlib.sha256(self.body).hexdigest()[:32]
+
+
+@dataclass
+class AreaStats:
+    """What an area page says about its feed's volume."""
+
+    since: datetime  # start of the category window, naive UTC
+    by_category: list[tuple[str, int]]  # (slug, count), most first
+    weekly: list[tuple[datetime, int]]  # (week start, count), oldest first
+    per_week: float  # average of `weekly`
+
+
+class FeedCache:
+    """Built feeds in memory, each kept with the version stamp it was built under.
+
+    A lookup reads the stamp (`store.feed_version`, a handful of index lookups) and rebuilds
+    only when it moved, so imports, publications, retractions and boundary changes made by any
+    process show up on the next request. Least recently used feeds are dropped beyond
+    `max_items` (filters multiply the number of distinct feeds).
+    """
+
+    def __init__(self, max_items: int = 2048):
+        self.max_items = max_items
+        self._items: OrderedDict[tuple, tuple[str, RenderedFeed]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.builds = 0
+
+    def get(self, key: tuple, version: str) -> RenderedFeed | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or found[0] != version:
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return found[1]
+
+    def put(self, key: tuple, version: str, feed: RenderedFeed) -> None:
+        with self._lock:
+            self.builds += 1
+            self._items[key] = (version, feed)
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 @dataclass
@@ -47,25 +109,177 @@ def resolve_area(store, kind: str, code: str | None) -> Area:
     return Area(kind, canonical, feeds.area_label(kind, canonical), set_id)
 
 
+def _area_kw(area: Area) -> dict:
+    return {area.kind: area.code} if area.kind != "city" else {}
+
+
+def retention_start(settings, now: datetime) -> datetime | None:
+    """Events before this drop out of feeds and pages (None: keep everything)."""
+    days = settings.feed_retention_days
+    return now - timedelta(days=days) if days else None
+
+
+def parse_filter(categories: Iterable[str], exclude: Iterable[str]) -> FeedFilter:
+    """A feed filter from the query string's `category` and `exclude` values.
+
+    Values may also be comma-separated. Unknown categories are an InvalidInput naming them,
+    so a typo does not silently give an empty (or unfiltered) feed.
+    """
+    def split(values: Iterable[str]) -> tuple[str, ...]:
+        out = [v.strip().lower() for raw in values for v in raw.split(",") if v.strip()]
+        unknown = sorted({v for v in out if v not in CATEGORIES})
+        if unknown:
+            raise InvalidInput(f"Unknown categor{'y' if len(unknown) == 1 else 'ies'} "
+                               f"{', '.join(unknown)}. Categories are: {', '.join(CATEGORIES)}.")
+        return tuple(sorted(set(out)))
+
+    return FeedFilter(split(categories), split(exclude))
+
+
 def area_entries(store, settings, area: Area, *, now: datetime, limit: int | None = None,
                  offset: int = 0) -> list[FeedEntry]:
     """Published entries of an area, newest first, with their display titles."""
-    kw = {area.kind: area.code} if area.kind != "city" else {}
     entries = store.public_entries(area.beat_set_id, now=now,
-                                   limit=limit or settings.feed_max_entries, offset=offset, **kw)
+                                   limit=limit or settings.feed_max_entries, offset=offset,
+                                   since=retention_start(settings, now), **_area_kw(area))
     for e in entries:
         e.title = feeds._title(e, settings)
     return entries
 
 
-def area_feed(store, settings, area: Area, fmt: str, *, now: datetime) -> RenderedFeed:
-    """An area's feed in one format, with the time of its last change."""
+def area_polygon(store, area: Area) -> list[tuple[float, float]] | None:
+    """The outline of an area as a (lat, lon) ring for GeoRSS: the beat, or the union of the
+    sector's or precinct's beats; the largest part when it is in pieces, simplified."""
+    beats = neighbours(store, area)
+    if not beats:
+        return None
+    geom = shapely.union_all([b.geometry for b in beats]) if len(beats) > 1 else beats[0].geometry
+    tolerance = 0.0001 if area.kind == "beat" else 0.0005
+    geom = geom.simplify(tolerance, preserve_topology=True)
+    if geom.geom_type == "MultiPolygon":
+        geom = max(geom.geoms, key=lambda g: g.area)
+    if geom.geom_type != "Polygon" or geom.is_empty:
+        return None
+    return [(round(y, 5), round(x, 5)) for x, y in geom.exterior.coords]
+
+
+def feed_context(store, settings, area: Area, filt: FeedFilter | None = None) -> FeedContext:
+    """Everything a feed carries beside its entries."""
+    return FeedContext(area, polygon=area_polygon(store, area), filter=filt or FeedFilter(),
+                       hub_url=settings.hub_url)
+
+
+def feed_version(store, settings, *, now: datetime) -> str:
+    """The stamp under which built feeds stay valid (see SQLStore.feed_version)."""
+    return store.feed_version(now=now, since=retention_start(settings, now))
+
+
+def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
+              filt: FeedFilter | None = None, cache: FeedCache | None = None) -> RenderedFeed:
+    """An area's feed in one format, with the time of its last change.
+
+    With a cache, the feed is built once per version stamp and served from memory after.
+    """
+    filt = filt or FeedFilter()
+    if cache is not None:
+        key = (area.beat_set_id, area.kind, area.code, fmt, filt.query())
+        version = feed_version(store, settings, now=now)
+        found = cache.get(key, version)
+        if found is not None:
+            return found
     entries = store.public_entries(area.beat_set_id, now=now, limit=settings.feed_max_entries,
-                                   **({area.kind: area.code} if area.kind != "city" else {}))
+                                   categories=filt.categories, exclude=filt.exclude,
+                                   since=retention_start(settings, now),
+                                   geo_precision=settings.geo_precision, **_area_kw(area))
     active = store.active_beat_set()
     fallback = active.published_at or active.created_at
-    body = feeds.build_feed(area, entries, fmt, settings, updated_fallback=fallback)
-    return RenderedFeed(body, feeds.FORMATS[fmt], feeds.feed_updated(entries, fallback))
+    ctx = feed_context(store, settings, area, filt)
+    body = feeds.build_feed(ctx, entries, fmt, settings, updated_fallback=fallback)
+    feed = RenderedFeed(body, feeds.FORMATS[fmt], feeds.feed_updated(entries, fallback))
+    if cache is not None:
+        cache.put(key, version, feed)
+    return feed
+
+
+def area_stats(store, settings, area: Area, *, now: datetime) -> AreaStats:
+    """Counts by category over the last STATS_DAYS days and entries per week over the last
+    BUSY_WEEKS weeks: how busy a subscriber's reader would be."""
+    since = now - timedelta(days=STATS_DAYS)
+    counts = store.public_category_counts(area.beat_set_id, now=now, since=since,
+                                          **_area_kw(area))
+    by_category = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    bounds = [now - timedelta(weeks=BUSY_WEEKS - k) for k in range(BUSY_WEEKS + 1)]
+    weekly = store.public_counts_between(area.beat_set_id, bounds, now=now, **_area_kw(area))
+    return AreaStats(since, by_category, list(zip(bounds, weekly, strict=False)),
+                     sum(weekly) / BUSY_WEEKS)
+
+
+def adjacent_beats(store, area: Area) -> list[Beat]:
+    """Beats that share a border with a beat (or lie within a few metres of it)."""
+    if area.kind != "beat":
+        return []
+    beats = store.beats(area.beat_set_id)
+    own = next((b for b in beats if b.code == area.code), None)
+    if own is None:  # a beat removed by a redraw: its page still answers
+        return []
+    near = own.geometry.buffer(0.0002)  # about 20 m: digitised borders rarely meet exactly
+    return [b for b in beats if b.code != own.code and b.geometry.intersects(near)]
+
+
+def beats_geojson(store, settings) -> dict:
+    """The active map's beats as a GeoJSON FeatureCollection for the public maps."""
+    bs = store.active_beat_set()
+    features = []
+    for b in store.beats(bs.id):
+        geom = b.geometry.simplify(0.00005, preserve_topology=True)
+        features.append({
+            "type": "Feature",
+            "id": b.code,
+            "properties": {
+                "beat": b.code, "sector": b.sector, "precinct": b.precinct,
+                "precinct_label": feeds.area_label("precinct", b.precinct) if b.precinct else "",
+                "url": f"/beats/{b.code}",
+            },
+            "geometry": shapely.geometry.mapping(shapely.set_precision(geom, 0.00001)),
+        })
+    return {"type": "FeatureCollection", "name": bs.name, "beat_map": bs.id,
+            "features": features}
+
+
+def opml(store, settings, *, now: datetime, precinct: str | None = None) -> bytes:
+    """OPML 2.0 list of every beat feed (of one precinct when given), grouped by precinct."""
+    base = settings.base_url
+    d = directory(store, now=now)
+    if precinct is not None:
+        area = resolve_area(store, "precinct", precinct)
+        groups = [g for g in d.precincts if g[0] == area.code]
+        title = f"{settings.department_name}: beats of the {area.label}"
+    else:
+        groups = d.precincts
+        title = f"{settings.department_name}: every beat"
+    outlines = []
+    for _code, label, sectors in groups:
+        items = [(f"{settings.department_name}: Beat {b.code}",
+                  f"{base}/beats/{b.code}/feed.rss", f"{base}/beats/{b.code}")
+                 for _s, beats in sectors for b in beats]
+        outlines.append(("" if precinct is not None else label, items))
+    return feeds.build_opml(title, outlines, created=now, owner=settings.department_name)
+
+
+def all_areas(store) -> list[Area]:
+    """Every area with feeds in the active map: the city, precincts, sectors and beats."""
+    set_id = store.active_beat_set().id
+    beats = store.beats(set_id)
+    areas = [Area("city", None, feeds.area_label("city", None), set_id)]
+    for kind, field in (("precinct", "precinct"), ("sector", "sector"), ("beat", "code")):
+        for code in sorted({getattr(b, field) for b in beats if getattr(b, field)}):
+            areas.append(Area(kind, code, feeds.area_label(kind, code), set_id))
+    return areas
+
+
+def find_beat(store, code: str) -> str:
+    """The canonical code of a beat typed by a resident ("k3 " -> "K3"); AreaNotFound."""
+    return resolve_area(store, "beat", code.strip()).code
 
 
 def public_entry(store, settings, uid: str, *, now: datetime) -> FeedEntry:

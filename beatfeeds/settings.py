@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass
@@ -69,6 +70,23 @@ SETTINGS: list[Setting] = [
     Setting("log_level", "INFO", "Python logging level."),
     Setting("trusted_proxies", 0, "Number of reverse proxies in front of the app whose "
             "X-Forwarded-For/-Proto/-Host headers are trusted (0 = none).", kind=int),
+    Setting("geo_precision", 0.001, "Grid, in degrees, that incident points are snapped to "
+            "before they appear in feeds (GeoRSS). 0.001 is about 110 m north-south. The raw "
+            "point is never published.", kind=float),
+    Setting("feed_retention_days", 0, "Entries whose event is older than this many days drop "
+            "out of feeds and pages. 0 keeps them (feeds still show at most "
+            "`feed_max_entries`).", kind=int),
+    Setting("feed_cache_seconds", 300, "`Cache-Control: max-age` sent with feeds, in seconds. "
+            "Built feeds are also kept in memory until the data changes.", kind=int),
+    Setting("hub_url", "", "WebSub hub that feeds advertise (`Link: rel=\"hub\"`) and that the "
+            "`ping-websub-hub` job notifies when feeds change. Empty: no hub."),
+    Setting("geocoder_url", "", "Base URL of a Nominatim-compatible geocoder (its `/search` "
+            "endpoint is called from the resident's browser, never from the server). Empty "
+            "hides the address search box."),
+    Setting("department_logo_url", "", "URL of the department logo shown in the page header "
+            "(absolute, or a path on this site). Empty: no logo."),
+    Setting("department_color", "#0b4f8a", "Accent colour of the pages (links, header rule, "
+            "map highlight), as `#rrggbb`. It must reach a 4.5:1 contrast ratio on white."),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -214,6 +232,11 @@ def load_settings(overrides: dict[str, Any] | None = None,
     if unknown:
         raise ConfigurationError(f"suppressed_categories: unknown categories {', '.join(unknown)}; "
                                  f"categories are {', '.join(CATEGORIES)}")
+    if not 0 < values["geo_precision"] <= 1:
+        raise ConfigurationError("geo_precision must be more than 0 and at most 1 degree")
+    if values["feed_retention_days"] < 0 or values["feed_cache_seconds"] < 0:
+        raise ConfigurationError("feed_retention_days and feed_cache_seconds must be 0 or more")
+    _check_color(values["department_color"])
     level = values["log_level"].strip().upper()
     if not isinstance(logging.getLevelName(level), int):
         raise ConfigurationError(f"log_level: unknown level {values['log_level']!r}; use DEBUG, "
@@ -221,6 +244,26 @@ def load_settings(overrides: dict[str, Any] | None = None,
     values["log_level"] = level
     values["base_url"] = values["base_url"].rstrip("/")
     return Settings(values, origins)
+
+
+def contrast_on_white(color: str) -> float:
+    """WCAG 2.1 contrast ratio of a `#rrggbb` colour against white."""
+    def channel(c: int) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    luminance = 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+    return 1.05 / (luminance + 0.05)
+
+
+def _check_color(color: str) -> None:
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", color):
+        raise ConfigurationError(f"department_color: {color!r} is not a #rrggbb colour")
+    ratio = contrast_on_white(color)
+    if ratio < 4.5:  # WCAG 2.1 AA for body text: links in this colour must stay readable
+        raise ConfigurationError(f"department_color: {color} has a contrast of {ratio:.1f}:1 "
+                                 "on white; WCAG AA needs at least 4.5:1")
 
 
 def ensure_secret_key(settings: Settings) -> str:

@@ -40,7 +40,9 @@ from ..models import (
     Rejection,
     User,
 )
+from ..privacy import snap_point
 from . import schema as t
+from .public import PublicStoreMixin
 from .records import RecordsStoreMixin
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ def _alembic_config(conn: Connection) -> Config:
     return cfg
 
 
-class SQLStore(RecordsStoreMixin):
+class SQLStore(RecordsStoreMixin, PublicStoreMixin):
     """Every query beatfeeds runs. Methods take and return plain values and dataclasses."""
 
     def __init__(self, engine: Engine):
@@ -417,7 +419,7 @@ class SQLStore(RecordsStoreMixin):
         return (
             select(i.uid, i.category, i.category_text, i.description, i.block_address,
                    i.event_time, i.updated_at, i.publish_at, i.source, i.external_id,
-                   j.c.beat_code, b.c.sector, b.c.precinct)
+                   i.lat, i.lon, j.c.beat_code, b.c.sector, b.c.precinct)
             .select_from(t.incidents
                          .join(j, and_(j.c.incident_id == i.id, j.c.beat_set_id == set_id))
                          .join(b, and_(b.c.beat_set_id == set_id, b.c.code == j.c.beat_code)))
@@ -428,8 +430,16 @@ class SQLStore(RecordsStoreMixin):
 
     def public_entries(self, set_id: int, *, now: datetime, beat: str | None = None,
                        sector: str | None = None, precinct: str | None = None,
-                       limit: int = 50, offset: int = 0) -> list[FeedEntry]:
-        """Published entries of an area (the whole city when no area is given), newest first."""
+                       limit: int = 50, offset: int = 0,
+                       categories: Sequence[str] = (), exclude: Sequence[str] = (),
+                       since: datetime | None = None,
+                       geo_precision: float | None = None) -> list[FeedEntry]:
+        """Published entries of an area (the whole city when no area is given), newest first.
+
+        `categories` keeps only those categories, `exclude` drops some, `since` drops entries
+        whose event is older. With `geo_precision`, each entry carries its point snapped to
+        that grid (the raw coordinates never leave this layer).
+        """
         q = self._public_entries_query(set_id, now)
         if beat is not None:
             q = q.where(t.incident_beats.c.beat_code == beat)
@@ -437,9 +447,15 @@ class SQLStore(RecordsStoreMixin):
             q = q.where(t.beats.c.sector == sector)
         if precinct is not None:
             q = q.where(t.beats.c.precinct == precinct)
+        if categories:
+            q = q.where(t.incidents.c.category.in_(list(categories)))
+        if exclude:
+            q = q.where(t.incidents.c.category.not_in(list(exclude)))
+        if since is not None:
+            q = q.where(t.incidents.c.event_time >= since)
         q = q.order_by(t.incidents.c.event_time.desc(), t.incidents.c.uid).limit(limit).offset(offset)
         with self.engine.connect() as conn:
-            return [_entry(r) for r in conn.execute(q)]
+            return [_entry(r, geo_precision) for r in conn.execute(q)]
 
     def public_entry(self, set_id: int, uid: str, *, now: datetime) -> FeedEntry | None:
         q = self._public_entries_query(set_id, now).where(t.incidents.c.uid == uid)
@@ -553,10 +569,13 @@ def _incident_values(r: IncidentRow, row_hash: str, publish_at: datetime,
     }
 
 
-def _entry(r) -> FeedEntry:
+def _entry(r, geo_precision: float | None = None) -> FeedEntry:
+    point = None
+    if geo_precision and r.lat is not None and r.lon is not None:
+        point = snap_point(r.lat, r.lon, geo_precision)
     return FeedEntry(uid=r.uid, title="", category=r.category, category_text=r.category_text,
                      description=r.description, block_address=r.block_address,
                      event_time=r.event_time, updated_at=r.updated_at, publish_at=r.publish_at,
                      beat=r.beat_code,
                      sector=r.sector, precinct=r.precinct, source=r.source,
-                     external_id=r.external_id)
+                     external_id=r.external_id, point=point)

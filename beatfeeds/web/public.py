@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import json
 
 from flask import (
     Blueprint,
@@ -15,7 +15,8 @@ from flask import (
     url_for,
 )
 
-from .. import publishing
+from .. import feeds, publishing
+from ..errors import AreaNotFound
 from ..feeds import FORMATS
 from . import settings, store, utcnow
 
@@ -78,12 +79,91 @@ def _feed(kind: str, code: str | None, fmt: str):
         abort(404)
     area = publishing.resolve_area(store(), kind, code)
     if kind != "city" and area.code != code:
-        return redirect(url_for(".area_feed", kinds=kind + "s", code=area.code, fmt=fmt), 301)
-    feed = publishing.area_feed(store(), settings(), area, fmt, now=utcnow())
+        return redirect(url_for(".area_feed", kinds=kind + "s", code=area.code, fmt=fmt,
+                                **request.args.to_dict(flat=False)), 301)
+    filt = publishing.parse_filter(request.args.getlist("category"),
+                                   request.args.getlist("exclude"))
+    feed = publishing.area_feed(store(), settings(), area, fmt, now=utcnow(), filt=filt,
+                                cache=feed_cache())
     resp = make_response(feed.body)
-    resp.headers["Content-Type"] = feed.content_type
-    resp.set_etag(hashlib.sha256(feed.body).hexdigest()[:32])
+    etag = feed.etag
+    if _browser_wants_page(feed.content_type):
+        # Same bytes, a type browsers display: RSS/Atom come with our XSL stylesheet.
+        resp.headers["Content-Type"] = BROWSER_TYPES[fmt]
+        etag += "-page"  # a different representation needs a different validator
+    else:
+        resp.headers["Content-Type"] = feed.content_type
+    resp.vary.add("Accept")
+    resp.set_etag(etag)
     resp.last_modified = feed.last_modified.replace(tzinfo=None)
     resp.cache_control.public = True
-    resp.cache_control.max_age = 300
+    resp.cache_control.max_age = settings().feed_cache_seconds
+    links = [f'<{feeds.feed_url(settings(), area, fmt, filt)}>; rel="self"']
+    if settings().hub_url:
+        links.insert(0, f'<{settings().hub_url}>; rel="hub"')
+    resp.headers["Link"] = ", ".join(links)
     return resp.make_conditional(request)
+
+
+BROWSER_TYPES = {"rss": "application/xml; charset=utf-8", "atom": "application/xml; charset=utf-8",
+                 "json": "application/json; charset=utf-8"}
+
+
+def _browser_wants_page(feed_type: str) -> bool:
+    """True when the Accept header ranks text/html above the feed's own type (a browser)."""
+    accept = request.accept_mimetypes
+    mimetype = feed_type.split(";")[0]
+    return accept.quality("text/html") > max(accept.quality(mimetype),
+                                             accept.quality("application/xml"))
+
+
+def feed_cache() -> publishing.FeedCache:
+    return current_app.extensions["beatfeeds.feed_cache"]
+
+
+@bp.get("/feeds.opml")
+def opml_all():
+    return _opml(publishing.opml(store(), settings(), now=utcnow()), "beats")
+
+
+@bp.get("/precincts/<code>/feeds.opml")
+def opml_precinct(code):
+    area = publishing.resolve_area(store(), "precinct", code)
+    if area.code != code:
+        return redirect(url_for(".opml_precinct", code=area.code), 301)
+    return _opml(publishing.opml(store(), settings(), now=utcnow(), precinct=code),
+                 f"precinct-{area.code}-beats")
+
+
+def _opml(body: bytes, name: str):
+    resp = make_response(body)
+    resp.headers["Content-Type"] = "text/x-opml; charset=utf-8"
+    resp.headers["Content-Disposition"] = f'inline; filename="{name}.opml"'
+    resp.cache_control.public = True
+    resp.cache_control.max_age = settings().feed_cache_seconds
+    return resp
+
+
+@bp.get("/beats.geojson")
+def beats_geojson():
+    resp = make_response(json.dumps(publishing.beats_geojson(store(), settings())))
+    resp.headers["Content-Type"] = "application/geo+json"
+    resp.cache_control.public = True
+    resp.cache_control.max_age = 300
+    resp.add_etag()
+    return resp.make_conditional(request)
+
+
+@bp.get("/find")
+def find():
+    """Search by beat code; a plain form, so it works without JavaScript."""
+    code = request.args.get("beat", "")
+    try:
+        found = publishing.find_beat(store(), code)
+    except AreaNotFound:
+        directory = publishing.directory(store(), now=utcnow())
+        message = (f"There is no beat {code.strip()!r} in the current beat map." if code.strip()
+                   else "Type a beat code, for example K3.")
+        return render_template("index.html", directory=directory, find_error=message,
+                               find_value=code), 404
+    return redirect(url_for(".area_page", kinds="beats", code=found))

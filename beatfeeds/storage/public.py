@@ -1,0 +1,82 @@
+"""SQL behind the public side beyond the entry lists: the feed version stamp and the counts
+that area pages show. A mixin of SQLStore (it uses `_public_entries_query`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, case, func, select
+
+from . import schema as t
+
+# Meta keys that do not change what feeds show (state of the WebSub ping job itself).
+_META_IGNORED = "websub.%"
+
+
+class PublicStoreMixin:
+    def _area_filter(self, q, beat: str | None, sector: str | None, precinct: str | None):
+        if beat is not None:
+            q = q.where(t.incident_beats.c.beat_code == beat)
+        if sector is not None:
+            q = q.where(t.beats.c.sector == sector)
+        if precinct is not None:
+            q = q.where(t.beats.c.precinct == precinct)
+        return q
+
+    def feed_version(self, *, now: datetime, since: datetime | None = None) -> str:
+        """A stamp that changes whenever any feed's content may have changed.
+
+        It is made of index lookups and small tables only, so it can be read on every feed
+        request: the active beat map and when it was published (boundary changes), the last
+        import run (imports), the last audit entry (retractions and other staff actions), the
+        newest entry that has become public by `now` (publication after the delay), the oldest
+        entry still inside the retention window, and the meta table (policy changes, and any
+        writer that calls `touch_feeds`).
+        """
+        i, bs = t.incidents.c, t.beat_sets.c
+        parts = [
+            select(bs.id).where(bs.status == "active").scalar_subquery(),
+            select(bs.published_at).where(bs.status == "active").scalar_subquery(),
+            select(func.max(t.import_runs.c.id)).scalar_subquery(),
+            select(func.max(t.import_runs.c.finished_at)).scalar_subquery(),
+            select(func.max(t.audit_log.c.id)).scalar_subquery(),
+            select(func.max(i.publish_at)).where(i.publish_at <= now).scalar_subquery(),
+        ]
+        if since is not None:
+            parts.append(select(func.min(i.event_time)).where(i.event_time >= since)
+                         .scalar_subquery())
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*parts)).one()
+            meta = conn.execute(select(t.meta.c.key, t.meta.c.value)
+                                .where(t.meta.c.key.not_like(_META_IGNORED))
+                                .order_by(t.meta.c.key)).all()
+        return "|".join(str(v) for v in row) + "|" + repr([tuple(m) for m in meta])
+
+    def touch_feeds(self, now: datetime) -> None:
+        """Mark every built feed as stale (for writers the version stamp does not see)."""
+        self.set_meta("feeds.touched_at", now.isoformat())
+
+    def public_category_counts(self, set_id: int, *, now: datetime, since: datetime,
+                               beat: str | None = None, sector: str | None = None,
+                               precinct: str | None = None) -> dict[str, int]:
+        """Published entries of an area per category, for events since `since`."""
+        q = self._area_filter(self._public_entries_query(set_id, now), beat, sector, precinct)
+        q = q.where(t.incidents.c.event_time >= since).subquery()
+        with self.engine.connect() as conn:
+            return {r[0]: r[1] for r in conn.execute(
+                select(q.c.category, func.count()).group_by(q.c.category))}
+
+    def public_counts_between(self, set_id: int, bounds: Sequence[datetime], *, now: datetime,
+                              beat: str | None = None, sector: str | None = None,
+                              precinct: str | None = None) -> list[int]:
+        """Published entries of an area whose event falls in each [bounds[k], bounds[k+1])."""
+        if len(bounds) < 2:
+            return []
+        q = self._area_filter(self._public_entries_query(set_id, now), beat, sector, precinct)
+        q = q.where(t.incidents.c.event_time >= min(bounds)).subquery()
+        sums = [func.coalesce(func.sum(case((and_(q.c.event_time >= lo, q.c.event_time < hi), 1),
+                                            else_=0)), 0)
+                for lo, hi in zip(bounds, bounds[1:], strict=False)]
+        with self.engine.connect() as conn:
+            return [int(v) for v in conn.execute(select(*sums)).one()]
