@@ -130,6 +130,19 @@ def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
     sys.exit(1 if result.counters["rejected"] else 0)
 
 
+@incidents.command("retract")
+@click.argument("uid")
+@click.option("--reason", required=True,
+              help="Why it is withdrawn: wrong address, sealed record, victim request...")
+@pass_ctx
+@domain_errors
+def incidents_retract(ctx: Context, uid, reason):
+    """Withdraw a published entry (by its entry id) from every feed and page, audited."""
+    _require_schema(ctx.store)
+    e = records.retract_entry(ctx.store, uid, reason, actor="cli", now=utcnow())
+    click.echo(f"retracted {e.uid} ({e.source} {e.external_id}): {e.retraction_reason}")
+
+
 def _progress_printer(file: Path):
     """A one-line progress display on a terminal; nothing when output is piped."""
     if not sys.stderr.isatty():
