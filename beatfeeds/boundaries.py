@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pyproj
+import shapely
+import shapely.geometry
 
-from . import spatial
+from . import beatedit, spatial
 from .errors import InvalidBoundary, NotFound, UnusableFile
-from .models import Beat
+from .models import Beat, BoundaryChange, FeedEntry
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,8 @@ def read_beat_map(path: str | Path, *, code_field: str | None = None,
             continue
         seen[code] = n
         geom = row.geometry
+        if geom is not None and shapely.has_z(geom):  # KML and some shapefiles carry Z
+            geom = shapely.force_2d(geom)
         problems += spatial.geometry_problems(code, geom)
         beats.append(Beat(code=code, sector=_text(row, sector_f), precinct=_text(row, precinct_f),
                           geometry=geom))
@@ -104,6 +110,37 @@ def read_beat_map(path: str | Path, *, code_field: str | None = None,
 def _text(row, fieldname: str | None) -> str | None:
     v = getattr(row, fieldname) if fieldname else None
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
+
+
+@dataclass
+class BeatMapPreview:
+    """What a map file holds, to confirm the fields before loading it."""
+
+    features: int
+    crs: str
+    fields: list[str]
+    samples: dict[str, list[str]]  # field -> a few distinct values
+    guesses: dict[str, str | None]  # "code" / "sector" / "precinct" -> field
+
+
+def inspect_beat_map(path: str | Path) -> BeatMapPreview:
+    """The fields of a map file with sample values and the guessed code/sector/precinct fields."""
+    try:
+        frame = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises many types for unreadable files
+        raise UnusableFile(f"Cannot read {Path(path).name} as a map: {exc}") from exc
+    fields = [c for c in frame.columns if c != "geometry"]
+    samples = {}
+    for f in fields:
+        values = [str(v) for v in frame[f].dropna().unique()[:6]]
+        samples[f] = values
+    guesses = {
+        "code": next((g for g in CODE_FIELD_GUESSES if g in fields), None),
+        "sector": next((g for g in SECTOR_FIELD_GUESSES if g in fields), None),
+        "precinct": next((g for g in PRECINCT_FIELD_GUESSES if g in fields), None),
+    }
+    crs = frame.crs.to_string() if frame.crs is not None else "none (read as EPSG:4326)"
+    return BeatMapPreview(len(frame), crs, fields, samples, guesses)
 
 
 def load_beat_map(store, path: str | Path, *, code_field: str | None = None,
@@ -126,11 +163,18 @@ def load_beat_map(store, path: str | Path, *, code_field: str | None = None,
     return set_id
 
 
-def publish_beat_map(store, set_id: int, *, actor: str = "cli", now: datetime) -> int:
+def publish_beat_map(store, set_id: int, *, actor: str = "cli", now: datetime,
+                     tolerances: Tolerances | None = None, rollback: bool = False) -> int:
     """Make a beat map active: join every located incident to it, then switch. Returns joined."""
-    problems = validate_beat_set(store, set_id)
+    # A rollback restores a map that was in use: its outline is not checked against the
+    # map being undone, or an undo could be refused for the very gap it should restore.
+    problems = blocking(validate_beat_set(store, set_id, tolerances, replacing_active=not rollback))
     if problems:
-        raise InvalidBoundary(f"beat map {set_id} does not validate", problems=problems)
+        raise InvalidBoundary(f"beat map {set_id} does not validate",
+                              problems=[str(p) for p in problems])
+    before = store.active_beat_set_id()
+    changes = (boundary_changes(store, before, set_id, tolerances or Tolerances())
+               if before is not None else [])
     index = spatial.BeatIndex(store.beats(set_id))
     joined = 0
     for batch in store.located_incidents_missing_join(set_id):
@@ -139,22 +183,170 @@ def publish_beat_map(store, set_id: int, *, actor: str = "cli", now: datetime) -
         store.save_incident_beats(set_id, zip(ids, codes, strict=True))
         joined += len(batch)
     previous = store.publish_beat_set(set_id, now=now)
+    store.record_boundary_changes(set_id, previous, changes, now=now)
     store.audit(actor, "beats.publish", f"beat_set:{set_id}",
-                {"previous": previous, "joined": joined}, now=now)
+                {"previous": previous, "joined": joined,
+                 "changes": {k: [c.code for c in changes if c.kind == k]
+                             for k in ("added", "removed", "renamed", "reshaped")}}, now=now)
     log.info("published beat map %s (previous %s); joined %d incidents", set_id, previous, joined)
     return joined
 
 
-def validate_beat_set(store, set_id: int) -> list[str]:
-    """Problems of a stored beat map (empty when it is valid); NotFound for an unknown id."""
-    store.get_beat_set(set_id)
-    problems: list[str] = []
-    beats = store.beats(set_id)
+@dataclass(frozen=True)
+class Tolerances:
+    """Validation and diff thresholds (areas in square metres)."""
+
+    overlap: float = 100.0
+    gap: float = 100.0
+    sliver: float = 2000.0
+    reshape: float = 0.001
+
+    @classmethod
+    def from_settings(cls, settings) -> Tolerances:
+        return cls(settings.beat_overlap_tolerance, settings.beat_gap_tolerance,
+                   settings.beat_sliver_area, settings.beat_reshape_tolerance)
+
+
+@dataclass
+class BoundaryProblem:
+    """One validation finding: errors block publishing, warnings do not."""
+
+    severity: str  # error / warning
+    kind: str  # invalid / duplicate / overlap / gap / sliver / empty
+    codes: list[str]
+    message: str
+    lon: float | None = None
+    lat: float | None = None
+
+    def __str__(self) -> str:
+        where = f" at {self.lat:.5f}, {self.lon:.5f}" if self.lon is not None else ""
+        return f"{self.severity}: {self.message}{where}"
+
+    def as_dict(self) -> dict:
+        return {"severity": self.severity, "kind": self.kind, "codes": self.codes,
+                "message": self.message, "lon": self.lon, "lat": self.lat}
+
+
+def _parts(geom) -> list:
+    return [g for g in getattr(geom, "geoms", [geom]) if not g.is_empty and g.area > 0]
+
+
+def check_beats(beats: list[Beat], outline: list[Beat] | None,
+                tol: Tolerances) -> list[BoundaryProblem]:
+    """Validate beat polygons: geometry, duplicate codes, overlaps, gaps and slivers.
+
+    Areas are measured in metres in the UTM zone of the map. Gaps are pieces of the
+    `outline` beats' union (or, without one, of this map's own outer boundary) that no beat
+    covers. Each problem names the beats involved and a point to show it at.
+    """
+    out: list[BoundaryProblem] = []
     if not beats:
-        problems.append(f"beat map {set_id} has no beats")
+        return [BoundaryProblem("error", "empty", [], "the beat map has no beats")]
+    good: list[Beat] = []
     for b in beats:
-        problems += spatial.geometry_problems(b.code, b.geometry)
-    return problems
+        reasons = spatial.geometry_problems(b.code, b.geometry)
+        if not reasons:
+            good.append(b)
+            continue
+        lon = lat = None
+        m = re.search(r"\[(-?[\d.e+-]+) (-?[\d.e+-]+)\]", reasons[0])
+        if m:
+            lon, lat = float(m.group(1)), float(m.group(2))
+        elif b.geometry is not None and not b.geometry.is_empty:
+            c = b.geometry.representative_point() if b.geometry.is_valid else b.geometry.centroid
+            lon, lat = c.x, c.y
+        out.append(BoundaryProblem("error", "invalid", [b.code], reasons[0], lon, lat))
+    seen: dict[str, str] = {}
+    for b in beats:
+        key = b.code.strip().upper()
+        if key in seen:
+            p = b.geometry.representative_point() if b.code in {g.code for g in good} else None
+            out.append(BoundaryProblem(
+                "error", "duplicate", [seen[key], b.code],
+                f"beats {seen[key]} and {b.code}: the same code (codes are not case-sensitive "
+                f"in addresses)", p.x if p else None, p.y if p else None))
+        seen.setdefault(key, b.code)
+    if not good:
+        return out
+
+    wgs = gpd.GeoSeries([b.geometry for b in good], crs=4326)
+    utm = wgs.estimate_utm_crs()
+    back = pyproj.Transformer.from_crs(utm, 4326, always_xy=True)
+    geoms = np.array(wgs.to_crs(utm).values, dtype=object)
+    codes = [b.code for b in good]
+
+    def at(geom) -> tuple[float, float]:
+        p = geom.representative_point()
+        return back.transform(p.x, p.y)
+
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    for i, j in zip(left, right, strict=True):
+        if i >= j:
+            continue
+        inter = geoms[i].intersection(geoms[j])
+        if inter.area > tol.overlap:
+            out.append(BoundaryProblem(
+                "error", "overlap", [codes[i], codes[j]],
+                f"beats {codes[i]} and {codes[j]} overlap by {inter.area:,.0f} m²",
+                *at(inter)))
+
+    union = shapely.union_all(geoms)
+    if outline:
+        ref = gpd.GeoSeries([b.geometry for b in outline if b.geometry is not None],
+                            crs=4326).to_crs(utm)
+        ref = shapely.union_all(ref.make_valid().values)
+    else:
+        ref = shapely.union_all([shapely.Polygon(p.exterior) for p in _parts(union)])
+    for gap in _parts(ref.difference(union)):
+        if gap.area > tol.gap:
+            near = sorted({codes[k] for k in tree.query(gap.buffer(1.0), predicate="intersects")})
+            out.append(BoundaryProblem(
+                "error", "gap", near,
+                f"{gap.area:,.0f} m² inside the map's outline is in no beat"
+                + (f" (next to {', '.join(near)})" if near else ""), *at(gap)))
+
+    for code, geom in zip(codes, geoms, strict=True):
+        for part in _parts(geom):
+            # Mean width 2A/P: a long thin strip is a sliver even when its area is not tiny.
+            if part.area < tol.sliver or 2 * part.area / part.length < 5.0:
+                out.append(BoundaryProblem(
+                    "warning", "sliver", [code],
+                    f"beat {code} has a sliver of {part.area:,.0f} m²", *at(part)))
+    return sorted(out, key=lambda p: (p.severity != "error", p.kind, p.codes))
+
+
+def validate_beat_set(store, set_id: int, tolerances: Tolerances | None = None, *,
+                      replacing_active: bool = True) -> list[BoundaryProblem]:
+    """Problems of a stored beat map, errors first; NotFound for an unknown id.
+
+    Gaps are looked for inside the outline of the map it would replace (the active one);
+    the active map itself, or the first map loaded, is checked against its own outline.
+    """
+    store.get_beat_set(set_id)
+    active = store.active_beat_set_id()
+    outline = (store.beats(active) if replacing_active and active is not None
+               and active != set_id else None)
+    return check_beats(store.beats(set_id), outline, tolerances or Tolerances())
+
+
+def blocking(problems: list[BoundaryProblem]) -> list[BoundaryProblem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def edit_beat_map(store, set_id: int, op: dict, *, actor: str, now: datetime) -> int:
+    """Apply one map edit to a draft; editing the active (or any non-draft) map first copies
+    it into a new draft. Returns the id of the draft that was edited."""
+    bs = store.get_beat_set(set_id)
+    if bs.status != "draft":
+        set_id = store.copy_beat_set(set_id, f"{bs.name} (edited)", created_by=actor, now=now)
+        store.audit(actor, "beats.copy", f"beat_set:{set_id}", {"from": bs.id}, now=now)
+    edit = beatedit.apply_edit(store.beats(set_id), op)
+    store.replace_beats(set_id, edit.remove, edit.add)
+    store.audit(actor, "beats.edit", f"beat_set:{set_id}",
+                {"op": op.get("op"), "summary": edit.summary}, now=now)
+    log.info("beat map %s: %s", set_id, edit.summary)
+    return set_id
 
 
 def export_beat_set(store, set_id: int | None, path: str | Path) -> int:
@@ -171,6 +363,18 @@ def export_beat_set(store, set_id: int | None, path: str | Path) -> int:
 
 
 @dataclass
+class IncidentMove:
+    """A recent incident that would change beat (staff-only: no coordinates kept here)."""
+
+    uid: str
+    event_time: datetime
+    block_address: str
+    category: str
+    old: str | None
+    new: str | None
+
+
+@dataclass
 class BeatMapDiff:
     """What changes between two beat maps (`old` -> `new`)."""
 
@@ -180,40 +384,202 @@ class BeatMapDiff:
     removed: list[str]
     reshaped: list[tuple[str, float]]  # (code, share of area changed)
     unchanged: list[str]
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (old code, new code)
+    moves: list[IncidentMove] = field(default_factory=list)
+    since: datetime | None = None
+
+    @property
+    def move_counts(self) -> list[tuple[str | None, str | None, int]]:
+        """(old beat, new beat, incidents), most first."""
+        counts: dict[tuple, int] = {}
+        for m in self.moves:
+            counts[(m.old, m.new)] = counts.get((m.old, m.new), 0) + 1
+        return sorted(((a, b, n) for (a, b), n in counts.items()),
+                      key=lambda x: (-x[2], x[0] or "", x[1] or ""))
+
+
+def _changed_share(a, b) -> float:
+    return a.symmetric_difference(b).area / max(a.area, b.area)
+
+
+def diff_beats(old: list[Beat], new: list[Beat], tolerance: float) -> tuple:
+    """(added, removed, reshaped, unchanged, renamed) between two lists of beats.
+
+    A removed beat whose polygon is (within `tolerance`) the polygon of an added one was
+    renamed, not removed.
+    """
+    o = {b.code: b.geometry for b in old}
+    n = {b.code: b.geometry for b in new}
+    reshaped, unchanged = [], []
+    for code in sorted(o.keys() & n.keys()):
+        changed = _changed_share(o[code], n[code])
+        (reshaped.append((code, changed)) if changed > tolerance else unchanged.append(code))
+    added, removed = sorted(n.keys() - o.keys()), sorted(o.keys() - n.keys())
+    renamed = []
+    for code in list(removed):
+        for other in added:
+            if o[code].intersects(n[other]) and _changed_share(o[code], n[other]) <= tolerance:
+                renamed.append((code, other))
+                removed.remove(code)
+                added.remove(other)
+                break
+    return added, removed, reshaped, unchanged, renamed
 
 
 def diff_beat_sets(store, new_id: int, old_id: int | None = None, *,
-                   tolerance: float = 0.001) -> BeatMapDiff:
-    """Beats added, removed and reshaped (area changed above `tolerance`) against the active map."""
+                   tolerance: float = 0.001, since: datetime | None = None) -> BeatMapDiff:
+    """Beats added, removed, renamed and reshaped (area changed above `tolerance`) against
+    the active map; with `since`, also the incidents from then on that would change beat."""
     old_id = old_id if old_id is not None else store.active_beat_set().id
     store.get_beat_set(new_id)
-    old = {b.code: b.geometry for b in store.beats(old_id)}
-    new = {b.code: b.geometry for b in store.beats(new_id)}
-    reshaped, unchanged = [], []
-    for code in sorted(old.keys() & new.keys()):
-        a, b = old[code], new[code]
-        changed = a.symmetric_difference(b).area / max(a.area, b.area)
-        (reshaped.append((code, changed)) if changed > tolerance else unchanged.append(code))
-    return BeatMapDiff(old_id, new_id, added=sorted(new.keys() - old.keys()),
-                       removed=sorted(old.keys() - new.keys()), reshaped=reshaped,
-                       unchanged=unchanged)
+    store.get_beat_set(old_id)
+    old, new = store.beats(old_id), store.beats(new_id)
+    added, removed, reshaped, unchanged, renamed = diff_beats(old, new, tolerance)
+    moves: list[IncidentMove] = []
+    if since is not None:
+        rows = store.recent_incidents_in(old_id, since)
+        if rows:
+            new_codes = spatial.BeatIndex(new).assign(np.array([r[1] for r in rows]),
+                                                     np.array([r[2] for r in rows]))
+            index_old = None
+            for r, code in zip(rows, new_codes, strict=True):
+                before = r[6]
+                if before is None:  # not joined to the old map (it was a draft): join now
+                    index_old = index_old or spatial.BeatIndex(old)
+                    before = index_old.assign(np.array([r[1]]), np.array([r[2]]))[0]
+                if before != code and dict(renamed).get(before) != code:
+                    moves.append(IncidentMove(r[0], r[3], r[4], r[5], before, code))
+    return BeatMapDiff(old_id, new_id, added=added, removed=removed, reshaped=reshaped,
+                       unchanged=unchanged, renamed=renamed, moves=moves, since=since)
+
+
+def successors(old_geom, new: list[Beat]) -> list[str]:
+    """Beats of a new map that took over a meaningful part (over 1%) of an old polygon."""
+    out = []
+    for b in new:
+        if b.geometry.intersects(old_geom):
+            share = b.geometry.intersection(old_geom).area / old_geom.area
+            if share > 0.01:
+                out.append((share, b.code))
+    return [c for _, c in sorted(out, key=lambda x: (-x[0], x[1]))]
+
+
+def boundary_changes(store, old_id: int, new_id: int,
+                     tolerances: Tolerances) -> list[BoundaryChange]:
+    """The per-beat changes publishing `new_id` in place of `old_id` makes."""
+    old, new = store.beats(old_id), store.beats(new_id)
+    added, removed, reshaped, _, renamed = diff_beats(old, new, tolerances.reshape)
+    by_code = {b.code: b.geometry for b in old}
+    return ([BoundaryChange("added", c) for c in added]
+            + [BoundaryChange("removed", c, successors(by_code[c], new)) for c in removed]
+            + [BoundaryChange("renamed", a, [b]) for a, b in renamed]
+            + [BoundaryChange("reshaped", c, share=share) for c, share in reshaped])
+
+
+def retired_beat(store, code: str) -> BoundaryChange | None:
+    """Why a beat code that is not in the active map once was: its last rename or removal.
+
+    Returns None when the code never existed or came back since.
+    """
+    wanted = code.upper()
+    for change in store.boundary_changes(code=code) or store.boundary_changes(code=wanted):
+        if change.code.upper() == wanted and change.kind in ("renamed", "removed"):
+            return change
+        if change.kind in ("added", "renamed") and wanted in (x.upper() for x in
+                                                              change.new_codes + [change.code]):
+            return None
+    return None
+
+
+def beat_system_entries(store, code: str, *, now: datetime) -> list[FeedEntry]:
+    """Entries a beat's feed carries about its own boundary: each change published for it."""
+    out = []
+    for c in store.boundary_changes(code=code, until=now):
+        text = _change_text(c, code)
+        if text is None:
+            continue
+        out.append(FeedEntry(
+            uid=f"boundary{c.id}", title=text, category="boundary-change",
+            category_text="Beat boundary change", description=text, block_address="",
+            event_time=c.at, updated_at=c.at, publish_at=c.at, beat=code, source="beat-map",
+            external_id=f"change/{c.id}"))
+    return out
+
+
+def with_beat_system_entries(store, entries: list[FeedEntry], code: str, *, now: datetime,
+                             limit: int) -> list[FeedEntry]:
+    """A beat's incident entries merged with its boundary-change entries, newest first."""
+    system = beat_system_entries(store, code, now=now)
+    if not system:
+        return entries
+    merged = sorted(entries + system, key=lambda e: e.event_time, reverse=True)
+    return merged[:limit]
+
+
+def system_entry(store, uid: str) -> FeedEntry | None:
+    """A boundary-change entry by its uid (`boundary<N>`), for its page."""
+    if not uid.startswith("boundary") or not uid[8:].isdigit():
+        return None
+    for c in store.boundary_changes(change_id=int(uid[8:])):
+        code = c.new_codes[0] if c.kind == "renamed" else c.code
+        return next((e for e in beat_system_entries(store, code, now=c.at) if e.uid == uid), None)
+    return None
+
+
+def _change_text(c: BoundaryChange, code: str) -> str | None:
+    if c.kind == "reshaped" and c.code == code:
+        return (f"The boundary of beat {code} changed ({c.share:.1%} of its area) with beat "
+                f"map {c.beat_set_id}.")
+    if c.kind == "added" and c.code == code:
+        return f"Beat {code} was created with beat map {c.beat_set_id}."
+    if c.kind == "renamed" and c.code == code:
+        return f"Beat {code} is now beat {c.new_codes[0]}; its feed moved there."
+    if c.kind == "renamed" and code in c.new_codes:
+        return f"Beat {c.code} was renamed {code} with beat map {c.beat_set_id}."
+    if c.kind == "removed" and c.code == code:
+        names = ", ".join(c.new_codes) or "no beat"
+        return (f"Beat {code} no longer exists since beat map {c.beat_set_id}. Its area now "
+                f"belongs to {names}: subscribe to their feeds instead.")
+    return None
+
+
+def area_geojson(store, set_id: int, kind: str) -> dict:
+    """A beat map's beats, or its sectors or precincts dissolved from them, as GeoJSON."""
+    store.get_beat_set(set_id)
+    beats = store.beats(set_id)
+    if kind == "beats":
+        feats = [({"beat": b.code, "sector": b.sector, "precinct": b.precinct}, b.geometry)
+                 for b in beats]
+    elif kind in ("sectors", "precincts"):
+        key = kind[:-1]
+        groups = spatial.dissolve(beats, key)
+        precinct_of = {b.sector: b.precinct for b in beats}
+        feats = [(({"sector": k, "precinct": precinct_of.get(k)} if key == "sector"
+                   else {"precinct": k}), g) for k, g in sorted(groups.items())]
+    else:
+        raise NotFound(f"No such layer {kind!r}.")
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": props, "geometry": shapely.geometry.mapping(g)}
+        for props, g in feats]}
 
 
 def schedule_beat_map(store, set_id: int, effective: date, *, actor: str = "cli",
-                      now: datetime) -> None:
+                      now: datetime, tolerances: Tolerances | None = None) -> None:
     """Publish a draft on a date: the scheduler activates it when the date comes."""
-    problems = validate_beat_set(store, set_id)
+    problems = blocking(validate_beat_set(store, set_id, tolerances))
     if problems:
-        raise InvalidBoundary(f"beat map {set_id} does not validate", problems=problems)
+        raise InvalidBoundary(f"beat map {set_id} does not validate",
+                              problems=[str(p) for p in problems])
     store.schedule_beat_set(set_id, effective)
     store.audit(actor, "beats.schedule", f"beat_set:{set_id}", {"effective": effective}, now=now)
 
 
-def rollback_beat_map(store, *, actor: str = "cli", now: datetime) -> int:
+def rollback_beat_map(store, *, actor: str = "cli", now: datetime,
+                      tolerances: Tolerances | None = None) -> int:
     """Republish the most recently retired beat map; returns its id."""
     previous = store.last_retired_beat_set_id()
     if previous is None:
         raise NotFound("No retired beat map to roll back to.")
-    publish_beat_map(store, previous, actor=actor, now=now)
+    publish_beat_map(store, previous, actor=actor, now=now, tolerances=tolerances, rollback=True)
     store.audit(actor, "beats.rollback", f"beat_set:{previous}", now=now)
     return previous

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -205,12 +205,14 @@ def beats_list(ctx: Context):
 @domain_errors
 def beats_validate(ctx: Context, set_id):
     """Check a stored beat map's polygons; exit 1 with the reasons when it does not validate."""
-    problems = boundaries.validate_beat_set(ctx.store, set_id)
+    problems = boundaries.validate_beat_set(
+        ctx.store, set_id, boundaries.Tolerances.from_settings(ctx.settings))
     for p in problems:
-        click.echo(p)
-    if problems:
+        click.echo(str(p))
+    if boundaries.blocking(problems):
         sys.exit(1)
-    click.echo(f"beat map {set_id}: valid")
+    warnings = f" ({len(problems)} warning(s))" if problems else ""
+    click.echo(f"beat map {set_id}: valid{warnings}")
 
 
 @beats.command("publish")
@@ -222,10 +224,12 @@ def beats_validate(ctx: Context, set_id):
 def beats_publish(ctx: Context, set_id, at):
     """Make a beat map the active one (the previous one is retired, never deleted)."""
     if at is not None:
-        boundaries.schedule_beat_map(ctx.store, set_id, at.date(), now=utcnow())
+        boundaries.schedule_beat_map(ctx.store, set_id, at.date(), now=utcnow(),
+                                     tolerances=boundaries.Tolerances.from_settings(ctx.settings))
         click.echo(f"beat map {set_id} is scheduled for {at.date()}")
         return
-    joined = boundaries.publish_beat_map(ctx.store, set_id, now=utcnow())
+    joined = boundaries.publish_beat_map(
+        ctx.store, set_id, now=utcnow(), tolerances=boundaries.Tolerances.from_settings(ctx.settings))
     click.echo(f"beat map {set_id} is active; {joined} incidents joined to it")
 
 
@@ -234,25 +238,40 @@ def beats_publish(ctx: Context, set_id, at):
 @domain_errors
 def beats_rollback(ctx: Context):
     """Republish the most recently retired beat map."""
-    set_id = boundaries.rollback_beat_map(ctx.store, now=utcnow())
+    set_id = boundaries.rollback_beat_map(
+        ctx.store, now=utcnow(), tolerances=boundaries.Tolerances.from_settings(ctx.settings))
     click.echo(f"beat map {set_id} is active again")
 
 
 @beats.command("diff")
 @click.argument("set_id", type=int)
 @click.option("--against", type=int, help="Compare with this map (default: the active one).")
-@click.option("--tolerance", type=float, default=0.001, show_default=True,
-              help="Share of a beat's area that must change for it to count as reshaped.")
+@click.option("--tolerance", type=float,
+              help="Share of a beat's area that must change for it to count as reshaped "
+                   "(default: BEATFEEDS_BEAT_RESHAPE_TOLERANCE, 0.001).")
+@click.option("--moves", is_flag=True, help="List each recent incident that would change beat.")
 @pass_ctx
 @domain_errors
-def beats_diff(ctx: Context, set_id, against, tolerance):
-    """Beats added, removed and reshaped between two maps."""
-    d = boundaries.diff_beat_sets(ctx.store, set_id, against, tolerance=tolerance)
+def beats_diff(ctx: Context, set_id, against, tolerance, moves):
+    """Beats added, removed, renamed and reshaped between two maps, and incidents that move."""
+    s = ctx.settings
+    d = boundaries.diff_beat_sets(
+        ctx.store, set_id, against,
+        tolerance=tolerance if tolerance is not None else s.beat_reshape_tolerance,
+        since=utcnow() - timedelta(days=s.beat_diff_days))
     click.echo(f"beat map {d.old_id} -> {d.new_id}")
     click.echo(f"added: {' '.join(d.added) or '-'}")
     click.echo(f"removed: {' '.join(d.removed) or '-'}")
-    click.echo("reshaped: " + (" ".join(f"{c} ({s:.1%})" for c, s in d.reshaped) or "-"))
+    click.echo("renamed: " + (" ".join(f"{a}->{b}" for a, b in d.renamed) or "-"))
+    click.echo("reshaped: " + (" ".join(f"{c} ({x:.1%})" for c, x in d.reshaped) or "-"))
     click.echo(f"unchanged: {len(d.unchanged)} beats")
+    click.echo(f"incidents moving (last {s.beat_diff_days} days): {len(d.moves)}")
+    for old, new, n in d.move_counts:
+        click.echo(f"  {old or '(none)'} -> {new or '(none)'}: {n}")
+    if moves:
+        for m in d.moves:
+            click.echo(f"  {m.uid}\t{m.event_time:%Y-%m-%d %H:%M}\t{m.old or '-'} -> "
+                       f"{m.new or '-'}\t{m.block_address}")
 
 
 @beats.command("export")

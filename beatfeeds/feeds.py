@@ -224,6 +224,8 @@ def build_opml(title: str, groups: list[tuple[str, list[tuple[str, str, str]]]],
 
 
 def _title(e: FeedEntry, settings) -> str:
+    if e.title:  # boundary-change entries come with their own title
+        return e.title
     return privacy.entry_title(e.description, e.block_address, e.event_time, settings.tz, e.beat)
 
 

@@ -30,7 +30,8 @@ def activate_scheduled_beat_maps(store, settings, now: datetime) -> dict:
     published = []
     for bs in store.list_beat_sets():
         if bs.status == "scheduled" and bs.effective_date and bs.effective_date <= local_today:
-            boundaries.publish_beat_map(store, bs.id, actor="scheduler", now=now)
+            boundaries.publish_beat_map(store, bs.id, actor="scheduler", now=now,
+                                        tolerances=boundaries.Tolerances.from_settings(settings))
             published.append(bs.id)
     summary = {"published": published}
     log.info("activate-scheduled-beat-maps: %s", summary)

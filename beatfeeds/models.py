@@ -144,6 +144,19 @@ class User:
     created_at: datetime
     password_changed_at: datetime | None = None
 
+@dataclass
+class BoundaryChange:
+    """What happened to one beat when a beat map was published."""
+
+    kind: str  # added / removed / renamed / reshaped
+    code: str  # the code before the change (the new code for `added`)
+    new_codes: list[str] = field(default_factory=list)  # new code, or successor beats
+    share: float | None = None  # share of the area changed (reshaped)
+    id: int | None = None
+    beat_set_id: int | None = None
+    previous_set_id: int | None = None
+    at: datetime | None = None
+
 
 # ---- records workflow: upload queue, saved presets, scheduled sources, staff entry view -----
 UPLOAD_STATUSES = ("needs-mapping", "queued", "running", "done", "failed")

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import shapely
 
-from . import feeds, spatial
+from . import boundaries, feeds, spatial
 from .categories import CATEGORIES
 from .errors import AreaNotFound, EntryNotFound, InvalidInput, OutsideCoverage
 from .feeds import FeedContext, FeedFilter
@@ -104,6 +104,10 @@ def resolve_area(store, kind: str, code: str | None) -> Area:
         raise AreaNotFound(f"Unknown kind of area {kind!r}.")
     wanted = (code or "").upper()
     if not any((getattr(b, field) or "").upper() == wanted for b in beats):
+        gone = boundaries.retired_beat(store, wanted) if kind == "beat" else None
+        if gone is not None:  # renamed: the caller redirects; removed: its feed keeps answering
+            now_code = gone.new_codes[0] if gone.kind == "renamed" else gone.code
+            return Area(kind, now_code, feeds.area_label(kind, now_code), set_id)
         raise AreaNotFound(f"There is no {kind} {code!r} in the current beat map.")
     canonical = next(getattr(b, field) for b in beats if (getattr(b, field) or "").upper() == wanted)
     return Area(kind, canonical, feeds.area_label(kind, canonical), set_id)
@@ -142,6 +146,9 @@ def area_entries(store, settings, area: Area, *, now: datetime, limit: int | Non
     entries = store.public_entries(area.beat_set_id, now=now,
                                    limit=limit or settings.feed_max_entries, offset=offset,
                                    since=retention_start(settings, now), **_area_kw(area))
+    if area.kind == "beat" and offset == 0:
+        entries = boundaries.with_beat_system_entries(store, entries, area.code, now=now,
+                                                      limit=limit or settings.feed_max_entries)
     for e in entries:
         e.title = feeds._title(e, settings)
     return entries
@@ -191,6 +198,9 @@ def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
                                    categories=filt.categories, exclude=filt.exclude,
                                    since=retention_start(settings, now),
                                    geo_precision=settings.geo_precision, **_area_kw(area))
+    if area.kind == "beat" and not filt:
+        entries = boundaries.with_beat_system_entries(store, entries, area.code, now=now,
+                                                      limit=settings.feed_max_entries)
     active = store.active_beat_set()
     fallback = active.published_at or active.created_at
     ctx = feed_context(store, settings, area, filt)
@@ -286,6 +296,7 @@ def public_entry(store, settings, uid: str, *, now: datetime) -> FeedEntry:
     """One published entry by its opaque id; EntryNotFound for anything not public."""
     set_id = store.active_beat_set().id
     e = store.public_entry(set_id, uid, now=now) if uid.isalnum() and len(uid) <= 32 else None
+    e = e or boundaries.system_entry(store, uid)
     if e is None:
         raise EntryNotFound()
     e.title = feeds._title(e, settings)

@@ -70,6 +70,22 @@ SETTINGS: list[Setting] = [
     Setting("log_level", "INFO", "Python logging level."),
     Setting("trusted_proxies", 0, "Number of reverse proxies in front of the app whose "
             "X-Forwarded-For/-Proto/-Host headers are trusted (0 = none).", kind=int),
+    Setting("beat_reshape_tolerance", 0.001, "Share of a beat's area that must change for "
+            "`beats diff` and the admin preview to count it as reshaped (0.001 = 0.1%), so that "
+            "re-digitising noise does not show up.", kind=float),
+    Setting("beat_overlap_tolerance", 100.0, "Square metres two beats may overlap before "
+            "validation refuses the map (smaller overlaps are digitising noise).", kind=float),
+    Setting("beat_gap_tolerance", 100.0, "Square metres of the replaced map's area a new map "
+            "may leave uncovered, per gap, before validation refuses it.", kind=float),
+    Setting("beat_sliver_area", 2000.0, "Square metres below which a polygon part of a beat "
+            "is reported as a sliver (a warning, not an error).", kind=float),
+    Setting("beat_diff_days", 90, "Days of recent incidents the beat-map preview lists as "
+            "moving between beats.", kind=int),
+    Setting("tile_url", "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "Base map tiles "
+            "(a Leaflet URL template) for the beat-map editor. Empty shows no base map; the "
+            "maps work without tiles."),
+    Setting("tile_attribution", "&copy; OpenStreetMap contributors", "Attribution shown "
+            "with the base map tiles (HTML)."),
     Setting("geo_precision", 0.001, "Grid, in degrees, that incident points are snapped to "
             "before they appear in feeds (GeoRSS). 0.001 is about 110 m north-south. The raw "
             "point is never published.", kind=float),

@@ -42,6 +42,7 @@ from ..models import (
 )
 from ..privacy import snap_point
 from . import schema as t
+from .boundaries import BoundaryStoreMixin
 from .public import PublicStoreMixin
 from .records import RecordsStoreMixin
 
@@ -79,7 +80,7 @@ def _alembic_config(conn: Connection) -> Config:
     return cfg
 
 
-class SQLStore(RecordsStoreMixin, PublicStoreMixin):
+class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin):
     """Every query beatfeeds runs. Methods take and return plain values and dataclasses."""
 
     def __init__(self, engine: Engine):

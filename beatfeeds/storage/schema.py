@@ -241,3 +241,17 @@ source_polls = Table(
 
 # What changed for each beat when a beat map was published: the source of the redirects of
 # renamed beats, the final entry of removed beats' feeds and the boundary-change feed entries.
+boundary_changes = Table(
+    "boundary_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"),
+           nullable=False),  # the map that was published
+    Column("previous_set_id", Integer, ForeignKey("beat_sets.id", ondelete="SET NULL")),
+    Column("kind", String(16), nullable=False),  # added / removed / renamed / reshaped
+    Column("code", String(32), nullable=False),  # the beat's code before the change
+    Column("new_codes", Text),  # JSON list: the new code (renamed) or successor beats (removed)
+    Column("share", Float),  # share of the area that changed (reshaped)
+    Column("at", DateTime, nullable=False),
+    Index("ix_boundary_changes_code", "code"),
+)
