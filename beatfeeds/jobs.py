@@ -81,6 +81,15 @@ def ping_websub_hub(store, settings, now: datetime) -> dict:
     return summary
 
 
+def poll_sources(store, settings, now: datetime) -> dict:
+    """Import new files from watched folders and URLs whose interval has passed."""
+    from . import sources
+
+    summary = sources.poll_sources(store, settings, now)
+    (log.info if summary["polled"] else log.debug)("poll-sources: %s", summary)
+    return summary
+
+
 def prune_login_attempts(store, settings, now: datetime) -> dict:
     """Forget sign-in attempts older than a day (they only serve throttling)."""
     removed = store.prune_login_attempts(now - timedelta(days=1))
@@ -97,6 +106,7 @@ JOBS: dict[str, Job] = {
             apply_publication_policy.__doc__.splitlines()[0]),
         Job("process-import-queue", process_import_queue, 5,
             process_import_queue.__doc__.splitlines()[0]),
+        Job("poll-sources", poll_sources, 30, poll_sources.__doc__.splitlines()[0]),
         Job("ping-websub-hub", ping_websub_hub, 60, ping_websub_hub.__doc__.splitlines()[0]),
         Job("prune-login-attempts", prune_login_attempts, 3600,
             prune_login_attempts.__doc__.splitlines()[0]),

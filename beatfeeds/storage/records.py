@@ -313,3 +313,12 @@ class RecordsStoreMixin:
             self.audit(actor, "incidents.retract", f"entry:{uid}",
                        {"reason": reason, "source": row.source, "external_id": row.external_id},
                        now=now, conn=conn)
+
+    def claim_upload(self, upload_id: int, now: datetime) -> Upload | None:
+        """Mark one queued upload running (a scheduled source imports its file at once)."""
+        c = t.import_uploads.c
+        with self.engine.begin() as conn:
+            claimed = conn.execute(update(t.import_uploads)
+                                   .where(c.id == upload_id).where(c.status == "queued")
+                                   .values(status="running", started_at=now)).rowcount
+        return self.get_upload(upload_id) if claimed else None
