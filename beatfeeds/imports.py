@@ -22,15 +22,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 
-from . import privacy, spatial
+from . import columnar, privacy, spatial
 from .errors import InvalidInput, UnusableFile
 from .models import ImportReport, IncidentRow, Rejection
 from .presets import FIELDS, PRESETS, Preset, closest_preset, detect_preset
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS = 5000
+CHUNK_ROWS = 50_000
 MAX_FIELD_BYTES = 1_000_000  # a longer field rejects its row, never the file
 _SNIFF_BYTES = 64 * 1024
 csv.field_size_limit(64 * 1024 * 1024)
@@ -273,9 +274,14 @@ _LOCATION = re.compile(r"^\(?\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\)?$")
 _TRUE = {"true", "yes", "y", "1", "t", "x"}
 
 
-def validate_row(raw: RawRow, mapping: ColumnMapping, tz: ZoneInfo,
-                 now: datetime) -> IncidentRow | Rejection:
-    """One raw row -> an IncidentRow, or a Rejection naming the line and the reason."""
+def validate_row(raw: RawRow, mapping: ColumnMapping, tz: ZoneInfo, now: datetime,
+                 covers: Callable[[float, float], bool] | None = None) -> IncidentRow | Rejection:
+    """One raw row -> an IncidentRow, or a Rejection naming the line and the reason.
+
+    With `covers(lon, lat)` (is a point inside the beat map?), latitude and longitude given
+    the wrong way round are put right when the point as given is impossible or outside the
+    map and the swapped point is inside it.
+    """
     v = raw.values
     cols = mapping.columns
 
@@ -312,11 +318,15 @@ def validate_row(raw: RawRow, mapping: ColumnMapping, tz: ZoneInfo,
         if value is not None and value > latest:
             return fail(f"{cols[fieldname]}: {value:%Y-%m-%d %H:%M} UTC is in the future")
 
+    swapped = False
     try:
         lat = parse_coordinate(get("lat"), "latitude", 90)
         lon = parse_coordinate(get("lon"), "longitude", 180)
     except ValueError as exc:
-        return fail(str(exc))
+        point = _swapped_point(get("lat"), get("lon"), covers)
+        if point is None:
+            return fail(str(exc))
+        (lat, lon), swapped = point, True
     if (lat is None or lon is None) and mapping.location_column:
         m = _LOCATION.match(v.get(mapping.location_column, "").strip())
         if m:
@@ -324,9 +334,14 @@ def validate_row(raw: RawRow, mapping: ColumnMapping, tz: ZoneInfo,
                 lat = parse_coordinate(m.group(1), "latitude", 90)
                 lon = parse_coordinate(m.group(2), "longitude", 180)
             except ValueError as exc:
-                return fail(f"{mapping.location_column}: {exc}")
+                point = _swapped_point(m.group(1), m.group(2), covers)
+                if point is None:
+                    return fail(f"{mapping.location_column}: {exc}")
+                (lat, lon), swapped = point, True
     if lat is None or lon is None or (lat == 0 and lon == 0):
         lat = lon = None  # blank or the 0,0 "no location" convention: stored, never published
+    elif covers and not swapped and not covers(lon, lat) and abs(lon) <= 90 and covers(lat, lon):
+        lat, lon, swapped = lon, lat, True
 
     def text(fieldname: str) -> str:
         s = get(fieldname)
@@ -340,7 +355,23 @@ def validate_row(raw: RawRow, mapping: ColumnMapping, tz: ZoneInfo,
         sensitive=get("sensitive").lower() in _TRUE,
         classification_texts=tuple(v.get(c, "").strip()[:500]
                                    for c in mapping.classification_columns),
+        coordinates_swapped=swapped,
     )
+
+
+def _swapped_point(lat_text: str, lon_text: str,
+                   covers: Callable[[float, float], bool] | None) -> tuple[float, float] | None:
+    """(lat, lon) read the other way round, when that point is inside the beat map."""
+    if covers is None:
+        return None
+    try:
+        lon = parse_coordinate(lat_text, "longitude", 180)
+        lat = parse_coordinate(lon_text, "latitude", 90)
+    except ValueError:
+        return None
+    if lat is None or lon is None or not covers(lon, lat):
+        return None
+    return lat, lon
 
 
 def row_hash(row: IncidentRow) -> str:
@@ -373,34 +404,34 @@ class ImportOptions:
     chunk_rows: int = CHUNK_ROWS
 
 
-def read_chunks(path: Path, mapping: ColumnMapping, tz: ZoneInfo, now: datetime,
-                rejections: list[Rejection], chunk_rows: int,
-                time_shift: timedelta | None = None) -> Iterator[tuple[int, list[IncidentRow]]]:
-    """(rows read, valid rows) per chunk; invalid rows go to `rejections`."""
-    chunk: list[IncidentRow] = []
-    read = 0
-    for raw in iter_raw_rows(path, rejections):
-        read += 1
-        result = validate_row(raw, mapping, tz, now)
-        if isinstance(result, Rejection):
-            rejections.append(result)
-        else:
-            if time_shift:
-                result.occurred_at = result.occurred_at and result.occurred_at + time_shift
-                result.reported_at = result.reported_at and result.reported_at + time_shift
-            chunk.append(result)
-        if read % chunk_rows == 0:
-            yield read, chunk
-            chunk, read = [], 0
-    yield read, chunk
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(2**20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _mapped_columns(mapping: ColumnMapping) -> list[str]:
+    cols = [*mapping.columns.values(), *mapping.classification_columns,
+            *mapping.key_fallback_columns]
+    if mapping.location_column:
+        cols.append(mapping.location_column)
+    return cols
 
 
 def import_file(store, path: str | Path, options: ImportOptions, settings, *,
                 now: datetime | None = None,
                 progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Import one incident file in a single transaction and report what happened."""
+    """Import one incident file in a single transaction and report what happened.
+
+    The file is streamed in chunks (`options.chunk_rows` rows): each is parsed and validated
+    column-wise (`columnar`), joined to every beat map in one vectorised call, and written
+    with one bulk insert, so memory stays bounded whatever the file's size.
+    """
     path = Path(path)
     now = now or datetime.now(UTC).replace(tzinfo=None)
+    encoding, delimiter = sniff_text(path)
     header = read_header(path)
     mapping = resolve_mapping(header, preset=options.preset, maps=options.maps or None,
                               source=options.source)
@@ -408,27 +439,47 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
                           preset=mapping.preset.name if mapping.preset else None,
                           dry_run=options.dry_run)
     counters = report.counters
+    counters["swapped"] = 0
     tz = settings.tz
     join_sets = store.beat_sets_for_join()
     indexes = {s: spatial.BeatIndex(store.beats(s)) for s in join_sets}
     active = store.active_beat_set_id()
     primary = active if active in indexes else (join_sets[0] if join_sets else None)
-    seen: dict[str, str] = {}  # external_id -> row hash, for this run
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.stat().st_size < 2**30 else None
+    covers = indexes[primary].covers if primary is not None else None
+    covers_one = (lambda x, y: bool(covers(np.array([x]), np.array([y]))[0])) if covers else None
+    col_index = {name: i for i, name in enumerate(header)}  # a repeated name: the last wins
+    needed = sorted({col_index[c] for c in _mapped_columns(mapping) if c in col_index})
+
+    def per_row(line: int, cells: list[str]) -> IncidentRow | Rejection:
+        return validate_row(RawRow(line, dict(zip(header, cells, strict=True))), mapping, tz,
+                            now, covers=covers_one)
+
+    checks = columnar.Checks(mapping=mapping, col_index=col_index, tz=tz, now=now,
+                             validate_row=per_row, covers=covers, time_shift=options.time_shift)
+    digest = _digest(path)
 
     with store.transaction(rollback=options.dry_run) as conn:
         run_id = store.start_import_run(conn, source=mapping.source, filename=path.name,
                                         file_sha256=digest, preset=report.preset,
                                         user_email=options.actor, now=now)
         report.run_id = None if options.dry_run else run_id
+        run = _Run(store=store, conn=conn, source=mapping.source, counters=counters,
+                   indexes=indexes, primary=primary, settings=settings, run_id=run_id, now=now,
+                   ncls=len(mapping.classification_columns),
+                   had_incidents=store.source_has_incidents(conn, mapping.source))
         processed = 0
-        for read, rows in read_chunks(path, mapping, tz, now, report.rejections,
-                                      options.chunk_rows, options.time_shift):
-            _store_chunk(store, conn, rows, seen, counters, indexes, primary, settings,
-                         run_id, now)
-            processed += read
+        for raw in columnar.iter_raw_frames(path, encoding=encoding, delimiter=delimiter,
+                                            width=len(header), needed=needed,
+                                            chunk_rows=options.chunk_rows,
+                                            max_field=MAX_FIELD_BYTES,
+                                            rejections=report.rejections):
+            valid = columnar.validate_frame(raw, checks, report.rejections)
+            counters["swapped"] += int(valid["swapped"].sum())
+            _store_frame(run, valid)
+            processed += raw.records
             if progress:
                 progress(processed)
+        report.rejections.sort(key=lambda r: r.line)
         # Every row read ends in exactly one of these; unreadable lines are rejections too.
         counters["rejected"] = len(report.rejections)
         counters["read"] = sum(counters[k] for k in
@@ -440,64 +491,184 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
             store.audit(options.actor, "incidents.import", f"import_run:{run_id}",
                         {"file": path.name, "source": mapping.source} | counters, now=now,
                         conn=conn)
+    if counters["swapped"]:
+        log.warning("import %s: latitude and longitude swapped in %d rows; read the right way "
+                    "round", path.name, counters["swapped"])
     log.info("import %s (%s): %s", path.name, mapping.source, report.line())
     return report
 
 
-def _store_chunk(store, conn, rows: list[IncidentRow], seen: dict[str, str],
-                 counters: dict[str, int], indexes: dict, primary: int | None, settings,
-                 run_id: int, now: datetime) -> None:
+@dataclass
+class _Run:
+    """What storing the chunks of one run shares."""
+
+    store: object
+    conn: object
+    source: str
+    counters: dict[str, int]
+    indexes: dict
+    primary: int | None
+    settings: object
+    run_id: int
+    now: datetime
+    ncls: int
+    had_incidents: bool  # False: only keys seen earlier in this run can already be stored
+    # external_id -> first 8 bytes of its row hash, for rows stored by this run
+    seen: dict[str, bytes] = field(default_factory=dict)
+
+
+def _row_hashes(valid, ncls: int) -> list[bytes]:
+    """SHA-256 of everything a row says (as `row_hash`), column-wise."""
+    def iso(values) -> list[str]:
+        text = np.datetime_as_string(values.to_numpy().astype("datetime64[s]"), unit="s")
+        return np.where(np.isnat(values.to_numpy()), "", text).tolist()
+
+    def num(values) -> list[str]:
+        return ["None" if v != v else repr(v) for v in values.tolist()]
+
+    parts = [valid["external_id"].tolist(), iso(valid["occurred_at"]),
+             iso(valid["reported_at"]), valid["category_text"].tolist(),
+             valid["description"].tolist(), valid["address"].tolist(), num(valid["lat"]),
+             num(valid["lon"]), [b or "" for b in valid["source_beat"].tolist()],
+             ["True" if v else "False" for v in valid["sensitive"].tolist()],
+             *(valid[f"cls{k}"].tolist() for k in range(ncls))]
+    sha = hashlib.sha256
+    return [sha("\x1f".join(p).encode()).digest() for p in zip(*parts, strict=True)]
+
+
+def _policy(batch, located: np.ndarray, ncls: int, source: str, suppressed) -> tuple:
+    """(category, suppressed_reason) arrays: privacy.prepare_row once per distinct wording."""
+    arrays = [batch["category_text"].to_numpy(), batch["description"].to_numpy(),
+              *(batch[f"cls{k}"].to_numpy() for k in range(ncls)),
+              batch["sensitive"].to_numpy(), located]
+    codes, first = _factorize_rows(arrays)
+    cats, reasons = [], []
+    for i in first:
+        ct, desc, *cls, sens, loc = (a[i] for a in arrays)
+        row = IncidentRow(line=0, source=source, external_id="", reported_at=None,
+                          occurred_at=None, category_text=ct, description=desc, address="",
+                          lat=0.0 if loc else None, lon=0.0 if loc else None, source_beat=None,
+                          sensitive=bool(sens), classification_texts=tuple(cls))
+        privacy.prepare_row(row, suppressed)
+        cats.append(row.category)
+        reasons.append(row.suppressed_reason)
+    return (np.array(cats, dtype=object)[codes], np.array(reasons, dtype=object)[codes])
+
+
+def _factorize_rows(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each row's combination of values, first row of each combination)."""
+    codes = np.zeros(len(arrays[0]), dtype=np.int64)
+    for a in arrays:
+        c, uniq = pd.factorize(a)
+        codes, _ = pd.factorize(codes * max(len(uniq), 1) + c)
+    _, first = np.unique(codes, return_index=True)
+    return codes, first
+
+
+def _store_frame(run: _Run, valid) -> None:
+    """Store one chunk of valid rows: dedupe, classify, join, then insert or update."""
+    if not len(valid):
+        return
+    counters, seen = run.counters, run.seen
+    keys = valid["external_id"].tolist()
+    digests = _row_hashes(valid, run.ncls)
     # Within the run: identical repeats are duplicates; a changed repeat replaces the row.
-    latest: dict[str, tuple[IncidentRow, str]] = {}
-    for row in rows:
-        h = row_hash(row)
-        key = row.external_id
-        if seen.get(key) == h or (key in latest and latest[key][1] == h):
+    latest: dict[str, int] = {}
+    for i, (key, d) in enumerate(zip(keys, digests, strict=True)):
+        j = latest.get(key)
+        if seen.get(key) == d[:8] or (j is not None and digests[j] == d):
             counters["duplicate"] += 1
             continue
-        if key in latest:
+        if j is not None:
             counters["updated"] += 1  # the earlier version of this key, superseded in-chunk
-        latest[key] = (row, h)
+        latest[key] = i
     if not latest:
         return
-    batch = [r for r, _ in latest.values()]
-    hashes = {r.external_id: h for r, h in latest.values()}
+    pos = np.fromiter(latest.values(), dtype=np.int64, count=len(latest))
+    batch = valid.iloc[pos].reset_index(drop=True)
+    bkeys = list(latest)
+    hashes = [digests[i].hex() for i in pos]
+    lat, lon = batch["lat"].to_numpy(), batch["lon"].to_numpy()
+    located = np.isfinite(lat) & np.isfinite(lon)
+    counters["unlocated"] += int((~located).sum())
+    category, suppressed_reason = _policy(batch, located, run.ncls, run.source,
+                                          run.settings.suppressed_categories)
+    codes_, uniq = pd.factorize(batch["address"].to_numpy())
+    blocks = np.array([privacy.hundred_block(a) for a in uniq], dtype=object)
+    block_address = blocks[codes_] if len(uniq) else np.full(len(batch), "", dtype=object)
+    beats: dict[int, np.ndarray] = {}
+    for set_id, index in run.indexes.items():
+        codes = np.full(len(batch), None, dtype=object)
+        if located.any():
+            codes[located] = index.assign(lon[located], lat[located])
+        beats[set_id] = codes
+    if run.primary is None:
+        counters["unassigned"] += int(located.sum())
+    else:
+        counters["unassigned"] += int((located & pd.isna(beats[run.primary])).sum())
 
-    for r in batch:
-        privacy.prepare_row(r, settings.suppressed_categories)
-    located = [r for r in batch if r.located]
-    counters["unlocated"] += len(batch) - len(located)
-    if located:
-        lon = np.fromiter((r.lon for r in located), dtype="float64", count=len(located))
-        lat = np.fromiter((r.lat for r in located), dtype="float64", count=len(located))
-        for set_id, index in indexes.items():
-            codes = index.assign(lon, lat)
-            for r, code in zip(located, codes, strict=True):
-                r.beat_codes[set_id] = code
-        if primary is None:
-            counters["unassigned"] += len(located)
-        else:
-            counters["unassigned"] += sum(1 for r in located if r.beat_codes[primary] is None)
-
-    existing = store.existing_incidents(conn, batch[0].source, list(latest))
-    new = [r for r in batch if r.external_id not in existing]
-    changed = [(existing[r.external_id][0], r) for r in batch
-               if r.external_id in existing and existing[r.external_id][1] != hashes[r.external_id]]
-    counters["new"] += len(new)
+    lookup = bkeys if run.had_incidents else [k for k in bkeys if k in seen]
+    existing = run.store.existing_incidents(run.conn, run.source, lookup) if lookup else {}
+    is_new = np.array([k not in existing for k in bkeys], dtype=bool)
+    changed = [i for i, k in enumerate(bkeys) if k in existing and existing[k][1] != hashes[i]]
+    counters["new"] += int(is_new.sum())
     counters["updated"] += len(changed)
-    counters["unchanged"] += len(batch) - len(new) - len(changed)
-    delay = settings.publication_delay
-    store.insert_incidents(
-        conn, new, hashes=[hashes[r.external_id] for r in new],
-        uids=[entry_uid(r.source, r.external_id) for r in new],
-        publish_at=[privacy.publish_at(r.event_time, delay) for r in new],
-        run_id=run_id, now=now)
-    store.update_incidents(
-        conn, changed, hashes=[hashes[r.external_id] for _, r in changed],
-        publish_at=[privacy.publish_at(r.event_time, delay) for _, r in changed],
-        run_id=run_id, now=now)
-    for key, h in hashes.items():
-        seen[key] = h
+    counters["unchanged"] += len(bkeys) - int(is_new.sum()) - len(changed)
+    occurred = batch["occurred_at"].to_numpy()
+    reported = batch["reported_at"].to_numpy()
+    event_time = np.where(np.isnat(occurred), reported, occurred)
+    publish_at = event_time + np.timedelta64(int(run.settings.publication_delay), "m")
+
+    new = np.flatnonzero(is_new)
+    sha = hashlib.sha256  # entry_uid, inlined: it runs for every new row
+    if len(new):
+        nkeys = [bkeys[i] for i in new]
+        run.store.insert_incident_columns(run.conn, {
+            "uid": [sha(f"{run.source}\x1f{k}".encode()).hexdigest()[:20] for k in nkeys],
+            "source": run.source, "external_id": nkeys,
+            "reported_at": reported[new], "occurred_at": occurred[new],
+            "event_time": event_time[new], "category": category[new],
+            "category_text": batch["category_text"].to_numpy()[new],
+            "description": batch["description"].to_numpy()[new],
+            "address": batch["address"].to_numpy()[new], "block_address": block_address[new],
+            "lat": lat[new], "lon": lon[new],
+            "source_beat": batch["source_beat"].to_numpy()[new],
+            "sensitive": batch["sensitive"].to_numpy()[new],
+            "suppressed_reason": suppressed_reason[new], "row_hash": [hashes[i] for i in new],
+            "created_at": run.now, "updated_at": run.now, "publish_at": publish_at[new],
+            "first_run_id": run.run_id, "last_run_id": run.run_id,
+        }, beats={s: codes[new] for s, codes in beats.items()})
+    if changed:
+        rows = [_incident_row(batch, i, run, category[i], block_address[i],
+                              suppressed_reason[i], {s: c[i] for s, c in beats.items()})
+                for i in changed]
+        run.store.update_incidents(
+            run.conn, [(existing[bkeys[i]][0], r) for i, r in zip(changed, rows, strict=True)],
+            hashes=[hashes[i] for i in changed],
+            publish_at=[r.event_time + timedelta(minutes=run.settings.publication_delay)
+                        for r in rows],
+            run_id=run.run_id, now=run.now)
+    for key, i in zip(bkeys, pos.tolist(), strict=True):
+        seen[key] = digests[i][:8]
+
+
+def _incident_row(batch, i: int, run: _Run, category: str, block_address: str,
+                  suppressed_reason: str | None, beat_codes: dict) -> IncidentRow:
+    r = batch.iloc[i]
+
+    def dt(v):
+        return None if pd.isna(v) else pd.Timestamp(v).to_pydatetime()
+
+    return IncidentRow(
+        line=int(r["line"]), source=run.source, external_id=r["external_id"],
+        reported_at=dt(r["reported_at"]), occurred_at=dt(r["occurred_at"]),
+        category_text=r["category_text"], description=r["description"], address=r["address"],
+        lat=None if pd.isna(r["lat"]) else float(r["lat"]),
+        lon=None if pd.isna(r["lon"]) else float(r["lon"]), source_beat=r["source_beat"],
+        sensitive=bool(r["sensitive"]),
+        classification_texts=tuple(r[f"cls{k}"] for k in range(run.ncls)),
+        category=category, block_address=block_address, suppressed_reason=suppressed_reason,
+        beat_codes=beat_codes)
 
 
 def _write_report(report: ImportReport, header: list[str], settings, options: ImportOptions,
@@ -539,6 +710,7 @@ def csv_safe(value: str) -> str:
     if value and value.startswith(_FORMULA_START) and not _NUMBER.match(value):
         return "'" + value
     return value
+
 
 
 # ---- preview ------------------------------------------------------------------------------------

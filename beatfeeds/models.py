@@ -60,6 +60,7 @@ class IncidentRow:
     block_address: str = ""
     suppressed_reason: str | None = None
     beat_codes: dict[int, str | None] = field(default_factory=dict)  # beat set id -> code
+    coordinates_swapped: bool = False  # latitude and longitude were given the wrong way round
 
     @property
     def event_time(self) -> datetime | None:

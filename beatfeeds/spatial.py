@@ -7,43 +7,66 @@ from collections.abc import Sequence
 import geopandas as gpd
 import numpy as np
 import shapely
-from shapely.strtree import STRtree
 
 from .models import Beat
 
 
 class BeatIndex:
-    """A spatial index over one beat map, sorted by code so ties break the same way every run."""
+    """Beat polygons sorted by code, so ties break the same way every run."""
 
     def __init__(self, beats: Sequence[Beat]):
         ordered = sorted(beats, key=lambda b: b.code)
         self.codes = np.array([b.code for b in ordered], dtype=object)
-        geoms = np.array([b.geometry for b in ordered], dtype=object)
-        shapely.prepare(geoms)
-        self.tree = STRtree(geoms)
+        self.geoms = np.array([b.geometry for b in ordered], dtype=object)
+        shapely.prepare(self.geoms)
+        self.bounds = (shapely.bounds(self.geoms) if len(self.geoms)
+                       else np.zeros((0, 4), dtype="float64"))
+        self._union = None
 
     def assign(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        """Beat code for each point (None outside every beat), in one vectorised query.
+        """Beat code for each point (None outside every beat), vectorised per beat.
 
-        A point on an edge shared by two beats intersects both; it goes to the beat whose
-        code sorts first, so every point gets exactly one beat, deterministically.
+        Each beat tests only the points inside its bounding box that no beat has taken yet,
+        with `shapely.intersects_xy` (no Point objects). A point on an edge shared by two
+        beats intersects both; it goes to the beat whose code sorts first, so every point
+        gets exactly one beat, deterministically.
         """
         lon = np.asarray(lon, dtype="float64")
         lat = np.asarray(lat, dtype="float64")
         out = np.full(len(lon), None, dtype=object)
-        ok = np.isfinite(lon) & np.isfinite(lat)
-        if not ok.any() or len(self.codes) == 0:
+        todo = np.flatnonzero(np.isfinite(lon) & np.isfinite(lat))
+        for k in range(len(self.codes)):
+            if not len(todo):
+                break
+            x, y = lon[todo], lat[todo]
+            minx, miny, maxx, maxy = self.bounds[k]
+            near = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+            if not near.any():
+                continue
+            cand = np.flatnonzero(near)
+            hit = shapely.intersects_xy(self.geoms[k], x[cand], y[cand])
+            if hit.any():
+                out[todo[cand[hit]]] = self.codes[k]
+                keep = np.ones(len(todo), dtype=bool)
+                keep[cand[hit]] = False
+                todo = todo[keep]
+        return out
+
+    def covers(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Whether each point lies in some beat of this map (its edges included)."""
+        lon = np.asarray(lon, dtype="float64")
+        lat = np.asarray(lat, dtype="float64")
+        out = np.zeros(len(lon), dtype=bool)
+        if not len(self.geoms):
             return out
-        idx = np.nonzero(ok)[0]
-        points = shapely.points(lon[idx], lat[idx])
-        hit_point, hit_beat = self.tree.query(points, predicate="intersects")
-        if len(hit_point):
-            # Lowest beat index per point: sort by (point, beat) and keep each point's first.
-            order = np.lexsort((hit_beat, hit_point))
-            hp, hb = hit_point[order], hit_beat[order]
-            first = np.ones(len(hp), dtype=bool)
-            first[1:] = hp[1:] != hp[:-1]
-            out[idx[hp[first]]] = self.codes[hb[first]]
+        if self._union is None:
+            self._union = shapely.union_all(self.geoms)
+            shapely.prepare(self._union)
+        minx, miny, maxx, maxy = shapely.bounds(self._union)
+        ok = (np.isfinite(lon) & np.isfinite(lat) & (lon >= minx) & (lon <= maxx)
+              & (lat >= miny) & (lat <= maxy))
+        if ok.any():
+            out[ok] = shapely.intersects_xy(self._union, lon[ok], lat[ok])
         return out
 
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
 import shapely
 from alembic import command
 from alembic.config import Config
@@ -17,6 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     and_,
     bindparam,
     create_engine,
@@ -346,6 +348,60 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin):
         return out
 
     def insert_incidents(self, conn: Connection, rows: Sequence[IncidentRow], *,
+    def source_has_incidents(self, conn: Connection, source: str) -> bool:
+        """Whether any incident of this dataset is stored (a first import needs no lookups)."""
+        c = t.incidents.c
+        return conn.execute(select(c.id).where(c.source == source).limit(1)).first() is not None
+
+    def insert_incident_columns(self, conn: Connection, columns: dict[str, object], *,
+                                beats: dict[int, Sequence[str | None]]) -> None:
+        """Bulk-insert new incidents given column-wise, and their beat rows.
+
+        Does what `insert_incidents` does for a whole chunk in two executemany calls on the
+        driver: `columns` maps incidents columns (all but `id`) to sequences, numpy arrays
+        (datetime64 with NaT, float with NaN for NULL) or one value for every row.
+        """
+        n = max((len(v) for v in columns.values() if _is_column(v)), default=0)
+        if not n:
+            return
+        ids = self._new_incident_ids(conn, n)
+        names = list(columns)
+        values = [self._bind_column(conn, name, v, n) for name, v in columns.items()]
+        mark = _placeholder(conn)
+        conn.exec_driver_sql(
+            f"INSERT INTO incidents (id, {', '.join(names)}) "
+            f"VALUES ({', '.join([mark] * (len(names) + 1))})", list(zip(ids, *values, strict=True)))
+        beat_rows = [(i, set_id, code) for set_id, codes in beats.items()
+                     for i, code in zip(ids, codes, strict=True)]
+        if beat_rows:
+            conn.exec_driver_sql(
+                f"INSERT INTO incident_beats (incident_id, beat_set_id, beat_code) "
+                f"VALUES ({mark}, {mark}, {mark})", beat_rows)
+
+    def _new_incident_ids(self, conn: Connection, n: int) -> list[int]:
+        if conn.dialect.name == "postgresql":
+            return list(conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "
+                f"FROM generate_series(1, {int(n)})").scalars())
+        # SQLite: the run's transaction already holds the write lock, so max(id) cannot move.
+        first = conn.execute(select(func.coalesce(func.max(t.incidents.c.id), 0))).scalar_one()
+        return list(range(first + 1, first + 1 + n))
+
+    def _bind_column(self, conn: Connection, name: str, values, n: int) -> list:
+        """A column as the driver takes it, converted the way SQLAlchemy would bind it."""
+        proc = t.incidents.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        if not _is_column(values):
+            return [values if proc is None else proc(values)] * n
+        if isinstance(values, np.ndarray):
+            if values.dtype.kind == "M":
+                return _bind_datetimes(conn, t.incidents.c[name].type, values)
+            if values.dtype.kind == "f":
+                return [None if v != v else v for v in values.tolist()]
+            values = values.tolist()
+        if proc is not None and not isinstance(t.incidents.c[name].type, (String,)):
+            return [proc(v) for v in values]
+        return list(values)
+
                          hashes: Sequence[str], uids: Sequence[str], publish_at: Sequence[datetime],
                          run_id: int | None, now: datetime) -> dict[str, int]:
         """Insert new incidents and their beat rows; returns external_id -> id."""
@@ -558,6 +614,37 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin):
 
 
 def _incident_values(r: IncidentRow, row_hash: str, publish_at: datetime,
+def _is_column(v) -> bool:
+    return isinstance(v, (list, tuple, np.ndarray))
+
+
+def _placeholder(conn: Connection) -> str:
+    return {"qmark": "?", "numeric": "?", "named": "?"}.get(conn.dialect.paramstyle, "%s")
+
+
+def _bind_datetimes(conn: Connection, type_, values: np.ndarray) -> list:
+    """datetime64 values for the driver; on SQLite as the text SQLAlchemy stores, made by
+    numpy in one call (per-value formatting is most of a bulk insert's cost otherwise)."""
+    nat = np.isnat(values)
+    micro = values.astype("datetime64[us]")
+    proc = type_.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    if proc is None:
+        out = micro.astype(object).tolist()
+    else:
+        text = np.datetime_as_string(micro, unit="us")
+        probe = datetime(2001, 2, 3, 4, 5, 6, 7)
+        if proc(probe) == str(np.datetime_as_string(np.datetime64(probe, "us"))).replace(
+                "T", " "):
+            codes = text.view(np.uint32).reshape(len(text), -1)
+            codes[:, 10] = ord(" ")
+            out = text.tolist()
+        else:  # a storage format numpy does not write: SQLAlchemy's own processor
+            out = [proc(v) for v in micro.astype(object).tolist()]
+    for i in np.flatnonzero(nat):
+        out[i] = None
+    return out
+
+
                      run_id: int | None, now: datetime) -> dict:
     return {
         "source": r.source, "external_id": r.external_id, "reported_at": r.reported_at,
