@@ -347,7 +347,6 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin):
                 out[r.external_id] = (r.id, r.row_hash)
         return out
 
-    def insert_incidents(self, conn: Connection, rows: Sequence[IncidentRow], *,
     def source_has_incidents(self, conn: Connection, source: str) -> bool:
         """Whether any incident of this dataset is stored (a first import needs no lookups)."""
         c = t.incidents.c
@@ -402,6 +401,7 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin):
             return [proc(v) for v in values]
         return list(values)
 
+    def insert_incidents(self, conn: Connection, rows: Sequence[IncidentRow], *,
                          hashes: Sequence[str], uids: Sequence[str], publish_at: Sequence[datetime],
                          run_id: int | None, now: datetime) -> dict[str, int]:
         """Insert new incidents and their beat rows; returns external_id -> id."""
@@ -613,7 +613,6 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin):
                 select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit))]
 
 
-def _incident_values(r: IncidentRow, row_hash: str, publish_at: datetime,
 def _is_column(v) -> bool:
     return isinstance(v, (list, tuple, np.ndarray))
 
@@ -645,6 +644,7 @@ def _bind_datetimes(conn: Connection, type_, values: np.ndarray) -> list:
     return out
 
 
+def _incident_values(r: IncidentRow, row_hash: str, publish_at: datetime,
                      run_id: int | None, now: datetime) -> dict:
     return {
         "source": r.source, "external_id": r.external_id, "reported_at": r.reported_at,
