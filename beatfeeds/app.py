@@ -55,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
         settings.database_url)
     csrf = CSRFProtect(app)
 
+    from .web import admin_outbound  # noqa: I001 (kept apart: one line per feature)
     from .web import api, assets, auth, errors, public, records, staff
 
     csrf.exempt(api.bp)  # stateless JSON lookups; nothing changes on the server
@@ -64,6 +65,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(admin_outbound.bp)
     app.register_blueprint(records.bp)
     errors.register(app)
     app.jinja_env.globals["settings"] = settings

@@ -88,3 +88,27 @@ class Conflict(BeatfeedsError):
 class UploadTooLarge(BeatfeedsError):
     http_status = 413
     user_message = "The file is larger than this site accepts."
+
+
+class PostingError(BeatfeedsError):
+    """A service refused or failed a post (outbound accounts)."""
+
+    http_status = 502
+    user_message = "The service did not accept the post."
+
+
+class TransientPostingError(PostingError):
+    """Worth retrying later: network trouble, a 5xx, or a rate limit (`retry_at`, naive UTC)."""
+
+    def __init__(self, message: str | None = None, retry_at=None):
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class PermanentPostingError(PostingError):
+    """Retrying cannot help: bad credentials, a refused text, a deleted account."""
+
+
+class PostOutcomeUnknown(PostingError):
+    """The request may have reached a service that has no duplicate guard (X): retrying
+    could post twice, so an admin has to look."""

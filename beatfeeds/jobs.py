@@ -97,6 +97,20 @@ def prune_login_attempts(store, settings, now: datetime) -> dict:
     return {"removed": removed}
 
 
+def send_outbox(store, settings, now: datetime) -> dict:
+    """Post entries that became public to the areas' outbound accounts (the outbox)."""
+    from . import outbound
+
+    return outbound.send_outbox(store, settings, now)
+
+
+def retract_posts(store, settings, now: datetime) -> dict:
+    """Delete posts of retracted, suppressed or withdrawn entries where services allow it."""
+    from . import outbound
+
+    return outbound.retract_posts(store, settings, now)
+
+
 JOBS: dict[str, Job] = {
     j.name: j
     for j in [
@@ -110,6 +124,8 @@ JOBS: dict[str, Job] = {
         Job("ping-websub-hub", ping_websub_hub, 60, ping_websub_hub.__doc__.splitlines()[0]),
         Job("prune-login-attempts", prune_login_attempts, 3600,
             prune_login_attempts.__doc__.splitlines()[0]),
+        Job("send-outbox", send_outbox, 30, send_outbox.__doc__.splitlines()[0]),
+        Job("retract-posts", retract_posts, 60, retract_posts.__doc__.splitlines()[0]),
     ]
 }
 

@@ -258,3 +258,95 @@ class StaffIncident:
         if self.beat is None:
             return "unassigned"
         return "published" if self.publish_at <= now else "scheduled"
+
+
+# ---- outbound accounts, outbox, announcements -------------------------------------------------
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "unknown", "superseded", "cancelled",
+                   "deleted")
+
+
+@dataclass
+class OutboundAccount:
+    """An account on an outside service that mirrors an area's entries. `credentials` is
+    the encrypted token as stored; only beatfeeds.outbound decrypts it, to send."""
+
+    id: int
+    area_kind: str
+    area_code: str | None
+    service: str
+    label: str
+    endpoint: str
+    handle: str | None
+    credentials: str
+    template: str
+    profile_template: str
+    status: str  # active / paused
+    created_at: datetime
+    created_by: str | None = None
+    char_limit: int | None = None
+    blocked_until: datetime | None = None
+    last_test_at: datetime | None = None
+    last_test_result: str | None = None
+
+
+@dataclass
+class OutboxItem:
+    id: int
+    account_id: int
+    entry_uid: str
+    entry_kind: str  # incident / announcement
+    category: str
+    status: str
+    due_at: datetime
+    next_attempt_at: datetime
+    attempts: int
+    created_at: datetime
+    claimed_at: datetime | None = None
+    text: str | None = None
+    dry_run: bool = False
+    remote_id: str | None = None
+    remote_url: str | None = None
+    error: str | None = None
+    sent_at: datetime | None = None
+    deleted_at: datetime | None = None
+    account_label: str = ""
+    service: str = ""
+
+
+ANNOUNCEMENT_KINDS = {
+    "alert": "Public-safety alert",
+    "road-closure": "Road closure",
+    "missing-person": "Missing person",
+    "prevention-tip": "Crime-prevention tip",
+    "community-event": "Community event",
+    "department-update": "Department update",
+}
+URGENT_KINDS = ("alert", "missing-person")
+
+
+@dataclass
+class Announcement:
+    id: int
+    uid: str
+    kind: str
+    title: str
+    body: str
+    urgent: bool
+    citywide: bool
+    target: dict
+    beat_set_id: int
+    publish_at: datetime
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+    withdrawn_at: datetime | None = None
+    beats: list[str] = field(default_factory=list)
+
+    def status(self, now: datetime) -> str:
+        """scheduled / published / expired / withdrawn."""
+        if self.withdrawn_at:
+            return "withdrawn"
+        if self.expires_at and self.expires_at <= now:
+            return "expired"
+        return "published" if self.publish_at <= now else "scheduled"

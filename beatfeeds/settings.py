@@ -103,6 +103,13 @@ SETTINGS: list[Setting] = [
             "(absolute, or a path on this site). Empty: no logo."),
     Setting("department_color", "#0b4f8a", "Accent colour of the pages (links, header rule, "
             "map highlight), as `#rrggbb`. It must reach a 4.5:1 contrast ratio on white."),
+    Setting("dry_run", False, "Outbound accounts: record what would be posted (on the admin "
+            "outbox page) without sending anything. `beatfeeds demo` turns it on.", kind=bool),
+    Setting("outbox_max_age", 24, "Hours: entries whose event is older than this when they "
+            "become public are not posted to outbound accounts, so importing old records does "
+            "not flood them (feeds still show them).", kind=int),
+    Setting("outbound_timeout", 20, "Seconds to wait for Mastodon, Bluesky, X or a webhook to "
+            "answer one request.", kind=int),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -162,6 +169,13 @@ def _mask_url(url: str) -> str:
 
 def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
     try:
+        if setting.kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            word = str(raw).strip().lower()
+            if word not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+                raise ValueError(raw)
+            return word in ("1", "true", "yes", "on")
         if setting.kind is int:
             # int() would quietly turn `true` into 1 and 1.5 into 1.
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):

@@ -255,3 +255,86 @@ boundary_changes = Table(
     Column("at", DateTime, nullable=False),
     Index("ix_boundary_changes_code", "code"),
 )
+
+# ---- outbound accounts, outbox and announcements (migration 0003) ----------------------------
+outbound_accounts = Table(
+    "outbound_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("area_kind", String(16), nullable=False),  # city / precinct / sector / beat
+    Column("area_code", String(32)),  # NULL for the city
+    Column("service", String(16), nullable=False),  # mastodon / bluesky / x / webhook
+    Column("label", String(200), nullable=False),
+    Column("endpoint", String(1000), nullable=False),  # instance, PDS or webhook URL
+    Column("handle", String(320)),  # shown to admins; never a secret
+    Column("credentials", Text, nullable=False),  # Fernet token of a JSON object
+    Column("template", Text, nullable=False),
+    Column("profile_template", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # active / paused
+    Column("char_limit", Integer),  # read from the service (Mastodon instances)
+    Column("blocked_until", DateTime),  # the service asked us to wait (429)
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(320)),
+    Column("last_test_at", DateTime),
+    Column("last_test_result", Text),
+    Index("ix_outbound_accounts_area", "area_kind", "area_code"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("outbound_accounts.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("entry_uid", String(32), nullable=False),  # incident or announcement uid
+    Column("entry_kind", String(16), nullable=False),  # incident / announcement
+    # A correction that changes the category is posted again; any other correction is not.
+    Column("category", String(64), nullable=False),
+    # pending / sending / sent / failed / unknown / superseded / deleted
+    Column("status", String(16), nullable=False),
+    Column("due_at", DateTime, nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_at", DateTime),
+    Column("text", Text),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("remote_id", String(500)),
+    Column("remote_url", String(1000)),
+    Column("error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    Column("deleted_at", DateTime),
+    UniqueConstraint("entry_uid", "account_id", "category", name="uq_outbox_entry_account"),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    Index("ix_outbox_account_sent", "account_id", "sent_at"),
+)
+
+announcements = Table(
+    "announcements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(32), nullable=False, unique=True),  # public, opaque
+    Column("kind", String(32), nullable=False),  # alert / road-closure / missing-person / ...
+    Column("title", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("urgent", Boolean, nullable=False, default=False),
+    Column("citywide", Boolean, nullable=False, default=False),
+    Column("target", Text, nullable=False),  # JSON: what staff chose (beats, sectors, polygon...)
+    Column("beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("publish_at", DateTime, nullable=False),
+    Column("expires_at", DateTime),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("created_by", String(320), nullable=False),
+    Column("withdrawn_at", DateTime),
+    Index("ix_announcements_publish_at", "publish_at"),
+)
+
+announcement_beats = Table(
+    "announcement_beats",
+    metadata,
+    Column("announcement_id", Integer, ForeignKey("announcements.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("beat_code", String(32), primary_key=True),
+)
