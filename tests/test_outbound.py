@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -313,3 +312,79 @@ def test_paused_accounts_hold_their_items(tmp_path, httpserver):
     assert send(store, settings, T)["sent"] == 0
     outbound.set_account_paused(store, account_id, False, actor=ADMIN, now=T)
     assert send(store, settings, T)["sent"] == 1
+
+
+# ---- retractions and corrections ----------------------------------------------------------------
+def test_retraction_deletes_the_mastodon_and_bluesky_posts(tmp_path, httpserver):
+    from beatfeeds import records
+
+    store, settings = setup(tmp_path)
+    masto = FakeMastodon(httpserver)
+    pds = FakePDS(httpserver)
+    add(store, settings, "mastodon", httpserver.url_for("/"), {"access_token": "tok"})
+    add(store, settings, "bluesky", httpserver.url_for("/").rstrip("/"),
+        {"identifier": pds.handle, "app_password": pds.password})
+    import_incidents(store, settings, tmp_path, [incident(settings, 1, 90),
+                                                 incident(settings, 2, 90)])
+    assert send(store, settings, T)["sent"] == 4
+    assert len(masto.statuses) == 2 and len(pds.records) == 2
+    assert outbound.retract_posts(store, settings, T)["deleted"] == 0  # nothing to do
+    uid = items(store)[0].entry_uid
+    records.retract_entry(store, uid, "entered in error", actor=ADMIN, now=T)
+    assert outbound.retract_posts(store, settings, T)["deleted"] == 2
+    assert len(masto.statuses) == 1 and len(pds.records) == 1
+    gone = [i for i in items(store) if i.entry_uid == uid]
+    assert {i.status for i in gone} == {"deleted"} and all(i.deleted_at for i in gone)
+    assert outbound.retract_posts(store, settings, T)["deleted"] == 0  # once
+
+
+def test_a_correction_posts_again_only_when_the_category_changes(tmp_path, httpserver):
+    store, settings = setup(tmp_path)
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    add(store, settings, "webhook", httpserver.url_for("/hook"), {"secret": "s"})
+    row = incident(settings, 1, 90)
+    import_incidents(store, settings, tmp_path, [row])
+    assert send(store, settings, T)["sent"] == 1
+    fixed = list(row)
+    fixed[4] = "1200 8TH AVE NE"  # the address corrected: same category
+    import_incidents(store, settings, tmp_path, [fixed], now=T + timedelta(minutes=1))
+    assert send(store, settings, T + timedelta(minutes=2))["sent"] == 0
+    recat = list(fixed)
+    recat[2], recat[3] = "ROBBERY", "ROBBERY - STREET"
+    import_incidents(store, settings, tmp_path, [recat], now=T + timedelta(minutes=3))
+    assert send(store, settings, T + timedelta(minutes=4))["sent"] == 1
+    posted = [json.loads(e[0].get_data())["text"] for e in httpserver.log]
+    assert len(posted) == 2 and "ROBBERY - STREET" in posted[1]
+    assert [i.category for i in items(store)] == ["car-prowl", "robbery"]
+
+
+def test_suppressed_or_retracted_before_sending_is_never_posted(tmp_path, httpserver):
+    from beatfeeds import records
+
+    store, settings = setup(tmp_path)
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    add(store, settings, "webhook", httpserver.url_for("/hook"), {"secret": "s"})
+    row = incident(settings, 1, 90)
+    import_incidents(store, settings, tmp_path, [row, incident(settings, 2, 90)])
+    outbound.enqueue_due(store, settings, T)
+    records.retract_entry(store, items(store)[0].entry_uid, "duplicate", actor=ADMIN, now=T)
+    dv = list(incident(settings, 2, 90))
+    dv[2], dv[3] = "DOMESTIC", "DOMESTIC - VERBAL"
+    import_incidents(store, settings, tmp_path, [dv])
+    summary = send(store, settings, T)
+    assert summary["sent"] == 0 and summary["cancelled"] == 2
+    assert not httpserver.log
+
+
+def test_suppression_after_posting_deletes_the_x_post(tmp_path, httpserver):
+    store, settings = setup(tmp_path)
+    x = FakeX(httpserver)
+    add(store, settings, "x", httpserver.url_for("/").rstrip("/"), X_CREDS)
+    row = incident(settings, 1, 90)
+    import_incidents(store, settings, tmp_path, [row])
+    assert send(store, settings, T)["sent"] == 1 and len(x.tweets) == 1
+    dv = list(row)
+    dv[2], dv[3] = "DOMESTIC", "DOMESTIC - VERBAL"
+    import_incidents(store, settings, tmp_path, [dv], now=T + timedelta(minutes=1))
+    assert outbound.retract_posts(store, settings, T + timedelta(minutes=2))["deleted"] == 1
+    assert x.tweets == {}

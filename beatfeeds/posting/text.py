@@ -146,7 +146,7 @@ def fit(template: str, fields: dict[str, str], measure, limit: int) -> str:
 
 
 def _cut(words: list[str], n: int) -> str:
-    return " ".join(words[:n]).rstrip(",;:-–—") + ELLIPSIS
+    return " ".join(words[:n]).rstrip(",;:-–— ") + ELLIPSIS
 
 
 def link_facets(text: str) -> list[dict]:
