@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from . import accounts, boundaries, imports, jobs, records, sources
+from . import progress as progress_display
 from .errors import BeatfeedsError, InvalidBoundary, UnusableFile
 from .settings import load_settings
 from .storage import SQLStore
@@ -144,17 +145,8 @@ def incidents_retract(ctx: Context, uid, reason):
 
 
 def _progress_printer(file: Path):
-    """A one-line progress display on a terminal; nothing when output is piped."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(n):
-        if n is None:
-            click.echo("", err=True)
-        else:
-            click.echo(f"\r{file.name}: {n:,} rows", nl=False, err=True)
-
-    return show
+    """Import progress on standard error: a bar on a terminal, plain lines otherwise."""
+    return progress_display.row_progress(file, sys.stderr)
 
 
 def _require_schema(store: SQLStore):
