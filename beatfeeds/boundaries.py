@@ -543,6 +543,38 @@ def _change_text(c: BoundaryChange, code: str) -> str | None:
     return None
 
 
+def editor_geojson(store, set_id: int, tolerances: Tolerances) -> dict:
+    """A map for the editor: its beats, each with its change against the active map, the
+    active map's beats it removes, and its validation problems."""
+    bs = store.get_beat_set(set_id)
+    beats = store.beats(set_id)
+    active = store.active_beat_set_id()
+    change: dict[str, str] = {}
+    removed: list[Beat] = []
+    if active is not None and active != set_id:
+        old = store.beats(active)
+        added, gone, reshaped, _, renamed = diff_beats(old, beats, tolerances.reshape)
+        change = ({c: "added" for c in added} | {c: "reshaped" for c, _ in reshaped}
+                  | {b: "renamed" for _, b in renamed})
+        removed = [b for b in old if b.code in gone]
+    problems = validate_beat_set(store, set_id, tolerances)
+
+    def feature(b: Beat, kind: str) -> dict:
+        return {"type": "Feature", "id": b.code,
+                "properties": {"code": b.code, "sector": b.sector, "precinct": b.precinct,
+                               "change": kind},
+                "geometry": shapely.geometry.mapping(b.geometry)}
+
+    return {
+        "beat_set": {"id": bs.id, "name": bs.name, "status": bs.status, "active": active},
+        "beats": {"type": "FeatureCollection",
+                  "features": [feature(b, change.get(b.code, "unchanged")) for b in beats]},
+        "removed": {"type": "FeatureCollection",
+                    "features": [feature(b, "removed") for b in removed]},
+        "problems": [p.as_dict() for p in problems],
+    }
+
+
 def area_geojson(store, set_id: int, kind: str) -> dict:
     """A beat map's beats, or its sectors or precincts dissolved from them, as GeoJSON."""
     store.get_beat_set(set_id)

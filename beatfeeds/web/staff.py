@@ -64,12 +64,6 @@ def reset_password(email):
     return redirect(url_for(".users"))
 
 
-@bp.get("/admin/beats")
-@staff_required("admin")
-def beat_maps():
-    return render_template("admin_beats.html", beat_sets=store().list_beat_sets())
-
-
 @bp.get("/admin/audit")
 @staff_required("admin")
 def audit():

@@ -1,0 +1,186 @@
+"""Admin pages for beat maps: upload with field confirmation, map editor, preview, publish."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import date, timedelta
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.utils import secure_filename
+
+from .. import boundaries
+from ..errors import BeatfeedsError, InvalidBoundary, InvalidInput
+from . import settings, store, utcnow
+from .auth import staff_required
+
+bp = Blueprint("admin_beats", __name__, url_prefix="/admin/beats")
+
+MAP_SUFFIXES = (".geojson", ".json", ".zip", ".gpkg", ".kml", ".shp")
+
+
+def _tolerances() -> boundaries.Tolerances:
+    return boundaries.Tolerances.from_settings(settings())
+
+
+def _upload_dir() -> Path:
+    return Path(settings().instance_path) / "beat-map-uploads"
+
+
+def _uploaded(token: str, filename: str) -> Path:
+    if not token.isalnum() or secure_filename(filename) != filename or not filename:
+        raise InvalidInput("That upload has expired; choose the file again.")
+    path = _upload_dir() / token / filename
+    if not path.is_file():
+        raise InvalidInput("That upload has expired; choose the file again.")
+    return path
+
+
+@bp.get("")
+@staff_required("admin")
+def index():
+    return render_template("admin_beats.html", beat_sets=store().list_beat_sets(),
+                           active=store().active_beat_set_id())
+
+
+@bp.post("/upload")
+@staff_required("admin")
+def upload():
+    f = request.files.get("file")
+    name = secure_filename(f.filename or "") if f else ""
+    if not name or not name.lower().endswith(MAP_SUFFIXES):
+        flash("Choose a GeoJSON, zipped shapefile, GeoPackage or KML file.", "error")
+        return redirect(url_for(".index"))
+    token = secrets.token_hex(8)
+    folder = _upload_dir() / token
+    folder.mkdir(parents=True, exist_ok=True)
+    f.save(folder / name)
+    try:
+        preview = boundaries.inspect_beat_map(folder / name)
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for(".index"))
+    return render_template("admin_beats_confirm.html", preview=preview, token=token,
+                           filename=name, name=Path(name).stem, problems=[])
+
+
+@bp.post("/load")
+@staff_required("admin")
+def load():
+    form = request.form
+    path = _uploaded(form.get("token", ""), form.get("filename", ""))
+    effective = form.get("effective") or None
+    try:
+        set_id = boundaries.load_beat_map(
+            store(), path, code_field=form.get("code_field") or None,
+            sector_field=form.get("sector_field") or None,
+            precinct_field=form.get("precinct_field") or None,
+            name=form.get("name") or None,
+            effective=date.fromisoformat(effective) if effective else None,
+            actor=g.user.email, now=utcnow())
+    except (BeatfeedsError, ValueError) as exc:
+        problems = exc.problems if isinstance(exc, InvalidBoundary) else []
+        message = exc.message if isinstance(exc, BeatfeedsError) else "Give the date as YYYY-MM-DD."
+        flash(message, "error")
+        return render_template("admin_beats_confirm.html",
+                               preview=boundaries.inspect_beat_map(path),
+                               token=form["token"], filename=form["filename"],
+                               name=form.get("name"), problems=problems), 422
+    flash(f"Loaded beat map {set_id} as a draft.")
+    return redirect(url_for(".show", set_id=set_id))
+
+
+@bp.get("/<int:set_id>")
+@staff_required("admin")
+def show(set_id):
+    s = store()
+    bs = s.get_beat_set(set_id)
+    problems = boundaries.validate_beat_set(s, set_id, _tolerances())
+    active = s.active_beat_set_id()
+    diff = None
+    if active is not None and active != set_id:
+        diff = boundaries.diff_beat_sets(
+            s, set_id, active, tolerance=settings().beat_reshape_tolerance,
+            since=utcnow() - timedelta(days=settings().beat_diff_days))
+    return render_template("admin_beat_map.html", bs=bs, problems=problems, diff=diff,
+                           active=active, beat_sets=s.list_beat_sets(),
+                           blocking=boundaries.blocking(problems))
+
+
+@bp.get("/<int:set_id>/map.json")
+@staff_required("admin")
+def map_json(set_id):
+    """The map's beats with their change against the active map, removed beats and problems."""
+    return boundaries.editor_geojson(store(), set_id, _tolerances())
+
+
+@bp.post("/<int:set_id>/edit")
+@staff_required("admin")
+def edit(set_id):
+    op = request.get_json(silent=True)
+    draft_id = boundaries.edit_beat_map(store(), set_id, op, actor=g.user.email, now=utcnow())
+    return {"set_id": draft_id, "url": url_for(".show", set_id=draft_id),
+            **boundaries.editor_geojson(store(), draft_id, _tolerances())}
+
+
+@bp.post("/<int:set_id>/publish")
+@staff_required("admin")
+def publish(set_id):
+    at = request.form.get("at") or None
+    try:
+        if at:
+            boundaries.schedule_beat_map(store(), set_id, date.fromisoformat(at),
+                                         actor=g.user.email, now=utcnow(),
+                                         tolerances=_tolerances())
+            flash(f"Beat map {set_id} is scheduled for {at}.")
+        else:
+            joined = boundaries.publish_beat_map(store(), set_id, actor=g.user.email,
+                                                 now=utcnow(), tolerances=_tolerances())
+            flash(f"Beat map {set_id} is active; {joined} incidents joined to it.")
+    except ValueError:
+        flash("Give the date as YYYY-MM-DD.", "error")
+    except InvalidBoundary as exc:
+        flash(f"{exc.message}: " + "; ".join(exc.problems[:5]), "error")
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for(".show", set_id=set_id))
+
+
+@bp.post("/rollback")
+@staff_required("admin")
+def rollback():
+    try:
+        set_id = boundaries.rollback_beat_map(store(), actor=g.user.email, now=utcnow(),
+                                              tolerances=_tolerances())
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for(".index"))
+    flash(f"Rolled back: beat map {set_id} is active again.")
+    return redirect(url_for(".index"))
+
+
+@bp.get("/<int:set_id>/export.geojson")
+@staff_required("admin")
+def export(set_id):
+    doc = boundaries.area_geojson(store(), set_id, "beats")
+    return (json.dumps(doc), 200, {
+        "Content-Type": "application/geo+json",
+        "Content-Disposition": f'attachment; filename="beat-map-{set_id}.geojson"'})
+
+
+@bp.errorhandler(BeatfeedsError)
+def _error(exc: BeatfeedsError):
+    """The editor's requests get JSON errors it can show; pages get the error page."""
+    if request.is_json:
+        return {"error": exc.message, "status": exc.http_status}, exc.http_status
+    return render_template("error.html", status=exc.http_status,
+                           message=exc.message), exc.http_status

@@ -1,0 +1,78 @@
+"""A real browser: an admin loads a draft, drags a vertex, sees the diff, publishes and rolls
+back, with the base-map tiles unreachable."""
+
+import pytest
+
+from beatfeeds import accounts
+from beatfeeds.app import create_app
+
+from .conftest import DEFAULT_BEATS, NOW, LiveServer
+
+pytestmark = pytest.mark.browser
+
+ADMIN, PW = "admin@example.test", "a long enough password 1"
+
+
+@pytest.fixture
+def live_server(beats_store, settings):
+    # a tile server that refuses connections: the editor must work without base tiles
+    app = create_app({"TESTING": True, "store": beats_store, **settings.as_dict(),
+                      "tile_url": "http://127.0.0.1:9/{z}/{x}/{y}.png"})
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+def test_admin_redraws_a_beat_in_the_browser(live_server, page, beats_store):
+    accounts.add_user(beats_store, ADMIN, "admin", PW, actor="test", now=NOW)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    page.goto(live_server.url + "/admin/beats")
+    page.get_by_label("Email").fill(ADMIN)
+    page.get_by_label("Password").fill(PW)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server.url + "/admin/beats")
+
+    # load a draft: upload, confirm the guessed fields
+    page.set_input_files("#file", str(DEFAULT_BEATS))
+    page.get_by_role("button", name="Upload and check the fields").click()
+    assert page.locator("#code_field").input_value() == "beat"
+    page.get_by_label("Name of the map").fill("Redraw 2027")
+    page.get_by_role("button", name="Load as a draft").click()
+    page.wait_for_url(live_server.url + "/admin/beats/2")
+    page.wait_for_selector('#beat-map[data-ready="1"]')
+
+    # select E2 (every edge of it is shared) and drag one of its vertices
+    page.select_option("#beat-select", "E2")
+    page.get_by_role("button", name="Move vertices").click()
+    handle = page.locator(".bf-vertex").nth(40)
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y + 35, steps=8)
+    page.mouse.up()
+    with page.expect_response(lambda r: r.url.endswith("/admin/beats/2/edit")) as resp:
+        page.get_by_role("button", name="Save").click()
+    assert resp.value.status == 200, resp.value.text()
+    page.wait_for_selector("#tool-help:has-text('Saved.')")
+    assert beats_store.list_beat_sets()[1].status == "draft"
+    audit = [a["action"] for a in beats_store.audit_log()]
+    assert "beats.edit" in audit
+
+    # the diff shows E2 (and the neighbour that gave or took the area) as reshaped
+    page.reload()
+    reshaped = page.locator("#reshaped").inner_text()
+    assert "E2" in reshaped, reshaped
+    assert "Fix the errors" not in page.content()
+
+    page.get_by_role("button", name="Publish").click()
+    assert "is active" in page.locator(".flash").inner_text()
+    assert beats_store.active_beat_set_id() == 2
+
+    page.goto(live_server.url + "/admin/beats")
+    page.get_by_role("button", name="Roll back to the previous map").click()
+    assert "beat map 1 is active again" in page.locator(".flash").inner_text()
+    assert beats_store.active_beat_set_id() == 1
+    assert errors == []
