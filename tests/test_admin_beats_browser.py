@@ -76,3 +76,35 @@ def test_admin_redraws_a_beat_in_the_browser(live_server, page, beats_store):
     assert "beat map 1 is active again" in page.locator(".flash").inner_text()
     assert beats_store.active_beat_set_id() == 1
     assert errors == []
+
+
+def test_admin_splits_and_renames_a_beat_in_the_browser(live_server, page, beats_store):
+    accounts.add_user(beats_store, ADMIN, "admin", PW, actor="test", now=NOW)
+    page.goto(live_server.url + "/admin/beats/1")
+    page.get_by_label("Email").fill(ADMIN)
+    page.get_by_label("Password").fill(PW)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server.url + "/admin/beats/1")
+    page.wait_for_selector('#beat-map[data-ready="1"]')
+
+    page.select_option("#beat-select", "E2")  # zooms to the beat
+    page.get_by_role("button", name="Split along a line").click()
+    box = page.locator("#beat-map").bounding_box()
+    mid = box["y"] + box["height"] / 2
+    page.mouse.click(box["x"] + 15, mid)
+    page.mouse.click(box["x"] + box["width"] - 15, mid)
+    page.get_by_label("Code of the new beat").fill("E9")
+    with page.expect_navigation():  # the active map was copied into draft 2
+        page.get_by_role("button", name="Save").click()
+    assert page.url == live_server.url + "/admin/beats/2"
+    assert {"E2", "E9"} <= {b.code for b in beats_store.beats(2)}
+    assert beats_store.active_beat_set_id() == 1
+    page.wait_for_selector('#beat-map[data-ready="1"]')
+    assert "E9" in page.locator("table.diff").inner_text()  # listed as added
+
+    page.select_option("#beat-select", "E9")
+    page.get_by_label("Code", exact=True).fill("E4")
+    page.get_by_role("button", name="Rename / set sector and precinct").click()
+    page.wait_for_selector("#tool-help:has-text('Saved.')")
+    assert "E4" in {b.code for b in beats_store.beats(2)}
+    assert page.locator("#beat-select").input_value() == "E4"

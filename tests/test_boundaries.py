@@ -171,13 +171,22 @@ def test_invalid_geometry_and_slivers(store):
     assert sliver.severity == "warning" and sliver.codes == ["K1"]
 
 
-def test_cli_validate_exits_1_with_the_reasons(runner):
+def test_cli_validate_exits_1_with_the_reasons(runner, tmp_path):
     invoke = lambda *a: runner.invoke(main, [str(x) for x in a])  # noqa: E731
     invoke("db", "upgrade")
     invoke("beats", "load", DEFAULT_BEATS)
     invoke("beats", "publish", "1")
     r = invoke("beats", "validate", "1")
-    assert r.exit_code == 0 and "valid" in r.output
+    assert r.exit_code == 0 and "beat map 1: valid" in r.output
+    doc = json.loads(DEFAULT_BEATS.read_text())
+    doc["features"] = [f for f in doc["features"] if f["properties"]["beat"] != "M2"]
+    (tmp_path / "no_m2.geojson").write_text(json.dumps(doc))
+    assert invoke("beats", "load", tmp_path / "no_m2.geojson").exit_code == 0
+    r = invoke("beats", "validate", "2")
+    assert r.exit_code == 1
+    assert "error:" in r.output and "in no beat (next to" in r.output and "M1" in r.output
+    r = invoke("beats", "publish", "2")
+    assert r.exit_code == 1 and "does not validate" in r.output
 
 
 # ---- diff, publish, feeds -------------------------------------------------------------------

@@ -109,7 +109,7 @@
       help("Merge " + code + " into " + selected + ": press Save.");
       return;
     }
-    if (tool === "redraw" || tool === "split") { addPoint(e.latlng); return; }
+    if (tool === "redraw" || tool === "split") { return; }  // the map's own click adds the point
     select(code, false);
   }
 
