@@ -224,6 +224,30 @@ def area_stats(store, settings, area: Area, *, now: datetime) -> AreaStats:
                      sum(weekly) / BUSY_WEEKS)
 
 
+def area_page_info(store, settings, area: Area, *, now: datetime) -> dict:
+    """What an area page shows beside its entries: its beats and their neighbours, feed
+    statistics, the feed address to copy, the OPML list that holds it, and the categories a
+    subscriber may filter on."""
+    beats = neighbours(store, area)
+    precinct = (area.code if area.kind == "precinct"
+                else beats[0].precinct if beats and area.kind != "city" else None)
+    if precinct:
+        opml = {"url": f"/precincts/{precinct}/feeds.opml",
+                "label": f"Every beat of the {feeds.area_label('precinct', precinct)}"}
+    else:
+        opml = {"url": "/feeds.opml", "label": "Every beat"}
+    suppressed = set(settings.suppressed_categories)
+    return {
+        "beats": beats,
+        "adjacent": adjacent_beats(store, area),
+        "stats": area_stats(store, settings, area, now=now),
+        "feed_url": feeds.feed_url(settings, area, "atom"),
+        "opml": opml,
+        "categories": [(slug, label) for slug, label in CATEGORIES.items()
+                       if slug not in suppressed],
+    }
+
+
 def adjacent_beats(store, area: Area) -> list[Beat]:
     """Beats that share a border with a beat (or lie within a few metres of it)."""
     if area.kind != "beat":

@@ -50,9 +50,9 @@ def area_page(kinds, code):
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     entries = publishing.area_entries(store(), settings(), area, now=utcnow(),
                                       limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
-    beats = publishing.neighbours(store(), area)
+    page_info = publishing.area_page_info(store(), settings(), area, now=utcnow())
     return render_template("area.html", area=area, kinds=kinds, entries=entries[:PAGE_SIZE],
-                           page=page, has_next=len(entries) > PAGE_SIZE, beats=beats)
+                           page=page, has_next=len(entries) > PAGE_SIZE, **page_info)
 
 
 @bp.get("/entries/<uid>")
