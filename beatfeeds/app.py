@@ -56,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf = CSRFProtect(app)
 
     from .web import admin_outbound  # noqa: I001 (kept apart: one line per feature)
+    from .web import announcements as staff_announcements
     from .web import admin_beats, beatsets  # noqa: I001
     from .web import api, assets, auth, errors, public, records, staff
 
@@ -69,6 +70,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(admin_beats.bp)
     app.register_blueprint(beatsets.bp)
     app.register_blueprint(admin_outbound.bp)
+    app.register_blueprint(staff_announcements.bp)
     app.register_blueprint(records.bp)
     errors.register(app)
     app.jinja_env.globals["settings"] = settings

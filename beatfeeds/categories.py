@@ -40,6 +40,13 @@ CATEGORIES: dict[str, str] = {
     "lost-found": "Lost and found property",
     "arrest": "Arrest or warrant",
     "other": "Other",
+    # Department announcements (beatfeeds.announcements), never incident classifications.
+    "announcement-alert": "Announcement: public-safety alert",
+    "announcement-road-closure": "Announcement: road closure",
+    "announcement-missing-person": "Announcement: missing person",
+    "announcement-prevention-tip": "Announcement: crime-prevention tip",
+    "announcement-community-event": "Announcement: community event",
+    "announcement-department-update": "Announcement: department update",
 }
 
 SENSITIVE_RULES: list[tuple[str, str]] = [

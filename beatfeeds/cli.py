@@ -460,6 +460,8 @@ def demo(host, port, no_serve):
     if no_serve:
         return
     overrides = {"demo_notice": notice, "store": store}
+    if settings.origin("dry_run") == "default":  # the demo never posts to real accounts
+        overrides["dry_run"] = True
     if settings.origin("base_url") == "default":
         overrides["base_url"] = f"http://{host}:{port}"  # links must point where we serve
     app = create_app(overrides)

@@ -230,6 +230,8 @@ def _title(e: FeedEntry, settings) -> str:
 
 
 def _summary(e: FeedEntry, text: str) -> str:
+    if e.source == "announcement":  # the department's own text, for the areas it targets
+        return f"{text}. {e.description}" if e.description else text
     where = f"Beat {e.beat}" + (f", sector {e.sector}" if e.sector else "") + (
         f", {area_label('precinct', e.precinct)}" if e.precinct else "")
     return f"{text}. {privacy.category_label(e.category)}. {where}."

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import shapely
 
-from . import boundaries, feeds, spatial
+from . import announcements, boundaries, feeds, spatial
 from .categories import CATEGORIES
 from .errors import AreaNotFound, EntryNotFound, InvalidInput, OutsideCoverage
 from .feeds import FeedContext, FeedFilter
@@ -149,6 +149,9 @@ def area_entries(store, settings, area: Area, *, now: datetime, limit: int | Non
     if area.kind == "beat" and offset == 0:
         entries = boundaries.with_beat_system_entries(store, entries, area.code, now=now,
                                                       limit=limit or settings.feed_max_entries)
+    if offset == 0:
+        entries = announcements.with_announcements(store, area, entries, now=now,
+                                                   limit=limit or settings.feed_max_entries)
     for e in entries:
         e.title = feeds._title(e, settings)
     return entries
@@ -178,7 +181,8 @@ def feed_context(store, settings, area: Area, filt: FeedFilter | None = None) ->
 
 def feed_version(store, settings, *, now: datetime) -> str:
     """The stamp under which built feeds stay valid (see SQLStore.feed_version)."""
-    return store.feed_version(now=now, since=retention_start(settings, now))
+    stamp = store.feed_version(now=now, since=retention_start(settings, now))
+    return f"{stamp}|{store.announcements_version(now)}"  # announcements start and end too
 
 
 def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
@@ -201,6 +205,9 @@ def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
     if area.kind == "beat" and not filt:
         entries = boundaries.with_beat_system_entries(store, entries, area.code, now=now,
                                                       limit=settings.feed_max_entries)
+    entries = announcements.with_announcements(store, area, entries, now=now,
+                                               limit=settings.feed_max_entries,
+                                               categories=filt.categories, exclude=filt.exclude)
     active = store.active_beat_set()
     fallback = active.published_at or active.created_at
     ctx = feed_context(store, settings, area, filt)
@@ -321,6 +328,7 @@ def public_entry(store, settings, uid: str, *, now: datetime) -> FeedEntry:
     set_id = store.active_beat_set().id
     e = store.public_entry(set_id, uid, now=now) if uid.isalnum() and len(uid) <= 32 else None
     e = e or boundaries.system_entry(store, uid)
+    e = e or announcements.public_announcement(store, uid, now=now)
     if e is None:
         raise EntryNotFound()
     e.title = feeds._title(e, settings)

@@ -1,0 +1,73 @@
+"""Staff pages for department announcements (records and admin roles)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from .. import announcements
+from ..errors import BeatfeedsError, InvalidInput
+from ..models import ANNOUNCEMENT_KINDS, URGENT_KINDS
+from . import settings, store, utcnow
+from .auth import staff_required
+
+bp = Blueprint("announcements", __name__)
+
+
+def _local_to_utc(value: str) -> datetime | None:
+    """A `datetime-local` field (department time) as naive UTC."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        local = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a date and time.") from None
+    return local.replace(tzinfo=settings().tz).astimezone(UTC).replace(tzinfo=None)
+
+
+@bp.get("/records/announcements")
+@staff_required()
+def index():
+    now = utcnow()
+    return render_template("records_announcements.html",
+                           announcements=store().list_announcements(200), now=now,
+                           kinds=ANNOUNCEMENT_KINDS, urgent_kinds=URGENT_KINDS,
+                           form=request.args)
+
+
+@bp.post("/records/announcements")
+@staff_required()
+def create():
+    f = request.form
+    try:
+        ann = announcements.create_announcement(
+            store(), settings(), kind=f.get("kind", ""), title=f.get("title", ""),
+            body=f.get("body", ""), beats=f.get("beats", ""), sectors=f.get("sectors", ""),
+            precincts=f.get("precincts", ""), city=f.get("city") == "1",
+            polygon=f.get("polygon", ""), urgent=f.get("urgent") == "1",
+            starts_at=_local_to_utc(f.get("starts_at", "")),
+            expires_at=_local_to_utc(f.get("expires_at", "")), actor=g.user.email, now=utcnow())
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+        return render_template("records_announcements.html",
+                               announcements=store().list_announcements(200), now=utcnow(),
+                               kinds=ANNOUNCEMENT_KINDS, urgent_kinds=URGENT_KINDS,
+                               form=f), 400
+    where = "the whole city" if ann.citywide else f"{len(ann.beats)} beat(s): " \
+        + ", ".join(ann.beats)
+    flash(f"Announcement saved for {where}.")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/records/announcements/<uid>/withdraw")
+@staff_required()
+def withdraw(uid):
+    try:
+        announcements.withdraw_announcement(store(), uid, actor=g.user.email, now=utcnow())
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+    else:
+        flash("Withdrawn from every feed; its posts will be deleted where the service allows.")
+    return redirect(url_for(".index"))
