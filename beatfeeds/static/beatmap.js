@@ -108,6 +108,7 @@
     var neighbours = (el.dataset.neighbours || "").split(",").filter(Boolean);
     var focused = highlight.length > 0;
     var map = L.map(el, { scrollWheelZoom: !focused, zoomSnap: 0.25 });
+    el.leafletMap = map;
     // Beat codes would overlap with the whole city in view: smaller until zoomed in.
     map.on("zoomend", function () {
       el.classList.toggle("labels-small", !focused && map.getZoom() < 12);
