@@ -8,19 +8,26 @@ import json
 
 import pytest
 import shapely
+from argon2 import PasswordHasher
 from shapely.geometry import shape
 
-from beatfeeds import accounts, boundaries
+from beatfeeds import boundaries
 
 from .conftest import DEFAULT_BEATS, NOW, shared
 
 ADMIN, CLERK, PW = "admin@example.test", "clerk@example.test", "a long enough password 1"
 
 
+@pytest.fixture(scope="module")
+def pw_hash() -> str:
+    """One argon2 hash for every account here: hashing is slow on purpose."""
+    return PasswordHasher().hash(PW)
+
+
 @pytest.fixture
-def staff(beats_store):
-    accounts.add_user(beats_store, ADMIN, "admin", PW, actor="test", now=NOW)
-    accounts.add_user(beats_store, CLERK, "records", PW, actor="test", now=NOW)
+def staff(beats_store, pw_hash):
+    beats_store.add_user(ADMIN, "admin", pw_hash, NOW)
+    beats_store.add_user(CLERK, "records", pw_hash, NOW)
     return beats_store
 
 
