@@ -356,3 +356,17 @@ def test_the_job_is_listed_and_runs_once_from_the_cli(runner, tmp_path, monkeypa
     r = runner.invoke(main, ["jobs", "run", "process-import-queue"])
     assert r.exit_code == 0 and json.loads(r.output.split(": ", 1)[1].replace("'", '"')) == {
         "imported": 0, "failed": 0, "requeued": 0}
+
+
+def test_a_hostile_file_name_is_neither_a_path_nor_markup(clerk, beats_store, settings,
+                                                          mixed_file):
+    with open(mixed_file, "rb") as fh:
+        r = clerk.post("/records/imports",
+                       data={"file": (fh, "../../<b>evil</b>\\..\\=cmd.csv")},
+                       content_type="multipart/form-data")
+    up = beats_store.get_upload(upload_id(r))
+    stored = Path(up.stored_path)
+    assert stored.parent == Path(settings.instance_path) / "uploads"
+    assert "/" not in stored.name and "<" not in stored.name
+    page = clerk.get(f"/records/imports/{up.id}").get_data(as_text=True)
+    assert "<b>evil</b>" not in page and "&lt;b&gt;evil&lt;/b&gt;" in page
