@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import imports
-from .errors import BeatfeedsError, InvalidInput, UnusableFile, UploadTooLarge
+from .errors import BeatfeedsError, Conflict, InvalidInput, UnusableFile, UploadTooLarge
 from .models import SavedPreset, StaffIncident, Upload
 from .presets import FIELDS, PRESETS, detect_preset
 
@@ -318,3 +318,11 @@ def retract_entry(store, uid: str, reason: str, *, actor: str, now: datetime,
     text = f"{reason}: {note}" if note and note != reason else reason
     store.retract_incident(uid.strip().lower(), text[:2000], actor=actor, now=now)
     return store.staff_incident(uid.strip().lower())
+
+
+def cancel_upload(store, upload_id: int, *, actor: str, now: datetime) -> Upload:
+    """Withdraw a file that is waiting (queued or awaiting a mapping); nothing is imported."""
+    if not store.cancel_upload(upload_id, error=f"cancelled by {actor}", now=now):
+        raise Conflict("This import has already started or finished; it cannot be cancelled.")
+    store.audit(actor, "incidents.cancel", f"upload:{upload_id}", now=now)
+    return store.get_upload(upload_id)

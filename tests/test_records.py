@@ -370,3 +370,17 @@ def test_a_hostile_file_name_is_neither_a_path_nor_markup(clerk, beats_store, se
     assert "/" not in stored.name and "<" not in stored.name
     page = clerk.get(f"/records/imports/{up.id}").get_data(as_text=True)
     assert "<b>evil</b>" not in page and "&lt;b&gt;evil&lt;/b&gt;" in page
+
+
+def test_a_waiting_upload_can_be_cancelled_but_not_a_finished_one(clerk, beats_store, settings,
+                                                                  mixed_file):
+    uid = upload_id(upload(clerk, mixed_file))
+    assert "Cancel this upload" in clerk.get(f"/records/imports/{uid}").get_data(as_text=True)
+    r = clerk.post(f"/records/imports/{uid}/cancel", follow_redirects=True)
+    assert "nothing from it was imported" in r.get_data(as_text=True)
+    up = beats_store.get_upload(uid)
+    assert up.status == "failed" and up.error == f"cancelled by {CLERK}"
+    assert run_queue(beats_store, settings)["imported"] == 0
+    assert beats_store.incident_count() == 0
+    r = clerk.post(f"/records/imports/{uid}/cancel", follow_redirects=True)
+    assert "cannot be cancelled" in r.get_data(as_text=True)

@@ -322,3 +322,12 @@ class RecordsStoreMixin:
                                    .where(c.id == upload_id).where(c.status == "queued")
                                    .values(status="running", started_at=now)).rowcount
         return self.get_upload(upload_id) if claimed else None
+
+    def cancel_upload(self, upload_id: int, *, error: str, now: datetime) -> bool:
+        """Withdraw an upload that has not started; False when it already has."""
+        c = t.import_uploads.c
+        with self.engine.begin() as conn:
+            return conn.execute(update(t.import_uploads).where(c.id == upload_id)
+                                .where(c.status.in_(("needs-mapping", "queued")))
+                                .values(status="failed", finished_at=now,
+                                        error=error)).rowcount == 1

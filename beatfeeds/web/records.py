@@ -104,6 +104,18 @@ def set_mapping(upload_id):
     return redirect(url_for(".upload_page", upload_id=upload_id))
 
 
+@bp.post("/imports/<int:upload_id>/cancel")
+@staff_required()
+def cancel(upload_id):
+    try:
+        records.cancel_upload(store(), upload_id, actor=g.user.email, now=utcnow())
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+    else:
+        flash("The upload was cancelled; nothing from it was imported.")
+    return redirect(url_for(".upload_page", upload_id=upload_id))
+
+
 @bp.get("/imports/runs/<int:run_id>/rejected.csv")
 @staff_required()
 def rejected_csv(run_id):
