@@ -355,6 +355,9 @@ def _send_one(store, settings, account, poster, item: OutboxItem, clock: Clock) 
     store.finish_outbox_item(item.id, status="sent", sent_at=clock(), text=text,
                              remote_id=sent.remote_id, remote_url=sent.url,
                              dry_run=bool(settings.dry_run), error=None)
+    if account.service == "mastodon" and account.char_limit is None and not settings.dry_run:
+        account.char_limit = poster.char_limit()  # read from the instance; keep it
+        store.update_outbound_account(account.id, char_limit=account.char_limit)
     return "sent"
 
 

@@ -132,8 +132,8 @@ class OutboundStoreMixin:
         ins = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(t.outbox)
         stmt = ins.on_conflict_do_nothing(
             index_elements=["entry_uid", "account_id", "category"])
-        with self.engine.begin() as conn:
-            return conn.execute(stmt, list(rows)).rowcount
+        with self.engine.begin() as conn:  # rowcount is not reliable for executemany
+            return len(conn.execute(stmt.returning(t.outbox.c.id), list(rows)).all())
 
     # ---- sending ----------------------------------------------------------------------------
     def _items_query(self):
