@@ -178,6 +178,29 @@ def test_account(store, settings, account_id: int, *, actor: str, now: datetime,
     return result
 
 
+def update_profile(store, settings, account_id: int, *, actor: str, now: datetime,
+                   posters: Callable | None = None) -> str:
+    """Write the profile text (with its not-monitored / call 911 notice) to the account's
+    bio where the service's API allows it (Mastodon, Bluesky)."""
+    account = store.outbound_account(account_id)
+    poster = (posters or poster_for)(store, settings, account)
+    if settings.dry_run:
+        result = "dry run: the profile was not changed"
+    elif not hasattr(poster, "set_profile"):
+        result = (f"failed: {SERVICES[account.service]} has no API for this; paste the text "
+                  "into the profile by hand")
+    else:
+        try:
+            poster.set_profile(profile_text(settings, account))
+        except (PostingError, ConfigurationError) as exc:
+            result = f"failed: {exc.message}"
+        else:
+            result = "profile updated"
+    store.audit(actor, "outbound.profile", f"account {account_id}", {"result": result[:200]},
+                now=now)
+    return result
+
+
 # ---- post text --------------------------------------------------------------------------------
 def entry_link(settings, uid: str) -> str:
     return f"{settings.base_url}/entries/{uid}"

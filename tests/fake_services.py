@@ -53,6 +53,14 @@ class FakeMastodon:
             self.post)
         server.expect_request(_Prefix("/api/v1/statuses/"), method="DELETE"
                               ).respond_with_handler(self.delete)
+        self.profile: dict = {}
+        server.expect_request("/api/v1/accounts/update_credentials", method="PATCH"
+                              ).respond_with_handler(self.update_credentials)
+
+    def update_credentials(self, request: Request):
+        self.profile = request.get_json(silent=True) or request.form.to_dict()
+        return _json({"id": "1", "username": "beat", "acct": "beat",
+                      "note": self.profile.get("note", "")})
 
     def instance(self, request: Request):
         return _json({"domain": "fake.example", "version": "4.3.0",
@@ -144,6 +152,27 @@ class FakePDS:
                               ).respond_with_handler(self.create_record)
         server.expect_request(x + "com.atproto.repo.deleteRecord", method="POST"
                               ).respond_with_handler(self.delete_record)
+        self.profile: dict | None = None
+        server.expect_request(x + "com.atproto.repo.getRecord", method="GET"
+                              ).respond_with_handler(self.get_record)
+        server.expect_request(x + "com.atproto.repo.putRecord", method="POST"
+                              ).respond_with_handler(self.put_record)
+
+    def get_record(self, request: Request):
+        args = request.args
+        if args.get("collection") != "app.bsky.actor.profile" or self.profile is None:
+            return _json({"error": "RecordNotFound", "message": "Could not locate record"},
+                         status=400)
+        return _json({"uri": f"at://{self.DID}/app.bsky.actor.profile/self",
+                      "cid": "bafyreiprofile", "value": self.profile})
+
+    def put_record(self, request: Request):
+        if not self._authorised(request):
+            return _json({"error": "AuthenticationRequired"}, status=401)
+        doc = request.get_json()
+        self.profile = doc["record"]
+        return _json({"uri": f"at://{doc['repo']}/{doc['collection']}/{doc['rkey']}",
+                      "cid": "bafyreiprofile2"})
 
     def _authorised(self, request: Request) -> bool:
         return request.headers.get("Authorization", "").startswith("Bearer ")

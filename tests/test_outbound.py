@@ -388,3 +388,22 @@ def test_suppression_after_posting_deletes_the_x_post(tmp_path, httpserver):
     import_incidents(store, settings, tmp_path, [dv], now=T + timedelta(minutes=1))
     assert outbound.retract_posts(store, settings, T + timedelta(minutes=2))["deleted"] == 1
     assert x.tweets == {}
+
+
+# ---- profile text ------------------------------------------------------------------------------
+def test_profile_text_is_written_to_mastodon_and_bluesky(tmp_path, httpserver):
+    store, settings = setup(tmp_path)
+    masto = FakeMastodon(httpserver)
+    pds = FakePDS(httpserver)
+    pds.profile = {"$type": "app.bsky.actor.profile", "displayName": "SPD Beat K3"}
+    m = add(store, settings, "mastodon", httpserver.url_for("/"), {"access_token": "tok"})
+    b = add(store, settings, "bluesky", httpserver.url_for("/").rstrip("/"),
+            {"identifier": pds.handle, "app_password": pds.password})
+    w = add(store, settings, "webhook", httpserver.url_for("/hook"), {"secret": "s"})
+    assert outbound.update_profile(store, settings, m, actor=ADMIN, now=T) == "profile updated"
+    assert "Not monitored: call 911 for emergencies." in masto.profile["note"]
+    assert "Beat K3" in masto.profile["note"]
+    assert outbound.update_profile(store, settings, b, actor=ADMIN, now=T) == "profile updated"
+    assert pds.profile["displayName"] == "SPD Beat K3"  # other fields kept
+    assert "call 911" in pds.profile["description"]
+    assert outbound.update_profile(store, settings, w, actor=ADMIN, now=T).startswith("failed")

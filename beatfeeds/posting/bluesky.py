@@ -122,6 +122,27 @@ class BlueskyPoster:
             uri = f"at://{self.did}/{COLLECTION}/{rkey}"  # written by an attempt that crashed
         return SentPost(remote_id=uri, url=_web_url(uri))
 
+    def set_profile(self, text: str) -> None:
+        """Put the profile text in the account's description, keeping its other fields."""
+        profile = "app.bsky.actor.profile"
+
+        def current():
+            try:
+                res = self.client.com.atproto.repo.get_record(
+                    {"repo": self.did, "collection": profile, "rkey": "self"})
+            except RequestErrorBase as exc:
+                if exc.response is not None and exc.response.status_code in (400, 404):
+                    return None  # no profile record yet
+                raise
+            return res.value
+
+        value = self._call(current)
+        record = dict(value.model_dump(by_alias=True, exclude_none=True)
+                      if hasattr(value, "model_dump") else (value or {}))
+        record.update({"$type": profile, "description": text[:256]})
+        self._call(lambda: self.client.com.atproto.repo.put_record(
+            {"repo": self.did, "collection": profile, "rkey": "self", "record": record}))
+
     def delete(self, remote_id: str) -> None:
         repo, collection, rkey = remote_id.removeprefix("at://").split("/", 2)
         self._call(lambda: self.client.com.atproto.repo.delete_record(

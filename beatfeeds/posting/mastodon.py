@@ -77,6 +77,10 @@ class MastodonPoster:
                             idempotency_key=post.key, language="en")
         return SentPost(remote_id=str(status["id"]), url=status.get("url"))
 
+    def set_profile(self, text: str) -> None:
+        """Put the profile text in the account's bio, and mark it as an automated account."""
+        self._call(self.api.account_update_credentials, note=text, bot=True)
+
     def delete(self, remote_id: str) -> None:
         try:
             self._call(self.api.status_delete, remote_id)

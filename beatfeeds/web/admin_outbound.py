@@ -59,6 +59,15 @@ def test(account_id):
     return redirect(url_for(".accounts"))
 
 
+@bp.post("/admin/outbound/<int:account_id>/profile")
+@staff_required("admin")
+def profile(account_id):
+    result = outbound.update_profile(store(), settings(), account_id, actor=g.user.email,
+                                     now=utcnow())
+    flash(f"Profile: {result}", "error" if result.startswith("failed") else "message")
+    return redirect(url_for(".accounts"))
+
+
 @bp.post("/admin/outbound/<int:account_id>/pause")
 @staff_required("admin")
 def pause(account_id):
