@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 import shapely
@@ -69,7 +70,7 @@ def test_anonymous_users_and_the_records_role_are_refused(client, staff, method,
     assert [b.code for b in staff.beats(1)][:1] == ["B1"] and len(staff.list_beat_sets()) == 1
 
 
-def test_upload_shows_field_guesses_then_loads_a_draft(admin, staff):
+def test_upload_shows_field_guesses_then_loads_a_draft(admin, staff, settings):
     html, form = upload(admin, shared("spd_beats_2008_2015_with_precinct.geojson"))
     assert '<option value="BEAT" selected>' in html and '<option value="PRECINCT" selected>' in html
     assert "54 features" in html
@@ -78,6 +79,8 @@ def test_upload_shows_field_guesses_then_loads_a_draft(admin, staff):
     assert r.status_code == 302 and r.headers["Location"].endswith("/admin/beats/2")
     bs = staff.get_beat_set(2)
     assert (bs.status, bs.beat_count, bs.name, bs.created_by) == ("draft", 54, "2008", ADMIN)
+    uploads = Path(settings.instance_path) / "beat-map-uploads"
+    assert list(uploads.iterdir()) == []  # the uploaded file is not kept once loaded
     page = admin.get("/admin/beats/2").get_data(as_text=True)
     assert "What changes against the active map" in page and "Removed" in page
     assert ("admin@example.test", "beats.load") in [(a["actor"], a["action"])

@@ -296,3 +296,14 @@ def test_renamed_beat_redirects_and_removed_beat_names_its_successors(store, set
     boundaries.rollback_beat_map(store, now=datetime(2026, 1, 1, 13, 0))
     assert client.get("/beats/B1/feed.rss").status_code == 200
     assert client.get("/beats/B7/feed.rss").status_code == 301
+
+
+def test_a_draft_edited_elsewhere_is_not_served_from_a_stale_cache(store, settings):
+    from beatfeeds.storage import SQLStore
+
+    other = SQLStore.from_url(settings.database_url)  # another process, e.g. the scheduler
+    set_id = load(store, DEFAULT_BEATS)
+    assert len(other.beats(set_id)) == 51
+    boundaries.edit_beat_map(store, set_id, {"op": "merge", "code": "K2", "other": "K3"},
+                             actor="test", now=NOW)
+    assert len(other.beats(set_id)) == 50 and "K3" not in {b.code for b in other.beats(set_id)}

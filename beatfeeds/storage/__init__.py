@@ -89,6 +89,7 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
     def __init__(self, engine: Engine):
         self.engine = engine
         self._beats_cache: dict[int, list[Beat]] = {}
+        self._beats_stamp: dict[int, tuple] = {}
 
     @classmethod
     def from_url(cls, url: str) -> SQLStore:
@@ -196,7 +197,18 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
             ).scalars())
 
     def beats(self, set_id: int) -> list[Beat]:
-        """The beats of a map, sorted by code, with shapely geometries (cached per process)."""
+        """The beats of a map, sorted by code, with shapely geometries (cached per process).
+
+        A draft edited by another process (the web app, while the scheduler imports) has new
+        beat rows: the cache is checked against the rows' count and newest id.
+        """
+        with self.engine.connect() as conn:
+            stamp = tuple(conn.execute(
+                select(func.count(), func.max(t.beats.c.id))
+                .where(t.beats.c.beat_set_id == set_id)).one())
+        if self._beats_stamp.get(set_id) != stamp:
+            self._beats_cache.pop(set_id, None)
+            self._beats_stamp[set_id] = stamp
         if set_id not in self._beats_cache:
             with self.engine.connect() as conn:
                 rows = conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def load():
                                preview=boundaries.inspect_beat_map(path),
                                token=form["token"], filename=form["filename"],
                                name=form.get("name"), problems=problems), 422
+    shutil.rmtree(path.parent, ignore_errors=True)  # the map is in the database now
     flash(f"Loaded beat map {set_id} as a draft.")
     return redirect(url_for(".show", set_id=set_id))
 
