@@ -56,12 +56,12 @@ class FeedCache:
 
     def __init__(self, max_items: int = 2048):
         self.max_items = max_items
-        self._items: OrderedDict[tuple, tuple[str, RenderedFeed]] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple[str, object]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.builds = 0
 
-    def get(self, key: tuple, version: str) -> RenderedFeed | None:
+    def get(self, key: tuple, version: str):
         with self._lock:
             found = self._items.get(key)
             if found is None or found[0] != version:
@@ -70,7 +70,7 @@ class FeedCache:
             self.hits += 1
             return found[1]
 
-    def put(self, key: tuple, version: str, feed: RenderedFeed) -> None:
+    def put(self, key: tuple, version: str, feed) -> None:
         with self._lock:
             self.builds += 1
             self._items[key] = (version, feed)
@@ -216,6 +216,27 @@ def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
     if cache is not None:
         cache.put(key, version, feed)
     return feed
+
+
+def serve_area_feed(store, settings, kind: str, code: str | None, fmt: str, *, now: datetime,
+                    filt: FeedFilter, cache: FeedCache) -> tuple[Area, RenderedFeed | None]:
+    """The feed a URL names, from the cache when the version stamp has not moved.
+
+    On a hit nothing but the stamp is read: the area was resolved when the feed was built, and
+    the stamp covers the active beat map. Returns (area, None) when the URL's code is not the
+    canonical one (the caller redirects); AreaNotFound when there is no such area.
+    """
+    key = ("served", kind, code, fmt, filt.query())
+    version = feed_version(store, settings, now=now)
+    found = cache.get(key, version)
+    if found is not None:
+        return found
+    area = resolve_area(store, kind, code)
+    if kind != "city" and area.code != code:
+        return area, None
+    feed = area_feed(store, settings, area, fmt, now=now, filt=filt)
+    cache.put(key, version, (area, feed))
+    return area, feed
 
 
 def area_stats(store, settings, area: Area, *, now: datetime) -> AreaStats:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import DateTime, and_, bindparam, case, func, select
 
 from . import schema as t
 
@@ -34,24 +34,35 @@ class PublicStoreMixin:
         entry still inside the retention window, and the meta table (policy changes, and any
         writer that calls `touch_feeds`).
         """
-        i, bs = t.incidents.c, t.beat_sets.c
-        parts = [
-            select(bs.id).where(bs.status == "active").scalar_subquery(),
-            select(bs.published_at).where(bs.status == "active").scalar_subquery(),
-            select(func.max(t.import_runs.c.id)).scalar_subquery(),
-            select(func.max(t.import_runs.c.finished_at)).scalar_subquery(),
-            select(func.max(t.audit_log.c.id)).scalar_subquery(),
-            select(func.max(i.publish_at)).where(i.publish_at <= now).scalar_subquery(),
-        ]
-        if since is not None:
-            parts.append(select(func.min(i.event_time)).where(i.event_time >= since)
-                         .scalar_subquery())
+        stamp, meta_q = self._feed_version_statements(since is not None)
         with self.engine.connect() as conn:
-            row = conn.execute(select(*parts)).one()
-            meta = conn.execute(select(t.meta.c.key, t.meta.c.value)
-                                .where(t.meta.c.key.not_like(_META_IGNORED))
-                                .order_by(t.meta.c.key)).all()
+            row = conn.execute(stamp, {"now": now, "since": since}).one()
+            meta = conn.execute(meta_q).all()
         return "|".join(str(v) for v in row) + "|" + repr([tuple(m) for m in meta])
+
+    def _feed_version_statements(self, with_since: bool):
+        """The stamp's two statements, built once per store: feed requests read them all the
+        time, and building SQLAlchemy statements costs more than running these."""
+        cache = self.__dict__.setdefault("_feed_version_sql", {})
+        if with_since not in cache:
+            i, bs = t.incidents.c, t.beat_sets.c
+            now = bindparam("now", type_=DateTime())
+            parts = [
+                select(bs.id).where(bs.status == "active").scalar_subquery(),
+                select(bs.published_at).where(bs.status == "active").scalar_subquery(),
+                select(func.max(t.import_runs.c.id)).scalar_subquery(),
+                select(func.max(t.import_runs.c.finished_at)).scalar_subquery(),
+                select(func.max(t.audit_log.c.id)).scalar_subquery(),
+                select(func.max(i.publish_at)).where(i.publish_at <= now).scalar_subquery(),
+            ]
+            if with_since:
+                since = bindparam("since", type_=DateTime())
+                parts.append(select(func.min(i.event_time)).where(i.event_time >= since)
+                             .scalar_subquery())
+            meta = (select(t.meta.c.key, t.meta.c.value)
+                    .where(t.meta.c.key.not_like(_META_IGNORED)).order_by(t.meta.c.key))
+            cache[with_since] = (select(*parts), meta)
+        return cache[with_since]
 
     def touch_feeds(self, now: datetime) -> None:
         """Mark every built feed as stale (for writers the version stamp does not see)."""

@@ -77,14 +77,13 @@ def healthz():
 def _feed(kind: str, code: str | None, fmt: str):
     if fmt not in FORMATS:
         abort(404)
-    area = publishing.resolve_area(store(), kind, code)
-    if kind != "city" and area.code != code:
-        return redirect(url_for(".area_feed", kinds=kind + "s", code=area.code, fmt=fmt,
-                                **request.args.to_dict(flat=False)), 301)
     filt = publishing.parse_filter(request.args.getlist("category"),
                                    request.args.getlist("exclude"))
-    feed = publishing.area_feed(store(), settings(), area, fmt, now=utcnow(), filt=filt,
-                                cache=feed_cache())
+    area, feed = publishing.serve_area_feed(store(), settings(), kind, code, fmt, now=utcnow(),
+                                            filt=filt, cache=feed_cache())
+    if feed is None:
+        return redirect(url_for(".area_feed", kinds=kind + "s", code=area.code, fmt=fmt,
+                                **request.args.to_dict(flat=False)), 301)
     resp = make_response(feed.body)
     etag = feed.etag
     if _browser_wants_page(feed.content_type):
