@@ -189,3 +189,32 @@ def test_geojson_layers_of_a_beat_map(client, staff):
     assert client.get("/api/beatsets/2/beats.geojson").status_code == 404  # drafts are private
     sign_in(client, ADMIN)
     assert client.get("/api/beatsets/2/beats.geojson").status_code == 200
+
+
+def test_the_2015_map_to_the_2018_map_through_the_web(store, settings, pw_hash):
+    """The issue's acceptance path: load 2015-2017, publish; load 2018, see exactly G1, G3,
+    K2, K3 reshaped, publish, roll back."""
+    store.add_user(ADMIN, "admin", pw_hash, NOW)
+    from beatfeeds.app import create_app
+
+    web = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
+                      **settings.as_dict()}).test_client()
+    sign_in(web, ADMIN)
+    _, form = upload(web, shared("spd_beats_2015_2017.geojson"))
+    r = web.post("/admin/beats/load", data={**form, "code_field": "name", "name": "2015-2017"})
+    assert r.status_code == 302
+    assert [b.status for b in store.list_beat_sets()] == ["draft"]
+    web.post("/admin/beats/1/publish", data={"at": ""})
+    assert store.active_beat_set_id() == 1
+    _, form = upload(web, DEFAULT_BEATS)
+    web.post("/admin/beats/load", data={**form, "code_field": "beat", "sector_field": "sector",
+                                        "precinct_field": "precinct", "name": "2018"})
+    page = web.get("/admin/beats/2").get_data(as_text=True)
+    reshaped = page.split('<td id="reshaped">')[1].split("</td>")[0]
+    assert [c.split(" ")[0] for c in reshaped.split(", ")] == ["G1", "G3", "K2", "K3"]
+    assert "No problems" in page
+    web.post("/admin/beats/2/publish", data={"at": ""})
+    assert store.active_beat_set_id() == 2
+    assert web.get("/beats/K3/feed.atom").status_code == 200
+    web.post("/admin/beats/rollback")
+    assert store.active_beat_set_id() == 1

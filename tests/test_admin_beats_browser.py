@@ -6,7 +6,7 @@ import pytest
 from beatfeeds import accounts
 from beatfeeds.app import create_app
 
-from .conftest import DEFAULT_BEATS, NOW, LiveServer
+from .conftest import DEFAULT_BEATS, NOW, REPO, LiveServer, need
 
 pytestmark = pytest.mark.browser
 
@@ -108,3 +108,36 @@ def test_admin_splits_and_renames_a_beat_in_the_browser(live_server, page, beats
     page.wait_for_selector("#tool-help:has-text('Saved.')")
     assert "E4" in {b.code for b in beats_store.beats(2)}
     assert page.locator("#beat-select").input_value() == "E4"
+
+
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def serious_axe_violations(pg) -> list[dict]:
+    pg.add_script_tag(path=str(AXE))
+    result = pg.evaluate("""async () => {
+        const r = await axe.run(document, {runOnly: {type: 'tag',
+            values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+    }""")
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+def test_beat_map_admin_pages_have_no_serious_accessibility_violation(live_server, page,
+                                                                      beats_store):
+    need(AXE.exists(), f"{AXE} missing (run `npm ci` at the repository root)")
+    accounts.add_user(beats_store, ADMIN, "admin", PW, actor="test", now=NOW)
+    beats_store.copy_beat_set(1, "draft", created_by="test", now=NOW)
+    page.goto(live_server.url + "/login")
+    page.get_by_label("Email").fill(ADMIN)
+    page.get_by_label("Password").fill(PW)
+    page.get_by_role("button", name="Sign in").click()
+    for path in ("/admin/beats", "/admin/beats/2"):
+        page.goto(live_server.url + path)
+        page.wait_for_selector('#beat-map[data-ready="1"]')
+        assert serious_axe_violations(page) == [], path
+    page.goto(live_server.url + "/admin/beats")
+    page.set_input_files("#file", str(DEFAULT_BEATS))
+    page.get_by_role("button", name="Upload and check the fields").click()
+    assert serious_axe_violations(page) == [], "confirm page"
