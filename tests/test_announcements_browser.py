@@ -1,4 +1,4 @@
-"""Drawing an announcement's area on the map, in a real browser."""
+"""In a real browser: drawing an announcement's area on the map, and the account form."""
 
 import pytest
 
@@ -45,5 +45,25 @@ def test_clerk_draws_an_area_and_publishes_an_announcement(beats_store, settings
         ann = beats_store.list_announcements()[0]
         assert ann.beats and ann.target["polygon"]["type"] == "Polygon"
         assert ann.title == "Street fair: Pike St closed"
+    finally:
+        server.stop()
+
+
+def test_admin_form_shows_the_chosen_services_credentials(beats_store, settings, page):
+    app = create_app({"TESTING": True, "store": beats_store, **settings.as_dict()})
+    accounts.add_user(beats_store, "admin@example.test", "admin", "correct horse battery",
+                      actor="test", now=NOW)
+    server = LiveServer(app)
+    try:
+        page.goto(server.url + "/admin/outbound")
+        page.get_by_label("Email").fill("admin@example.test")
+        page.get_by_label("Password").fill("correct horse battery")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(server.url + "/admin/outbound")
+        assert page.get_by_label("Access token (scope write:statuses)").is_visible()
+        assert not page.get_by_label("App password").is_visible()
+        page.get_by_label("Service").select_option("bluesky")
+        assert page.get_by_label("App password").is_visible()
+        assert not page.get_by_label("Access token (scope write:statuses)").is_visible()
     finally:
         server.stop()

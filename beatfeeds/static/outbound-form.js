@@ -1,0 +1,14 @@
+// Show only the credential fields of the chosen service (without JavaScript all are shown,
+// and the server reads only the chosen service's fields).
+(function () {
+  "use strict";
+  var select = document.getElementById("ob-service");
+  if (!select) return;
+  function update() {
+    document.querySelectorAll("fieldset[data-service]").forEach(function (fs) {
+      fs.hidden = fs.dataset.service !== select.value;
+    });
+  }
+  select.addEventListener("change", update);
+  update();
+})();
