@@ -15,7 +15,8 @@ import pytest
 import shapely
 from lxml import etree
 
-from beatfeeds import boundaries, jobs, privacy
+from beatfeeds import boundaries, jobs, privacy, publishing
+from beatfeeds.feeds import FeedFilter
 from beatfeeds.imports import ImportOptions, import_file
 
 from .conftest import DEFAULT_BEATS, NOW, SAMPLE, load_default_beats, make_settings, make_store
@@ -185,20 +186,24 @@ def test_cached_feed_is_reused_until_an_import_changes_it(site, tmp_path):
 def test_publication_after_the_delay_invalidates_the_cache(site, tmp_path):
     """No write happens when an entry's delay runs out; the version stamp still moves."""
     app, store, settings = site
-    c = app.test_client()
+    cache = app.extensions["beatfeeds.feed_cache"]
     _, rows = sample_rows()
     k3 = next(r for r in rows if r["Zone/Beat"] == "K3")
     now = utcnow()
     path = tmp_path / "held.csv"
-    write_incidents(path, [fresh_row(k3, "920000001", now - timedelta(minutes=59, seconds=58))])
+    write_incidents(path, [fresh_row(k3, "920000001", now - timedelta(minutes=30))])
     import_file(store, path, ImportOptions(preset="spd-911"), settings, now=now)
-    before = c.get("/beats/K3/feed.json")
-    assert "920000001" not in before.get_data(as_text=True)
-    import time
 
-    time.sleep(2.5)
-    after = c.get("/beats/K3/feed.json")
-    assert "920000001" in after.get_data(as_text=True)
+    def served(at):
+        return publishing.serve_area_feed(store, settings, "beat", "K3", "json", now=at,
+                                          filt=FeedFilter(), cache=cache)[1].body
+
+    assert b"920000001" not in served(now)
+    builds = cache.builds
+    assert b"920000001" not in served(now + timedelta(minutes=1))  # still held: from the cache
+    assert cache.builds == builds
+    assert b"920000001" in served(now + timedelta(minutes=31))  # public now: rebuilt
+    assert cache.builds == builds + 1
 
 
 def test_boundary_change_and_retraction_invalidate_the_cache(site):
