@@ -122,6 +122,9 @@ def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
     detected = "" if preset or maps else f" (detected preset {result.preset})"
     click.echo(f"{'dry run: ' if dry_run else ''}{file.name}: source {result.source}{detected}")
     click.echo(result.line())
+    if result.counters.get("swapped"):
+        click.echo(f"note: latitude and longitude were swapped in {result.counters['swapped']} "
+                   f"rows (read the right way round; see docs/csv-format.md)", err=True)
     if result.rejections:
         for r in result.rejections[:10]:
             click.echo(f"  line {r.line}: {r.reason}", err=True)

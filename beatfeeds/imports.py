@@ -16,6 +16,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -466,19 +467,24 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
         run = _Run(store=store, conn=conn, source=mapping.source, counters=counters,
                    indexes=indexes, primary=primary, settings=settings, run_id=run_id, now=now,
                    ncls=len(mapping.classification_columns),
-                   had_incidents=store.source_has_incidents(conn, mapping.source))
+                   had_incidents=store.source_has_incidents(conn, mapping.source),
+                   writer=_Writer())
         processed = 0
-        for raw in columnar.iter_raw_frames(path, encoding=encoding, delimiter=delimiter,
-                                            width=len(header), needed=needed,
-                                            chunk_rows=options.chunk_rows,
-                                            max_field=MAX_FIELD_BYTES,
-                                            rejections=report.rejections):
-            valid = columnar.validate_frame(raw, checks, report.rejections)
-            counters["swapped"] += int(valid["swapped"].sum())
-            _store_frame(run, valid)
-            processed += raw.records
-            if progress:
-                progress(processed)
+        try:
+            for raw in columnar.iter_raw_frames(path, encoding=encoding, delimiter=delimiter,
+                                                width=len(header), needed=needed,
+                                                chunk_rows=options.chunk_rows,
+                                                max_field=MAX_FIELD_BYTES,
+                                                rejections=report.rejections):
+                valid = columnar.validate_frame(raw, checks, report.rejections)
+                counters["swapped"] += int(valid["swapped"].sum())
+                _store_frame(run, valid)
+                processed += raw.records
+                if progress:
+                    progress(processed)
+            run.writer.wait()
+        finally:
+            run.writer.shutdown()  # never leave a write running on the connection
         report.rejections.sort(key=lambda r: r.line)
         # Every row read ends in exactly one of these; unreadable lines are rejections too.
         counters["rejected"] = len(report.rejections)
@@ -498,6 +504,29 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
     return report
 
 
+class _Writer:
+    """The run's bulk inserts, on one background thread and one chunk behind: the database
+    writes a chunk while the next one is parsed (the drivers release the GIL while they
+    work). Only one thing uses the connection at a time: every other use waits first."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
+        self._pending: Future | None = None
+
+    def submit(self, fn: Callable, *args, **kwargs) -> None:
+        self.wait()
+        self._pending = self._pool.submit(fn, *args, **kwargs)
+
+    def wait(self) -> None:
+        """Wait for the write in progress; its error, if any, is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
 @dataclass
 class _Run:
     """What storing the chunks of one run shares."""
@@ -513,8 +542,47 @@ class _Run:
     now: datetime
     ncls: int
     had_incidents: bool  # False: only keys seen earlier in this run can already be stored
-    # external_id -> first 8 bytes of its row hash, for rows stored by this run
-    seen: dict[str, bytes] = field(default_factory=dict)
+    writer: _Writer
+    seen: _Seen = field(default_factory=lambda: _Seen())
+
+
+class _Seen:
+    """The keys this run stored, with 64 bits of their row hash, as a few sorted uint64
+    arrays: 16 bytes a row and no Python objects, whatever the size of the file."""
+
+    def __init__(self):
+        self.keys: list[np.ndarray] = []
+        self.hashes: list[np.ndarray] = []
+
+    @staticmethod
+    def key_hashes(keys: list[str]) -> np.ndarray:
+        return pd.util.hash_array(np.asarray(keys, dtype=object), categorize=False)
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(seen?, the row hash stored for it) for each key hash."""
+        found = np.zeros(len(keys), dtype=bool)
+        hashes = np.zeros(len(keys), dtype=np.uint64)
+        for ks, hs in zip(self.keys, self.hashes, strict=True):  # oldest first: newest wins
+            pos = np.minimum(np.searchsorted(ks, keys), len(ks) - 1)
+            hit = ks[pos] == keys
+            found |= hit
+            hashes[hit] = hs[pos[hit]]
+        return found, hashes
+
+    def add(self, keys: np.ndarray, hashes: np.ndarray) -> None:
+        order = np.argsort(keys, kind="stable")
+        self.keys.append(keys[order])
+        self.hashes.append(hashes[order])
+        # Merge runs of similar size, so there are only O(log n) arrays to search.
+        while len(self.keys) > 1 and len(self.keys[-1]) * 2 >= len(self.keys[-2]):
+            ks = np.concatenate([self.keys.pop(-2), self.keys.pop()])
+            hs = np.concatenate([self.hashes.pop(-2), self.hashes.pop()])
+            order = np.argsort(ks, kind="stable")
+            ks, hs = ks[order], hs[order]
+            last = np.ones(len(ks), dtype=bool)  # of equal keys keep the newest
+            last[:-1] = ks[1:] != ks[:-1]
+            self.keys.append(ks[last])
+            self.hashes.append(hs[last])
 
 
 def _row_hashes(valid, ncls: int) -> list[bytes]:
@@ -572,16 +640,20 @@ def _store_frame(run: _Run, valid) -> None:
     counters, seen = run.counters, run.seen
     keys = valid["external_id"].tolist()
     digests = _row_hashes(valid, run.ncls)
-    # Within the run: identical repeats are duplicates; a changed repeat replaces the row.
+    # Within the run: a key repeated in the file is one incident and the last version wins;
+    # the repeats count as duplicates, so importing the same file again says `updated 0`.
+    key_hashes = _Seen.key_hashes(keys)
+    row_hashes = np.frombuffer(b"".join(digests), dtype=np.uint64).reshape(-1, 4)[:, 0]
+    was_seen, seen_hash = seen.lookup(key_hashes)
     latest: dict[str, int] = {}
-    for i, (key, d) in enumerate(zip(keys, digests, strict=True)):
-        j = latest.get(key)
-        if seen.get(key) == d[:8] or (j is not None and digests[j] == d):
+    for i, key in enumerate(keys):
+        if key in latest:
             counters["duplicate"] += 1
-            continue
-        if j is not None:
-            counters["updated"] += 1  # the earlier version of this key, superseded in-chunk
         latest[key] = i
+    for key, i in list(latest.items()):
+        if was_seen[i] and seen_hash[i] == row_hashes[i]:  # as this run already stored it
+            counters["duplicate"] += 1
+            del latest[key]
     if not latest:
         return
     pos = np.fromiter(latest.values(), dtype=np.int64, count=len(latest))
@@ -607,7 +679,9 @@ def _store_frame(run: _Run, valid) -> None:
     else:
         counters["unassigned"] += int((located & pd.isna(beats[run.primary])).sum())
 
-    lookup = bkeys if run.had_incidents else [k for k in bkeys if k in seen]
+    run.writer.wait()  # the previous chunk's rows must be visible to this lookup
+    lookup = bkeys if run.had_incidents else [k for k, i in zip(bkeys, pos.tolist(),
+                                                               strict=True) if was_seen[i]]
     existing = run.store.existing_incidents(run.conn, run.source, lookup) if lookup else {}
     is_new = np.array([k not in existing for k in bkeys], dtype=bool)
     changed = [i for i, k in enumerate(bkeys) if k in existing and existing[k][1] != hashes[i]]
@@ -623,7 +697,7 @@ def _store_frame(run: _Run, valid) -> None:
     sha = hashlib.sha256  # entry_uid, inlined: it runs for every new row
     if len(new):
         nkeys = [bkeys[i] for i in new]
-        run.store.insert_incident_columns(run.conn, {
+        run.writer.submit(run.store.insert_incident_columns, run.conn, {
             "uid": [sha(f"{run.source}\x1f{k}".encode()).hexdigest()[:20] for k in nkeys],
             "source": run.source, "external_id": nkeys,
             "reported_at": reported[new], "occurred_at": occurred[new],
@@ -639,6 +713,7 @@ def _store_frame(run: _Run, valid) -> None:
             "first_run_id": run.run_id, "last_run_id": run.run_id,
         }, beats={s: codes[new] for s, codes in beats.items()})
     if changed:
+        run.writer.wait()
         rows = [_incident_row(batch, i, run, category[i], block_address[i],
                               suppressed_reason[i], {s: c[i] for s, c in beats.items()})
                 for i in changed]
@@ -648,8 +723,7 @@ def _store_frame(run: _Run, valid) -> None:
             publish_at=[r.event_time + timedelta(minutes=run.settings.publication_delay)
                         for r in rows],
             run_id=run.run_id, now=run.now)
-    for key, i in zip(bkeys, pos.tolist(), strict=True):
-        seen[key] = digests[i][:8]
+    seen.add(key_hashes[pos], row_hashes[pos])
 
 
 def _incident_row(batch, i: int, run: _Run, category: str, block_address: str,

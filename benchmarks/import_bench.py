@@ -96,15 +96,28 @@ def beatfeeds_import(path: Path, workdir: Path, preset: str | None) -> tuple[flo
     subprocess.run([*cli, "beats", "load", str(BEATS), "--code-field", "beat"], env=env,
                    check=True, capture_output=True)
     subprocess.run([*cli, "beats", "publish", "1"], env=env, check=True, capture_output=True)
-    args = [*cli, "incidents", "import", str(path)] + (["--preset", preset] if preset else [])
+    args = ["incidents", "import", str(path)] + (["--preset", preset] if preset else [])
+    hwm = workdir / "peak-rss"
+    # The child's own peak (VmHWM) as it exits: ru_maxrss of a child also counts the pages it
+    # shared with this process (which holds the floor's data) between fork and exec.
+    wrapper = (
+        "import atexit, runpy, sys\n"
+        "def peak():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        f"            open({str(hwm)!r}, 'w').write(line.split()[1])\n"
+        "atexit.register(peak)\n"
+        f"sys.argv = ['beatfeeds', *{args!r}]\n"
+        "runpy.run_module('beatfeeds.cli', run_name='__main__')\n"
+    )
     t = time.perf_counter()
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    out = proc.stdout.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", wrapper], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL)
     elapsed = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
+    out = proc.stdout.decode()
+    if proc.returncode not in (0, 1):
         raise SystemExit(f"import failed: {out}")
-    return elapsed, usage.ru_maxrss * 1024, out.strip().splitlines()[-1]
+    return elapsed, int(hwm.read_text()) * 1024, out.strip().splitlines()[-1]
 
 
 def main() -> None:

@@ -231,3 +231,16 @@ def test_html_in_text_fields_is_escaped_in_pages_and_feeds(tmp_path):
     feed = json.loads(client.get("/beats/K3/feed.json").data)
     item = next(i for i in feed["items"] if "alert" in i.get("title", ""))
     assert "<script>" not in item.get("content_html", "").replace("&lt;script&gt;", "")
+
+
+def test_the_cli_notes_swapped_coordinates(tmp_path, beats_store, runner):
+    from beatfeeds.cli import main
+
+    path = write_csv(tmp_path / "s.csv", [good(1), good(2, lat=K3[1], lon=K3[0])])
+    maps = [f"--map={k}={v}" for k, v in MAPS.items()]
+    r = runner.invoke(main, ["incidents", "import", str(path), *maps, "--source", "t"])
+    assert r.exit_code == 0, r.output
+    assert "read 2 new 2 " in r.output
+    assert "latitude and longitude were swapped in 1 rows" in r.output
+    runs = beats_store.list_import_runs()
+    assert runs[0].counters["swapped"] == 1

@@ -398,3 +398,26 @@ def test_audit_log_is_appended_newest_first_and_follows_transactions(db):
     assert first["detail"] == '{"email": "b@x.test", "role": "records"}'
     assert log[1]["target"] is None and log[1]["detail"] is None
     assert len(db.audit_log(limit=1)) == 1
+
+
+def test_versions_of_one_incident_in_a_file_last_wins_and_a_rerun_updates_nothing(
+        beats_db, cfg, tmp_path):
+    rows = [row("A"), row("B"), row("A", desc="THEFT - SHOPLIFT"), row("C"),
+            row("B", addr="2000 E JEFFERSON ST")]
+    first = import_rows(beats_db, cfg, tmp_path / "v.csv", rows)
+    assert (first["read"], first["new"], first["duplicate"], first["updated"]) == (5, 3, 2, 0)
+    assert beats_db.incident_private(SOURCE, "A")["description"] == "THEFT - SHOPLIFT"
+    assert beats_db.incident_private(SOURCE, "B")["block_address"] == \
+        "20XX BLOCK OF E JEFFERSON ST"
+    again = import_rows(beats_db, cfg, tmp_path / "v.csv")
+    assert (again["new"], again["updated"], again["unchanged"], again["duplicate"]) == (0, 0, 3, 2)
+    # Across chunk boundaries the last version still wins, inserted in bulk on every backend.
+    fresh = [row(f"X{i}", where=(K3[0], K3[1]) if i % 3 else None) for i in range(7)]
+    fresh += [row("X1", desc="THEFT - AUTO")]
+    counters = import_rows(beats_db, cfg, tmp_path / "x.csv", fresh, chunk_rows=3)
+    assert (counters["new"], counters["updated"], counters["unlocated"]) == (7, 1, 3)
+    stored = beats_db.incident_private(SOURCE, "X1")
+    assert stored["description"] == "THEFT - AUTO" and stored["uid"] == uid("X1")
+    assert stored["occurred_at"] == NOW.replace(day=20, hour=18, minute=0)
+    assert beats_db.incident_private(SOURCE, "X0")["lat"] is None
+    assert list(beats_db.incident_private(SOURCE, "X2")["beats"].values()) == ["K3"]
