@@ -36,9 +36,12 @@ def test_outbox_and_announcements_on_each_backend(cfg, tmp_path, httpserver):  #
         area = publishing.resolve_area(store, "beat", "K3")
         titles = [e.title for e in publishing.area_entries(store, cfg, area, now=T)]
         assert titles[0] == "Public-safety alert: Gas leak on 3rd Ave" and len(titles) == 3
+        stamp = publishing.feed_version(store, cfg, now=T)
+        assert publishing.feed_version(store, cfg, now=T) == stamp
         uid = next(i.entry_uid for i in store.list_outbox() if i.entry_kind == "incident")
         records.retract_entry(store, uid, "entered in error", actor=ADMIN, now=T)
         announcements.withdraw_announcement(store, ann.uid, actor=ADMIN, now=T)
+        assert publishing.feed_version(store, cfg, now=T) != stamp  # withdrawal shows
         assert outbound.retract_posts(store, cfg, T)["deleted"] == 2
         assert store.outbox_counts() == {"sent": 1, "deleted": 2}
         events = [e[0].headers["X-Beatfeeds-Event"] for e in httpserver.log]
