@@ -437,18 +437,19 @@ def diff_beat_sets(store, new_id: int, old_id: int | None = None, *,
     added, removed, reshaped, unchanged, renamed = diff_beats(old, new, tolerance)
     moves: list[IncidentMove] = []
     if since is not None:
-        rows = store.recent_incidents_in(old_id, since)
-        if rows:
-            new_codes = spatial.BeatIndex(new).assign(np.array([r[1] for r in rows]),
-                                                     np.array([r[2] for r in rows]))
-            index_old = None
-            for r, code in zip(rows, new_codes, strict=True):
-                before = r[6]
-                if before is None:  # not joined to the old map (it was a draft): join now
-                    index_old = index_old or spatial.BeatIndex(old)
-                    before = index_old.assign(np.array([r[1]]), np.array([r[2]]))[0]
-                if before != code and dict(renamed).get(before) != code:
-                    moves.append(IncidentMove(r[0], r[3], r[4], r[5], before, code))
+        ids, lon, lat, before = store.recent_incident_points(old_id, since)
+        if len(ids):
+            unjoined = np.array([c is None for c in before])
+            if unjoined.any():  # not joined to the old map (it was a draft then): join now
+                before[unjoined] = spatial.BeatIndex(old).assign(lon[unjoined], lat[unjoined])
+            after = spatial.BeatIndex(new).assign(lon, lat)
+            renames = dict(renamed)
+            moved = np.array([a != b and renames.get(a) != b
+                              for a, b in zip(before, after, strict=True)], dtype=bool)
+            code_of = {int(i): (a, b) for i, a, b in
+                       zip(ids[moved], before[moved], after[moved], strict=True)}
+            for i, uid, when, block, category in store.incident_summaries(ids[moved]):
+                moves.append(IncidentMove(uid, when, block, category, *code_of[i]))
     return BeatMapDiff(old_id, new_id, added=added, removed=removed, reshaped=reshaped,
                        unchanged=unchanged, renamed=renamed, moves=moves, since=since)
 

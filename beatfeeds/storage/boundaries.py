@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
+import numpy as np
 import shapely
 from sqlalchemy import and_, delete, insert, or_, select
 
@@ -81,15 +82,31 @@ class BoundaryStoreMixin:
                                    previous_set_id=r.previous_set_id, at=r.at)
                     for r in conn.execute(q)]
 
-    def recent_incidents_in(self, set_id: int, since: datetime) -> list[tuple]:
-        """(uid, lon, lat, event_time, block_address, category, beat code under `set_id`) of
-        located incidents since a time, newest first. Staff-only: coordinates included."""
+    def recent_incident_points(self, set_id: int, since: datetime) -> tuple:
+        """(ids, lon, lat, beat codes under `set_id`) of located incidents since a time, as
+        numpy arrays. Staff-only: coordinates included."""
         i, j = t.incidents.c, t.incident_beats
-        q = (select(i.uid, i.lon, i.lat, i.event_time, i.block_address, i.category,
-                    j.c.beat_code)
+        q = (select(i.id, i.lon, i.lat, j.c.beat_code)
              .select_from(t.incidents.outerjoin(
                  j, and_(j.c.incident_id == i.id, j.c.beat_set_id == set_id)))
-             .where(i.lat.is_not(None)).where(i.event_time >= since)
-             .order_by(i.event_time.desc(), i.uid))
+             .where(i.lat.is_not(None)).where(i.event_time >= since))
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(q)]
+            rows = conn.execute(q).all()
+        if not rows:
+            return (np.array([], dtype="int64"), np.array([]), np.array([]),
+                    np.array([], dtype=object))
+        ids, lon, lat, codes = zip(*rows, strict=True)
+        return (np.array(ids, dtype="int64"), np.array(lon, dtype="float64"),
+                np.array(lat, dtype="float64"), np.array(codes, dtype=object))
+
+    def incident_summaries(self, ids) -> list[tuple]:
+        """(id, uid, event_time, block_address, category) of incidents, newest first."""
+        c = t.incidents.c
+        out = []
+        ids = [int(x) for x in ids]
+        with self.engine.connect() as conn:
+            for k in range(0, len(ids), 500):
+                out += [tuple(r) for r in conn.execute(
+                    select(c.id, c.uid, c.event_time, c.block_address, c.category)
+                    .where(c.id.in_(ids[k:k + 500])))]
+        return sorted(out, key=lambda r: (r[2], r[1]), reverse=True)
