@@ -1,0 +1,46 @@
+"""Beat-map storage over SQLite and PostgreSQL: drafts edited, changes recorded, moves read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from beatfeeds import boundaries
+from beatfeeds.imports import ImportOptions, import_file
+
+from .conftest import DEFAULT_BEATS, NOW, SAMPLE
+from .test_storage_contract import backend_url, bare, cfg, db  # noqa: F401 (fixtures)
+
+
+def test_edit_publish_and_rollback_record_what_changed(db, cfg):
+    active = boundaries.load_beat_map(db, DEFAULT_BEATS, now=NOW)
+    boundaries.publish_beat_map(db, active, now=NOW)
+    import_file(db, SAMPLE, ImportOptions(preset="spd-911"), cfg, now=NOW)
+    draft = boundaries.edit_beat_map(db, active, {"op": "merge", "code": "K2", "other": "K3"},
+                                     actor="admin@example.test", now=NOW)
+    assert draft != active and db.get_beat_set(draft).status == "draft"
+    boundaries.edit_beat_map(db, draft, {"op": "rename", "code": "B1", "new_code": "B7"},
+                             actor="admin@example.test", now=NOW)
+    assert len(db.beats(draft)) == 50
+
+    d = boundaries.diff_beat_sets(db, draft, since=datetime(2000, 1, 1))
+    assert d.removed == ["K3"] and d.renamed == [("B1", "B7")]
+    assert d.moves and {(m.old, m.new) for m in d.moves} == {("K3", "K2")}
+    assert all(m.uid and m.block_address for m in d.moves)
+
+    at = datetime(2026, 1, 2)
+    boundaries.publish_beat_map(db, draft, now=at)
+    changes = {(c.kind, c.code): c.new_codes for c in db.boundary_changes(set_id=draft)}
+    assert changes[("removed", "K3")] == ["K2"] and changes[("renamed", "B1")] == ["B7"]
+    assert changes[("reshaped", "K2")] == []
+    assert boundaries.retired_beat(db, "K3").kind == "removed"
+    assert boundaries.retired_beat(db, "b1").new_codes == ["B7"]
+    entries = boundaries.beat_system_entries(db, "K3", now=at)
+    assert len(entries) == 1 and "K2" in entries[0].title
+    assert boundaries.system_entry(db, entries[0].uid).title == entries[0].title
+
+    boundaries.rollback_beat_map(db, now=datetime(2026, 1, 3))
+    assert db.active_beat_set_id() == active
+    assert boundaries.retired_beat(db, "K3") is None  # K3 is a beat again
+    assert boundaries.retired_beat(db, "B7").new_codes == ["B1"]
+    actions = [a["action"] for a in db.audit_log()]
+    assert actions.count("beats.edit") == 2 and "beats.copy" in actions
