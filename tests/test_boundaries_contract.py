@@ -11,7 +11,7 @@ from .conftest import DEFAULT_BEATS, NOW, SAMPLE
 from .test_storage_contract import backend_url, bare, cfg, db  # noqa: F401 (fixtures)
 
 
-def test_edit_publish_and_rollback_record_what_changed(db, cfg):
+def test_edit_publish_and_rollback_record_what_changed(db, cfg):  # noqa: F811 (fixtures)
     active = boundaries.load_beat_map(db, DEFAULT_BEATS, now=NOW)
     boundaries.publish_beat_map(db, active, now=NOW)
     import_file(db, SAMPLE, ImportOptions(preset="spd-911"), cfg, now=NOW)
