@@ -16,7 +16,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -227,6 +227,10 @@ def read_progress(settings, upload: Upload) -> Progress:
         return Progress(0, upload.rows_estimate, None)
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def _progress_writer(settings, upload_id: int, clock: Callable[[], datetime]):
     path = _progress_path(settings, upload_id)
 
@@ -242,7 +246,9 @@ def _progress_writer(settings, upload_id: int, clock: Callable[[], datetime]):
 def run_upload(store, settings, upload: Upload, *, now: datetime,
                clock: Callable[[], datetime] | None = None) -> Upload:
     """Import one claimed upload; the upload ends `done` or `failed` with its run."""
-    clock = clock or (lambda: now)
+    # The heartbeat uses the wall clock, not the job's `now`: other workers judge by it
+    # whether this import is still alive.
+    clock = clock or _wall_clock
     write = _progress_writer(settings, upload.id, clock)
     write(0)
     try:

@@ -384,3 +384,14 @@ def test_a_waiting_upload_can_be_cancelled_but_not_a_finished_one(clerk, beats_s
     assert beats_store.incident_count() == 0
     r = clerk.post(f"/records/imports/{uid}/cancel", follow_redirects=True)
     assert "cannot be cancelled" in r.get_data(as_text=True)
+
+
+def test_an_import_running_elsewhere_is_left_alone(beats_store, settings, mixed_file):
+    with open(mixed_file, "rb") as fh:
+        up = records.store_upload(beats_store, settings, fh, mixed_file.name, actor=CLERK,
+                                  now=utcnow())
+    beats_store.claim_next_upload(utcnow() - timedelta(hours=1))  # started long ago...
+    records._progress_writer(settings, up.id, utcnow)(50_000)  # ...but still making progress
+    assert records.process_queue(beats_store, settings, utcnow()) == {
+        "imported": 0, "failed": 0, "requeued": 0}
+    assert beats_store.get_upload(up.id).status == "running"
