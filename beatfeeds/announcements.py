@@ -132,6 +132,36 @@ def create_announcement(store, settings, *, kind: str, title: str, body: str,
     return store.announcement(uid)
 
 
+def edit_announcement(store, settings, uid: str, *, kind: str, title: str, body: str,
+                      expires_at: datetime | None, actor: str, now: datetime) -> Announcement:
+    """Correct an announcement's type, title, text or expiry (its areas and start stay).
+
+    Feeds show the new text at once. Posts already made stay as they are, unless the type
+    changes: that is a new category, posted again (the old post is superseded)."""
+    ann = store.announcement(uid)
+    if ann.withdrawn_at is not None:
+        raise Conflict("A withdrawn announcement cannot be edited.")
+    if kind not in ANNOUNCEMENT_KINDS:
+        raise InvalidInput(f"Type must be one of {', '.join(ANNOUNCEMENT_KINDS)}.")
+    if ann.urgent and kind not in URGENT_KINDS:
+        raise InvalidInput("This announcement is urgent: only an alert or a missing-person "
+                           "announcement can be urgent.")
+    title = " ".join((title or "").split())
+    body = (body or "").strip().replace("\r\n", "\n")
+    if not title:
+        raise InvalidInput("Give the announcement a title.")
+    if len(title) > MAX_TITLE or len(body) > MAX_BODY:
+        raise InvalidInput(f"Titles are limited to {MAX_TITLE} characters and texts to "
+                           f"{MAX_BODY}.")
+    if expires_at is not None and expires_at <= ann.publish_at:
+        raise InvalidInput("The announcement would expire before it is published.")
+    store.update_announcement(uid, kind=kind, title=title, body=body, expires_at=expires_at,
+                              updated_at=now)
+    store.audit(actor, "announcements.edit", f"announcement:{uid}",
+                {"kind": kind, "title": title, "kind_changed": kind != ann.kind}, now=now)
+    return store.announcement(uid)
+
+
 def withdraw_announcement(store, uid: str, *, actor: str, now: datetime) -> None:
     """Take an announcement out of every feed; its posts are deleted by `retract-posts`."""
     ann = store.announcement(uid)

@@ -288,6 +288,8 @@ def _current_entry(store, settings, item: OutboxItem, now: datetime):
         found = store.public_announcements(set_id, now=now, uid=item.entry_uid, limit=1)
         if not found:
             return None, "cancelled"
+        if found[0].category != item.category:
+            return None, "superseded"
         ann = store.announcement(item.entry_uid)
         return (found[0], ann.urgent), None
     entry = store.public_entry(set_id, item.entry_uid, now=now)

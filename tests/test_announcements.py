@@ -145,3 +145,44 @@ def test_staff_write_announcements_on_the_web(clerk, staff):  # noqa: F811
     clerk.post(f"/records/announcements/{ann.uid}/withdraw")
     assert "Police activity" not in clerk.get("/sectors/K/feed.atom").get_data(as_text=True)
     assert clerk.get(f"/entries/{ann.uid}").status_code == 404
+
+
+def test_a_correction_changes_the_feed_and_reposts_only_when_the_type_changes(
+        tmp_path, httpserver):
+    store, settings = setup(tmp_path)
+    masto = FakeMastodon(httpserver)
+    add(store, settings, "mastodon", httpserver.url_for("/"), {"access_token": "k3"})
+    ann = create(store, settings, kind="alert", beats="K3", urgent=True, title="Gas leak")
+    assert send(store, settings, T)["sent"] == 1
+    announcements.edit_announcement(store, settings, ann.uid, kind="alert",
+                                    title="Gas leak on 3rd Ave", body="Avoid the area.",
+                                    expires_at=None, actor=ADMIN, now=T)
+    assert feed_entries(store, settings, "beat", "K3", T)[0].title == \
+        "Public-safety alert: Gas leak on 3rd Ave"
+    assert send(store, settings, T + timedelta(minutes=1))["sent"] == 0  # same category
+    announcements.edit_announcement(store, settings, ann.uid, kind="missing-person",
+                                    title="Missing: Ana, 82", body="Red coat.",
+                                    expires_at=None, actor=ADMIN, now=T)
+    assert send(store, settings, T + timedelta(minutes=2))["sent"] == 1  # a new category
+    assert len(masto.statuses) == 2 and "Missing person: Missing: Ana" in masto.requests[-1][
+        "status"]
+    with pytest.raises(InvalidInput, match="urgent"):
+        announcements.edit_announcement(store, settings, ann.uid, kind="prevention-tip",
+                                        title="x", body="", expires_at=None, actor=ADMIN, now=T)
+
+
+def test_staff_correct_an_announcement_on_the_web(clerk, staff):  # noqa: F811
+    clerk.post("/records/announcements", data={
+        "kind": "road-closure", "title": "Pike St closed", "body": "", "beats": "K3"})
+    ann = staff.list_announcements()[0]
+    page = clerk.get(f"/records/announcements/{ann.uid}/edit").get_data(as_text=True)
+    assert "Pike St closed" in page and "K3" in page
+    r = clerk.post(f"/records/announcements/{ann.uid}/edit", data={
+        "kind": "road-closure", "title": "Pike St closed until 6 pm", "body": "Detour on Pine.",
+        "expires_at": ""}, follow_redirects=True)
+    assert "Announcement corrected" in r.get_data(as_text=True)
+    assert staff.announcement(ann.uid).body == "Detour on Pine."
+    r = clerk.post(f"/records/announcements/{ann.uid}/edit", data={
+        "kind": "road-closure", "title": " ", "body": ""})
+    assert r.status_code == 400 and "title" in r.get_data(as_text=True)
+    assert clerk.get("/records/announcements/nope/edit").status_code == 404

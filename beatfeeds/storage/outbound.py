@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import NotFound
@@ -115,7 +115,8 @@ class OutboundStoreMixin:
               .where(or_(a.expires_at.is_(None), a.expires_at > now))
               .where(or_(a.publish_at >= account.created_at, a.created_at >= account.created_at))
               .where(a.publish_at >= oldest_event)
-              .where(~exists().where(and_(o.entry_uid == a.uid, o.account_id == account.id))))
+              .where(~exists().where(and_(o.entry_uid == a.uid, o.account_id == account.id,
+                                          o.category == literal("announcement-").concat(a.kind)))))
         if area is not None:
             aq = aq.where(or_(a.citywide.is_(True), exists().where(
                 and_(ab.announcement_id == a.id, ab.beat_code.in_(area)))))

@@ -61,6 +61,36 @@ def create():
     return redirect(url_for(".index"))
 
 
+def _local_value(d: datetime | None) -> str:
+    if d is None:
+        return ""
+    return d.replace(tzinfo=UTC).astimezone(settings().tz).strftime("%Y-%m-%dT%H:%M")
+
+
+@bp.route("/records/announcements/<uid>/edit", methods=["GET", "POST"])
+@staff_required()
+def edit(uid):
+    ann = store().announcement(uid)
+    form = {"kind": ann.kind, "title": ann.title, "body": ann.body,
+            "expires_at": _local_value(ann.expires_at)}
+    if request.method == "POST":
+        form = request.form
+        try:
+            announcements.edit_announcement(
+                store(), settings(), uid, kind=form.get("kind", ""),
+                title=form.get("title", ""), body=form.get("body", ""),
+                expires_at=_local_to_utc(form.get("expires_at", "")), actor=g.user.email,
+                now=utcnow())
+        except BeatfeedsError as exc:
+            flash(exc.message, "error")
+            return render_template("records_announcement_edit.html", ann=ann, form=form,
+                                   kinds=ANNOUNCEMENT_KINDS), 400
+        flash("Announcement corrected.")
+        return redirect(url_for(".index"))
+    return render_template("records_announcement_edit.html", ann=ann, form=form,
+                           kinds=ANNOUNCEMENT_KINDS)
+
+
 @bp.post("/records/announcements/<uid>/withdraw")
 @staff_required()
 def withdraw(uid):
