@@ -17,6 +17,7 @@ import argparse
 import csv
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -73,22 +74,23 @@ def generate(path: Path, rows: int, seed: int = 2018) -> None:
                         f"{lon[i]:.9f}", f"{lat[i]:.9f}"])
 
 
-def floor(path: Path) -> float:
+def floor(path: Path) -> tuple[float, float]:
     import geopandas as gpd
     import pandas as pd
 
     beats = gpd.read_file(BEATS)[["beat", "geometry"]]
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     frame = pd.read_csv(path, engine="c", usecols=COLUMNS, dtype=str, encoding="utf-8-sig")
     points = gpd.GeoDataFrame(
         frame, geometry=gpd.points_from_xy(pd.to_numeric(frame["Longitude"]),
                                            pd.to_numeric(frame["Latitude"])), crs=4326)
     joined = gpd.sjoin(points, beats, predicate="within", how="left")
     assert len(joined) >= len(frame)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - cpu
 
 
-def beatfeeds_import(path: Path, workdir: Path, preset: str | None) -> tuple[float, int, str]:
+def beatfeeds_import(path: Path, workdir: Path, preset: str | None
+                     ) -> tuple[float, float, int, str]:
     env = dict(os.environ, BEATFEEDS_INSTANCE_PATH=str(workdir / "instance"))
     env.pop("BEATFEEDS_DATABASE_URL", None)
     cli = [sys.executable, "-m", "beatfeeds.cli"]
@@ -110,14 +112,17 @@ def beatfeeds_import(path: Path, workdir: Path, preset: str | None) -> tuple[flo
         f"sys.argv = ['beatfeeds', *{args!r}]\n"
         "runpy.run_module('beatfeeds.cli', run_name='__main__')\n"
     )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", wrapper], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL)
     elapsed = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     out = proc.stdout.decode()
     if proc.returncode not in (0, 1):
         raise SystemExit(f"import failed: {out}")
-    return elapsed, int(hwm.read_text()) * 1024, out.strip().splitlines()[-1]
+    return elapsed, cpu, int(hwm.read_text()) * 1024, out.strip().splitlines()[-1]
 
 
 def main() -> None:
@@ -139,16 +144,17 @@ def main() -> None:
             print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s "
                   f"({path.stat().st_size / 2**20:.0f} MiB)")
         rows = sum(1 for _ in open(path, encoding="utf-8-sig")) - 1
-        a = floor(path) if not args.file or preset in (None, "spd-crime") else None
-        b, rss, counters = beatfeeds_import(path, work, preset)
+        a, a_cpu = floor(path) if not args.file or preset in (None, "spd-crime") else (None, None)
+        b, b_cpu, rss, counters = beatfeeds_import(path, work, preset)
         print(f"rows: {rows:,}")
         if a is not None:
             print(f"(a) floor, pandas read_csv + points_from_xy + sjoin: {a:7.2f} s "
-                  f"{rows / a:12,.0f} rows/s")
+                  f"{rows / a:12,.0f} rows/s   CPU {a_cpu:6.2f} s")
         print(f"(b) beatfeeds incidents import, SQLite:          {b:7.2f} s "
-              f"{rows / b:12,.0f} rows/s   peak RSS {rss / 2**20:,.0f} MiB")
+              f"{rows / b:12,.0f} rows/s   CPU {b_cpu:6.2f} s   peak RSS {rss / 2**20:,.0f} MiB")
         if a is not None:
-            print(f"ratio b/a: {b / a:.1f}")
+            print(f"ratio b/a: {b / a:.1f} (CPU time: {b_cpu / a_cpu:.1f}; on a busy machine the "
+                  f"CPU ratio is the steadier figure)")
         print(f"counters: {counters}")
 
 

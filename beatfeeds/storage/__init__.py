@@ -415,6 +415,8 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
                 return _bind_datetimes(conn, t.incidents.c[name].type, values)
             if values.dtype.kind == "f":
                 return [None if v != v else v for v in values.tolist()]
+            if values.dtype.kind == "b" and conn.dialect.name == "sqlite":
+                return values.astype(np.int8).tolist()  # what SQLAlchemy stores for booleans
             values = values.tolist()
         if proc is not None and not isinstance(t.incidents.c[name].type, (String,)):
             return [proc(v) for v in values]
