@@ -74,6 +74,8 @@ def area_label(kind: str, code: str | None) -> str:
 
 def entry_tag(authority: str, source: str, external_id: str) -> str:
     """The entry id: depends only on the tag authority and the incident identity."""
+    if source == "announcement":  # the department's own messages are not incidents
+        return f"tag:{authority}:announcement/{quote(external_id, safe='')}"
     return f"tag:{authority}:incident/{quote(source, safe='')}/{quote(external_id, safe='')}"
 
 

@@ -47,6 +47,7 @@ def test_a_sector_announcement_reaches_its_beats_sector_precinct_and_city(tmp_pa
         assert entries[0].tags[0].term == "announcement-road-closure"
         assert "Use Greenwood Ave N." in entries[0].summary
         assert entries[0].link.endswith(f"/entries/{ann.uid}")
+        assert entries[0].id == f"tag:example.test,2026:announcement/{ann.uid}"
     assert feed_entries(store, settings, "beat", "U1", later) == []
     assert feed_entries(store, settings, "beat", "K3", later, exclude=["announcement-road-closure"]) == []
     assert len(feed_entries(store, settings, "beat", "K3", later,
