@@ -186,18 +186,10 @@ def feed_version(store, settings, *, now: datetime) -> str:
 
 
 def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
-              filt: FeedFilter | None = None, cache: FeedCache | None = None) -> RenderedFeed:
-    """An area's feed in one format, with the time of its last change.
-
-    With a cache, the feed is built once per version stamp and served from memory after.
-    """
+              filt: FeedFilter | None = None) -> RenderedFeed:
+    """Build an area's feed in one format, with the time of its last change (uncached: the
+    web app goes through serve_area_feed)."""
     filt = filt or FeedFilter()
-    if cache is not None:
-        key = (area.beat_set_id, area.kind, area.code, fmt, filt.query())
-        version = feed_version(store, settings, now=now)
-        found = cache.get(key, version)
-        if found is not None:
-            return found
     entries = store.public_entries(area.beat_set_id, now=now, limit=settings.feed_max_entries,
                                    categories=filt.categories, exclude=filt.exclude,
                                    since=retention_start(settings, now),
@@ -212,10 +204,7 @@ def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
     fallback = active.published_at or active.created_at
     ctx = feed_context(store, settings, area, filt)
     body = feeds.build_feed(ctx, entries, fmt, settings, updated_fallback=fallback)
-    feed = RenderedFeed(body, feeds.FORMATS[fmt], feeds.feed_updated(entries, fallback))
-    if cache is not None:
-        cache.put(key, version, feed)
-    return feed
+    return RenderedFeed(body, feeds.FORMATS[fmt], feeds.feed_updated(entries, fallback))
 
 
 def serve_area_feed(store, settings, kind: str, code: str | None, fmt: str, *, now: datetime,
