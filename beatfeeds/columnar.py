@@ -421,8 +421,7 @@ def validate_frame(raw: RawFrame, checks: Checks, rejections: list[Rejection]) -
         sensitive = np.fromiter((truth[v] for v in sens_values), dtype=bool, count=n)
     else:
         sensitive = np.zeros(n, dtype=bool)
-    source_beat = _truncate(field("beat"), 32)
-    source_beat = np.where(source_beat == "", None, source_beat)
+    source_beat = _truncate(field("beat"), 32)  # "" for none: pandas would make None a NaN
     valid = pd.DataFrame({
         "line": raw.lines, "external_id": key, "occurred_at": occurred, "reported_at": reported,
         "category_text": _truncate(category, 500), "description": _truncate(description, 2000),
@@ -468,7 +467,7 @@ def _rows_frame(rows: list[IncidentRow], ncls: int) -> pd.DataFrame:
         "address": np.array([r.address for r in rows], dtype=object),
         "lat": np.array([np.nan if r.lat is None else r.lat for r in rows], dtype="float64"),
         "lon": np.array([np.nan if r.lon is None else r.lon for r in rows], dtype="float64"),
-        "source_beat": np.array([r.source_beat for r in rows], dtype=object),
+        "source_beat": np.array([r.source_beat or "" for r in rows], dtype=object),
         "sensitive": np.array([r.sensitive for r in rows], dtype=bool),
         "swapped": np.array([r.coordinates_swapped for r in rows], dtype=bool),
         "_oor": np.zeros(len(rows), dtype=bool),

@@ -694,6 +694,7 @@ def _store_frame(run: _Run, valid) -> None:
     publish_at = event_time + np.timedelta64(int(run.settings.publication_delay), "m")
 
     new = np.flatnonzero(is_new)
+    source_beat = batch["source_beat"].to_numpy(dtype=object)
     sha = hashlib.sha256  # entry_uid, inlined: it runs for every new row
     if len(new):
         nkeys = [bkeys[i] for i in new]
@@ -706,7 +707,7 @@ def _store_frame(run: _Run, valid) -> None:
             "description": batch["description"].to_numpy()[new],
             "address": batch["address"].to_numpy()[new], "block_address": block_address[new],
             "lat": lat[new], "lon": lon[new],
-            "source_beat": batch["source_beat"].to_numpy()[new],
+            "source_beat": np.where(source_beat[new] == "", None, source_beat[new]),
             "sensitive": batch["sensitive"].to_numpy()[new],
             "suppressed_reason": suppressed_reason[new], "row_hash": [hashes[i] for i in new],
             "created_at": run.now, "updated_at": run.now, "publish_at": publish_at[new],
@@ -738,7 +739,7 @@ def _incident_row(batch, i: int, run: _Run, category: str, block_address: str,
         reported_at=dt(r["reported_at"]), occurred_at=dt(r["occurred_at"]),
         category_text=r["category_text"], description=r["description"], address=r["address"],
         lat=None if pd.isna(r["lat"]) else float(r["lat"]),
-        lon=None if pd.isna(r["lon"]) else float(r["lon"]), source_beat=r["source_beat"],
+        lon=None if pd.isna(r["lon"]) else float(r["lon"]), source_beat=r["source_beat"] or None,
         sensitive=bool(r["sensitive"]),
         classification_texts=tuple(r[f"cls{k}"] for k in range(run.ncls)),
         category=category, block_address=block_address, suppressed_reason=suppressed_reason,

@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 
 from beatfeeds.categories import CATEGORIES
 from beatfeeds.imports import ImportOptions, import_file, parse_datetime
+from beatfeeds.spatial import BeatIndex
 from beatfeeds.storage import schema as t
 
 from .conftest import NOW, shared
-from .test_imports import HEADER, good, run, write_csv
+from .test_imports import HEADER, MAPS, good, run, write_csv
 
 TZ = ZoneInfo("America/Los_Angeles")
 UTC = ZoneInfo("UTC")
@@ -235,3 +236,60 @@ def test_stored_times_are_utc_for_every_layout(tmp_path, beats_store, settings):
         times = conn.execute(select(func.count(), t.incidents.c.occurred_at)
                              .group_by(t.incidents.c.occurred_at)).all()
     assert times == [(3 * len(layouts), datetime(2016, 3, 26, 3, 9))]
+
+
+# ---- the column-wise path agrees with the row-by-row validator ------------------------------
+def test_column_wise_validation_matches_the_row_by_row_validator(tmp_path, beats_store,
+                                                                  settings):
+    """Every row of a deliberately messy file is stored (or rejected) exactly as
+    `imports.validate_row` alone would have it."""
+    import random
+
+    from beatfeeds.imports import RawRow, iter_raw_rows, resolve_mapping, row_hash, validate_row
+    from beatfeeds.models import Rejection
+
+    rnd = random.Random(4)
+    whens = ["03/25/2016 08:09:00 PM", "3/25/2016 8:09 PM", " 03/25/2016 08:09:00 PM ",
+             "2016-03-25T20:09:00", "2016-03-25 20:09:00", "2016-03-25T24:10:00",
+             "02/30/2016 08:09:00 PM", "03/13/2016 02:30:00 AM", "11/06/2016 01:30:00 AM",
+             "2016-03-25T20:09:00.5", "12/31/1999 11:59:59 PM", "01/01/2030 00:00:00 AM", "",
+             "03/25/2016 13:09:00 PM", "2016-3-5T1:02:03", "tomorrow"]
+    lats = ["47.598347", " 47.598347", "47.6000000001", "", "0", "nan", "95", "-122.32245",
+            "4.7e1", "47,6"]
+    lons = ["-122.32245", "-122.32245 ", "", "0", "inf", "47.598347", "-1e3"]
+    descs = ["THEFT - CAR PROWL", "  padded  ", "", "CHILD - LURING", "=cmd|' /C calc'!A0",
+             "x" * 2100, "DISTURBANCE, OTHER", "é “quoted”"]
+    rows = []
+    for i in range(600):
+        key = rnd.choice([str(i), f" {i} ", "", "k" * 201, str(i)])
+        rows.append([key, rnd.choice(whens), rnd.choice(["CAR PROWL", "", "ROBBERY", "-X"]),
+                     rnd.choice(descs), rnd.choice(["1100 8TH AVE NE", "", " 45 MAIN ST #3 "]),
+                     rnd.choice(lats), rnd.choice(lons), rnd.choice(["K3", "", "x" * 40]),
+                     rnd.choice(["", "Y", "no", "TRUE", " x "])])
+    path = write_csv(tmp_path / "messy.csv", rows)
+    report = run(beats_store, settings, path, chunk_rows=97)
+
+    mapping = resolve_mapping(HEADER, maps=dict(MAPS), source="test-source")
+    index = BeatIndex(beats_store.beats(beats_store.active_beat_set_id()))
+
+    def covers(x, y):
+        return bool(index.covers([x], [y])[0])
+
+    expected_rejections, expected = {}, {}
+    for raw in iter_raw_rows(path, []):
+        result = validate_row(RawRow(raw.line, raw.values), mapping, TZ, NOW, covers=covers)
+        if isinstance(result, Rejection):
+            expected_rejections[result.line] = result.reason
+        else:
+            expected[result.external_id] = result  # the last version of a key wins
+    assert {r.line: r.reason for r in report.rejections} == expected_rejections
+    assert report.counters["rejected"] == len(expected_rejections)
+    assert beats_store.incident_count() == len(expected)
+    for key, want in expected.items():
+        got = beats_store.incident_private("test-source", key)
+        assert (got["occurred_at"], got["reported_at"]) == (want.occurred_at, want.reported_at), key
+        assert (got["lat"], got["lon"]) == (want.lat, want.lon), key
+        assert (got["description"], got["category_text"], got["address"]) == \
+            (want.description, want.category_text, want.address), key
+        assert (got["source_beat"], got["sensitive"]) == (want.source_beat, want.sensitive), key
+        assert got["row_hash"] == row_hash(want), key  # databases filled row by row agree
