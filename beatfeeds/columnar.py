@@ -110,7 +110,8 @@ def _cells_frame(rows: list[list[str]], needed: list[int]) -> pd.DataFrame:
 
 def iter_raw_frames(path: Path, *, encoding: str, delimiter: str, width: int, needed: list[int],
                     chunk_rows: int, max_field: int, rejections: list[Rejection],
-                    block_bytes: int = csvblocks.BLOCK_BYTES) -> Iterator[RawFrame]:
+                    block_bytes: int = csvblocks.BLOCK_BYTES,
+                    max_record: int = csvblocks.MAX_RECORD_BYTES) -> Iterator[RawFrame]:
     """The file's records after the header, in chunks of at most `chunk_rows`."""
     with open(path, "rb") as fh:
         head = fh.read(64 * 1024)
@@ -124,7 +125,7 @@ def iter_raw_frames(path: Path, *, encoding: str, delimiter: str, width: int, ne
         fh.seek(end)
         first_line = 1 + head[:end].count(b"\n")
         for block in csvblocks.iter_blocks(fh, delimiter=delimiter, first_line=first_line,
-                                           block_bytes=block_bytes):
+                                           block_bytes=block_bytes, max_record=max_record):
             for a in range(0, len(block), chunk_rows):
                 yield _block_frame(block, a, min(a + chunk_rows, len(block)), encoding,
                                    delimiter, width, needed, max_field, rejections)

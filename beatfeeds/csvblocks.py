@@ -17,6 +17,9 @@ from typing import BinaryIO
 import numpy as np
 
 BLOCK_BYTES = 16 * 2**20
+# A record may be this long at most (the csv module's field limit). Longer means a quote
+# that never closes: its first line is handed over alone and reading resumes on the next.
+MAX_RECORD_BYTES = 64 * 2**20
 _QUOTE, _LF, _CR, _NUL = 34, 10, 13, 0
 
 
@@ -100,7 +103,8 @@ def split_block(buf: bytes, *, delimiter: int, first_line: int, final: bool
 
 
 def iter_blocks(fh: BinaryIO, *, delimiter: str, first_line: int,
-                block_bytes: int = BLOCK_BYTES) -> Iterator[Block]:
+                block_bytes: int = BLOCK_BYTES,
+                max_record: int = MAX_RECORD_BYTES) -> Iterator[Block]:
     """Blocks of whole records from `fh`, positioned at the first record after the header."""
     d = ord(delimiter)
     carry = b""
@@ -116,6 +120,18 @@ def iter_blocks(fh: BinaryIO, *, delimiter: str, first_line: int,
         line += lf_used
         if len(block):
             yield block
+        elif not final and len(carry) > max_record:
+            # No record ends within max_record bytes: an unmatched quote. Hand over its first
+            # line as a suspect record (the csv module will say what is wrong with it) and
+            # go on from the next line, so the rows after it are not lost and memory stays
+            # bounded.
+            cut = carry.find(b"\n") + 1 or len(carry)
+            record = carry[:cut].rstrip(b"\r\n")
+            one = np.array([0], dtype=np.int64)
+            yield Block(record, one * 0, one * 0 + len(record), one * 0 + line,
+                        one * 0 - 1, np.ones(1, dtype=bool))
+            line += carry[:cut].count(b"\n")
+            carry = carry[cut:]
         if final:
             return
 

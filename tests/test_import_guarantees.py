@@ -238,3 +238,25 @@ def test_the_cli_notes_swapped_coordinates(tmp_path, beats_store, runner):
     assert "latitude and longitude were swapped in 1 rows" in r.output
     runs = beats_store.list_import_runs()
     assert runs[0].counters["swapped"] == 1
+
+
+def test_an_unmatched_quote_loses_one_line_not_the_rest_of_the_file(tmp_path):
+    """Reading stays bounded: a quote that never closes is cut off after MAX_RECORD_BYTES
+    (small here) and the rows after its line are read normally."""
+    from beatfeeds.columnar import iter_raw_frames
+
+    lines = [",".join(HEADER), ",".join(good(1)), '2,"03/25/2016 08:09:00 PM,never closed,x']
+    lines += [",".join(good(i)) for i in range(3, 400)]
+    path = tmp_path / "q.csv"
+    path.write_text("\n".join(lines) + "\n")
+    rejections = []
+    frames = list(iter_raw_frames(path, encoding="utf-8", delimiter=",", width=len(HEADER),
+                                  needed=list(range(len(HEADER))), chunk_rows=50,
+                                  max_field=1_000_000, rejections=rejections,
+                                  block_bytes=1024, max_record=4096))
+    keys = [k for f in frames for k in f.frame[0].tolist()]
+    lines_read = [int(n) for f in frames for n in f.lines]
+    assert keys == ["1", *map(str, range(3, 400))]
+    assert lines_read == [2, *range(4, 401)]
+    assert [r.line for r in rejections] == [3]
+    assert "unreadable" in rejections[0].reason or "fields" in rejections[0].reason
