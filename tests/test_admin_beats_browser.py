@@ -46,12 +46,13 @@ def test_admin_redraws_a_beat_in_the_browser(live_server, page, beats_store):
     # select E2 (every edge of it is shared) and drag one of its vertices
     page.select_option("#beat-select", "E2")
     page.get_by_role("button", name="Move vertices").click()
+    page.wait_for_function("document.getElementById('beat-map').dataset.moving === '0'")
     handle = page.locator(".bf-vertex").nth(40)
     box = handle.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
-    page.mouse.move(x + 60, y + 35, steps=8)
+    page.mouse.move(x + 30, y + 18, steps=8)
     page.mouse.up()
     with page.expect_response(lambda r: r.url.endswith("/admin/beats/2/edit")) as resp:
         page.get_by_role("button", name="Save").click()
@@ -65,7 +66,7 @@ def test_admin_redraws_a_beat_in_the_browser(live_server, page, beats_store):
     page.reload()
     reshaped = page.locator("#reshaped").inner_text()
     assert "E2" in reshaped, reshaped
-    assert "Fix the errors" not in page.content()
+    assert "Fix the errors" not in page.content(), page.locator("#problems").inner_text()
 
     page.get_by_role("button", name="Publish").click()
     assert "is active" in page.locator(".flash").inner_text()

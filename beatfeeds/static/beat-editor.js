@@ -14,6 +14,10 @@
     L.tileLayer(el.dataset.tileUrl, { maxZoom: 19, attribution: el.dataset.tileAttribution || "" }).addTo(map);
   }
   map.setView([47.61, -122.33], 11);  // replaced by the map's own bounds once loaded
+  // Tests and scripts wait for data-moving="0" before touching markers.
+  el.dataset.moving = "0";
+  map.on("movestart zoomstart", function () { el.dataset.moving = "1"; });
+  map.on("moveend zoomend", function () { el.dataset.moving = "0"; });
 
   var beatsLayer = null, removedLayer = null, problemsLayer = L.layerGroup().addTo(map);
   var toolLayer = L.layerGroup().addTo(map);
@@ -202,7 +206,7 @@
   function save() {
     var op;
     if (tool === "vertices") {
-      op = { op: "reshape", code: selected, geometry: layersByCode[selected].toGeoJSON().geometry };
+      op = { op: "reshape", code: selected, geometry: layersByCode[selected].toGeoJSON(false).geometry };
     } else if (tool === "redraw") {
       if (points.length < 3) { return showError("Click at least three corners."); }
       var ring = points.map(lnglat);
