@@ -145,6 +145,7 @@ class User:
     created_at: datetime
     password_changed_at: datetime | None = None
 
+
 @dataclass
 class BoundaryChange:
     """What happened to one beat when a beat map was published."""
