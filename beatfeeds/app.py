@@ -44,6 +44,11 @@ def create_app(config: dict | None = None) -> Flask:
                        and not k.startswith("BEATFEEDS_")})
     logging.basicConfig(level=settings.log_level)
     logging.getLogger().setLevel(settings.log_level)  # the CLI may have configured logging first
+    if logging.getLogger().level > logging.DEBUG:
+        # Health checks ask for the schema revision and the scheduler ticks every few seconds:
+        # their libraries' INFO lines would drown our one-line job summaries.
+        for noisy in ("alembic.runtime.migration", "apscheduler"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
