@@ -166,21 +166,14 @@ def iter_raw_rows(path: Path, rejections: list[Rejection]) -> Iterator[RawRow]:
     """Rows as {column: text} with the file line each starts on; unreadable rows are rejected."""
     encoding, delimiter = sniff_text(path)
     with open(path, newline="", encoding=encoding, errors="replace") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        header = [h.strip().lstrip("\ufeff") for h in next(reader)]
+        records = columnar.csv_rows(fh, delimiter, first_line=1)
+        _, first = next(records)
+        header = [h.strip().lstrip("\ufeff") for h in first]
         width = len(header)
-        prev_end = reader.line_num
-        while True:
-            start = prev_end + 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                prev_end = reader.line_num
-                rejections.append(Rejection(start, f"unreadable CSV: {exc}"))
+        for start, cells in records:
+            if isinstance(cells, Exception):
+                rejections.append(Rejection(start, f"unreadable CSV: {cells}"))
                 continue
-            prev_end = reader.line_num
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue  # blank line
             if len(cells) != width:

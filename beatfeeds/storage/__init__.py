@@ -518,13 +518,7 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         whose event is older. With `geo_precision`, each entry carries its point snapped to
         that grid (the raw coordinates never leave this layer).
         """
-        q = self._public_entries_query(set_id, now)
-        if beat is not None:
-            q = q.where(t.incident_beats.c.beat_code == beat)
-        if sector is not None:
-            q = q.where(t.beats.c.sector == sector)
-        if precinct is not None:
-            q = q.where(t.beats.c.precinct == precinct)
+        q = self._area_filter(self._public_entries_query(set_id, now), beat, sector, precinct)
         if categories:
             q = q.where(t.incidents.c.category.in_(list(categories)))
         if exclude:
