@@ -64,8 +64,10 @@ def create_app(config: dict | None = None) -> Flask:
     from .web import announcements as staff_announcements
     from .web import admin_beats, beatsets  # noqa: I001
     from .web import api, assets, auth, errors, public, records, staff
+    from .web import alerts as email_alerts  # noqa: I001
 
     csrf.exempt(api.bp)  # stateless JSON lookups; nothing changes on the server
+    csrf.exempt(email_alerts.unsubscribe)  # RFC 8058 one-click POST; the signed link decides
 
     app.register_blueprint(assets.bp)
     app.register_blueprint(public.bp)
@@ -77,8 +79,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(admin_outbound.bp)
     app.register_blueprint(staff_announcements.bp)
     app.register_blueprint(records.bp)
+    app.register_blueprint(email_alerts.bp)
     errors.register(app)
     app.jinja_env.globals["settings"] = settings
+    app.jinja_env.globals.update(email_alerts.template_globals(settings))
     app.jinja_env.filters["category_label"] = category_label
     app.jinja_env.filters["precinct_label"] = lambda code: area_label("precinct", code)
     app.jinja_env.filters["localtime"] = lambda d: format_local(d, settings.tz)

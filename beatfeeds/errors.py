@@ -75,6 +75,11 @@ class TooManyAttempts(BeatfeedsError):
     user_message = "Too many failed sign-in attempts. Wait a few minutes and try again."
 
 
+class TooManySignups(TooManyAttempts):
+    user_message = ("Too many email alert requests from here or for this address. Wait an hour "
+                    "and try again.")
+
+
 class Forbidden(BeatfeedsError):
     http_status = 403
     user_message = "You are not allowed to do that."

@@ -351,3 +351,17 @@ class Announcement:
         if self.expires_at and self.expires_at <= now:
             return "expired"
         return "published" if self.publish_at <= now else "scheduled"
+
+
+@dataclass
+class EmailSubscription:
+    """One confirmed email subscription to an area (email alerts)."""
+
+    id: int
+    subscriber_id: int
+    address: str
+    area_kind: str  # city / precinct / sector / beat
+    area_code: str | None
+    categories: tuple[str, ...]  # empty: every published category
+    frequency: str  # instant / daily / weekly
+    created_at: datetime

@@ -104,12 +104,30 @@ SETTINGS: list[Setting] = [
     Setting("department_color", "#0b4f8a", "Accent colour of the pages (links, header rule, "
             "map highlight), as `#rrggbb`. It must reach a 4.5:1 contrast ratio on white."),
     Setting("dry_run", False, "Outbound accounts: record what would be posted (on the admin "
-            "outbox page) without sending anything. `beatfeeds demo` turns it on.", kind=bool),
+            "outbox page) without sending anything; email alerts: write each message to "
+            "`mail/` in the instance folder instead of sending it. `beatfeeds demo` turns it "
+            "on.", kind=bool),
     Setting("outbox_max_age", 24, "Hours: entries whose event is older than this when they "
             "become public are not posted to outbound accounts, so importing old records does "
             "not flood them (feeds still show them).", kind=int),
     Setting("outbound_timeout", 20, "Seconds to wait for Mastodon, Bluesky, X or a webhook to "
             "answer one request.", kind=int),
+    Setting("smtp_url", "", "Email alerts: the SMTP server, as `smtp://user:password@host:587` "
+            "(STARTTLS when the server offers it) or `smtps://user:password@host:465` (TLS "
+            "from the start); user and password are optional and URL-encoded. Empty: email "
+            "alerts are switched off (no subscribe form) unless `dry_run` is on.", secret=True,
+            file_variant=True),
+    Setting("mail_from", "", "Email alerts: the From address, for example "
+            "`SPD Beat Alerts <alerts@example.gov>`. Empty: `alerts@` and the host of "
+            "`base_url`."),
+    Setting("alert_link_hours", 48, "Email alerts: hours a confirmation or \"manage my "
+            "alerts\" link stays valid.", kind=int),
+    Setting("signup_max_per_address", 3, "Email alerts: sign-up or manage-link requests "
+            "allowed per address within `signup_window` minutes.", kind=int),
+    Setting("signup_max_per_client", 10, "Email alerts: sign-up or manage-link requests "
+            "allowed per client (IP address) within `signup_window` minutes.", kind=int),
+    Setting("signup_window", 60, "Minutes over which email alert requests are counted.",
+            kind=int),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -45,6 +45,7 @@ from ..models import (
 from ..privacy import snap_point
 from . import schema as t
 from .boundaries import BoundaryStoreMixin
+from .email import EmailStoreMixin
 from .outbound import OutboundStoreMixin
 from .public import PublicStoreMixin
 from .records import RecordsStoreMixin
@@ -84,7 +85,8 @@ def _alembic_config(conn: Connection) -> Config:
     return cfg
 
 
-class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, OutboundStoreMixin):
+class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, OutboundStoreMixin,
+               EmailStoreMixin):
     """Every query beatfeeds runs. Methods take and return plain values and dataclasses."""
 
     def __init__(self, engine: Engine):

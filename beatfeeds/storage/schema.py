@@ -338,3 +338,60 @@ announcement_beats = Table(
            primary_key=True),
     Column("beat_code", String(32), primary_key=True),
 )
+
+# ---- email alerts (migration 0005) ---------------------------------------------------------
+# Only what is needed: a confirmed address, its subscriptions, and what was sent when.
+# Unconfirmed sign-ups store nothing but a keyed hash of the address (for the rate limit).
+email_subscribers = Table(
+    "email_subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("address", String(320), nullable=False, unique=True),  # lower-cased
+    Column("created_at", DateTime, nullable=False),
+)
+
+email_subscriptions = Table(
+    "email_subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("email_subscribers.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("area_kind", String(16), nullable=False),  # city / precinct / sector / beat
+    Column("area_code", String(32)),  # NULL for the city
+    Column("categories", Text, nullable=False),  # comma-separated slugs; empty = all
+    Column("frequency", String(16), nullable=False),  # instant / daily / weekly
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_email_subscriptions_subscriber", "subscriber_id"),
+    Index("ix_email_subscriptions_area", "area_kind", "area_code"),
+)
+
+email_signups = Table(
+    "email_signups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("address_key", String(64), nullable=False),  # HMAC of the address, never the address
+    Column("client", String(64), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Index("ix_email_signups_at", "at"),
+)
+
+email_deliveries = Table(
+    "email_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("email_subscribers.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("entry_uid", String(32), nullable=False),
+    # pending / sending / sent / failed / unknown / cancelled (the outbox's vocabulary)
+    Column("status", String(16), nullable=False),
+    Column("due_at", DateTime, nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_at", DateTime),
+    Column("error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    # One address never receives the same entry twice, whatever its subscriptions.
+    UniqueConstraint("subscriber_id", "entry_uid", name="uq_email_deliveries_entry"),
+    Index("ix_email_deliveries_status_next", "status", "next_attempt_at"),
+)

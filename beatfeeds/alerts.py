@@ -1,0 +1,248 @@
+"""Email alerts for residents: sign-up with double opt-in, managing subscriptions, erasure.
+
+Nothing is stored for a sign-up until the address confirms: the confirmation link carries the
+request itself, signed with the secret key and expiring after `alert_link_hours`. The only
+trace of an unconfirmed sign-up is a keyed hash of the address, kept for the rate limit.
+Every answer to a request is the same whether or not the address is already subscribed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+
+from . import feeds, mail, privacy, publishing
+from .errors import InvalidInput, NotFound, TooManySignups
+from .models import EmailSubscription
+from .settings import ensure_secret_key
+
+log = logging.getLogger(__name__)
+
+# Digests (daily, weekly) are a later step; until they are sent, they are not offered.
+FREQUENCIES = {"instant": "Each entry as it is published"}
+_ADDRESS = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+
+EMERGENCY = ("This service is not monitored. In an emergency call 911; to report a crime "
+             "that is not an emergency, use the department's non-emergency line.")
+
+
+class InvalidLink(NotFound):
+    http_status = 400
+    user_message = ("This link is not valid or has expired. Ask for a new one from any area "
+                    "page or from \"Manage my alerts\".")
+
+
+@dataclass(frozen=True)
+class SignupRequest:
+    address: str
+    area_kind: str
+    area_code: str | None
+    categories: tuple[str, ...]
+    frequency: str
+
+    def as_token(self) -> dict:
+        return {"a": self.address, "k": self.area_kind, "c": self.area_code,
+                "f": list(self.categories), "q": self.frequency}
+
+    @classmethod
+    def from_token(cls, data: dict) -> SignupRequest:
+        return cls(data["a"], data["k"], data["c"], tuple(data["f"]), data["q"])
+
+
+# ---- addresses and links ----------------------------------------------------------------------
+def normalize_address(raw: str) -> str:
+    """A usable address, lower-cased; InvalidInput otherwise."""
+    address = (raw or "").strip().lower()
+    if len(address) > 254 or not _ADDRESS.match(address):
+        raise InvalidInput("Enter an email address such as name@example.com.")
+    return address
+
+
+def _serializer(settings, purpose: str, timed: bool = True):
+    cls = URLSafeTimedSerializer if timed else URLSafeSerializer
+    return cls(ensure_secret_key(settings), salt=f"beatfeeds email alerts {purpose}")
+
+
+def _load(settings, purpose: str, token: str, timed: bool = True):
+    try:
+        if timed:
+            return _serializer(settings, purpose).loads(
+                token, max_age=settings.alert_link_hours * 3600)
+        return _serializer(settings, purpose, timed=False).loads(token)
+    except SignatureExpired:
+        raise InvalidLink("This link has expired. Ask for a new one.") from None
+    except BadSignature:
+        raise InvalidLink() from None
+
+
+def address_key(settings, address: str) -> str:
+    """A keyed hash of the address: lets us count requests without storing the address."""
+    return hmac.new(ensure_secret_key(settings).encode(), address.encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def unsubscribe_token(settings, subscription: EmailSubscription) -> str:
+    """For the one-click unsubscribe link in every alert: it does not expire (RFC 8058), and
+    names one subscription of one address."""
+    return _serializer(settings, "unsubscribe", timed=False).dumps(
+        {"s": subscription.id, "a": subscription.address})
+
+
+def manage_token(settings, address: str) -> str:
+    return _serializer(settings, "manage").dumps({"a": address})
+
+
+def _url(settings, path: str) -> str:
+    return settings.base_url.rstrip("/") + path
+
+
+def area_url(settings, kind: str, code: str | None) -> str:
+    paths = {"precinct": "/precincts/", "sector": "/sectors/", "beat": "/beats/"}
+    return _url(settings, paths[kind] + code if kind != "city" else "/")
+
+
+def describe(kind: str, code: str | None, categories: tuple[str, ...], frequency: str) -> str:
+    """`Beat K3: Burglary, Robbery, each entry as it is published`."""
+    what = (", ".join(privacy.category_label(c) for c in categories) if categories
+            else "all published categories")
+    return (f"{feeds.area_label(kind, code)}: {what}; "
+            f"{FREQUENCIES.get(frequency, frequency).lower()}")
+
+
+# ---- rate limit -------------------------------------------------------------------------------
+def _check_rate(store, settings, address: str, client: str, now: datetime) -> None:
+    since = now - timedelta(minutes=settings.signup_window)
+    key = address_key(settings, address)
+    if (store.email_signups_since(since, client=client) >= settings.signup_max_per_client
+            or store.email_signups_since(since, address_key=key)
+            >= settings.signup_max_per_address):
+        raise TooManySignups()
+    store.record_email_signup(key, client, now)
+
+
+# ---- sign-up ----------------------------------------------------------------------------------
+def parse_signup(store, settings, *, address: str, area_kind: str, area_code: str | None,
+                 categories, frequency: str) -> SignupRequest:
+    """Validate a sign-up form: a real area of the current map, known public categories."""
+    address = normalize_address(address)
+    if area_kind not in ("city", "precinct", "sector", "beat"):
+        raise InvalidInput("Choose an area to follow.")
+    area = publishing.resolve_area(store, area_kind, area_code if area_kind != "city" else None)
+    filt = publishing.parse_filter(categories or [], [])
+    hidden = sorted(set(filt.categories) & set(settings.suppressed_categories))
+    if hidden:
+        raise InvalidInput(f"{', '.join(hidden)} entries are never published.")
+    if frequency not in FREQUENCIES:
+        raise InvalidInput(f"Choose one of: {', '.join(FREQUENCIES)}.")
+    return SignupRequest(address, area.kind, area.code, filt.categories, frequency)
+
+
+def request_subscription(store, settings, signup: SignupRequest, *, client: str,
+                         now: datetime) -> None:
+    """Mail a confirmation link. The same happens, and the caller answers the same, whether or
+    not the address is already subscribed."""
+    if not mail.enabled(settings):
+        raise InvalidInput("Email alerts are not available on this site.")
+    _check_rate(store, settings, signup.address, client, now)
+    token = _serializer(settings, "confirm").dumps(signup.as_token())
+    link = _url(settings, f"/alerts/confirm/{token}")
+    what = describe(signup.area_kind, signup.area_code, signup.categories, signup.frequency)
+    text = (f"Someone, probably you, asked {settings.department_name} to email this address "
+            f"about new police incidents in:\n\n  {what}\n\nTo start the alerts, open this "
+            f"link within {settings.alert_link_hours} hours and press Confirm:\n\n  {link}\n\n"
+            "If you did not ask for this, ignore this message: nothing will be sent and "
+            f"this address is not stored.\n\n-- \n{EMERGENCY}\n")
+    body = (f"<p>Someone, probably you, asked {html.escape(settings.department_name)} to email "
+            f"this address about new police incidents in:</p><p><strong>{html.escape(what)}"
+            f"</strong></p><p><a href=\"{html.escape(link)}\">Confirm your email alerts</a> "
+            f"(the link works for {settings.alert_link_hours} hours).</p><p>If you did not ask "
+            "for this, ignore this message: nothing will be sent and this address is not "
+            f"stored.</p><hr><p><small>{html.escape(EMERGENCY)}</small></p>")
+    msg = mail.build(settings, to=signup.address, text=text, html=_page(body),
+                     subject=f"Confirm your email alerts for "
+                             f"{feeds.area_label(signup.area_kind, signup.area_code)}")
+    mail.send(settings, msg)
+
+
+def read_confirmation(settings, token: str) -> SignupRequest:
+    """The sign-up a confirmation link carries (InvalidLink when forged or expired)."""
+    return SignupRequest.from_token(_load(settings, "confirm", token))
+
+
+def confirm(store, settings, token: str, *, now: datetime) -> SignupRequest:
+    """Store the confirmed subscription (confirming twice changes nothing)."""
+    signup = read_confirmation(settings, token)
+    store.save_email_subscription(
+        address=signup.address, area_kind=signup.area_kind, area_code=signup.area_code,
+        categories=signup.categories, frequency=signup.frequency, now=now)
+    return signup
+
+
+# ---- managing ---------------------------------------------------------------------------------
+def request_manage_link(store, settings, raw_address: str, *, client: str,
+                        now: datetime) -> None:
+    """Mail a "manage my alerts" link if the address has subscriptions (the caller answers
+    the same either way)."""
+    address = normalize_address(raw_address)
+    _check_rate(store, settings, address, client, now)
+    if not store.email_subscriptions(address):
+        return
+    link = _url(settings, f"/alerts/manage/{manage_token(settings, address)}")
+    text = (f"To see, change or remove your {settings.department_name} email alerts, or to "
+            f"delete everything we hold about this address, open this link within "
+            f"{settings.alert_link_hours} hours:\n\n  {link}\n\n-- \n{EMERGENCY}\n")
+    body = (f"<p><a href=\"{html.escape(link)}\">Manage my alerts</a>: see, change or remove "
+            f"your {html.escape(settings.department_name)} email alerts, or delete everything "
+            f"we hold about this address (the link works for {settings.alert_link_hours} "
+            f"hours).</p><hr><p><small>{html.escape(EMERGENCY)}</small></p>")
+    mail.send(settings, mail.build(settings, to=address, subject="Manage your email alerts",
+                                   text=text, html=_page(body)))
+
+
+def manage_address(settings, token: str) -> str:
+    return _load(settings, "manage", token)["a"]
+
+
+def subscriptions(store, settings, token: str) -> tuple[str, list[EmailSubscription]]:
+    address = manage_address(settings, token)
+    return address, store.email_subscriptions(address)
+
+
+def remove_subscription(store, settings, token: str, subscription_id: int) -> None:
+    """Remove one of the link's address's subscriptions."""
+    address = manage_address(settings, token)
+    if not any(s.id == subscription_id for s in store.email_subscriptions(address)):
+        raise NotFound("No such subscription.")
+    store.delete_email_subscription(subscription_id)
+
+
+def delete_everything(store, settings, token: str) -> None:
+    """Erase the address, its subscriptions and what was sent to it."""
+    store.delete_email_subscriber(manage_address(settings, token))
+
+
+def unsubscribe(store, settings, token: str) -> EmailSubscription | None:
+    """One-click unsubscribe (RFC 8058): remove the subscription the link names. A link used
+    twice, or for a subscription already removed, succeeds quietly (returns None)."""
+    data = _load(settings, "unsubscribe", token, timed=False)
+    try:
+        sub = store.email_subscription(int(data["s"]))
+    except NotFound:
+        return None
+    if sub.address != data["a"]:
+        return None
+    store.delete_email_subscription(sub.id)
+    return sub
+
+
+def _page(body: str) -> str:
+    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head>"
+            f"<body style=\"font-family: sans-serif; max-width: 40em\">{body}</body></html>")

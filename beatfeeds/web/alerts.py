@@ -1,0 +1,104 @@
+"""Email alerts for residents: sign-up, confirmation, managing and unsubscribing."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from .. import alerts, feeds
+from . import settings, store, utcnow
+
+bp = Blueprint("alerts", __name__, url_prefix="/alerts")
+
+
+@bp.post("/subscribe")
+def subscribe():
+    signup = alerts.parse_signup(
+        store(), settings(), address=request.form.get("address", ""),
+        area_kind=request.form.get("area_kind", ""), area_code=request.form.get("area_code"),
+        categories=request.form.getlist("category"),
+        frequency=request.form.get("frequency", "instant"))
+    alerts.request_subscription(store(), settings(), signup, client=request.remote_addr or "",
+                                now=utcnow())
+    return render_template("alerts_message.html", heading="Check your email", message=(
+        f"If {signup.address} can receive email, a message with a confirmation link is on its "
+        f"way. Nothing will be sent until you follow that link within "
+        f"{settings().alert_link_hours} hours."))
+
+
+@bp.get("/confirm/<token>")
+def confirm_form(token):
+    signup = alerts.read_confirmation(settings(), token)
+    return render_template("alerts_confirm.html", token=token, signup=signup,
+                           what=alerts.describe(signup.area_kind, signup.area_code,
+                                                signup.categories, signup.frequency))
+
+
+@bp.post("/confirm/<token>")
+def confirm(token):
+    signup = alerts.confirm(store(), settings(), token, now=utcnow())
+    return render_template("alerts_message.html", heading="Your alerts are on", message=(
+        f"{signup.address} will receive "
+        f"{alerts.describe(signup.area_kind, signup.area_code, signup.categories, signup.frequency)}"
+        ". Every message has a link to stop it."))
+
+
+@bp.get("/manage")
+def manage_request_form():
+    return render_template("alerts_manage_request.html")
+
+
+@bp.post("/manage")
+def manage_request():
+    alerts.request_manage_link(store(), settings(), request.form.get("address", ""),
+                               client=request.remote_addr or "", now=utcnow())
+    return render_template("alerts_message.html", heading="Check your email", message=(
+        "If that address has email alerts, a message with a link to manage them is on its "
+        f"way. The link works for {settings().alert_link_hours} hours."))
+
+
+@bp.get("/manage/<token>")
+def manage(token):
+    address, subs = alerts.subscriptions(store(), settings(), token)
+    rows = [(s, alerts.describe(s.area_kind, s.area_code, s.categories, s.frequency),
+             alerts.area_url(settings(), s.area_kind, s.area_code)) for s in subs]
+    return render_template("alerts_manage.html", token=token, address=address, rows=rows)
+
+
+@bp.post("/manage/<token>/remove/<int:subscription_id>")
+def remove(token, subscription_id):
+    alerts.remove_subscription(store(), settings(), token, subscription_id)
+    return redirect(url_for(".manage", token=token), 303)
+
+
+@bp.post("/manage/<token>/delete")
+def delete_everything(token):
+    alerts.delete_everything(store(), settings(), token)
+    return render_template("alerts_message.html", heading="Deleted", message=(
+        "Your address, its subscriptions and the record of what was sent to it are deleted. "
+        "Nothing more will be sent."))
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe_form(token):
+    return render_template("alerts_unsubscribe.html", token=token)
+
+
+@bp.post("/unsubscribe/<token>")
+def unsubscribe(token):
+    """RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click` here, with no
+    session or CSRF token; the signed link is the authority."""
+    sub = alerts.unsubscribe(store(), settings(), token)
+    what = feeds.area_label(sub.area_kind, sub.area_code) if sub else "this area"
+    return render_template("alerts_message.html", heading="Unsubscribed", message=(
+        f"You will receive no more email alerts for {what}."))
+
+
+def template_globals(settings) -> dict:
+    """What the sign-up form on area pages needs (app-wide template globals)."""
+    from .. import mail
+    from ..categories import CATEGORIES
+
+    suppressed = set(settings.suppressed_categories)
+    return {"email_alerts": mail.enabled(settings), "alert_frequencies": alerts.FREQUENCIES,
+            "alert_categories": [(s, label) for s, label in CATEGORIES.items()
+                                 if s not in suppressed]}
