@@ -19,7 +19,14 @@ from datetime import datetime, timedelta
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 from . import feeds, mail, privacy, publishing
-from .errors import InvalidInput, NotFound, TooManySignups
+from .errors import (
+    ConfigurationError,
+    InvalidInput,
+    NotFound,
+    PermanentPostingError,
+    TooManySignups,
+    TransientPostingError,
+)
 from .models import EmailSubscription
 from .settings import ensure_secret_key
 
@@ -246,3 +253,111 @@ def unsubscribe(store, settings, token: str) -> EmailSubscription | None:
 def _page(body: str) -> str:
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head>"
             f"<body style=\"font-family: sans-serif; max-width: 40em\">{body}</body></html>")
+
+
+# ---- sending (the email outbox) ---------------------------------------------------------------
+# Deliveries follow the outbox's rules (beatfeeds.outbound): same statuses, lease, backoff and
+# attempts. SMTP has no duplicate guard, so a delivery left `sending` by a process that died
+# becomes `unknown` and is never resent blindly.
+def _matches(sub: EmailSubscription, entry) -> bool:
+    area = {"city": True, "beat": entry.beat == sub.area_code,
+            "sector": entry.sector == sub.area_code,
+            "precinct": entry.precinct == sub.area_code}[sub.area_kind]
+    return area and (not sub.categories or entry.category in sub.categories)
+
+
+def enqueue_alerts(store, settings, now: datetime) -> int:
+    """Queue every newly public entry once per address, whatever its overlapping
+    subscriptions."""
+    set_id = store.active_beat_set_id()
+    if set_id is None:
+        return 0
+    oldest = now - timedelta(hours=settings.outbox_max_age)
+    rows = [{"subscriber_id": sid, "entry_uid": uid, "status": "pending", "due_at": at,
+             "next_attempt_at": at, "attempts": 0, "created_at": now}
+            for sid, uid, at in store.due_entries_for_email(set_id, now=now,
+                                                            oldest_event=oldest)]
+    return store.enqueue_email_deliveries(rows)
+
+
+def alert_message(settings, entry, sub: EmailSubscription):
+    """The instant alert for one entry: multipart, hundred-block text, links, RFC 8058
+    headers and a footer saying why, how to stop, and that nobody monitors it."""
+    title = feeds._title(entry, settings)
+    link = _url(settings, f"/entries/{entry.uid}")
+    area = area_url(settings, sub.area_kind, sub.area_code)
+    unsub = _url(settings, f"/alerts/unsubscribe/{unsubscribe_token(settings, sub)}")
+    manage = _url(settings, "/alerts/manage")
+    why = describe(sub.area_kind, sub.area_code, sub.categories, sub.frequency)
+    list_id = "alerts." + mail.sender(settings).rsplit("@", 1)[-1].strip(" >")
+    text = (f"{title}\n\n{link}\n\nMore for {feeds.area_label(sub.area_kind, sub.area_code)}: "
+            f"{area}\n\n-- \nYou receive this because you subscribed to {why}.\n"
+            f"Stop these alerts: {unsub}\nManage all your alerts: {manage}\n{EMERGENCY}\n")
+    e = html.escape
+    body = (f"<p><a href=\"{e(link)}\">{e(title)}</a></p>"
+            f"<p><a href=\"{e(area)}\">More for "
+            f"{e(feeds.area_label(sub.area_kind, sub.area_code))}</a></p><hr>"
+            f"<p><small>You receive this because you subscribed to {e(why)}. "
+            f"<a href=\"{e(unsub)}\">Stop these alerts</a> · "
+            f"<a href=\"{e(manage)}\">Manage all your alerts</a>. {e(EMERGENCY)}</small></p>")
+    return mail.build(settings, to=sub.address, subject=title, text=text, html=_page(body),
+                      headers={"List-Unsubscribe": f"<{unsub}>",
+                               "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                               "List-Id": f"{settings.department_name} alerts <{list_id}>"})
+
+
+def send_alerts(store, settings, now: datetime, *, clock=None, limit: int = 200) -> dict:
+    """Queue what is due, then mail pending deliveries whose time has come, within the SMTP
+    server's rate limit (`smtp_max_per_minute`)."""
+    from . import outbound
+
+    clock = clock or outbound._default_clock(now)
+    summary = {"enqueued": enqueue_alerts(store, settings, now), "sent": 0, "retry": 0,
+               "failed": 0, "unknown": 0, "deferred": 0, "cancelled": 0}
+    store.prune_email_signups(now - timedelta(days=1))  # they only serve the rate limit
+    if not mail.enabled(settings):
+        return summary
+    for d in store.stale_email_deliveries(now - outbound.LEASE):
+        store.finish_email_delivery(d.id, status="unknown", error=(
+            "Interrupted while sending. SMTP has no duplicate guard, so it was not resent."))
+        summary["unknown"] += 1
+    set_id = store.active_beat_set_id()
+    for d in store.due_email_deliveries(now, limit):
+        at = clock()
+        if store.email_sends_since(at - timedelta(minutes=1)) >= settings.smtp_max_per_minute:
+            summary["deferred"] += 1
+            continue
+        if not store.claim_email_delivery(d.id, at):
+            continue
+        entry = store.public_entry(set_id, d.entry_uid, now=at) if set_id else None
+        subs = [s for s in store.email_subscriptions(d.address) if entry and _matches(s, entry)]
+        if entry is None or not subs:
+            store.finish_email_delivery(d.id, status="cancelled", error=(
+                "The entry is no longer public." if entry is None
+                else "No subscription of the address matches the entry any more."))
+            summary["cancelled"] += 1
+            continue
+        # The narrowest matching subscription explains "why" and is the one-click target.
+        order = {"beat": 0, "sector": 1, "precinct": 2, "city": 3}
+        sub = min(subs, key=lambda s: (order[s.area_kind], s.id))
+        try:
+            mail.send(settings, alert_message(settings, entry, sub))
+        except TransientPostingError as exc:
+            attempts = d.attempts + 1
+            if attempts >= outbound.MAX_ATTEMPTS:
+                store.finish_email_delivery(d.id, status="failed", error=(
+                    f"gave up after {attempts} attempts: {exc.message}"))
+                summary["failed"] += 1
+            else:
+                store.finish_email_delivery(d.id, status="pending", error=exc.message,
+                                            next_attempt_at=clock() + outbound._backoff(attempts))
+                summary["retry"] += 1
+            continue
+        except (PermanentPostingError, ConfigurationError) as exc:
+            store.finish_email_delivery(d.id, status="failed", error=exc.message)
+            summary["failed"] += 1
+            continue
+        store.finish_email_delivery(d.id, status="sent", sent_at=clock(), error=None)
+        summary["sent"] += 1
+    log.info("send-alerts: %s", summary)
+    return summary

@@ -104,6 +104,13 @@ def send_outbox(store, settings, now: datetime) -> dict:
     return outbound.send_outbox(store, settings, now)
 
 
+def send_alerts(store, settings, now: datetime) -> dict:
+    """Email newly published entries to residents' confirmed instant-alert subscriptions."""
+    from . import alerts
+
+    return alerts.send_alerts(store, settings, now)
+
+
 def retract_posts(store, settings, now: datetime) -> dict:
     """Delete posts of retracted, suppressed or withdrawn entries where services allow it."""
     from . import outbound
@@ -126,6 +133,7 @@ JOBS: dict[str, Job] = {
             prune_login_attempts.__doc__.splitlines()[0]),
         Job("send-outbox", send_outbox, 30, send_outbox.__doc__.splitlines()[0]),
         Job("retract-posts", retract_posts, 60, retract_posts.__doc__.splitlines()[0]),
+        Job("send-alerts", send_alerts, 60, send_alerts.__doc__.splitlines()[0]),
     ]
 }
 

@@ -365,3 +365,21 @@ class EmailSubscription:
     categories: tuple[str, ...]  # empty: every published category
     frequency: str  # instant / daily / weekly
     created_at: datetime
+
+
+@dataclass
+class EmailDelivery:
+    """One entry to one address (email alerts): the email counterpart of an outbox item."""
+
+    id: int
+    subscriber_id: int
+    address: str
+    entry_uid: str
+    status: str  # pending / sending / sent / failed / unknown / cancelled
+    due_at: datetime
+    next_attempt_at: datetime
+    attempts: int
+    claimed_at: datetime | None
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None

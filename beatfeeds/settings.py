@@ -128,6 +128,8 @@ SETTINGS: list[Setting] = [
             "allowed per client (IP address) within `signup_window` minutes.", kind=int),
     Setting("signup_window", 60, "Minutes over which email alert requests are counted.",
             kind=int),
+    Setting("smtp_max_per_minute", 60, "Email alerts: most messages the `send-alerts` job "
+            "hands to the SMTP server per minute; the rest wait for the next run.", kind=int),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -7,6 +7,7 @@ import email
 import re
 import socket
 import threading
+from datetime import UTC, datetime, timedelta
 from email import policy
 from urllib.parse import urlsplit
 
@@ -50,7 +51,8 @@ def smtp_server():
 def _app(tmp_path, **overrides):
     settings = make_settings(tmp_path, **overrides)
     store = make_store(settings)
-    load_default_beats(store)
+    # Published a day before the real clock: sending works on the real clock.
+    load_default_beats(store, now=datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1))
     app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
                       **settings.as_dict()})
     return app, store, settings
@@ -253,3 +255,107 @@ def test_an_unreachable_smtp_server_is_a_clear_error(tmp_path):
     app, store, settings = _app(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
     r = _subscribe(app.test_client())
     assert r.status_code == 502 and "SMTP server" in r.get_data(as_text=True)
+
+
+# ---- sending ----------------------------------------------------------------------------------
+def _confirmed(client, inbox, **kw):
+    _subscribe(client, **kw)
+    client.post(_link(inbox.messages[-1].get_body(("plain",)).get_content(),
+                      "/alerts/confirm/"))
+
+
+def _import(store, settings, tmp_path, rows, now):
+    from beatfeeds.imports import ImportOptions, import_file
+
+    from .test_imports import MAPS, write_csv
+
+    path = write_csv(tmp_path / f"inc-{len(list(tmp_path.iterdir()))}.csv", rows)
+    return import_file(store, path, ImportOptions(maps=dict(MAPS), source="t"), settings,
+                       now=now)
+
+
+def _row(settings, i, when, **kw):
+    from .test_imports import good
+
+    local = when.replace(tzinfo=UTC).astimezone(settings.tz).strftime("%m/%d/%Y %I:%M:%S %p")
+    return good(i, when=local, **kw)
+
+
+def _now():
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def test_each_entry_reaches_an_address_once_with_headers_parts_and_working_links(
+        tmp_path, mailapp):
+    app, store, settings, inbox = mailapp
+    client = app.test_client()
+    assert store.beats(store.active_beat_set_id())  # K3 lies in the West precinct
+    _confirmed(client, inbox, kind="beat", code="K3")
+    _confirmed(client, inbox, kind="precinct", code="W", category="burglary")
+    _confirmed(client, inbox, address="burglary-only@example.org", kind="beat", code="K3",
+               category="burglary")
+    before = len(inbox.messages)
+    now = _now()
+    _import(store, settings, tmp_path, [
+        _row(settings, 1, now - timedelta(minutes=120)),  # public, car prowl
+        _row(settings, 2, now - timedelta(minutes=10)),  # still within the publication delay
+        _row(settings, 3, now - timedelta(minutes=90), dv="Y"),  # never published
+    ], now)
+    summary = alerts.send_alerts(store, settings, now)
+    assert summary["sent"] == 1 and summary["failed"] == 0
+    new = inbox.messages[before:]
+    assert [m["To"] for m in new] == ["resident@example.org"]  # once, despite K3 and W
+    msg = new[0]
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsub = re.fullmatch(r"<(http://feeds\.example\.test/alerts/unsubscribe/\S+)>",
+                         msg["List-Unsubscribe"]).group(1)
+    text, html = _parts(msg)
+    assert "BLOCK OF 8TH AVE NE" in text and "1100 8TH" not in text + html
+    assert "911" in text and "Stop these alerts" in text and "Beat K3" in text
+    entry_path = _link(text, "/entries/")
+    assert entry_path in html
+    assert client.get(entry_path).status_code == 200
+
+    # Nothing twice, and the entry held back by the delay goes out once it is public.
+    assert alerts.send_alerts(store, settings, now)["sent"] == 0
+    later = now + timedelta(minutes=60)
+    assert alerts.send_alerts(store, settings, later)["sent"] == 1
+    assert len(inbox.messages) == before + 2
+
+    # One-click unsubscribe, as a mail client does it: POST to the header's URL.
+    r = app.test_client().post(urlsplit(unsub).path, data={"List-Unsubscribe": "One-Click"})
+    assert r.status_code == 200
+    left = store.email_subscriptions("resident@example.org")
+    assert [(s.area_kind, s.area_code) for s in left] == [("precinct", "W")]
+
+
+def test_a_delivery_interrupted_mid_send_becomes_unknown_and_is_not_resent(tmp_path, mailapp):
+    app, store, settings, inbox = mailapp
+    _confirmed(app.test_client(), inbox)
+    before = len(inbox.messages)
+    now = _now()
+    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))], now)
+    assert alerts.enqueue_alerts(store, settings, now) == 1
+    (d,) = store.email_deliveries()
+    assert store.claim_email_delivery(d.id, now - timedelta(hours=1))  # then the process died
+    summary = alerts.send_alerts(store, settings, now)
+    assert summary["unknown"] == 1 and summary["sent"] == 0
+    assert len(inbox.messages) == before
+    assert store.email_deliveries()[0].status == "unknown"
+
+
+def test_an_unreachable_server_is_retried_with_backoff(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app, store, settings = _app(tmp_path, dry_run=True)
+    _subscribe(app.test_client())
+    (eml,) = (tmp_path / "instance" / "mail").glob("*.eml")
+    msg = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    app.test_client().post(_link(msg.get_body(("plain",)).get_content(), "/alerts/confirm/"))
+    down = make_settings(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
+    now = _now()
+    _import(store, down, tmp_path, [_row(down, 1, now - timedelta(minutes=120))], now)
+    assert alerts.send_alerts(store, down, now)["retry"] == 1
+    (d,) = store.email_deliveries()
+    assert d.status == "pending" and d.next_attempt_at > now and "SMTP" in d.error

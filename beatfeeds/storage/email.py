@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import NotFound
-from ..models import EmailSubscription
+from ..models import EmailDelivery, EmailSubscription
 from . import schema as t
 
 
@@ -17,6 +19,16 @@ def _subscription(r, address: str) -> EmailSubscription:
         area_code=r.area_code,
         categories=tuple(c for c in r.categories.split(",") if c),
         frequency=r.frequency, created_at=r.created_at)
+
+
+def _delivery(r) -> EmailDelivery:
+    m = r._mapping
+    return EmailDelivery(
+        id=m["id"], subscriber_id=m["subscriber_id"], address=m["address"],
+        entry_uid=m["entry_uid"], status=m["status"], due_at=m["due_at"],
+        next_attempt_at=m["next_attempt_at"], attempts=m["attempts"],
+        claimed_at=m["claimed_at"], error=m["error"], created_at=m["created_at"],
+        sent_at=m["sent_at"])
 
 
 class EmailStoreMixin:
@@ -124,3 +136,89 @@ class EmailStoreMixin:
              .group_by(sub.area_kind, sub.area_code).order_by(sub.area_kind, sub.area_code))
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(q)]
+
+    # ---- deliveries (the email outbox) --------------------------------------------------------
+    def due_entries_for_email(self, set_id: int, *, now: datetime, oldest_event: datetime,
+                              frequency: str = "instant", limit: int = 2000
+                              ) -> list[tuple[int, str, datetime]]:
+        """(subscriber id, entry uid, publish_at) of public incidents that match a confirmed
+        subscription, became public after it was made, and were never queued for the address.
+        The same entry may come twice (overlapping subscriptions); enqueueing keeps one."""
+        i, sub, d = t.incidents.c, t.email_subscriptions.c, t.email_deliveries.c
+        with self.engine.connect() as conn:
+            subs = conn.execute(select(t.email_subscriptions)
+                                .where(sub.frequency == frequency)).all()
+            out = []
+            for s in subs:
+                q = (self._public_entries_query(set_id, now)
+                     .where(or_(i.publish_at >= s.created_at, i.created_at >= s.created_at))
+                     .where(i.event_time >= oldest_event)
+                     .where(~exists().where(and_(d.subscriber_id == s.subscriber_id,
+                                                 d.entry_uid == i.uid))))
+                area = self._beats_of_area(set_id, s.area_kind, s.area_code)
+                if area is not None:
+                    q = q.where(t.incident_beats.c.beat_code.in_(area))
+                cats = [c for c in s.categories.split(",") if c]
+                if cats:
+                    q = q.where(i.category.in_(cats))
+                out += [(s.subscriber_id, r.uid, r.publish_at)
+                        for r in conn.execute(q.order_by(i.publish_at).limit(limit))]
+        return out
+
+    def enqueue_email_deliveries(self, rows: Sequence[dict]) -> int:
+        """Insert deliveries, skipping any (address, entry) already queued or sent."""
+        if not rows:
+            return 0
+        ins = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(
+            t.email_deliveries)
+        stmt = ins.on_conflict_do_nothing(index_elements=["subscriber_id", "entry_uid"])
+        with self.engine.begin() as conn:
+            return len(conn.execute(stmt.returning(t.email_deliveries.c.id), list(rows)).all())
+
+    def _deliveries_query(self):
+        s, d = t.email_subscribers.c, t.email_deliveries.c
+        return select(t.email_deliveries, s.address).join(
+            t.email_subscribers, s.id == d.subscriber_id)
+
+    def due_email_deliveries(self, now: datetime, limit: int = 200) -> list[EmailDelivery]:
+        d = t.email_deliveries.c
+        q = (self._deliveries_query().where(d.status == "pending").where(d.due_at <= now)
+             .where(d.next_attempt_at <= now).order_by(d.due_at, d.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [_delivery(r) for r in conn.execute(q)]
+
+    def claim_email_delivery(self, delivery_id: int, now: datetime) -> bool:
+        """Mark a delivery as being sent; False when another process took it first."""
+        d = t.email_deliveries.c
+        with self.engine.begin() as conn:
+            n = conn.execute(update(t.email_deliveries).where(d.id == delivery_id)
+                             .where(d.status == "pending")
+                             .values(status="sending", claimed_at=now, attempts=d.attempts + 1))
+        return n.rowcount == 1
+
+    def finish_email_delivery(self, delivery_id: int, **values) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.email_deliveries)
+                         .where(t.email_deliveries.c.id == delivery_id).values(**values))
+
+    def email_deliveries(self, *, status: str | None = None) -> list[EmailDelivery]:
+        d = t.email_deliveries.c
+        q = self._deliveries_query().order_by(d.id)
+        if status is not None:
+            q = q.where(d.status == status)
+        with self.engine.connect() as conn:
+            return [_delivery(r) for r in conn.execute(q)]
+
+    def stale_email_deliveries(self, claimed_before: datetime) -> list[EmailDelivery]:
+        """Deliveries left `sending` by a process that died before recording the result."""
+        d = t.email_deliveries.c
+        q = (self._deliveries_query().where(d.status == "sending")
+             .where(d.claimed_at < claimed_before))
+        with self.engine.connect() as conn:
+            return [_delivery(r) for r in conn.execute(q)]
+
+    def email_sends_since(self, since: datetime) -> int:
+        """Messages handed to the SMTP server since a time (its rate limit)."""
+        d = t.email_deliveries.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).where(d.sent_at >= since)).scalar_one()
