@@ -361,3 +361,41 @@ def send_alerts(store, settings, now: datetime, *, clock=None, limit: int = 200)
         summary["sent"] += 1
     log.info("send-alerts: %s", summary)
     return summary
+
+
+# ---- administration ---------------------------------------------------------------------------
+def masked(address: str) -> str:
+    """`r•••@example.org`: enough for an admin to tell deliveries apart, not to harvest."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}•••@{domain}"
+
+
+def overview(store) -> dict:
+    """What the admin page shows: subscriptions per area (never addresses), deliveries by
+    status, and the deliveries that need a look (failed, unknown)."""
+    needs = [d for status in ("unknown", "failed") for d in store.email_deliveries(status=status)]
+    return {"areas": [(feeds.area_label(k, c), n) for k, c, n in store.email_subscriber_counts()],
+            "counts": store.email_delivery_counts(),
+            "attention": [(d, masked(d.address)) for d in needs[-200:]]}
+
+
+def resolve_delivery(store, delivery_id: int, outcome: str, *, actor: str,
+                     now: datetime) -> None:
+    """An admin's decision on an `unknown` delivery: it was `sent`, `retry` it, or `drop` it."""
+    from .errors import Conflict
+
+    d = store.email_delivery(delivery_id)
+    if d.status != "unknown":
+        raise Conflict(f"Email delivery {delivery_id} is {d.status}, not unknown.")
+    if outcome == "sent":
+        store.finish_email_delivery(d.id, status="sent", sent_at=now,
+                                    error=f"confirmed as sent by {actor}")
+    elif outcome == "retry":
+        store.finish_email_delivery(d.id, status="pending", next_attempt_at=now,
+                                    error=f"sent again on request of {actor}")
+    elif outcome == "drop":
+        store.finish_email_delivery(d.id, status="failed", error=f"dropped by {actor}")
+    else:
+        raise InvalidInput("Choose sent, retry or drop.")
+    store.audit(actor, "alerts.resolve", f"email delivery {delivery_id}",
+                {"outcome": outcome}, now=now)

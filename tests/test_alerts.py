@@ -18,6 +18,7 @@ from beatfeeds import alerts
 from beatfeeds.app import create_app
 
 from .conftest import load_default_beats, make_settings, make_store
+from .test_staff import admin, clerk, hashes, staff  # noqa: F401 (fixtures)
 
 
 class _Inbox:
@@ -359,3 +360,31 @@ def test_an_unreachable_server_is_retried_with_backoff(tmp_path):
     assert alerts.send_alerts(store, down, now)["retry"] == 1
     (d,) = store.email_deliveries()
     assert d.status == "pending" and d.next_attempt_at > now and "SMTP" in d.error
+
+
+# ---- administration ---------------------------------------------------------------------------
+def test_admins_see_counts_and_resolve_unknown_deliveries_without_addresses(
+        admin, clerk, staff):  # noqa: F811
+    store = staff
+    now = _now()
+    for address, code in (("resident@example.org", "K3"), ("other@example.org", "K3")):
+        store.save_email_subscription(address=address, area_kind="beat", area_code=code,
+                                      categories=(), frequency="instant", now=now)
+    sid = store.email_subscriptions("resident@example.org")[0].subscriber_id
+    store.enqueue_email_deliveries([{"subscriber_id": sid, "entry_uid": "abc", "status":
+                                     "pending", "due_at": now, "next_attempt_at": now,
+                                     "attempts": 0, "created_at": now}])
+    (d,) = store.email_deliveries()
+    store.finish_email_delivery(d.id, status="unknown", error="Interrupted while sending.")
+    page = admin.get("/alerts/admin").get_data(as_text=True)
+    assert "Beat K3" in page and "<td>2</td>" in page and "unknown 1" in page
+    assert "r•••@example.org" in page and "resident@example.org" not in page
+    assert clerk.get("/alerts/admin").status_code == 403
+    assert clerk.post(f"/alerts/admin/deliveries/{d.id}",
+                      data={"outcome": "retry"}).status_code == 403
+    r = admin.post(f"/alerts/admin/deliveries/{d.id}", data={"outcome": "retry"})
+    assert r.status_code == 303
+    assert store.email_deliveries()[0].status == "pending"
+    assert admin.post(f"/alerts/admin/deliveries/{d.id}",
+                      data={"outcome": "retry"}).status_code == 409
+    assert any(e["action"] == "alerts.resolve" for e in store.audit_log())

@@ -222,3 +222,16 @@ class EmailStoreMixin:
         d = t.email_deliveries.c
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).where(d.sent_at >= since)).scalar_one()
+
+    def email_delivery_counts(self) -> dict[str, int]:
+        d = t.email_deliveries.c
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(d.status, func.count()).group_by(d.status)).all())
+
+    def email_delivery(self, delivery_id: int) -> EmailDelivery:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._deliveries_query()
+                               .where(t.email_deliveries.c.id == delivery_id)).first()
+        if row is None:
+            raise NotFound(f"No email delivery {delivery_id}.")
+        return _delivery(row)

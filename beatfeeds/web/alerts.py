@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from .. import alerts, feeds
+from .. import alerts, feeds, mail
 from . import settings, store, utcnow
+from .auth import staff_required
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
@@ -95,10 +96,24 @@ def unsubscribe(token):
 
 def template_globals(settings) -> dict:
     """What the sign-up form on area pages needs (app-wide template globals)."""
-    from .. import mail
     from ..categories import CATEGORIES
 
     suppressed = set(settings.suppressed_categories)
     return {"email_alerts": mail.enabled(settings), "alert_frequencies": alerts.FREQUENCIES,
             "alert_categories": [(s, label) for s, label in CATEGORIES.items()
                                  if s not in suppressed]}
+
+
+@bp.get("/admin", endpoint="admin")
+@staff_required("admin")
+def admin_page():
+    return render_template("admin_alerts.html", **alerts.overview(store()),
+                           enabled=mail.enabled(settings()))
+
+
+@bp.post("/admin/deliveries/<int:delivery_id>")
+@staff_required("admin")
+def resolve(delivery_id):
+    alerts.resolve_delivery(store(), delivery_id, request.form.get("outcome", ""),
+                            actor=g.user.email, now=utcnow())
+    return redirect(url_for(".admin"), 303)

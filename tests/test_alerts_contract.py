@@ -1,0 +1,56 @@
+"""Email alert storage over every backend (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from beatfeeds import alerts
+
+from .conftest import load_default_beats, make_settings
+from .test_alerts import _import, _row
+from .test_storage_contract import backend_url, cfg  # noqa: F401 (fixtures)
+
+
+def test_subscriptions_and_deliveries_on_each_backend(cfg, tmp_path):  # noqa: F811
+    from beatfeeds.storage import SQLStore
+
+    settings = make_settings(tmp_path, database_url=cfg.database_url, dry_run=True)
+    store = SQLStore.from_url(settings.database_url)
+    try:
+        store.upgrade()
+        now = datetime.now(UTC).replace(tzinfo=None)
+        load_default_beats(store, now=now - timedelta(days=1))
+        start = now - timedelta(minutes=5)
+        a = "a@example.org"
+        first = store.save_email_subscription(address=a, area_kind="beat", area_code="K3",
+                                              categories=(), frequency="instant", now=start)
+        again = store.save_email_subscription(address=a, area_kind="beat", area_code="K3",
+                                              categories=("car-prowl",), frequency="instant",
+                                              now=start)
+        assert first == again  # one subscription per area: the new choice replaces the old
+        store.save_email_subscription(address=a, area_kind="precinct", area_code="W",
+                                      categories=(), frequency="instant", now=start)
+        store.save_email_subscription(address="b@example.org", area_kind="city",
+                                      area_code=None, categories=("burglary",),
+                                      frequency="instant", now=start)
+        assert store.email_subscriber_counts() == [("beat", "K3", 1), ("city", None, 1),
+                                                   ("precinct", "W", 1)]
+        store.record_email_signup("k", "10.0.0.1", now)
+        assert store.email_signups_since(start, address_key="k") == 1
+        assert store.email_signups_since(start, client="10.0.0.2") == 0
+
+        _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120)),
+                                            _row(settings, 2, now - timedelta(minutes=100))],
+                now)
+        assert alerts.enqueue_alerts(store, settings, now) == 2  # K3 and W overlap: once each
+        assert alerts.enqueue_alerts(store, settings, now) == 0
+        summary = alerts.send_alerts(store, settings, now)
+        assert summary["sent"] == 2
+        assert len(list((tmp_path / "instance" / "mail").glob("*.eml"))) == 2
+        assert store.email_sends_since(now - timedelta(minutes=1)) == 2
+        assert {d.address for d in store.email_deliveries(status="sent")} == {a}
+        assert store.delete_email_subscriber(a)
+        assert store.email_deliveries() == [] and store.email_subscriptions(a) == []
+        assert [s.address for s in store.email_subscriptions()] == ["b@example.org"]
+    finally:
+        store.engine.dispose()
