@@ -1,0 +1,51 @@
+"""The email alert sign-up in a real browser: subscribe, confirm from the received mail,
+receive an alert, unsubscribe."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from beatfeeds import alerts
+from beatfeeds.app import create_app
+
+from .conftest import LiveServer
+from .test_alerts import _app, _import, _link, _now, _row, smtp_server  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def test_resident_subscribes_confirms_receives_and_unsubscribes(tmp_path, smtp_server,  # noqa: F811
+                                                                page):
+    _, store, settings = _app(tmp_path, smtp_url=smtp_server.url)
+    app = create_app({"store": store, **settings.as_dict()})  # CSRF on, as in production
+    server = LiveServer(app)
+    try:
+        def local(url_path: str) -> str:
+            return server.url + url_path
+
+        page.goto(local("/beats/K3"))
+        page.fill("#alert-address", "resident@example.org")
+        page.get_by_role("button", name="Email me about Beat K3").click()
+        page.get_by_role("heading", name="Check your email").wait_for()
+        assert len(smtp_server.messages) == 1
+        text = smtp_server.messages[0].get_body(("plain",)).get_content()
+        page.goto(local(_link(text, "/alerts/confirm/")))
+        page.get_by_role("button", name="Confirm").click()
+        page.get_by_role("heading", name="Your alerts are on").wait_for()
+        assert len(store.email_subscriptions("resident@example.org")) == 1
+
+        now = _now()
+        _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))],
+                now)
+        assert alerts.send_alerts(store, settings, now)["sent"] == 1
+        alert = smtp_server.messages[-1].get_body(("plain",)).get_content()
+        page.goto(local(_link(alert, "/entries/")))
+        assert "BLOCK OF 8TH AVE NE" in page.content()
+        page.goto(local(_link(alert, "/alerts/unsubscribe/")))
+        page.get_by_role("button", name="Unsubscribe").click()
+        page.get_by_role("heading", name="Unsubscribed").wait_for()
+        assert store.email_subscriptions() == []
+    finally:
+        server.stop()
