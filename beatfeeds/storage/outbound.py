@@ -6,7 +6,19 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import NotFound
@@ -302,12 +314,21 @@ class OutboundStoreMixin:
         return out
 
     def announcements_version(self, now: datetime) -> tuple:
-        """Changes when an announcement is added, edited, starts or ends (feed caches)."""
-        a = t.announcements.c
-        with self.engine.connect() as conn:
-            row = conn.execute(select(
+        """Changes when an announcement is added, edited, starts or ends (feed caches).
+
+        Read on every feed request, so the statement is built once per store (building it
+        costs more than running it).
+        """
+        stmt = self.__dict__.get("_announcements_version_sql")
+        if stmt is None:
+            a = t.announcements.c
+            at = bindparam("now", type_=DateTime())
+            stmt = select(
                 func.count(), func.max(a.updated_at),
-                select(func.max(a.publish_at)).where(a.publish_at <= now).scalar_subquery(),
-                select(func.max(a.expires_at)).where(a.expires_at <= now).scalar_subquery(),
-            ).select_from(t.announcements)).first()
+                select(func.max(a.publish_at)).where(a.publish_at <= at).scalar_subquery(),
+                select(func.max(a.expires_at)).where(a.expires_at <= at).scalar_subquery(),
+            ).select_from(t.announcements)
+            self.__dict__["_announcements_version_sql"] = stmt
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt, {"now": now}).first()
         return tuple(row)
