@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
-from . import feeds, mail, privacy, publishing
+from . import announcements, feeds, mail, privacy, publishing
 from .errors import (
     ConfigurationError,
     InvalidInput,
@@ -27,13 +28,14 @@ from .errors import (
     TooManySignups,
     TransientPostingError,
 )
-from .models import EmailSubscription
-from .settings import ensure_secret_key
+from .models import EmailDigest, EmailSubscription, FeedEntry
+from .settings import WEEKDAYS, ensure_secret_key
 
 log = logging.getLogger(__name__)
 
-# Digests (daily, weekly) are a later step; until they are sent, they are not offered.
-FREQUENCIES = {"instant": "Each entry as it is published"}
+FREQUENCIES = {"instant": "Each entry as it is published",
+               "daily": "A daily digest", "weekly": "A weekly digest"}
+DIGESTS = ("daily", "weekly")
 _ADDRESS = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
@@ -116,12 +118,26 @@ def area_url(settings, kind: str, code: str | None) -> str:
     return _url(settings, paths[kind] + code if kind != "city" else "/")
 
 
-def describe(kind: str, code: str | None, categories: tuple[str, ...], frequency: str) -> str:
-    """`Beat K3: Burglary, Robbery, each entry as it is published`."""
+def schedule(settings, frequency: str) -> str:
+    """`a daily digest at 07:00 (America/Los_Angeles time)`; the instant wording otherwise."""
+    text = FREQUENCIES.get(frequency, frequency).lower()
+    if frequency == "daily":
+        return f"{text} at {settings.digest_time} ({settings.timezone} time)"
+    if frequency == "weekly":
+        return (f"{text} on {settings.digest_weekday.capitalize()}s at {settings.digest_time} "
+                f"({settings.timezone} time)")
+    return text
+
+
+def describe(kind: str, code: str | None, categories: tuple[str, ...], frequency: str,
+             settings=None) -> str:
+    """`Beat K3: Burglary, Robbery; each entry as it is published` (with the send time of a
+    digest when `settings` is given)."""
     what = (", ".join(privacy.category_label(c) for c in categories) if categories
             else "all published categories")
-    return (f"{feeds.area_label(kind, code)}: {what}; "
-            f"{FREQUENCIES.get(frequency, frequency).lower()}")
+    when = (schedule(settings, frequency) if settings is not None
+            else FREQUENCIES.get(frequency, frequency).lower())
+    return f"{feeds.area_label(kind, code)}: {what}; {when}"
 
 
 # ---- rate limit -------------------------------------------------------------------------------
@@ -161,7 +177,8 @@ def request_subscription(store, settings, signup: SignupRequest, *, client: str,
     _check_rate(store, settings, signup.address, client, now)
     token = _serializer(settings, "confirm").dumps(signup.as_token())
     link = _url(settings, f"/alerts/confirm/{token}")
-    what = describe(signup.area_kind, signup.area_code, signup.categories, signup.frequency)
+    what = describe(signup.area_kind, signup.area_code, signup.categories, signup.frequency,
+                    settings)
     text = (f"Someone, probably you, asked {settings.department_name} to email this address "
             f"about new police incidents in:\n\n  {what}\n\nTo start the alerts, open this "
             f"link within {settings.alert_link_hours} hours and press Confirm:\n\n  {link}\n\n"
@@ -236,10 +253,25 @@ def delete_everything(store, settings, token: str) -> None:
     store.delete_email_subscriber(manage_address(settings, token))
 
 
-def unsubscribe(store, settings, token: str) -> EmailSubscription | None:
-    """One-click unsubscribe (RFC 8058): remove the subscription the link names. A link used
-    twice, or for a subscription already removed, succeeds quietly (returns None)."""
+def digest_unsubscribe_token(settings, address: str, frequency: str) -> str:
+    """For the one-click link of a digest: stops every subscription of the address that the
+    digest serves (its daily or its weekly ones)."""
+    return _serializer(settings, "unsubscribe", timed=False).dumps(
+        {"a": address, "q": frequency})
+
+
+def unsubscribe(store, settings, token: str) -> str | None:
+    """One-click unsubscribe (RFC 8058): remove the subscription the link names (or, for a
+    digest's link, the address's subscriptions of that frequency). Returns what stopped; a
+    link used twice, or for a subscription already removed, succeeds quietly (None)."""
     data = _load(settings, "unsubscribe", token, timed=False)
+    if "q" in data:
+        subs = [s for s in store.email_subscriptions(data["a"]) if s.frequency == data["q"]]
+        for sub in subs:
+            store.delete_email_subscription(sub.id)
+        return (f"the {data['q']} digest for "
+                + ", ".join(feeds.area_label(s.area_kind, s.area_code) for s in subs)
+                if subs else None)
     try:
         sub = store.email_subscription(int(data["s"]))
     except NotFound:
@@ -247,7 +279,7 @@ def unsubscribe(store, settings, token: str) -> EmailSubscription | None:
     if sub.address != data["a"]:
         return None
     store.delete_email_subscription(sub.id)
-    return sub
+    return feeds.area_label(sub.area_kind, sub.area_code)
 
 
 def _page(body: str) -> str:
@@ -257,18 +289,62 @@ def _page(body: str) -> str:
 
 # ---- sending (the email outbox) ---------------------------------------------------------------
 # Deliveries follow the outbox's rules (beatfeeds.outbound): same statuses, lease, backoff and
-# attempts. SMTP has no duplicate guard, so a delivery left `sending` by a process that died
-# becomes `unknown` and is never resent blindly.
-def _matches(sub: EmailSubscription, entry) -> bool:
-    area = {"city": True, "beat": entry.beat == sub.area_code,
-            "sector": entry.sector == sub.area_code,
-            "precinct": entry.precinct == sub.area_code}[sub.area_kind]
-    return area and (not sub.categories or entry.category in sub.categories)
+# attempts. SMTP has no duplicate guard, so a delivery (or digest) left `sending` by a process
+# that died becomes `unknown` and is never resent blindly.
+ALL_AREAS = None  # a citywide announcement's areas: every area matches
+_NARROW = {"beat": 0, "sector": 1, "precinct": 2, "city": 3}
+
+
+@dataclass
+class PublicEntry:
+    """A public incident or announcement, with the areas it belongs to."""
+
+    entry: FeedEntry
+    areas: set | None  # {(kind, code)}; None: every area (citywide announcement)
+    urgent: bool = False
+
+
+def _public_entry(store, set_id: int | None, uid: str, now: datetime) -> PublicEntry | None:
+    if set_id is None:
+        return None
+    entry = store.public_entry(set_id, uid, now=now)
+    if entry is not None:
+        return PublicEntry(entry, {("city", None), ("beat", entry.beat),
+                                   ("sector", entry.sector), ("precinct", entry.precinct)})
+    entry = announcements.public_announcement(store, uid, now=now)
+    if entry is None:
+        return None
+    ann = store.announcement(uid)
+    if ann.citywide:
+        return PublicEntry(entry, ALL_AREAS, ann.urgent)
+    areas: set = {("city", None)}
+    codes = set(ann.beats)
+    for b in store.beats(set_id):
+        if b.code in codes:
+            areas |= {("beat", b.code), ("sector", b.sector), ("precinct", b.precinct)}
+    return PublicEntry(entry, areas, ann.urgent)
+
+
+def _matches(sub: EmailSubscription, found: PublicEntry) -> bool:
+    area = found.areas is ALL_AREAS or (sub.area_kind, sub.area_code) in found.areas
+    return area and (not sub.categories or found.entry.category in sub.categories)
+
+
+def _narrowest(subs: list[EmailSubscription]) -> EmailSubscription:
+    return min(subs, key=lambda s: (_NARROW[s.area_kind], s.id))
+
+
+def _entry_text(settings, found: PublicEntry) -> tuple[str, str]:
+    """(title, body): incidents in the hundred-block form; announcements with their text."""
+    entry = found.entry
+    if entry.source == "announcement":
+        return ("URGENT " if found.urgent else "") + entry.title, entry.description or ""
+    return feeds._title(entry, settings), ""
 
 
 def enqueue_alerts(store, settings, now: datetime) -> int:
     """Queue every newly public entry once per address, whatever its overlapping
-    subscriptions."""
+    subscriptions (instant ones; urgent announcements for every subscription)."""
     set_id = store.active_beat_set_id()
     if set_id is None:
         return 0
@@ -280,87 +356,262 @@ def enqueue_alerts(store, settings, now: datetime) -> int:
     return store.enqueue_email_deliveries(rows)
 
 
-def alert_message(settings, entry, sub: EmailSubscription):
+def _list_headers(settings, unsub: str) -> dict[str, str]:
+    list_id = "alerts." + mail.sender(settings).rsplit("@", 1)[-1].strip(" >")
+    return {"List-Unsubscribe": f"<{unsub}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "List-Id": f"{settings.department_name} alerts <{list_id}>"}
+
+
+def alert_message(settings, found, sub: EmailSubscription):
     """The instant alert for one entry: multipart, hundred-block text, links, RFC 8058
     headers and a footer saying why, how to stop, and that nobody monitors it."""
-    title = feeds._title(entry, settings)
-    link = _url(settings, f"/entries/{entry.uid}")
+    if isinstance(found, FeedEntry):
+        found = PublicEntry(found, ALL_AREAS)
+    title, extra = _entry_text(settings, found)
+    link = _url(settings, f"/entries/{found.entry.uid}")
     area = area_url(settings, sub.area_kind, sub.area_code)
     unsub = _url(settings, f"/alerts/unsubscribe/{unsubscribe_token(settings, sub)}")
     manage = _url(settings, "/alerts/manage")
-    why = describe(sub.area_kind, sub.area_code, sub.categories, sub.frequency)
-    list_id = "alerts." + mail.sender(settings).rsplit("@", 1)[-1].strip(" >")
-    text = (f"{title}\n\n{link}\n\nMore for {feeds.area_label(sub.area_kind, sub.area_code)}: "
+    why = describe(sub.area_kind, sub.area_code, sub.categories, sub.frequency, settings)
+    text = (f"{title}\n\n" + (f"{extra}\n\n" if extra else "") +
+            f"{link}\n\nMore for {feeds.area_label(sub.area_kind, sub.area_code)}: "
             f"{area}\n\n-- \nYou receive this because you subscribed to {why}.\n"
             f"Stop these alerts: {unsub}\nManage all your alerts: {manage}\n{EMERGENCY}\n")
     e = html.escape
     body = (f"<p><a href=\"{e(link)}\">{e(title)}</a></p>"
+            + (f"<p>{e(extra)}</p>" if extra else "") +
             f"<p><a href=\"{e(area)}\">More for "
             f"{e(feeds.area_label(sub.area_kind, sub.area_code))}</a></p><hr>"
             f"<p><small>You receive this because you subscribed to {e(why)}. "
             f"<a href=\"{e(unsub)}\">Stop these alerts</a> · "
             f"<a href=\"{e(manage)}\">Manage all your alerts</a>. {e(EMERGENCY)}</small></p>")
     return mail.build(settings, to=sub.address, subject=title, text=text, html=_page(body),
-                      headers={"List-Unsubscribe": f"<{unsub}>",
-                               "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                               "List-Id": f"{settings.department_name} alerts <{list_id}>"})
+                      headers=_list_headers(settings, unsub))
+
+
+def digest_message(settings, digest: EmailDigest,
+                   groups: list[tuple[EmailSubscription, list[PublicEntry]]]):
+    """One digest: each entry once, under the narrowest of the address's subscriptions it
+    matches; RFC 8058 headers that stop the digest, and a footer per subscription."""
+    n = sum(len(found) for _, found in groups)
+    local = digest.period_end.replace(tzinfo=UTC).astimezone(settings.tz)
+    day = f"{local:%A} {local.month}/{local.day}/{local.year}"
+    subject = (f"{settings.department_name} {digest.frequency} digest, {day}: {n} new "
+               f"entr{'y' if n == 1 else 'ies'}")
+    unsub = _url(settings, "/alerts/unsubscribe/"
+                 + digest_unsubscribe_token(settings, digest.address, digest.frequency))
+    manage = _url(settings, "/alerts/manage")
+    e = html.escape
+    text, body = [subject, ""], [f"<h1 style=\"font-size: 1.2em\">{e(subject)}</h1>"]
+    for sub, found in groups:
+        label = feeds.area_label(sub.area_kind, sub.area_code)
+        area = area_url(settings, sub.area_kind, sub.area_code)
+        text += [f"== {label} ({len(found)}) ==", area, ""]
+        body.append(f"<h2 style=\"font-size: 1.1em\"><a href=\"{e(area)}\">{e(label)}</a> "
+                    f"({len(found)})</h2><ul>")
+        for f in found:
+            title, extra = _entry_text(settings, f)
+            link = _url(settings, f"/entries/{f.entry.uid}")
+            text += [f"* {title}"] + ([f"  {extra}"] if extra else []) + [f"  {link}", ""]
+            body.append(f"<li><a href=\"{e(link)}\">{e(title)}</a>"
+                        + (f"<br>{e(extra)}" if extra else "") + "</li>")
+        body.append("</ul>")
+    whys = [(describe(s.area_kind, s.area_code, s.categories, s.frequency, settings),
+             _url(settings, f"/alerts/unsubscribe/{unsubscribe_token(settings, s)}"))
+            for s, _ in groups]
+    text += ["-- ", "You receive this because you subscribed to:"]
+    text += [f"  {why} (stop: {link})" for why, link in whys]
+    text += [f"Stop this {digest.frequency} digest: {unsub}",
+             f"Manage all your alerts: {manage}", EMERGENCY, ""]
+    body.append("<hr><p><small>You receive this because you subscribed to:</small></p><ul>"
+                + "".join(f"<li><small>{e(why)} (<a href=\"{e(link)}\">stop</a>)</small></li>"
+                          for why, link in whys)
+                + f"</ul><p><small><a href=\"{e(unsub)}\">Stop this {digest.frequency} "
+                  f"digest</a> · <a href=\"{e(manage)}\">Manage all your alerts</a>. "
+                  f"{e(EMERGENCY)}</small></p>")
+    return mail.build(settings, to=digest.address, subject=subject, text="\n".join(text),
+                      html=_page("".join(body)), headers=_list_headers(settings, unsub))
+
+
+# ---- digests ----------------------------------------------------------------------------------
+def scheduled_send(settings, frequency: str, now: datetime) -> datetime:
+    """The latest scheduled send time of a daily or weekly digest at or before `now` (naive
+    UTC): `digest_time` local (in `timezone`), on `digest_weekday` for weekly ones. Local
+    times follow daylight saving: 07:00 stays 07:00 on both sides of a change."""
+    tz = settings.tz
+    hour, minute = (int(x) for x in settings.digest_time.split(":"))
+    today: date = now.replace(tzinfo=UTC).astimezone(tz).date()
+    weekday = WEEKDAYS.index(settings.digest_weekday)
+    for back in range(9):
+        day = today - timedelta(days=back)
+        if frequency == "weekly" and day.weekday() != weekday:
+            continue
+        # A time skipped by spring-forward comes out an hour later (fold=0 keeps the offset
+        # from before the change); a repeated one is its first occurrence.
+        at = datetime.combine(day, time(hour, minute), tzinfo=tz)
+        at = at.astimezone(UTC).replace(tzinfo=None)
+        if at <= now:
+            return at
+    raise AssertionError("unreachable: a week always has the weekday")
+
+
+def assemble_digests(store, settings, now: datetime) -> int:
+    """Record the digest of every address whose send time has come since its last one: the
+    entries matching its digest subscriptions that became public since then (or since it
+    subscribed), each once and never one already mailed to the address."""
+    set_id = store.active_beat_set_id()
+    if set_id is None:
+        return 0
+    subs = [s for s in store.email_subscriptions() if s.frequency in DIGESTS]
+    made = 0
+    for frequency in DIGESTS:
+        due = scheduled_send(settings, frequency, now)
+        groups: dict[int, list[EmailSubscription]] = {}
+        for s in subs:
+            if s.frequency == frequency and s.created_at <= due:
+                groups.setdefault(s.subscriber_id, []).append(s)
+        if not groups:
+            continue
+        last = store.latest_email_digest_ends(frequency)
+        for sid, group in groups.items():
+            previous = last.get(sid)
+            if previous is not None and previous >= due:
+                continue  # this period's digest exists
+            start = previous or min(s.created_at for s in group)
+            entries = store.entries_for_email_digest(set_id, sid, frequency, now=now,
+                                                     since=start)
+            if store.create_email_digest(subscriber_id=sid, frequency=frequency,
+                                         period_start=start, period_end=due,
+                                         entries=entries, now=now) is not None:
+                made += 1
+    return made
+
+
+def _attempt(settings, msg, attempts: int, clock) -> tuple[str, dict]:
+    """Send one message; the outcome and the values to record (outbox rules)."""
+    from . import outbound
+
+    try:
+        mail.send(settings, msg)
+    except TransientPostingError as exc:
+        if attempts >= outbound.MAX_ATTEMPTS:
+            return "failed", {"status": "failed",
+                              "error": f"gave up after {attempts} attempts: {exc.message}"}
+        return "retry", {"status": "pending", "error": exc.message,
+                         "next_attempt_at": clock() + outbound._backoff(attempts)}
+    except (PermanentPostingError, ConfigurationError) as exc:
+        return "failed", {"status": "failed", "error": exc.message}
+    return "sent", {"status": "sent", "sent_at": clock(), "error": None}
+
+
+def _send_digest(store, settings, digest: EmailDigest, set_id, clock) -> str:
+    at = clock()
+    subs = [s for s in store.email_subscriptions(digest.address)
+            if s.frequency == digest.frequency]
+    grouped: dict[int, tuple[EmailSubscription, list[PublicEntry]]] = {}
+    for d in store.email_digest_entries(digest.id):
+        if d.status == "cancelled":
+            continue
+        found = _public_entry(store, set_id, d.entry_uid, at)
+        matching = [s for s in subs if found and _matches(s, found)]
+        if not matching:
+            store.cancel_email_digest_entry(d.id, "The entry is no longer public."
+                                            if found is None else
+                                            "No subscription of the address matches it any more.")
+            continue
+        sub = _narrowest(matching)
+        grouped.setdefault(sub.id, (sub, []))[1].append(found)
+    if not grouped:
+        store.finish_email_digest(digest.id, status="cancelled",
+                                  error="Nothing in it is public or subscribed any more.")
+        return "cancelled"
+    groups = sorted(grouped.values(), key=lambda g: (_NARROW[g[0].area_kind],
+                                                     g[0].area_code or ""))
+    for _, found in groups:
+        found.sort(key=lambda f: (f.entry.event_time, f.entry.uid))
+    outcome, values = _attempt(settings, digest_message(settings, digest, groups),
+                               digest.attempts + 1, clock)
+    store.finish_email_digest(digest.id, **values)
+    return outcome
 
 
 def send_alerts(store, settings, now: datetime, *, clock=None, limit: int = 200) -> dict:
-    """Queue what is due, then mail pending deliveries whose time has come, within the SMTP
-    server's rate limit (`smtp_max_per_minute`)."""
+    """Queue what is due, record the digests whose time has come, then mail pending alerts
+    and digests within the SMTP server's rate limit (`smtp_max_per_minute`). While an admin
+    has paused all mail, everything waits (queued, nothing lost)."""
     from . import outbound
 
     clock = clock or outbound._default_clock(now)
-    summary = {"enqueued": enqueue_alerts(store, settings, now), "sent": 0, "retry": 0,
-               "failed": 0, "unknown": 0, "deferred": 0, "cancelled": 0}
+    summary = {"enqueued": enqueue_alerts(store, settings, now), "digests": 0, "sent": 0,
+               "retry": 0, "failed": 0, "unknown": 0, "deferred": 0, "cancelled": 0}
     store.prune_email_signups(now - timedelta(days=1))  # they only serve the rate limit
     if not mail.enabled(settings):
         return summary
+    interrupted = ("Interrupted while sending. SMTP has no duplicate guard, so it was not "
+                   "resent.")
     for d in store.stale_email_deliveries(now - outbound.LEASE):
-        store.finish_email_delivery(d.id, status="unknown", error=(
-            "Interrupted while sending. SMTP has no duplicate guard, so it was not resent."))
+        store.finish_email_delivery(d.id, status="unknown", error=interrupted)
         summary["unknown"] += 1
+    for g in store.stale_email_digests(now - outbound.LEASE):
+        store.finish_email_digest(g.id, status="unknown", error=interrupted)
+        summary["unknown"] += 1
+    if store.email_paused():
+        summary["paused"] = True
+        log.info("send-alerts: %s", summary)
+        return summary
+    summary["digests"] = assemble_digests(store, settings, now)
     set_id = store.active_beat_set_id()
+
+    def room(at: datetime) -> bool:
+        return store.email_sends_since(at - timedelta(minutes=1)) < settings.smtp_max_per_minute
+
     for d in store.due_email_deliveries(now, limit):
         at = clock()
-        if store.email_sends_since(at - timedelta(minutes=1)) >= settings.smtp_max_per_minute:
+        if not room(at):
             summary["deferred"] += 1
             continue
         if not store.claim_email_delivery(d.id, at):
             continue
-        entry = store.public_entry(set_id, d.entry_uid, now=at) if set_id else None
-        subs = [s for s in store.email_subscriptions(d.address) if entry and _matches(s, entry)]
-        if entry is None or not subs:
+        found = _public_entry(store, set_id, d.entry_uid, at)
+        # Digest subscriptions get an entry on its own only when it is an urgent announcement.
+        subs = [s for s in store.email_subscriptions(d.address)
+                if found and _matches(s, found) and (s.frequency == "instant" or found.urgent)]
+        if found is None or not subs:
             store.finish_email_delivery(d.id, status="cancelled", error=(
-                "The entry is no longer public." if entry is None
+                "The entry is no longer public." if found is None
                 else "No subscription of the address matches the entry any more."))
             summary["cancelled"] += 1
             continue
         # The narrowest matching subscription explains "why" and is the one-click target.
-        order = {"beat": 0, "sector": 1, "precinct": 2, "city": 3}
-        sub = min(subs, key=lambda s: (order[s.area_kind], s.id))
-        try:
-            mail.send(settings, alert_message(settings, entry, sub))
-        except TransientPostingError as exc:
-            attempts = d.attempts + 1
-            if attempts >= outbound.MAX_ATTEMPTS:
-                store.finish_email_delivery(d.id, status="failed", error=(
-                    f"gave up after {attempts} attempts: {exc.message}"))
-                summary["failed"] += 1
-            else:
-                store.finish_email_delivery(d.id, status="pending", error=exc.message,
-                                            next_attempt_at=clock() + outbound._backoff(attempts))
-                summary["retry"] += 1
+        outcome, values = _attempt(settings, alert_message(settings, found, _narrowest(subs)),
+                                   d.attempts + 1, clock)
+        store.finish_email_delivery(d.id, **values)
+        summary[outcome] += 1
+    for g in store.due_email_digests(now, limit):
+        at = clock()
+        if not room(at):
+            summary["deferred"] += 1
             continue
-        except (PermanentPostingError, ConfigurationError) as exc:
-            store.finish_email_delivery(d.id, status="failed", error=exc.message)
-            summary["failed"] += 1
+        if not store.claim_email_digest(g.id, at):
             continue
-        store.finish_email_delivery(d.id, status="sent", sent_at=clock(), error=None)
-        summary["sent"] += 1
+        summary[_send_digest(store, settings, g, set_id, clock)] += 1
     log.info("send-alerts: %s", summary)
     return summary
+
+
+def set_paused(store, paused: bool, *, actor: str, now: datetime) -> None:
+    """Pause all email (alerts and digests wait, queued) or resume it. Kept in the database,
+    so the scheduler and every web process see it."""
+    store.set_email_paused(json.dumps({"by": actor, "at": now.isoformat(timespec="seconds")})
+                           if paused else None)
+    store.audit(actor, "alerts.pause" if paused else "alerts.resume", "email alerts", now=now)
+
+
+def paused_state(store) -> dict | None:
+    """{"by": actor, "at": iso time} while all mail is paused, else None."""
+    raw = store.email_paused()
+    return json.loads(raw) if raw else None
 
 
 # ---- administration ---------------------------------------------------------------------------
@@ -376,6 +627,8 @@ def overview(store) -> dict:
     needs = [d for status in ("unknown", "failed") for d in store.email_deliveries(status=status)]
     return {"areas": [(feeds.area_label(k, c), n) for k, c, n in store.email_subscriber_counts()],
             "counts": store.email_delivery_counts(),
+            "digest_counts": store.email_digest_counts(),
+            "paused": paused_state(store),
             "attention": [(d, masked(d.address)) for d in needs[-200:]]}
 
 
@@ -387,7 +640,9 @@ def resolve_delivery(store, delivery_id: int, outcome: str, *, actor: str,
     d = store.email_delivery(delivery_id)
     if d.status != "unknown":
         raise Conflict(f"Email delivery {delivery_id} is {d.status}, not unknown.")
-    if outcome == "sent":
+    if d.digest_id is not None:  # one message: the decision applies to the whole digest
+        _resolve_digest(store, d.digest_id, outcome, actor=actor, now=now)
+    elif outcome == "sent":
         store.finish_email_delivery(d.id, status="sent", sent_at=now,
                                     error=f"confirmed as sent by {actor}")
     elif outcome == "retry":
@@ -399,3 +654,16 @@ def resolve_delivery(store, delivery_id: int, outcome: str, *, actor: str,
         raise InvalidInput("Choose sent, retry or drop.")
     store.audit(actor, "alerts.resolve", f"email delivery {delivery_id}",
                 {"outcome": outcome}, now=now)
+
+
+def _resolve_digest(store, digest_id: int, outcome: str, *, actor: str, now: datetime) -> None:
+    if outcome == "sent":
+        store.finish_email_digest(digest_id, status="sent", sent_at=now,
+                                  error=f"confirmed as sent by {actor}")
+    elif outcome == "retry":
+        store.finish_email_digest(digest_id, status="pending", next_attempt_at=now,
+                                  error=f"sent again on request of {actor}")
+    elif outcome == "drop":
+        store.finish_email_digest(digest_id, status="failed", error=f"dropped by {actor}")
+    else:
+        raise InvalidInput("Choose sent, retry or drop.")

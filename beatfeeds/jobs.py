@@ -105,7 +105,7 @@ def send_outbox(store, settings, now: datetime) -> dict:
 
 
 def send_alerts(store, settings, now: datetime) -> dict:
-    """Email newly published entries to residents' confirmed instant-alert subscriptions."""
+    """Email residents' confirmed subscriptions: new entries at once, digests when due."""
     from . import alerts
 
     return alerts.send_alerts(store, settings, now)

@@ -383,3 +383,24 @@ class EmailDelivery:
     error: str | None
     created_at: datetime
     sent_at: datetime | None
+    digest_id: int | None = None  # set when the entry goes out in a digest
+
+
+@dataclass
+class EmailDigest:
+    """One daily or weekly digest to one address: the entries it lists are EmailDelivery rows
+    pointing to it, and it follows the outbox's statuses as one message."""
+
+    id: int
+    subscriber_id: int
+    address: str
+    frequency: str  # daily / weekly
+    period_start: datetime
+    period_end: datetime  # the scheduled send time (naive UTC)
+    status: str  # pending / sending / sent / failed / unknown / cancelled
+    next_attempt_at: datetime
+    attempts: int
+    claimed_at: datetime | None
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None

@@ -22,6 +22,7 @@ from .categories import CATEGORIES
 from .errors import ConfigurationError
 
 ENV_PREFIX = "BEATFEEDS_"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,10 @@ SETTINGS: list[Setting] = [
             kind=int),
     Setting("smtp_max_per_minute", 60, "Email alerts: most messages the `send-alerts` job "
             "hands to the SMTP server per minute; the rest wait for the next run.", kind=int),
+    Setting("digest_time", "07:00", "Email alerts: local time of day (24-hour `HH:MM`, in "
+            "`timezone`) at which daily and weekly digests go out."),
+    Setting("digest_weekday", "monday", "Email alerts: the day of the week weekly digests go "
+            "out (`monday` to `sunday`)."),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -287,6 +292,14 @@ def load_settings(overrides: dict[str, Any] | None = None,
     if values["feed_retention_days"] < 0 or values["feed_cache_seconds"] < 0:
         raise ConfigurationError("feed_retention_days and feed_cache_seconds must be 0 or more")
     _check_color(values["department_color"])
+    if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", values["digest_time"].strip()):
+        raise ConfigurationError(f"digest_time: {values['digest_time']!r} is not a time of day "
+                                 "such as 07:00")
+    values["digest_time"] = values["digest_time"].strip().zfill(5)
+    values["digest_weekday"] = values["digest_weekday"].strip().lower()
+    if values["digest_weekday"] not in WEEKDAYS:
+        raise ConfigurationError(f"digest_weekday: {values['digest_weekday']!r} is not one of "
+                                 f"{', '.join(WEEKDAYS)}")
     level = values["log_level"].strip().upper()
     if not isinstance(logging.getLevelName(level), int):
         raise ConfigurationError(f"log_level: unknown level {values['log_level']!r}; use DEBUG, "

@@ -391,7 +391,35 @@ email_deliveries = Table(
     Column("error", Text),
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
+    # Set when the entry goes out in a digest (migration 0006): the digest's status rules.
+    Column("digest_id", Integer, ForeignKey("email_digests.id", ondelete="CASCADE")),
     # One address never receives the same entry twice, whatever its subscriptions.
     UniqueConstraint("subscriber_id", "entry_uid", name="uq_email_deliveries_entry"),
     Index("ix_email_deliveries_status_next", "status", "next_attempt_at"),
+    Index("ix_email_deliveries_digest", "digest_id"),
+)
+
+# ---- email digests (migration 0006) ----------------------------------------------------------
+# One message per address, frequency and period; its entries are email_deliveries rows that
+# point to it, so the (address, entry) uniqueness above also holds across digests.
+email_digests = Table(
+    "email_digests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("email_subscribers.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("frequency", String(16), nullable=False),  # daily / weekly
+    Column("period_start", DateTime, nullable=False),
+    Column("period_end", DateTime, nullable=False),  # the scheduled send time (UTC)
+    # pending / sending / sent / failed / unknown / cancelled (the outbox's vocabulary)
+    Column("status", String(16), nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_at", DateTime),
+    Column("error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    # Exactly one digest per address, frequency and scheduled time.
+    UniqueConstraint("subscriber_id", "frequency", "period_end", name="uq_email_digests_period"),
+    Index("ix_email_digests_status_next", "status", "next_attempt_at"),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
-from .. import alerts, feeds, mail
+from .. import alerts, mail
 from . import settings, store, utcnow
 from .auth import staff_required
 
@@ -31,16 +31,17 @@ def confirm_form(token):
     signup = alerts.read_confirmation(settings(), token)
     return render_template("alerts_confirm.html", token=token, signup=signup,
                            what=alerts.describe(signup.area_kind, signup.area_code,
-                                                signup.categories, signup.frequency))
+                                                signup.categories, signup.frequency,
+                                                settings()))
 
 
 @bp.post("/confirm/<token>")
 def confirm(token):
     signup = alerts.confirm(store(), settings(), token, now=utcnow())
+    what = alerts.describe(signup.area_kind, signup.area_code, signup.categories,
+                           signup.frequency, settings())
     return render_template("alerts_message.html", heading="Your alerts are on", message=(
-        f"{signup.address} will receive "
-        f"{alerts.describe(signup.area_kind, signup.area_code, signup.categories, signup.frequency)}"
-        ". Every message has a link to stop it."))
+        f"{signup.address} will receive {what}. Every message has a link to stop it."))
 
 
 @bp.get("/manage")
@@ -60,7 +61,8 @@ def manage_request():
 @bp.get("/manage/<token>")
 def manage(token):
     address, subs = alerts.subscriptions(store(), settings(), token)
-    rows = [(s, alerts.describe(s.area_kind, s.area_code, s.categories, s.frequency),
+    rows = [(s, alerts.describe(s.area_kind, s.area_code, s.categories, s.frequency,
+                                settings()),
              alerts.area_url(settings(), s.area_kind, s.area_code)) for s in subs]
     return render_template("alerts_manage.html", token=token, address=address, rows=rows)
 
@@ -88,8 +90,7 @@ def unsubscribe_form(token):
 def unsubscribe(token):
     """RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click` here, with no
     session or CSRF token; the signed link is the authority."""
-    sub = alerts.unsubscribe(store(), settings(), token)
-    what = feeds.area_label(sub.area_kind, sub.area_code) if sub else "this area"
+    what = alerts.unsubscribe(store(), settings(), token) or "this area"
     return render_template("alerts_message.html", heading="Unsubscribed", message=(
         f"You will receive no more email alerts for {what}."))
 
@@ -99,7 +100,8 @@ def template_globals(settings) -> dict:
     from ..categories import CATEGORIES
 
     suppressed = set(settings.suppressed_categories)
-    return {"email_alerts": mail.enabled(settings), "alert_frequencies": alerts.FREQUENCIES,
+    return {"email_alerts": mail.enabled(settings), "alert_frequencies": {
+                k: alerts.schedule(settings, k).capitalize() for k in alerts.FREQUENCIES},
             "alert_categories": [(s, label) for s, label in CATEGORIES.items()
                                  if s not in suppressed]}
 
@@ -116,4 +118,13 @@ def admin_page():
 def resolve(delivery_id):
     alerts.resolve_delivery(store(), delivery_id, request.form.get("outcome", ""),
                             actor=g.user.email, now=utcnow())
+    return redirect(url_for(".admin"), 303)
+
+
+@bp.post("/admin/pause")
+@staff_required("admin")
+def pause():
+    """Pause all mail (or resume it: `paused=0`); audited."""
+    alerts.set_paused(store(), request.form.get("paused", "1") == "1", actor=g.user.email,
+                      now=utcnow())
     return redirect(url_for(".admin"), 303)
