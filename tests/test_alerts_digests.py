@@ -4,14 +4,22 @@ SMTP server on loopback (aiosmtpd) receives every message; the tests parse it.""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from beatfeeds import alerts, announcements
+from beatfeeds import alerts, announcements, outbound
 from beatfeeds.app import create_app
 
 from .conftest import load_default_beats, make_settings, make_store
@@ -28,8 +36,9 @@ def inbox(smtp_server):  # noqa: F811 (the loopback SMTP server of test_alerts)
 
 
 def _setup(tmp_path, inbox, **overrides):
-    settings = make_settings(tmp_path, smtp_url=inbox.url, timezone="America/Los_Angeles",
-                             digest_time="07:00", digest_weekday="sunday", **overrides)
+    values = {"timezone": "America/Los_Angeles", "digest_time": "07:00",
+              "digest_weekday": "sunday", **overrides}
+    settings = make_settings(tmp_path, smtp_url=inbox.url, **values)
     store = make_store(settings)
     load_default_beats(store, now=datetime(2026, 1, 1))
     return store, settings
@@ -307,3 +316,81 @@ def test_admins_pause_and_resume_on_the_admin_page(admin, clerk, staff):  # noqa
     assert store.email_paused() is None
     assert "Pause all mail" in admin.get("/alerts/admin").get_data(as_text=True)
     assert [e["action"] for e in store.audit_log()][:2] == ["alerts.resume", "alerts.pause"]
+
+
+# ---- SIGKILL mid-send ---------------------------------------------------------------------------
+class _StallingInbox:
+    """An SMTP server that takes the message, then never answers DATA until released."""
+
+    def __init__(self):
+        self.received = threading.Event()
+        self.release = threading.Event()
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.messages.append(envelope.content)
+        self.received.set()
+        while not self.release.is_set():
+            await asyncio.sleep(0.05)
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def stalling_smtp():
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = _StallingInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    inbox.url = f"smtp://127.0.0.1:{port}"
+    yield inbox
+    inbox.release.set()
+    controller.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("frequency", ["instant", "daily"])
+def test_sigkill_mid_send_leaves_the_message_unknown_and_never_resends_it(
+        tmp_path, stalling_smtp, frequency):
+    inbox = stalling_smtp
+    now = datetime.now(UTC).replace(tzinfo=None)
+    local = now.replace(tzinfo=UTC).astimezone(ZoneInfo("America/Los_Angeles"))
+    send_time = (local - timedelta(minutes=5)).strftime("%H:%M")  # the digest is due now
+    store, settings = _setup(tmp_path, inbox, digest_time=send_time)
+    store.save_email_subscription(address=A, area_kind="beat", area_code="K3", categories=(),
+                                  frequency=frequency, now=now - timedelta(days=1))
+    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(hours=2))],
+            now - timedelta(minutes=30))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEATFEEDS_")}
+    env.update(BEATFEEDS_DATABASE_URL=settings.database_url,
+               BEATFEEDS_SECRET_KEY=settings.secret_key,
+               BEATFEEDS_INSTANCE_PATH=settings.instance_path,
+               BEATFEEDS_BASE_URL=settings.base_url, BEATFEEDS_SMTP_URL=inbox.url,
+               BEATFEEDS_TIMEZONE="America/Los_Angeles", BEATFEEDS_DIGEST_TIME=send_time)
+    proc = subprocess.Popen([sys.executable, "-c", "from beatfeeds.cli import main; main()",
+                             "jobs", "run", "send-alerts"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert inbox.received.wait(60), proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGKILL)  # the server has the message; we never hear back
+        proc.wait(10)
+    finally:
+        inbox.release.set()
+    assert proc.returncode == -signal.SIGKILL
+    (d,) = store.email_deliveries()
+    assert d.status == "sending"
+    # Within the lease nobody touches it; after it, the next run marks it unknown.
+    assert _run(store, settings, now + timedelta(minutes=1))["unknown"] == 0
+    later = now + outbound.LEASE + timedelta(minutes=1)
+    summary = _run(store, settings, later)
+    assert summary["unknown"] == 1 and summary["sent"] == 0
+    (d,) = store.email_deliveries()
+    assert d.status == "unknown" and "not resent" in d.error
+    if frequency == "daily":
+        assert store.email_digest(d.digest_id).status == "unknown"
+    for extra in (timedelta(hours=1), timedelta(days=1, minutes=1)):  # and never by itself
+        assert _run(store, settings, later + extra)["sent"] == 0
+    assert len(inbox.messages) == 1

@@ -394,12 +394,18 @@ class EmailStoreMixin:
             return [_delivery(r) for r in conn.execute(q)]
 
     def claim_email_digest(self, digest_id: int, now: datetime) -> bool:
-        """Mark a digest as being sent; False when another process took it first."""
-        g = t.email_digests.c
+        """Mark a digest (and its entries) as being sent; False when another process took it
+        first."""
+        g, d = t.email_digests.c, t.email_deliveries.c
         with self.engine.begin() as conn:
             n = conn.execute(update(t.email_digests).where(g.id == digest_id)
                              .where(g.status == "pending")
                              .values(status="sending", claimed_at=now, attempts=g.attempts + 1))
+            if n.rowcount == 1:
+                conn.execute(update(t.email_deliveries).where(d.digest_id == digest_id)
+                             .where(d.status != "cancelled")
+                             .values(status="sending", claimed_at=now,
+                                     attempts=d.attempts + 1))
         return n.rowcount == 1
 
     def finish_email_digest(self, digest_id: int, **values) -> None:
@@ -412,7 +418,8 @@ class EmailStoreMixin:
             if "status" in values:
                 conn.execute(update(t.email_deliveries).where(d.digest_id == digest_id)
                              .where(d.status != "cancelled").values(
-                                 status=values["status"], sent_at=values.get("sent_at")))
+                                 status=values["status"], sent_at=values.get("sent_at"),
+                                 error=values.get("error")))
 
     def cancel_email_digest_entry(self, delivery_id: int, error: str) -> None:
         with self.engine.begin() as conn:
