@@ -479,8 +479,11 @@ def assemble_digests(store, settings, now: datetime) -> int:
             if previous is not None and previous >= due:
                 continue  # this period's digest exists
             start = previous or min(s.created_at for s in group)
-            entries = store.entries_for_email_digest(set_id, sid, frequency, now=now,
-                                                     since=start)
+            # A backfill of old incidents is not news: as for instant alerts, an event must be
+            # recent (`outbox_max_age` hours) when its period begins.
+            entries = store.entries_for_email_digest(
+                set_id, sid, frequency, now=now, since=start,
+                oldest_event=start - timedelta(hours=settings.outbox_max_age))
             if store.create_email_digest(subscriber_id=sid, frequency=frequency,
                                          period_start=start, period_end=due,
                                          entries=entries, now=now) is not None:

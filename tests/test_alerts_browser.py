@@ -49,3 +49,34 @@ def test_resident_subscribes_confirms_receives_and_unsubscribes(tmp_path, smtp_s
         assert store.email_subscriptions() == []
     finally:
         server.stop()
+
+
+def test_admin_pauses_and_resumes_all_mail_in_the_browser(tmp_path, smtp_server,  # noqa: F811
+                                                          page):
+    from beatfeeds import accounts
+
+    from .conftest import NOW
+
+    _, store, settings = _app(tmp_path, smtp_url=smtp_server.url)
+    accounts.add_user(store, "admin@example.test", "admin", "a long enough password 1",
+                      actor="test", now=NOW)
+    app = create_app({"store": store, **settings.as_dict()})  # CSRF on, as in production
+    server = LiveServer(app)
+    try:
+        page.goto(server.url + "/alerts/admin")
+        page.get_by_label("Email").fill("admin@example.test")
+        page.get_by_label("Password").fill("a long enough password 1")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(server.url + "/alerts/admin")
+        page.get_by_role("button", name="Pause all mail").click()
+        banner = page.get_by_role("alert")
+        assert "All email is paused" in banner.inner_text()
+        assert "admin@example.test" in banner.inner_text()
+        assert alerts.paused_state(store)["by"] == "admin@example.test"
+        page.screenshot(path=str(tmp_path / "paused.png"), full_page=True)
+        page.get_by_role("button", name="Resume all mail").click()
+        page.get_by_role("button", name="Pause all mail").wait_for()
+        assert alerts.paused_state(store) is None
+        assert [e["action"] for e in store.audit_log()][:2] == ["alerts.resume", "alerts.pause"]
+    finally:
+        server.stop()

@@ -394,3 +394,18 @@ def test_sigkill_mid_send_leaves_the_message_unknown_and_never_resends_it(
     for extra in (timedelta(hours=1), timedelta(days=1, minutes=1)):  # and never by itself
         assert _run(store, settings, later + extra)["sent"] == 0
     assert len(inbox.messages) == 1
+
+
+def test_a_backfill_of_old_incidents_does_not_flood_digests(tmp_path, inbox):
+    store, settings = _setup(tmp_path, inbox)
+    t0 = datetime(2026, 3, 10, 18, 0)
+    store.save_email_subscription(address=A, area_kind="beat", area_code="K3",
+                                  categories=(), frequency="daily", now=t0)
+    t1 = t0 + timedelta(hours=3)
+    _import(store, settings, tmp_path, [
+        *[_row(settings, i, t0 - timedelta(days=30 + i)) for i in range(1, 6)],  # backfill
+        _row(settings, 9, t0 + timedelta(hours=1)),  # today's news
+    ], t1)
+    assert _run(store, settings, _utc(datetime(2026, 3, 11, 7, 0), settings))["sent"] == 1
+    (digest,) = _to(inbox, A)
+    assert len(_entry_uids(digest)) == 1 and "1 new entry" in digest["Subject"]

@@ -304,11 +304,13 @@ class EmailStoreMixin:
                                      .group_by(g.subscriber_id)).all())
 
     def entries_for_email_digest(self, set_id: int, subscriber_id: int, frequency: str, *,
-                                 now: datetime, since: datetime, limit: int = 2000
+                                 now: datetime, since: datetime,
+                                 oldest_event: datetime | None = None, limit: int = 2000
                                  ) -> list[tuple[str, datetime]]:
         """(uid, publish_at) of public entries matching any of the address's subscriptions
         of this frequency that became public since `since` (or since the subscription was
-        made, if later) and were never queued for the address (in an alert or a digest)."""
+        made, if later), whose event is not older than `oldest_event`, and that were never
+        queued for the address (in an alert or a digest)."""
         sub = t.email_subscriptions.c
         seen: dict[str, datetime] = {}
         with self.engine.connect() as conn:
@@ -317,7 +319,7 @@ class EmailStoreMixin:
                                   .where(sub.frequency == frequency)).all():
                 for uid, at in self._email_matches(
                         conn, set_id, s, now=now, since=max(since, s.created_at),
-                        oldest_event=None, urgent_only=False, limit=limit):
+                        oldest_event=oldest_event, urgent_only=False, limit=limit):
                     seen.setdefault(uid, at)
         return sorted(seen.items(), key=lambda x: (x[1], x[0]))
 
