@@ -248,6 +248,23 @@ def remove_subscription(store, settings, token: str, subscription_id: int) -> No
     store.delete_email_subscription(subscription_id)
 
 
+def change_frequency(store, settings, token: str, subscription_id: int,
+                     frequency: str) -> EmailSubscription:
+    """Switch one of the link's address's subscriptions between instant alerts and a daily or
+    weekly digest (the link proves the address, so no new confirmation is needed)."""
+    address = manage_address(settings, token)
+    sub = next((s for s in store.email_subscriptions(address) if s.id == subscription_id),
+               None)
+    if sub is None:
+        raise NotFound("No such subscription.")
+    if frequency not in FREQUENCIES:
+        raise InvalidInput(f"Choose one of: {', '.join(FREQUENCIES)}.")
+    store.save_email_subscription(address=address, area_kind=sub.area_kind,
+                                  area_code=sub.area_code, categories=sub.categories,
+                                  frequency=frequency, now=sub.created_at)
+    return store.email_subscription(sub.id)
+
+
 def delete_everything(store, settings, token: str) -> None:
     """Erase the address, its subscriptions and what was sent to it."""
     store.delete_email_subscriber(manage_address(settings, token))
@@ -478,7 +495,11 @@ def assemble_digests(store, settings, now: datetime) -> int:
             previous = last.get(sid)
             if previous is not None and previous >= due:
                 continue  # this period's digest exists
-            start = previous or min(s.created_at for s in group)
+            # The first digest covers the time since subscribing, at most one period back
+            # (a subscription switched from instant alerts does not dig up the past).
+            start = previous or max(min(s.created_at for s in group),
+                                    scheduled_send(settings, frequency,
+                                                   due - timedelta(seconds=1)))
             # A backfill of old incidents is not news: as for instant alerts, an event must be
             # recent (`outbox_max_age` hours) when its period begins.
             entries = store.entries_for_email_digest(

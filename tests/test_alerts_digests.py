@@ -137,7 +137,8 @@ def test_digest_settings_are_checked_and_shown_in_the_confirmation(tmp_path, inb
                       **settings.as_dict()})
     client = app.test_client()
     page = client.get("/beats/K3").get_data(as_text=True)
-    assert 'name="frequency" value="weekly"' in page and "07:00" in page
+    assert 'name="frequency" value="weekly"' in page
+    assert "A weekly digest on Sundays at 07:00 (America/Los_Angeles time)" in page
     r = client.post("/alerts/subscribe", data={"address": A, "area_kind": "beat",
                                                "area_code": "K3", "frequency": "weekly"})
     assert r.status_code == 200
@@ -409,3 +410,35 @@ def test_a_backfill_of_old_incidents_does_not_flood_digests(tmp_path, inbox):
     assert _run(store, settings, _utc(datetime(2026, 3, 11, 7, 0), settings))["sent"] == 1
     (digest,) = _to(inbox, A)
     assert len(_entry_uids(digest)) == 1 and "1 new entry" in digest["Subject"]
+
+
+def test_the_manage_link_switches_between_instant_alerts_and_digests(tmp_path, inbox):
+    store, settings = _setup(tmp_path, inbox)
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
+                      **settings.as_dict()})
+    client = app.test_client()
+    t0 = datetime(2026, 3, 1, 18, 0)
+    sub_id = store.save_email_subscription(address=A, area_kind="beat", area_code="K3",
+                                           categories=(), frequency="instant", now=t0)
+    theirs = store.save_email_subscription(address=W, area_kind="beat", area_code="K3",
+                                           categories=(), frequency="instant", now=t0)
+    path = f"/alerts/manage/{alerts.manage_token(settings, A)}"
+    page = client.get(path).get_data(as_text=True)
+    assert 'name="frequency"' in page and "Sundays at 07:00" in page
+    assert client.post(f"{path}/frequency/{sub_id}",
+                       data={"frequency": "daily"}).status_code == 303
+    assert store.email_subscription(sub_id).frequency == "daily"
+    assert "a daily digest at 07:00" in client.get(path).get_data(as_text=True)
+    assert client.post(f"{path}/frequency/{sub_id}",
+                       data={"frequency": "hourly"}).status_code == 400
+    assert client.post(f"{path}/frequency/{theirs}",
+                       data={"frequency": "daily"}).status_code == 404
+    assert store.email_subscription(theirs).frequency == "instant"
+    # The first digest after the switch covers one day, not the time since subscribing.
+    t1 = datetime(2026, 3, 10, 18, 0)
+    _import(store, settings, tmp_path, [_row(settings, 1, t0 + timedelta(days=2)),
+                                        _row(settings, 2, t1 + timedelta(hours=1))],
+            t1 + timedelta(hours=1))
+    assert _run(store, settings, _utc(datetime(2026, 3, 11, 7, 0), settings))["sent"] == 2
+    (digest,) = _to(inbox, A)
+    assert len(_entry_uids(digest)) == 1

@@ -305,7 +305,7 @@ class EmailStoreMixin:
 
     def entries_for_email_digest(self, set_id: int, subscriber_id: int, frequency: str, *,
                                  now: datetime, since: datetime,
-                                 oldest_event: datetime | None = None, limit: int = 2000
+                                 oldest_event: datetime | None = None, limit: int = 10000
                                  ) -> list[tuple[str, datetime]]:
         """(uid, publish_at) of public entries matching any of the address's subscriptions
         of this frequency that became public since `since` (or since the subscription was

@@ -73,6 +73,13 @@ def remove(token, subscription_id):
     return redirect(url_for(".manage", token=token), 303)
 
 
+@bp.post("/manage/<token>/frequency/<int:subscription_id>")
+def change_frequency(token, subscription_id):
+    alerts.change_frequency(store(), settings(), token, subscription_id,
+                            request.form.get("frequency", ""))
+    return redirect(url_for(".manage", token=token), 303)
+
+
 @bp.post("/manage/<token>/delete")
 def delete_everything(token):
     alerts.delete_everything(store(), settings(), token)
@@ -95,13 +102,17 @@ def unsubscribe(token):
         f"You will receive no more email alerts for {what}."))
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]  # str.capitalize() would lower-case "Sundays"
+
+
 def template_globals(settings) -> dict:
     """What the sign-up form on area pages needs (app-wide template globals)."""
     from ..categories import CATEGORIES
 
     suppressed = set(settings.suppressed_categories)
     return {"email_alerts": mail.enabled(settings), "alert_frequencies": {
-                k: alerts.schedule(settings, k).capitalize() for k in alerts.FREQUENCIES},
+                k: _sentence(alerts.schedule(settings, k)) for k in alerts.FREQUENCIES},
             "alert_categories": [(s, label) for s, label in CATEGORIES.items()
                                  if s not in suppressed]}
 
