@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from datetime import datetime, timedelta
@@ -16,8 +17,13 @@ ROLES = ("records", "admin")
 MIN_PASSWORD = 12
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _hasher = PasswordHasher()
-# Verifying against this keeps the time of a wrong email close to that of a wrong password.
-_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps the time of a wrong email close to that of a wrong
+    password. Made on first use: hashing at import would slow every CLI command down."""
+    return _hasher.hash("not a real password, only for timing")
 
 
 def normalise_email(email: str) -> str:
@@ -85,7 +91,7 @@ def authenticate(store, settings, email: str, password: str, *, remote_addr: str
         raise TooManyAttempts()
     user = store.user_by_email(email) if email else None
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password or "")
         ok = user is not None and not user.disabled
     except (VerificationError, InvalidHashError):
         ok = False

@@ -406,6 +406,15 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def _estimate_rows(path: Path) -> int:
+    """Rows in a file, from the line length of its first MiB (enough to choose a strategy)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(2**20)
+    lines = head.count(b"\n") or head.count(b"\r")
+    return int(size * lines / len(head)) if head and lines else 0
+
+
 def _mapped_columns(mapping: ColumnMapping) -> list[str]:
     cols = [*mapping.columns.values(), *mapping.classification_columns,
             *mapping.key_fallback_columns]
@@ -461,7 +470,8 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
                    indexes=indexes, primary=primary, settings=settings, run_id=run_id, now=now,
                    ncls=len(mapping.classification_columns),
                    had_incidents=store.source_has_incidents(conn, mapping.source),
-                   writer=_Writer())
+                   writer=_Writer(), next_id=store.first_free_incident_id(conn))
+        deferred = store.defer_incident_indexes(conn, _estimate_rows(path))
         processed = 0
         try:
             for raw in columnar.iter_raw_frames(path, encoding=encoding, delimiter=delimiter,
@@ -478,6 +488,8 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
             run.writer.wait()
         finally:
             run.writer.shutdown()  # never leave a write running on the connection
+        if deferred:
+            store.rebuild_incident_indexes(conn)
         report.rejections.sort(key=lambda r: r.line)
         # Every row read ends in exactly one of these; unreadable lines are rejections too.
         counters["rejected"] = len(report.rejections)
@@ -536,6 +548,7 @@ class _Run:
     ncls: int
     had_incidents: bool  # False: only keys seen earlier in this run can already be stored
     writer: _Writer
+    next_id: int | None  # the next new incident's id, where the run numbers them itself
     seen: _Seen = field(default_factory=lambda: _Seen())
 
 
@@ -585,7 +598,10 @@ def _row_hashes(valid, ncls: int) -> list[bytes]:
         return np.where(np.isnat(values.to_numpy()), "", text).tolist()
 
     def num(values) -> list[str]:
-        return ["None" if v != v else repr(v) for v in values.tolist()]
+        out = list(map(repr, values.tolist()))
+        for i in np.flatnonzero(np.isnan(values.to_numpy())).tolist():
+            out[i] = "None"
+        return out
 
     parts = [valid["external_id"].tolist(), iso(valid["occurred_at"]),
              iso(valid["reported_at"]), valid["category_text"].tolist(),
@@ -594,7 +610,7 @@ def _row_hashes(valid, ncls: int) -> list[bytes]:
              ["True" if v else "False" for v in valid["sensitive"].tolist()],
              *(valid[f"cls{k}"].tolist() for k in range(ncls))]
     sha = hashlib.sha256
-    return [sha("\x1f".join(p).encode()).digest() for p in zip(*parts, strict=True)]
+    return [sha(b).digest() for b in map(str.encode, map("\x1f".join, zip(*parts, strict=True)))]
 
 
 def _policy(batch, located: np.ndarray, ncls: int, source: str, suppressed) -> tuple:
@@ -691,7 +707,7 @@ def _store_frame(run: _Run, valid) -> None:
     sha = hashlib.sha256  # entry_uid, inlined: it runs for every new row
     if len(new):
         nkeys = [bkeys[i] for i in new]
-        run.writer.submit(run.store.insert_incident_columns, run.conn, {
+        columns = {
             "uid": [sha(f"{run.source}\x1f{k}".encode()).hexdigest()[:20] for k in nkeys],
             "source": run.source, "external_id": nkeys,
             "reported_at": reported[new], "occurred_at": occurred[new],
@@ -705,7 +721,17 @@ def _store_frame(run: _Run, valid) -> None:
             "suppressed_reason": suppressed_reason[new], "row_hash": [hashes[i] for i in new],
             "created_at": run.now, "updated_at": run.now, "publish_at": publish_at[new],
             "first_run_id": run.run_id, "last_run_id": run.run_id,
-        }, beats={s: codes[new] for s, codes in beats.items()})
+        }
+        new_beats = {s: codes[new] for s, codes in beats.items()}
+        if run.next_id is None:  # the database numbers them, on the writer's turn
+            run.writer.submit(run.store.insert_incident_columns, run.conn, columns,
+                              beats=new_beats)
+        else:  # converted here, while the writer still writes the previous chunk
+            prepared = run.store.prepare_incident_columns(run.conn, columns, beats=new_beats,
+                                                          ids=range(run.next_id,
+                                                                    run.next_id + len(new)))
+            run.next_id += len(new)
+            run.writer.submit(run.store.insert_prepared_incidents, run.conn, prepared)
     if changed:
         run.writer.wait()
         rows = [_incident_row(batch, i, run, category[i], block_address[i],

@@ -86,7 +86,7 @@ def test_a_crash_mid_import_leaves_the_database_as_it_was(tmp_path, beats_store,
                                                           monkeypatch):
     path = write_csv(tmp_path / "c.csv", [good(i) for i in range(10)])
     calls = {"n": 0}
-    real = beats_store.insert_incident_columns
+    real = beats_store.insert_prepared_incidents
 
     def failing(*a, **kw):
         calls["n"] += 1
@@ -94,12 +94,12 @@ def test_a_crash_mid_import_leaves_the_database_as_it_was(tmp_path, beats_store,
             raise RuntimeError("disk on fire")
         return real(*a, **kw)
 
-    monkeypatch.setattr(beats_store, "insert_incident_columns", failing)
+    monkeypatch.setattr(beats_store, "insert_prepared_incidents", failing)
     with pytest.raises(RuntimeError):
         run(beats_store, settings, path, chunk_rows=3)
     assert beats_store.incident_count() == 0
     assert beats_store.list_import_runs() == []
-    monkeypatch.setattr(beats_store, "insert_incident_columns", real)
+    monkeypatch.setattr(beats_store, "insert_prepared_incidents", real)
     assert run(beats_store, settings, path, chunk_rows=3).counters["new"] == 10
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
     Engine,
+    Index,
     String,
     and_,
     bindparam,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -54,6 +57,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _IMPORT_CACHE_KIB = 256 * 1024  # SQLite page cache while an import runs
+_BULK_LOAD_ROWS = 100_000  # from this size on, an import into a smaller table defers indexes
 _KEY_BATCH = 500  # keys per IN (...) query, well under every backend's parameter limit
 
 
@@ -382,21 +386,69 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         (datetime64 with NaT, float with NaN for NULL) or one value for every row.
         """
         n = max((len(v) for v in columns.values() if _is_column(v)), default=0)
-        if not n:
-            return
-        ids = self._new_incident_ids(conn, n)
-        names = list(columns)
-        values = [self._bind_column(conn, name, v, n) for name, v in columns.items()]
+        if n:
+            self.insert_prepared_incidents(conn, self.prepare_incident_columns(
+                conn, columns, beats=beats, ids=self._new_incident_ids(conn, n)))
+
+    def first_free_incident_id(self, conn: Connection) -> int | None:
+        """The id a run's first new incident gets, when the run can number its rows itself:
+        on SQLite its transaction holds the write lock, so ids from max(id) + 1 on stay free
+        until it ends. None on PostgreSQL, whose sequence hands ids out."""
+        if conn.dialect.name != "sqlite":
+            return None
+        return conn.execute(select(func.coalesce(func.max(t.incidents.c.id), 0))).scalar_one() + 1
+
+    def prepare_incident_columns(self, conn: Connection, columns: dict[str, object], *,
+                                 beats: dict[int, Sequence[str | None]],
+                                 ids: Sequence[int]) -> PreparedIncidents:
+        """The driver-ready statements and rows for `insert_incident_columns`, with these
+        ids. Runs no SQL, so an import prepares a chunk while the previous one is being
+        written."""
+        n = len(ids)
         mark = _placeholder(conn)
-        conn.exec_driver_sql(
-            f"INSERT INTO incidents (id, {', '.join(names)}) "
-            f"VALUES ({', '.join([mark] * (len(names) + 1))})", list(zip(ids, *values, strict=True)))
+        names, marks, values = ["id"], [mark], [ids]
+        for name, v in columns.items():
+            names.append(name)
+            if _is_column(v):
+                marks.append(mark)
+                values.append(self._bind_column(conn, name, v, n))
+            else:  # one value for every row: written into the statement, not bound n times
+                marks.append(literal(v, t.incidents.c[name].type).compile(
+                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}).string)
         beat_rows = [(i, set_id, code) for set_id, codes in beats.items()
                      for i, code in zip(ids, codes, strict=True)]
-        if beat_rows:
-            conn.exec_driver_sql(
-                f"INSERT INTO incident_beats (incident_id, beat_set_id, beat_code) "
-                f"VALUES ({mark}, {mark}, {mark})", beat_rows)
+        return PreparedIncidents(
+            f"INSERT INTO incidents ({', '.join(names)}) VALUES ({', '.join(marks)})",
+            list(zip(*values, strict=True)),
+            f"INSERT INTO incident_beats (incident_id, beat_set_id, beat_code) "
+            f"VALUES ({mark}, {mark}, {mark})", beat_rows)
+
+    def insert_prepared_incidents(self, conn: Connection, prepared: PreparedIncidents) -> None:
+        if prepared.rows:
+            conn.exec_driver_sql(prepared.sql, prepared.rows)
+        if prepared.beat_rows:
+            conn.exec_driver_sql(prepared.beat_sql, prepared.beat_rows)
+
+    def defer_incident_indexes(self, conn: Connection, expected_rows: int) -> bool:
+        """Before a bulk load on SQLite, drop the secondary indexes it would otherwise update
+        row by row in random order; `rebuild_incident_indexes` builds them again, by sorting,
+        in the same transaction, so no other connection ever sees them missing and a run
+        that fails or is killed leaves them as they were. Only when the load is at least as
+        big as the table: rebuilding covers the rows already stored too."""
+        if conn.dialect.name != "sqlite" or expected_rows < _BULK_LOAD_ROWS:
+            return False
+        stored = conn.execute(select(func.coalesce(func.max(t.incidents.c.id), 0))).scalar_one()
+        if expected_rows < stored:
+            return False
+        for index in _deferrable_indexes():
+            index.drop(conn)
+        return True
+
+    def rebuild_incident_indexes(self, conn: Connection) -> None:
+        conn.exec_driver_sql("PRAGMA threads=2")  # sort with a helper thread
+        for index in _deferrable_indexes():
+            index.create(conn)
+        conn.exec_driver_sql("PRAGMA threads=0")
 
     def _new_incident_ids(self, conn: Connection, n: int) -> list[int]:
         if conn.dialect.name == "postgresql":
@@ -628,6 +680,25 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(
                 select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit))]
+
+
+@dataclass(frozen=True)
+class PreparedIncidents:
+    """A chunk of new incidents as the driver takes it (see prepare_incident_columns)."""
+
+    sql: str
+    rows: list[tuple]
+    beat_sql: str
+    beat_rows: list[tuple]
+
+
+def _deferrable_indexes() -> list[Index]:
+    """Indexes a bulk load may drop and rebuild (not the unique ones: they guard identity)."""
+    # Not ix_incident_beats_set_code: new rows go to the end of each beat's range, cheaply.
+    names = ("ix_incidents_event_time", "ix_incidents_publish_at")
+    found = [i for i in t.incidents.indexes if i.name in names]
+    assert len(found) == len(names)
+    return found
 
 
 def _is_column(v) -> bool:
