@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import imports
-from .errors import BeatfeedsError, Conflict, InvalidInput, UnusableFile, UploadTooLarge
+from .errors import (
+    BeatfeedsError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    UnusableFile,
+    UploadTooLarge,
+)
 from .models import SavedPreset, StaffIncident, Upload
 from .presets import FIELDS, PRESETS, detect_preset
 
@@ -188,6 +195,56 @@ def save_preset(store, name: str, source: str, columns: dict[str, str], *, actor
     store.audit(actor, "presets.save", f"preset:{name}", {"columns": columns, "source": source},
                 now=now)
     return store.saved_preset(name)
+
+
+@dataclass
+class PresetUse:
+    """A saved preset and the scheduled sources that name it."""
+
+    preset: SavedPreset
+    sources: list[str]
+
+
+def list_presets(store) -> list[PresetUse]:
+    """Saved presets, by name, each with the scheduled sources that use it."""
+    used: dict[str, list[str]] = {}
+    for s in store.list_sources():
+        if s.preset:
+            used.setdefault(s.preset, []).append(s.name)
+    return [PresetUse(p, used.get(p.name, [])) for p in store.saved_presets()]
+
+
+def preset_use(store, name: str) -> PresetUse:
+    """One saved preset with the scheduled sources that use it (NotFound if none)."""
+    use = next((u for u in list_presets(store) if u.preset.name == name), None)
+    if use is None:
+        raise NotFound(f"No saved preset {name!r}.")
+    return use
+
+
+def delete_preset(store, name: str, *, actor: str, now: datetime) -> SavedPreset:
+    """Delete a saved preset, audited; refused while a scheduled source uses it.
+
+    Files already queued with it keep their own copy of the columns.
+    """
+    name = (name or "").strip().lower()
+    if name in PRESETS:
+        raise InvalidInput(f"{name!r} is a built-in preset; it cannot be deleted.")
+    preset = store.saved_preset(name)
+    if preset is None:
+        raise NotFound(f"No saved preset {name!r}.")
+    users = [s.name for s in store.list_sources() if s.preset == name]
+    if users:
+        which = ", ".join(users)
+        raise Conflict(f"The preset {name!r} cannot be deleted: the scheduled source"
+                       f"{'s' if len(users) > 1 else ''} {which} "
+                       f"{'use' if len(users) > 1 else 'uses'} it. Remove the source first "
+                       f"(beatfeeds sources remove {users[0]}).")
+    store.delete_saved_preset(name)
+    store.audit(actor, "presets.delete", f"preset:{name}",
+                {"columns": preset.columns, "source": preset.source}, now=now)
+    log.info("saved preset %s deleted by %s", name, actor)
+    return preset
 
 
 # ---- preview, progress -------------------------------------------------------------------

@@ -116,6 +116,33 @@ def cancel(upload_id):
     return redirect(url_for(".upload_page", upload_id=upload_id))
 
 
+@bp.get("/presets")
+@staff_required()
+def presets_page():
+    return render_template("records_presets.html", uses=records.list_presets(store()),
+                           builtin=list(PRESETS))
+
+
+@bp.get("/presets/<name>/delete")
+@staff_required()
+def confirm_delete_preset(name):
+    return render_template("records_preset_delete.html",
+                           use=records.preset_use(store(), name))
+
+
+@bp.post("/presets/<name>/delete")
+@staff_required()
+def delete_preset(name):
+    try:
+        records.delete_preset(store(), name, actor=g.user.email, now=utcnow())
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"The saved preset {name} was deleted. Files with its layout will ask for a "
+              "column mapping again.")
+    return redirect(url_for(".presets_page"))
+
+
 @bp.get("/imports/runs/<int:run_id>/rejected.csv")
 @staff_required()
 def rejected_csv(run_id):
