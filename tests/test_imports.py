@@ -103,6 +103,48 @@ def test_a_crash_mid_import_leaves_the_database_as_it_was(tmp_path, beats_store,
     assert run(beats_store, settings, path, chunk_rows=3).counters["new"] == 10
 
 
+def test_a_new_sqlite_database_gets_16_kib_pages_and_keeps_them(tmp_path):
+    from beatfeeds.storage import SQLStore
+
+    store = SQLStore.from_url(f"sqlite:///{tmp_path / 'new.sqlite3'}")
+    store.upgrade()
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 16384
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    old = tmp_path / "old.sqlite3"  # made with 4 KiB pages by something else: kept as it is
+    import sqlite3
+
+    sqlite3.connect(old).execute("CREATE TABLE t (x)").connection.close()
+    store = SQLStore.from_url(f"sqlite:///{old}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+
+
+def test_a_bulk_load_defers_the_time_indexes_and_rebuilds_them(tmp_path, beats_store,
+                                                               settings, monkeypatch):
+    import beatfeeds.storage as storage
+
+    monkeypatch.setattr(storage, "_BULK_LOAD_ROWS", 5)
+    calls = []
+    real = beats_store.rebuild_incident_indexes
+    monkeypatch.setattr(beats_store, "rebuild_incident_indexes",
+                        lambda conn: (calls.append(1), real(conn)))
+    report = run(beats_store, settings, write_csv(tmp_path / "b.csv", [good(i) for i in range(20)]),
+                 chunk_rows=3)
+    assert report.counters["new"] == 20 and calls == [1]
+    with beats_store.engine.connect() as conn:
+        names = {r[0] for r in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'incidents'")}
+        plan = " ".join(r[-1] for r in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM incidents WHERE publish_at > '2020'"))
+    assert {"ix_incidents_event_time", "ix_incidents_publish_at"} <= names
+    assert "ix_incidents_publish_at" in plan
+    # a smaller file into a bigger table keeps its indexes live
+    calls.clear()
+    run(beats_store, settings, write_csv(tmp_path / "s.csv", [good(i) for i in range(100, 106)]))
+    assert calls == []
+
+
 def test_dry_run_counts_but_changes_nothing(tmp_path, beats_store, settings):
     report = run(beats_store, settings, write_csv(tmp_path / "d.csv", [good(1)]), dry_run=True)
     assert report.counters["new"] == 1

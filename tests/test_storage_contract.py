@@ -153,6 +153,18 @@ def test_upgrade_reaches_head_and_is_idempotent(bare):
     assert bare.ping()
 
 
+def test_head_revision_is_the_one_alembic_finds(bare):
+    # head_revision reads the migration files itself (Alembic is slow to import).
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from beatfeeds.storage import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert bare.head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
 def test_migrated_schema_matches_the_table_definitions(db):
     with db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
