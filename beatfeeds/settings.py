@@ -68,6 +68,8 @@ SETTINGS: list[Setting] = [
     Setting("max_upload_mb", 200, "Largest incident file, in megabytes, that staff may upload "
             "on /records/imports; a bigger upload is refused (413) before it is stored.",
             kind=int),
+    Setting("source_max_mb", 500, "Largest file, in megabytes, that a scheduled URL source may "
+            "download; a bigger one is abandoned and recorded as a failed poll.", kind=int),
     Setting("log_level", "INFO", "Python logging level."),
     Setting("trusted_proxies", 0, "Number of reverse proxies in front of the app whose "
             "X-Forwarded-For/-Proto/-Host headers are trusted (0 = none).", kind=int),
@@ -278,6 +280,8 @@ def load_settings(overrides: dict[str, Any] | None = None,
         raise ConfigurationError("publication_delay must be 0 or more minutes")
     if values["max_upload_mb"] < 1:
         raise ConfigurationError("max_upload_mb must be at least 1")
+    if values["source_max_mb"] < 1:
+        raise ConfigurationError("source_max_mb must be at least 1")
     if values["feed_max_entries"] < 1:
         raise ConfigurationError("feed_max_entries must be at least 1")
     if "," not in values["tag_authority"]:

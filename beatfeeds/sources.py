@@ -7,10 +7,10 @@ recorded and shown on /records/imports.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import re
-import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import __version__, records
-from .errors import BeatfeedsError, InvalidInput
+from .errors import BeatfeedsError, InvalidInput, UploadTooLarge
 from .models import ImportSource, Upload
 from .presets import PRESETS
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 DONE, FAILED = "done", "failed"  # subfolders of a watched folder
 FETCH_TIMEOUT = 60  # seconds without data before a download is abandoned
+_CHUNK = 1024 * 1024
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 _SKIP_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
 
@@ -163,8 +164,7 @@ def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResul
     try:
         with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as resp:
             etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".fetch-", delete=False) as tmp:
-                shutil.copyfileobj(resp, tmp, 1024 * 1024)
+            tmp_path = _download(resp, folder, settings.source_max_mb, _host(source.location))
     except urllib.error.HTTPError as exc:
         if exc.code == 304:
             store.record_poll(source.id, status="unchanged", now=now)
@@ -172,12 +172,15 @@ def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResul
         error = f"HTTP {exc.code} {exc.reason} from {_host(source.location)}"
         store.record_poll(source.id, status="failed", now=now, error=error)
         return PollResult(source.name, "failed", error=error)
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        reason = getattr(exc, "reason", exc)
+    except UploadTooLarge as exc:
+        store.record_poll(source.id, status="failed", now=now, error=exc.message)
+        return PollResult(source.name, "failed", error=exc.message)
+    except (urllib.error.URLError, TimeoutError, ConnectionError,
+            http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or exc
         error = f"cannot fetch from {_host(source.location)}: {reason}"
         store.record_poll(source.id, status="failed", now=now, error=error)
         return PollResult(source.name, "failed", error=error)
-    tmp_path = Path(tmp.name)
     try:
         sha = _sha256(tmp_path)
         filename = f"{source.name}-{now:%Y%m%dT%H%M%S}.csv"
@@ -193,6 +196,44 @@ def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResul
     finally:
         tmp_path.unlink(missing_ok=True)
     return _import(store, settings, source, upload, now, etag=etag, last_modified=modified)
+
+
+def _download(resp, folder: Path, max_mb: int, host: str) -> Path:
+    """Stream a response into a temporary file in `folder`, at most `max_mb` megabytes.
+
+    A bigger announced Content-Length is refused before reading; a body that grows past the
+    limit is abandoned (UploadTooLarge); a body shorter than announced is a ConnectionError.
+    No partial file is left behind.
+    """
+    limit = max_mb * 1024 * 1024
+    announced = (resp.headers.get("Content-Length") or "").strip()
+    if announced.isdigit() and int(announced) > limit:
+        raise UploadTooLarge(f"The file at {host} is {_mb(int(announced))} MB, more than the "
+                             f"{max_mb} MB a source may download (BEATFEEDS_SOURCE_MAX_MB); "
+                             "nothing was downloaded or imported.")
+    tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=".fetch-", delete=False)
+    try:
+        with tmp:
+            size = 0
+            while chunk := resp.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(f"The file at {host} grew past the {max_mb} MB a "
+                                         "source may download (BEATFEEDS_SOURCE_MAX_MB); the "
+                                         "download was stopped and nothing was imported.")
+                tmp.write(chunk)
+        # http.client does not notice a body cut short when it is read in chunks.
+        if announced.isdigit() and size != int(announced):
+            raise ConnectionError(f"the connection closed after {size:,} of the "
+                                  f"{int(announced):,} bytes announced")
+    except BaseException:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
+    return Path(tmp.name)
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):,.1f}".removesuffix(".0")
 
 
 def _import(store, settings, source: ImportSource, upload: Upload, now: datetime,

@@ -14,7 +14,9 @@ import pytest
 
 from beatfeeds import jobs, sources
 from beatfeeds.cli import main
+from beatfeeds.errors import ConfigurationError
 
+from .conftest import make_settings
 from .test_records import (  # noqa: F401  (clerk and clerk_hash are fixtures)
     clerk,
     clerk_hash,
@@ -113,6 +115,7 @@ class Feed:
         self.body = b""
         self.etag = None
         self.status = 200
+        self.lie = 0  # bytes announced in Content-Length but never sent
         self.requests: list[dict] = []
 
 
@@ -132,7 +135,7 @@ def socrata(tmp_path):
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/csv")
-            self.send_header("Content-Length", str(len(feed.body)))
+            self.send_header("Content-Length", str(len(feed.body) + feed.lie))
             if feed.etag:
                 self.send_header("ETag", feed.etag)
             self.end_headers()
@@ -268,3 +271,85 @@ def test_sources_are_added_listed_polled_and_removed_from_the_cli(runner, tmp_pa
     assert invoke(runner, "sources", "list").output == ""
     r = invoke(runner, "sources", "remove", "drop")
     assert r.exit_code == 1 and "No source named" in r.output
+
+
+# ---- the download limit (BEATFEEDS_SOURCE_MAX_MB) ------------------------------------------
+def big_export(tmp_path) -> bytes:
+    """A valid spd-911 export of about 1.4 MB: refused for its size, not its content."""
+    body = export(tmp_path / "big.csv", range(1, 9001)).read_bytes()
+    assert len(body) > 1024 * 1024
+    return body
+
+
+def assert_nothing_kept(store, settings):
+    uploads = Path(settings.instance_path) / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+    assert store.incident_count() == 0 and store.list_uploads() == []
+    assert store.list_import_runs() == []
+
+
+def test_a_download_announced_over_the_limit_is_refused_and_recorded(beats_store, tmp_path,
+                                                                     httpserver, clerk):  # noqa: F811
+    from werkzeug import Response
+
+    settings = make_settings(tmp_path, source_max_mb=1)
+    body = big_export(tmp_path)
+    httpserver.expect_request("/big.csv").respond_with_response(
+        Response(body, content_type="text/csv"))
+    sources.add_source(beats_store, "huge", url=httpserver.url_for("/big.csv"),
+                       preset="spd-911", actor="test", now=utcnow())
+    assert sources.poll_sources(beats_store, settings, utcnow()) == {
+        "imported": 0, "unchanged": 0, "failed": 1, "polled": 1}
+    s = beats_store.get_source("huge")
+    assert s.last_status == "failed"
+    assert "1.4 MB, more than the 1 MB" in s.last_error
+    assert "BEATFEEDS_SOURCE_MAX_MB" in s.last_error
+    assert_nothing_kept(beats_store, settings)
+    page = clerk.get("/records/imports").get_data(as_text=True)
+    assert "BEATFEEDS_SOURCE_MAX_MB" in page
+
+    # Under the default limit the same file imports.
+    later = utcnow() + timedelta(minutes=20)
+    assert sources.poll_sources(beats_store, make_settings(tmp_path), later)["imported"] == 1
+    assert beats_store.incident_count() == 9000
+
+
+def test_a_download_without_a_length_is_stopped_once_it_passes_the_limit(beats_store,
+                                                                         tmp_path, httpserver):
+    from werkzeug import Response
+
+    settings = make_settings(tmp_path, source_max_mb=1)
+    body = big_export(tmp_path)
+
+    def stream(request):
+        def chunks():
+            for i in range(0, len(body), 64 * 1024):
+                yield body[i:i + 64 * 1024]
+        return Response(chunks(), content_type="text/csv")  # no Content-Length
+
+    httpserver.expect_request("/stream.csv").respond_with_handler(stream)
+    sources.add_source(beats_store, "endless", url=httpserver.url_for("/stream.csv"),
+                       preset="spd-911", actor="test", now=utcnow())
+    results = sources.poll_source(beats_store, settings, beats_store.get_source("endless"),
+                                  utcnow())
+    assert [r.status for r in results] == ["failed"]
+    assert "grew past the 1 MB" in results[0].error
+    assert "download was stopped" in beats_store.get_source("endless").last_error
+    assert_nothing_kept(beats_store, settings)
+
+
+def test_a_download_cut_short_is_a_recorded_failure_without_a_partial_file(beats_store,
+                                                                           settings, socrata):
+    socrata.body = b"CAD CDW ID,Event Clearance Date\n1,"
+    sources.add_source(beats_store, "cut", url=socrata.url, actor="test", now=utcnow())
+    socrata.lie = 1000  # the server announces more than it sends, then closes the connection
+    assert sources.poll_sources(beats_store, settings, utcnow())["failed"] == 1
+    error = beats_store.get_source("cut").last_error
+    assert error.startswith("cannot fetch from 127.0.0.1")
+    assert "closed after 34 of the 1,034 bytes announced" in error
+    assert_nothing_kept(beats_store, settings)
+
+
+def test_the_source_limit_is_at_least_one_megabyte(tmp_path):
+    with pytest.raises(ConfigurationError, match="source_max_mb"):
+        make_settings(tmp_path, source_max_mb=0)
