@@ -97,6 +97,15 @@ def prune_login_attempts(store, settings, now: datetime) -> dict:
     return {"removed": removed}
 
 
+def prune_uploads(store, settings, now: datetime) -> dict:
+    """Delete stored files of uploads finished more than BEATFEEDS_UPLOAD_RETENTION_DAYS ago."""
+    from . import records
+
+    summary = records.prune_upload_files(store, settings, now)
+    log.info("prune-uploads: %s", summary)
+    return summary
+
+
 def send_outbox(store, settings, now: datetime) -> dict:
     """Post entries that became public to the areas' outbound accounts (the outbox)."""
     from . import outbound
@@ -131,6 +140,7 @@ JOBS: dict[str, Job] = {
         Job("ping-websub-hub", ping_websub_hub, 60, ping_websub_hub.__doc__.splitlines()[0]),
         Job("prune-login-attempts", prune_login_attempts, 3600,
             prune_login_attempts.__doc__.splitlines()[0]),
+        Job("prune-uploads", prune_uploads, 3600, prune_uploads.__doc__.splitlines()[0]),
         Job("send-outbox", send_outbox, 30, send_outbox.__doc__.splitlines()[0]),
         Job("retract-posts", retract_posts, 60, retract_posts.__doc__.splitlines()[0]),
         Job("send-alerts", send_alerts, 60, send_alerts.__doc__.splitlines()[0]),

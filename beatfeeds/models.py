@@ -186,6 +186,11 @@ class Upload:
     import_source_id: int | None = None
     error: str | None = None
 
+    @property
+    def file_removed(self) -> bool:
+        """The stored file was deleted after the retention period (the row stays)."""
+        return not self.stored_path
+
 
 @dataclass
 class SavedPreset:

@@ -152,6 +152,8 @@ def upload_options(upload: Upload) -> imports.ImportOptions:
 
 
 def upload_header(upload: Upload) -> list[str]:
+    if upload.file_removed:
+        return []
     try:
         return imports.read_header(Path(upload.stored_path))
     except (OSError, UnusableFile):
@@ -346,6 +348,44 @@ def process_queue(store, settings, now: datetime, *, limit: int = 20,
         else:
             failed += 1
     return {"imported": done, "failed": failed, "requeued": requeued}
+
+
+# ---- retention -----------------------------------------------------------------------------
+def prune_upload_files(store, settings, now: datetime) -> dict:
+    """Delete the stored files of uploads that finished (or failed, or were cancelled) more
+    than `upload_retention_days` ago; their history rows stay, marked `file removed`.
+
+    Waiting and running uploads are never touched, nor a file that a newer upload of the same
+    content still uses. 0 days keeps every file.
+    """
+    days = settings.upload_retention_days
+    if days <= 0:
+        return {"uploads": 0, "files": 0, "bytes": 0}
+    cutoff = now - timedelta(days=days)
+    uploads = files = freed = 0
+    while batch := store.uploads_past_retention(cutoff, 500):
+        ids = [u.id for u in batch]
+        # Files first: a crash before the rows are marked only means the next run retries.
+        for path in sorted({u.stored_path for u in batch}):
+            if store.uploads_keeping_file(path, ids):
+                continue
+            p = Path(path)
+            try:
+                size = p.stat().st_size
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("cannot remove the stored upload %s: %s", p, exc)
+                continue
+            files += 1
+            freed += size
+        uploads += store.mark_upload_files_removed(ids)
+    if uploads:
+        store.audit("scheduler", "incidents.remove-files", None,
+                    {"uploads": uploads, "files": files, "bytes": freed,
+                     "retention_days": days}, now=now)
+    return {"uploads": uploads, "files": files, "bytes": freed}
 
 
 # ---- rejected rows -----------------------------------------------------------------------

@@ -68,6 +68,9 @@ SETTINGS: list[Setting] = [
     Setting("max_upload_mb", 200, "Largest incident file, in megabytes, that staff may upload "
             "on /records/imports; a bigger upload is refused (413) before it is stored.",
             kind=int),
+    Setting("upload_retention_days", 90, "Days after an import finishes (or fails, or is "
+            "cancelled) before the `prune-uploads` job deletes its stored file; the import's "
+            "history stays. 0 keeps every file.", kind=int),
     Setting("source_max_mb", 500, "Largest file, in megabytes, that a scheduled URL source may "
             "download; a bigger one is abandoned and recorded as a failed poll.", kind=int),
     Setting("log_level", "INFO", "Python logging level."),
@@ -282,6 +285,8 @@ def load_settings(overrides: dict[str, Any] | None = None,
         raise ConfigurationError("max_upload_mb must be at least 1")
     if values["source_max_mb"] < 1:
         raise ConfigurationError("source_max_mb must be at least 1")
+    if values["upload_retention_days"] < 0:
+        raise ConfigurationError("upload_retention_days must be 0 or more")
     if values["feed_max_entries"] < 1:
         raise ConfigurationError("feed_max_entries must be at least 1")
     if "," not in values["tag_authority"]:

@@ -7,6 +7,7 @@ every shared Seattle CSV uploaded on the web, detected, imported by the job, and
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +148,23 @@ def test_every_shared_csv_is_detected_and_imported_from_the_web(clerk, beats_sto
     second = beats_store.get_import_run(beats_store.get_upload(again).run_id).counters
     assert second["new"] == 0 and second["read"] == first["read"]
 
+
+
+def test_old_upload_files_are_pruned_on_every_backend(db, cfg):
+    old = NOW - timedelta(days=cfg.upload_retention_days + 1)
+    with open(SAMPLE, "rb") as fh:
+        first = records.store_upload(db, cfg, fh, "sample.csv", actor="a@example.org", now=old)
+    with open(SAMPLE, "rb") as fh:  # the same content and name: the same stored file
+        second = records.store_upload(db, cfg, fh, "sample.csv", actor="a@example.org", now=old)
+    db.finish_upload(first.id, status="failed", error="cancelled by a@example.org", now=old)
+    assert [u.id for u in db.uploads_past_retention(NOW)] == [first.id]
+    assert db.uploads_keeping_file(first.stored_path, [first.id]) == 1
+    assert records.prune_upload_files(db, cfg, NOW) == {"uploads": 1, "files": 0, "bytes": 0}
+    assert db.get_upload(first.id).file_removed and not db.get_upload(second.id).file_removed
+    assert db.uploads_past_retention(NOW) == []
+
+    db.finish_upload(second.id, status="done", now=old)
+    summary = records.prune_upload_files(db, cfg, NOW)
+    assert summary["uploads"] == 1 and summary["files"] == 1
+    assert not Path(second.stored_path).exists()
+    assert db.mark_upload_files_removed([second.id]) == 1  # idempotent: already ""

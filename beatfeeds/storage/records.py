@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from ..errors import Conflict, EntryNotFound, NotFound
 from ..models import (
@@ -137,6 +137,34 @@ class RecordsStoreMixin:
             conn.execute(update(t.import_uploads).where(c.id == upload_id)
                          .where(c.status == "running")
                          .values(status="queued", started_at=None))
+
+    # ---- retention of stored files ------------------------------------------------------
+    def uploads_past_retention(self, before: datetime, limit: int = 1000) -> list[Upload]:
+        """Finished or failed uploads (cancelled ones are failed) that ended before `before`
+        and still have their file; never a waiting or running one."""
+        c = t.import_uploads.c
+        with self.engine.connect() as conn:
+            return [_upload(r) for r in conn.execute(
+                select(t.import_uploads).where(c.status.in_(("done", "failed")))
+                .where(c.stored_path != "")
+                .where(func.coalesce(c.finished_at, c.uploaded_at) < before)
+                .order_by(c.id).limit(limit))]
+
+    def uploads_keeping_file(self, stored_path: str, excluding: list[int]) -> int:
+        """How many other uploads still rely on this stored file (same content and name)."""
+        c = t.import_uploads.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(t.import_uploads)
+                                .where(c.stored_path == stored_path)
+                                .where(c.id.not_in(excluding))).scalar_one()
+
+    def mark_upload_files_removed(self, upload_ids: list[int]) -> int:
+        """Forget the stored file of finished uploads (their history rows stay)."""
+        c = t.import_uploads.c
+        with self.engine.begin() as conn:
+            return conn.execute(update(t.import_uploads).where(c.id.in_(upload_ids))
+                                .where(c.status.in_(("done", "failed")))
+                                .values(stored_path="")).rowcount
 
     # ---- runs and their rejected rows -------------------------------------------------
     def get_import_run(self, run_id: int) -> ImportRun:

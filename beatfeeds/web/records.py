@@ -85,7 +85,8 @@ def upload_page(upload_id):
     same = [u for u in s.uploads_with_sha256(up.file_sha256) if u.id != up.id]
     return render_template("records_upload.html", up=up, preview=preview,
                            preview_error=preview_error, progress=progress, run=run,
-                           header=header, fields=FIELDS, field_help=FIELD_HELP, same=same)
+                           header=header, fields=FIELDS, field_help=FIELD_HELP, same=same,
+                           retention_days=settings().upload_retention_days)
 
 
 @bp.post("/imports/<int:upload_id>/mapping")
