@@ -9,6 +9,7 @@ The whole run is one transaction: a crash leaves the database as it was.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from . import columnar, privacy, spatial
+from . import columnar, forked, privacy, spatial
 from .errors import InvalidInput, UnusableFile
 from .models import ImportReport, IncidentRow, Rejection
 from .presets import FIELDS, PRESETS, Preset, closest_preset, detect_preset
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
 MAX_FIELD_BYTES = 1_000_000  # a longer field rejects its row, never the file
+PARSE_APART_ROWS = 50_000  # from this size on, a child process parses while this one writes
 _SNIFF_BYTES = 64 * 1024
 csv.field_size_limit(64 * 1024 * 1024)
 
@@ -459,30 +461,45 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
 
     checks = columnar.Checks(mapping=mapping, col_index=col_index, tz=tz, now=now,
                              validate_row=per_row, covers=covers, time_shift=options.time_shift)
-    digest = _digest(path)
+    ncls = len(mapping.classification_columns)
 
-    with store.transaction(rollback=options.dry_run) as conn:
+    def chunks() -> Iterator[tuple]:
+        """(valid rows, their row digests, records read, rejections) per chunk of the file:
+        everything about a chunk that needs no database."""
+        rejected: list[Rejection] = []
+        for raw in columnar.iter_raw_frames(path, encoding=encoding, delimiter=delimiter,
+                                            width=len(header), needed=needed,
+                                            chunk_rows=options.chunk_rows,
+                                            max_field=MAX_FIELD_BYTES, rejections=rejected):
+            valid = columnar.validate_frame(raw, checks, rejected)
+            yield valid, _row_hashes(valid, ncls), raw.records, rejected[:]
+            rejected.clear()
+        if rejected:
+            yield None, [], 0, rejected[:]
+
+    expected = _estimate_rows(path)
+    # A big file is parsed in a child process while this one writes: two cores, not one.
+    apart = forked.available() and expected >= PARSE_APART_ROWS
+    with (forked.iterate(chunks) if apart else contextlib.nullcontext(chunks())) as parsed, \
+            store.transaction(rollback=options.dry_run) as conn:
         run_id = store.start_import_run(conn, source=mapping.source, filename=path.name,
-                                        file_sha256=digest, preset=report.preset,
+                                        file_sha256=_digest(path), preset=report.preset,
                                         user_email=options.actor, now=now)
         report.run_id = None if options.dry_run else run_id
         run = _Run(store=store, conn=conn, source=mapping.source, counters=counters,
                    indexes=indexes, primary=primary, settings=settings, run_id=run_id, now=now,
-                   ncls=len(mapping.classification_columns),
+                   ncls=ncls,
                    had_incidents=store.source_has_incidents(conn, mapping.source),
                    writer=_Writer(), next_id=store.first_free_incident_id(conn))
-        deferred = store.defer_incident_indexes(conn, _estimate_rows(path))
+        deferred = store.defer_incident_indexes(conn, expected)
         processed = 0
         try:
-            for raw in columnar.iter_raw_frames(path, encoding=encoding, delimiter=delimiter,
-                                                width=len(header), needed=needed,
-                                                chunk_rows=options.chunk_rows,
-                                                max_field=MAX_FIELD_BYTES,
-                                                rejections=report.rejections):
-                valid = columnar.validate_frame(raw, checks, report.rejections)
-                counters["swapped"] += int(valid["swapped"].sum())
-                _store_frame(run, valid)
-                processed += raw.records
+            for valid, digests, records, rejected in parsed:
+                report.rejections.extend(rejected)
+                if valid is not None:
+                    counters["swapped"] += int(valid["swapped"].sum())
+                    _store_frame(run, valid, digests)
+                processed += records
                 if progress:
                     progress(processed)
             run.writer.wait()
@@ -593,6 +610,8 @@ class _Seen:
 
 def _row_hashes(valid, ncls: int) -> list[bytes]:
     """SHA-256 of everything a row says (as `row_hash`), column-wise."""
+    if not len(valid):
+        return []
     def iso(values) -> list[str]:
         text = np.datetime_as_string(values.to_numpy().astype("datetime64[s]"), unit="s")
         return np.where(np.isnat(values.to_numpy()), "", text).tolist()
@@ -642,13 +661,13 @@ def _factorize_rows(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return codes, first
 
 
-def _store_frame(run: _Run, valid) -> None:
-    """Store one chunk of valid rows: dedupe, classify, join, then insert or update."""
+def _store_frame(run: _Run, valid, digests: list[bytes]) -> None:
+    """Store one chunk of valid rows (and their `_row_hashes`): dedupe, classify, join, then
+    insert or update."""
     if not len(valid):
         return
     counters, seen = run.counters, run.seen
     keys = valid["external_id"].tolist()
-    digests = _row_hashes(valid, run.ncls)
     # Within the run: a key repeated in the file is one incident and the last version wins;
     # the repeats count as duplicates, so importing the same file again says `updated 0`.
     key_hashes = _Seen.key_hashes(keys)
@@ -688,10 +707,12 @@ def _store_frame(run: _Run, valid) -> None:
     else:
         counters["unassigned"] += int((located & pd.isna(beats[run.primary])).sum())
 
-    run.writer.wait()  # the previous chunk's rows must be visible to this lookup
     lookup = bkeys if run.had_incidents else [k for k, i in zip(bkeys, pos.tolist(),
                                                                strict=True) if was_seen[i]]
-    existing = run.store.existing_incidents(run.conn, run.source, lookup) if lookup else {}
+    existing = {}
+    if lookup:  # a first import of a dataset writes on while this chunk is prepared
+        run.writer.wait()  # the previous chunk's rows must be visible to this lookup
+        existing = run.store.existing_incidents(run.conn, run.source, lookup)
     is_new = np.array([k not in existing for k in bkeys], dtype=bool)
     changed = [i for i, k in enumerate(bkeys) if k in existing and existing[k][1] != hashes[i]]
     counters["new"] += int(is_new.sum())

@@ -8,7 +8,8 @@ real file), then times, on the same file in the same run:
   (a) the floor: pandas.read_csv (C engine, the same columns) + geopandas.points_from_xy +
       sjoin(predicate="within") against the beats;
   (b) `beatfeeds incidents import` end to end into a fresh SQLite database (a subprocess).
-Prints rows/s for both, the ratio b/a, and the peak RSS of (b).
+Prints rows/s for both, the ratio b/a, and the peak RSS of (b) (and of the child process that
+parses big files while (b) writes).
 """
 
 from __future__ import annotations
@@ -103,11 +104,12 @@ def beatfeeds_import(path: Path, workdir: Path, preset: str | None
     # The child's own peak (VmHWM) as it exits: ru_maxrss of a child also counts the pages it
     # shared with this process (which holds the floor's data) between fork and exec.
     wrapper = (
-        "import atexit, runpy, sys\n"
+        "import atexit, resource, runpy, sys\n"
         "def peak():\n"
+        "    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
         "    for line in open('/proc/self/status'):\n"
         "        if line.startswith('VmHWM:'):\n"
-        f"            open({str(hwm)!r}, 'w').write(line.split()[1])\n"
+        f"            open({str(hwm)!r}, 'w').write(line.split()[1] + ' ' + str(child))\n"
         "atexit.register(peak)\n"
         f"sys.argv = ['beatfeeds', *{args!r}]\n"
         "runpy.run_module('beatfeeds.cli', run_name='__main__')\n"
@@ -122,7 +124,8 @@ def beatfeeds_import(path: Path, workdir: Path, preset: str | None
     out = proc.stdout.decode()
     if proc.returncode not in (0, 1):
         raise SystemExit(f"import failed: {out}")
-    return elapsed, cpu, int(hwm.read_text()) * 1024, out.strip().splitlines()[-1]
+    own, child = (int(k) * 1024 for k in hwm.read_text().split())
+    return elapsed, cpu, (own, child), out.strip().splitlines()[-1]
 
 
 def main() -> None:
@@ -150,8 +153,12 @@ def main() -> None:
         if a is not None:
             print(f"(a) floor, pandas read_csv + points_from_xy + sjoin: {a:7.2f} s "
                   f"{rows / a:12,.0f} rows/s   CPU {a_cpu:6.2f} s")
+        own, child = rss
         print(f"(b) beatfeeds incidents import, SQLite:          {b:7.2f} s "
-              f"{rows / b:12,.0f} rows/s   CPU {b_cpu:6.2f} s   peak RSS {rss / 2**20:,.0f} MiB")
+              f"{rows / b:12,.0f} rows/s   CPU {b_cpu:6.2f} s   peak RSS {own / 2**20:,.0f} MiB")
+        if child:  # a forked child shares pages with its parent: the sum is an upper bound
+            print(f"    parsing child process peak RSS {child / 2**20:,.0f} MiB; both together "
+                  f"at most {(own + child) / 2**20:,.0f} MiB")
         if a is not None:
             print(f"ratio b/a: {b / a:.1f} (CPU time: {b_cpu / a_cpu:.1f}; on a busy machine the "
                   f"CPU ratio is the steadier figure)")
