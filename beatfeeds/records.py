@@ -356,7 +356,8 @@ def prune_upload_files(store, settings, now: datetime) -> dict:
     than `upload_retention_days` ago; their history rows stay, marked `file removed`.
 
     Waiting and running uploads are never touched, nor a file that a newer upload of the same
-    content still uses. 0 days keeps every file.
+    content still uses. 0 days keeps every file. Partial copies a killed process left behind
+    are removed after a day (counted in `files`).
     """
     days = settings.upload_retention_days
     if days <= 0:
@@ -381,11 +382,30 @@ def prune_upload_files(store, settings, now: datetime) -> dict:
             files += 1
             freed += size
         uploads += store.mark_upload_files_removed(ids)
+    files += _remove_abandoned_temporaries(settings, now)
     if uploads:
         store.audit("scheduler", "incidents.remove-files", None,
                     {"uploads": uploads, "files": files, "bytes": freed,
                      "retention_days": days}, now=now)
     return {"uploads": uploads, "files": files, "bytes": freed}
+
+
+def _remove_abandoned_temporaries(settings, now: datetime) -> int:
+    """Partial copies and downloads a killed process left behind (over a day old)."""
+    folder = uploads_dir(settings)
+    if not folder.is_dir():
+        return 0
+    cutoff = (now - timedelta(days=1)).replace(tzinfo=UTC).timestamp()
+    removed = 0
+    for p in folder.iterdir():
+        if p.name.startswith((".incoming-", ".fetch-")) and p.is_file():
+            try:
+                if p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    removed += 1
+            except OSError as exc:
+                log.warning("cannot remove the abandoned file %s: %s", p, exc)
+    return removed
 
 
 # ---- rejected rows -----------------------------------------------------------------------

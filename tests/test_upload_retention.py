@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+import os
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,16 @@ def _copy(src: Path, dest: Path, n: int) -> Path:
     """The same rows under another name, with a trailing line so the content differs."""
     dest.write_bytes(src.read_bytes() + b"\n" * n)
     return dest
+
+
+def test_partial_copies_a_killed_process_left_are_removed_after_a_day(beats_store, settings,
+                                                                      old_file):
+    imported(beats_store, settings, old_file, NOW)  # creates the uploads folder
+    folder = records.uploads_dir(settings)
+    stale, fresh = folder / ".incoming-abc123", folder / ".fetch-def456"
+    for p in (stale, fresh):
+        p.write_bytes(b"half a file")
+    day_old = (NOW - timedelta(hours=25)).replace(tzinfo=UTC).timestamp()
+    os.utime(stale, (day_old, day_old))
+    assert prune(beats_store, settings) == {"uploads": 0, "files": 1, "bytes": 0}
+    assert not stale.exists() and fresh.exists()
