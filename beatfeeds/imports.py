@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import columnar, forked, privacy, spatial
-from .errors import InvalidInput, UnusableFile
+from .errors import Conflict, InvalidInput, UnusableFile
 from .models import ImportReport, IncidentRow, Rejection
 from .presets import FIELDS, PRESETS, Preset, closest_preset, detect_preset
 
@@ -463,19 +463,24 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
                              validate_row=per_row, covers=covers, time_shift=options.time_shift)
     ncls = len(mapping.classification_columns)
 
+    with store.transaction(rollback=True) as conn:
+        had_incidents = store.source_has_incidents(conn, mapping.source)
+    planner = _Planner(store=store, source=mapping.source, settings=settings, indexes=indexes,
+                       primary=primary, ncls=ncls, now=now, had_incidents=had_incidents)
+
     def chunks() -> Iterator[tuple]:
-        """(valid rows, their row digests, records read, rejections) per chunk of the file:
-        everything about a chunk that needs no database."""
+        """(planned chunk, records read, rejections) per chunk of the file: everything about
+        a chunk that needs no database."""
         rejected: list[Rejection] = []
         for raw in columnar.iter_raw_frames(path, encoding=encoding, delimiter=delimiter,
                                             width=len(header), needed=needed,
                                             chunk_rows=options.chunk_rows,
                                             max_field=MAX_FIELD_BYTES, rejections=rejected):
             valid = columnar.validate_frame(raw, checks, rejected)
-            yield valid, _row_hashes(valid, ncls), raw.records, rejected[:]
+            yield _plan_chunk(planner, valid, _row_hashes(valid, ncls)), raw.records, rejected[:]
             rejected.clear()
         if rejected:
-            yield None, [], 0, rejected[:]
+            yield None, 0, rejected[:]
 
     expected = _estimate_rows(path)
     # A big file is parsed in a child process while this one writes: two cores, not one.
@@ -489,16 +494,17 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
         run = _Run(store=store, conn=conn, source=mapping.source, counters=counters,
                    indexes=indexes, primary=primary, settings=settings, run_id=run_id, now=now,
                    ncls=ncls,
-                   had_incidents=store.source_has_incidents(conn, mapping.source),
+                   had_incidents=had_incidents,
                    writer=_Writer(), next_id=store.first_free_incident_id(conn))
+        if not had_incidents and store.source_has_incidents(conn, mapping.source):
+            raise Conflict(f"Another import of {mapping.source} finished while this one "
+                           "started; nothing was imported. Import the file again.")
         deferred = store.defer_incident_indexes(conn, expected)
         processed = 0
         try:
-            for valid, digests, records, rejected in parsed:
+            for chunk, records, rejected in parsed:
                 report.rejections.extend(rejected)
-                if valid is not None:
-                    counters["swapped"] += int(valid["swapped"].sum())
-                    _store_frame(run, valid, digests)
+                _store_chunk(run, chunk)
                 processed += records
                 if progress:
                     progress(processed)
@@ -566,7 +572,6 @@ class _Run:
     had_incidents: bool  # False: only keys seen earlier in this run can already be stored
     writer: _Writer
     next_id: int | None  # the next new incident's id, where the run numbers them itself
-    seen: _Seen = field(default_factory=lambda: _Seen())
 
 
 class _Seen:
@@ -661,18 +666,53 @@ def _factorize_rows(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return codes, first
 
 
-def _store_frame(run: _Run, valid, digests: list[bytes]) -> None:
-    """Store one chunk of valid rows (and their `_row_hashes`): dedupe, classify, join, then
-    insert or update."""
+@dataclass
+class _Planner:
+    """What the database-free half of storing chunks shares across a run (in the parsing
+    child process for a big file): the in-run dedupe state, policy and beat maps."""
+
+    store: object
+    source: str
+    settings: object
+    indexes: dict
+    primary: int | None
+    ncls: int
+    now: datetime
+    had_incidents: bool  # False: only keys seen earlier in this run can be updated
+    seen: _Seen = field(default_factory=lambda: _Seen())
+
+
+@dataclass
+class _Chunk:
+    """A chunk's rows after in-run dedupe, with everything stored about them decided, and
+    the columns of a new incident already converted for the driver."""
+
+    counters: dict[str, int]  # duplicate, unlocated, unassigned, swapped
+    batch: pd.DataFrame  # the rows that may be stored already (to update them)
+    batch_rows: dict[int, int]  # position in keys -> row of batch
+    keys: list[str]
+    was_seen: np.ndarray  # per key: seen earlier in this run (maybe stored already)
+    hashes: list[str]
+    category: np.ndarray
+    suppressed_reason: np.ndarray
+    block_address: np.ndarray
+    beats: dict[int, np.ndarray]
+    columns: dict[str, object]  # as store.bind_incident_columns returns them, run ids aside
+
+
+def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
+    """Dedupe within the run, classify, join and convert one chunk of valid rows (and their
+    `_row_hashes`). Needs no database."""
     if not len(valid):
-        return
-    counters, seen = run.counters, run.seen
+        return None
+    counters = dict.fromkeys(("duplicate", "unlocated", "unassigned"), 0)
+    counters["swapped"] = int(valid["swapped"].sum())
     keys = valid["external_id"].tolist()
     # Within the run: a key repeated in the file is one incident and the last version wins;
     # the repeats count as duplicates, so importing the same file again says `updated 0`.
     key_hashes = _Seen.key_hashes(keys)
     row_hashes = np.frombuffer(b"".join(digests), dtype=np.uint64).reshape(-1, 4)[:, 0]
-    was_seen, seen_hash = seen.lookup(key_hashes)
+    was_seen, seen_hash = p.seen.lookup(key_hashes)
     latest: dict[str, int] = {}
     for i, key in enumerate(keys):
         if key in latest:
@@ -683,32 +723,75 @@ def _store_frame(run: _Run, valid, digests: list[bytes]) -> None:
             counters["duplicate"] += 1
             del latest[key]
     if not latest:
-        return
+        return _Chunk(counters, valid.iloc[:0], {}, [], np.zeros(0, dtype=bool), [], *(
+            np.zeros(0, dtype=object),) * 3, {}, {})
     pos = np.fromiter(latest.values(), dtype=np.int64, count=len(latest))
+    p.seen.add(key_hashes[pos], row_hashes[pos])
     batch = valid.iloc[pos].reset_index(drop=True)
     bkeys = list(latest)
     hashes = [digests[i].hex() for i in pos]
     lat, lon = batch["lat"].to_numpy(), batch["lon"].to_numpy()
     located = np.isfinite(lat) & np.isfinite(lon)
     counters["unlocated"] += int((~located).sum())
-    category, suppressed_reason = _policy(batch, located, run.ncls, run.source,
-                                          run.settings.suppressed_categories)
+    category, suppressed_reason = _policy(batch, located, p.ncls, p.source,
+                                          p.settings.suppressed_categories)
     codes_, uniq = pd.factorize(batch["address"].to_numpy())
     blocks = np.array([privacy.hundred_block(a) for a in uniq], dtype=object)
     block_address = blocks[codes_] if len(uniq) else np.full(len(batch), "", dtype=object)
     beats: dict[int, np.ndarray] = {}
-    for set_id, index in run.indexes.items():
+    for set_id, index in p.indexes.items():
         codes = np.full(len(batch), None, dtype=object)
         if located.any():
             codes[located] = index.assign(lon[located], lat[located])
         beats[set_id] = codes
-    if run.primary is None:
+    if p.primary is None:
         counters["unassigned"] += int(located.sum())
     else:
-        counters["unassigned"] += int((located & pd.isna(beats[run.primary])).sum())
+        counters["unassigned"] += int((located & pd.isna(beats[p.primary])).sum())
+    occurred = batch["occurred_at"].to_numpy()
+    reported = batch["reported_at"].to_numpy()
+    event_time = np.where(np.isnat(occurred), reported, occurred)
+    source_beat = batch["source_beat"].to_numpy(dtype=object)
+    sha = hashlib.sha256  # entry_uid, inlined: it runs for every row
+    columns = p.store.bind_incident_columns({
+        "uid": [sha(f"{p.source}\x1f{k}".encode()).hexdigest()[:20] for k in bkeys],
+        "source": p.source, "external_id": bkeys,
+        "reported_at": reported, "occurred_at": occurred, "event_time": event_time,
+        "category": category, "category_text": batch["category_text"].to_numpy(),
+        "description": batch["description"].to_numpy(),
+        "address": batch["address"].to_numpy(), "block_address": block_address,
+        "lat": lat, "lon": lon, "source_beat": np.where(source_beat == "", None, source_beat),
+        "sensitive": batch["sensitive"].to_numpy(), "suppressed_reason": suppressed_reason,
+        "row_hash": hashes, "created_at": p.now, "updated_at": p.now,
+        "publish_at": event_time + np.timedelta64(int(p.settings.publication_delay), "m"),
+    })
+    # Only rows that may already be stored travel with their values, to be updated.
+    maybe = np.arange(len(batch)) if p.had_incidents else np.flatnonzero(was_seen[pos])
+    return _Chunk(counters, batch.iloc[maybe].reset_index(drop=True),
+                  dict(zip(maybe.tolist(), range(len(maybe)), strict=True)), bkeys,
+                  was_seen[pos], hashes, category, suppressed_reason, block_address, beats,
+                  columns)
 
-    lookup = bkeys if run.had_incidents else [k for k, i in zip(bkeys, pos.tolist(),
-                                                               strict=True) if was_seen[i]]
+
+def _take(columns: dict[str, object], rows: np.ndarray) -> dict[str, object]:
+    """These rows of bound columns (values shared by every row stay as they are)."""
+    return {k: type(v)(v[i] for i in rows.tolist()) if isinstance(v, list) else v
+            for k, v in columns.items()}
+
+
+def _store_chunk(run: _Run, chunk: _Chunk | None) -> None:
+    """Write one planned chunk: look up which keys are stored, insert the new, update the
+    changed."""
+    if chunk is None:
+        return
+    counters = run.counters
+    for k, v in chunk.counters.items():
+        counters[k] += v
+    bkeys, hashes = chunk.keys, chunk.hashes
+    if not bkeys:
+        return
+    lookup = bkeys if run.had_incidents else [k for k, seen in zip(
+        bkeys, chunk.was_seen.tolist(), strict=True) if seen]
     existing = {}
     if lookup:  # a first import of a dataset writes on while this chunk is prepared
         run.writer.wait()  # the previous chunk's rows must be visible to this lookup
@@ -718,36 +801,16 @@ def _store_frame(run: _Run, valid, digests: list[bytes]) -> None:
     counters["new"] += int(is_new.sum())
     counters["updated"] += len(changed)
     counters["unchanged"] += len(bkeys) - int(is_new.sum()) - len(changed)
-    occurred = batch["occurred_at"].to_numpy()
-    reported = batch["reported_at"].to_numpy()
-    event_time = np.where(np.isnat(occurred), reported, occurred)
-    publish_at = event_time + np.timedelta64(int(run.settings.publication_delay), "m")
 
     new = np.flatnonzero(is_new)
-    source_beat = batch["source_beat"].to_numpy(dtype=object)
-    sha = hashlib.sha256  # entry_uid, inlined: it runs for every new row
     if len(new):
-        nkeys = [bkeys[i] for i in new]
-        columns = {
-            "uid": [sha(f"{run.source}\x1f{k}".encode()).hexdigest()[:20] for k in nkeys],
-            "source": run.source, "external_id": nkeys,
-            "reported_at": reported[new], "occurred_at": occurred[new],
-            "event_time": event_time[new], "category": category[new],
-            "category_text": batch["category_text"].to_numpy()[new],
-            "description": batch["description"].to_numpy()[new],
-            "address": batch["address"].to_numpy()[new], "block_address": block_address[new],
-            "lat": lat[new], "lon": lon[new],
-            "source_beat": np.where(source_beat[new] == "", None, source_beat[new]),
-            "sensitive": batch["sensitive"].to_numpy()[new],
-            "suppressed_reason": suppressed_reason[new], "row_hash": [hashes[i] for i in new],
-            "created_at": run.now, "updated_at": run.now, "publish_at": publish_at[new],
-            "first_run_id": run.run_id, "last_run_id": run.run_id,
-        }
-        new_beats = {s: codes[new] for s, codes in beats.items()}
+        columns = chunk.columns if len(new) == len(bkeys) else _take(chunk.columns, new)
+        columns = columns | {"first_run_id": run.run_id, "last_run_id": run.run_id}
+        new_beats = {s: codes[new] for s, codes in chunk.beats.items()}
         if run.next_id is None:  # the database numbers them, on the writer's turn
             run.writer.submit(run.store.insert_incident_columns, run.conn, columns,
                               beats=new_beats)
-        else:  # converted here, while the writer still writes the previous chunk
+        else:  # numbered here, while the writer still writes the previous chunk
             prepared = run.store.prepare_incident_columns(run.conn, columns, beats=new_beats,
                                                           ids=range(run.next_id,
                                                                     run.next_id + len(new)))
@@ -755,8 +818,11 @@ def _store_frame(run: _Run, valid, digests: list[bytes]) -> None:
             run.writer.submit(run.store.insert_prepared_incidents, run.conn, prepared)
     if changed:
         run.writer.wait()
-        rows = [_incident_row(batch, i, run, category[i], block_address[i],
-                              suppressed_reason[i], {s: c[i] for s, c in beats.items()})
+        batch = chunk.batch
+        rows = [_incident_row(batch, chunk.batch_rows[i], run, chunk.category[i],
+                              chunk.block_address[i],
+                              chunk.suppressed_reason[i],
+                              {s: c[i] for s, c in chunk.beats.items()})
                 for i in changed]
         run.store.update_incidents(
             run.conn, [(existing[bkeys[i]][0], r) for i, r in zip(changed, rows, strict=True)],
@@ -764,7 +830,6 @@ def _store_frame(run: _Run, valid, digests: list[bytes]) -> None:
             publish_at=[r.event_time + timedelta(minutes=run.settings.publication_delay)
                         for r in rows],
             run_id=run.run_id, now=run.now)
-    seen.add(key_hashes[pos], row_hashes[pos])
 
 
 def _incident_row(batch, i: int, run: _Run, category: str, block_address: str,

@@ -160,3 +160,12 @@ def test_a_child_whose_parent_is_killed_exits():
             pass
         time.sleep(0.05)
     pytest.fail("the parsing child outlived its killed parent")
+
+
+@pytest.mark.parametrize("values", [[], [""], ["a"], ["a", "", "b"], ["x\x00y", "z"],
+                                    ["a", None], [1.5, None, 2], ["é", "漢字", "=cmd|' /C calc'!A0"]])
+def test_bound_columns_travel_between_processes_unchanged(values):
+    from beatfeeds.storage import BoundValues
+
+    back = pickle.loads(pickle.dumps(BoundValues(values)))
+    assert back == values and type(back) is BoundValues

@@ -296,3 +296,16 @@ def test_fire_quirks_hour_24_and_house_numbers(beats_store, settings):
 def test_map_options_are_checked():
     with pytest.raises(Exception, match="unknown field"):
         imports.parse_map_options(["colour=Type"])
+
+
+def test_each_incident_gets_one_beat_row_per_map_null_outside_every_beat(tmp_path, beats_store,
+                                                                        settings):
+    rows = [good(1), good(2, lat="47.0", lon="-120.0"), good(3, lat="", lon=""), good(4)]
+    run(beats_store, settings, write_csv(tmp_path / "b.csv", rows))
+    with beats_store.engine.connect() as conn:
+        got = conn.exec_driver_sql(
+            "SELECT i.external_id, b.beat_set_id, b.beat_code FROM incidents i "
+            "JOIN incident_beats b ON b.incident_id = i.id ORDER BY i.external_id").all()
+    set_id = beats_store.active_beat_set_id()
+    assert [tuple(r) for r in got] == [("1", set_id, "K3"), ("2", set_id, None),
+                                       ("3", set_id, None), ("4", set_id, "K3")]

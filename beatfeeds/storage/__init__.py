@@ -428,19 +428,39 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         names, marks, values = ["id"], [mark], [ids]
         for name, v in columns.items():
             names.append(name)
-            if _is_column(v):
+            if isinstance(v, BoundValues):
+                marks.append(mark)
+                values.append(v)
+            elif _is_column(v):
                 marks.append(mark)
                 values.append(self._bind_column(conn, name, v, n))
             else:  # one value for every row: written into the statement, not bound n times
                 marks.append(literal(v, t.incidents.c[name].type).compile(
                     dialect=conn.dialect, compile_kwargs={"literal_binds": True}).string)
+        sql = f"INSERT INTO incidents ({', '.join(names)}) VALUES ({', '.join(marks)})"
+        rows = list(zip(*values, strict=True))
+        if conn.dialect.name == "sqlite" and isinstance(ids, range) and ids.step == 1:
+            # One statement per beat, its rows' ids as a JSON array of offsets: SQLite
+            # expands it itself, instead of the driver binding three values per row.
+            beat_rows = [(ids.start, set_id, code, offsets)
+                         for set_id, codes in beats.items()
+                         for code, offsets in _offsets_by_code(codes)]
+            return PreparedIncidents(sql, rows, (
+                "INSERT INTO incident_beats (incident_id, beat_set_id, beat_code) "
+                "SELECT ? + value, ?, ? FROM json_each(?)"), beat_rows)
         beat_rows = [(i, set_id, code) for set_id, codes in beats.items()
                      for i, code in zip(ids, codes, strict=True)]
-        return PreparedIncidents(
-            f"INSERT INTO incidents ({', '.join(names)}) VALUES ({', '.join(marks)})",
-            list(zip(*values, strict=True)),
+        return PreparedIncidents(sql, rows, (
             f"INSERT INTO incident_beats (incident_id, beat_set_id, beat_code) "
-            f"VALUES ({mark}, {mark}, {mark})", beat_rows)
+            f"VALUES ({mark}, {mark}, {mark})"), beat_rows)
+
+    def bind_incident_columns(self, columns: dict[str, object]) -> dict[str, object]:
+        """`columns` (as `insert_incident_columns` takes them) converted for the driver, each
+        column a `BoundValues` list. Runs no SQL: a parsing process does it for the writing
+        one."""
+        n = max((len(v) for v in columns.values() if _is_column(v)), default=0)
+        return {name: BoundValues(self._bind_column(self.engine, name, v, n))
+                if _is_column(v) else v for name, v in columns.items()}
 
     def insert_prepared_incidents(self, conn: Connection, prepared: PreparedIncidents) -> None:
         if prepared.rows:
@@ -478,7 +498,7 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         first = conn.execute(select(func.coalesce(func.max(t.incidents.c.id), 0))).scalar_one()
         return list(range(first + 1, first + 1 + n))
 
-    def _bind_column(self, conn: Connection, name: str, values, n: int) -> list:
+    def _bind_column(self, conn: Connection | Engine, name: str, values, n: int) -> list:
         """A column as the driver takes it, converted the way SQLAlchemy would bind it."""
         proc = t.incidents.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if not _is_column(values):
@@ -711,6 +731,40 @@ class PreparedIncidents:
     beat_rows: list[tuple]
 
 
+def _offsets_by_code(codes) -> list[tuple[str | None, str]]:
+    """(beat code or None, JSON array of the positions with that code) for a column."""
+    import pandas as pd
+
+    labels, uniques = pd.factorize(np.asarray(codes, dtype=object), use_na_sentinel=False)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(len(uniques) + 1))
+    return [(None if pd.isna(code) else str(code),
+             json.dumps(order[bounds[k]:bounds[k + 1]].tolist()))
+            for k, code in enumerate(uniques)]
+
+
+class BoundValues(list):
+    """A column of incidents converted for the driver (see bind_incident_columns).
+
+    Pickled compactly, as it travels from the parsing process: a column of text without
+    NUL characters becomes one string, which costs a fraction of a million small ones."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        try:
+            joined = "\x00".join(self)
+        except TypeError:  # not all text (numbers, NULLs)
+            return BoundValues, (list(self),)
+        if len(self) > 1 and joined.count("\x00") != len(self) - 1:
+            return BoundValues, (list(self),)  # a value holds a NUL itself
+        return _split_values, (joined, len(self))
+
+
+def _split_values(joined: str, n: int) -> BoundValues:
+    return BoundValues(joined.split("\x00") if n else [])
+
+
 def _deferrable_indexes() -> list[Index]:
     """Indexes a bulk load may drop and rebuild (not the unique ones: they guard identity)."""
     # Not ix_incident_beats_set_code: new rows go to the end of each beat's range, cheaply.
@@ -728,7 +782,7 @@ def _placeholder(conn: Connection) -> str:
     return {"qmark": "?", "numeric": "?", "named": "?"}.get(conn.dialect.paramstyle, "%s")
 
 
-def _bind_datetimes(conn: Connection, type_, values: np.ndarray) -> list:
+def _bind_datetimes(conn: Connection | Engine, type_, values: np.ndarray) -> list:
     """datetime64 values for the driver; on SQLite as the text SQLAlchemy stores, made by
     numpy in one call (per-value formatting is most of a bulk insert's cost otherwise)."""
     nat = np.isnat(values)
