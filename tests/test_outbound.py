@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -236,13 +237,14 @@ def test_x_is_rate_limited_per_account_with_a_fake_clock(tmp_path, httpserver):
 
 
 # ---- crashes between sending and recording ------------------------------------------------------
-def _run_send_outbox_and_kill(settings, hold):
+def _run_send_outbox_and_kill(settings, hold, server):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEATFEEDS_")}
     env.update(BEATFEEDS_DATABASE_URL=settings.database_url,
                BEATFEEDS_SECRET_KEY=settings.secret_key,
                BEATFEEDS_INSTANCE_PATH=settings.instance_path,
                BEATFEEDS_BASE_URL=settings.base_url)
     hold.armed = True
+    logged = len(server.log)
     proc = subprocess.Popen([sys.executable, "-c", "from beatfeeds.cli import main; main()",
                              "jobs", "run", "send-outbox"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -252,6 +254,11 @@ def _run_send_outbox_and_kill(settings, hold):
         proc.wait(10)
     finally:
         hold.release.set()
+    # The held request is answered (to nobody) and logged by the server's thread: wait for
+    # it, so that it never lands in the next test's log.
+    deadline = time.monotonic() + 10
+    while len(server.log) == logged and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert proc.returncode == -signal.SIGKILL
 
 
@@ -261,7 +268,7 @@ def test_crash_mid_send_with_mastodon_never_double_posts(tmp_path, httpserver):
     masto = FakeMastodon(httpserver)
     add(store, settings, "mastodon", httpserver.url_for("/"), {"access_token": "tok"})
     import_incidents(store, settings, tmp_path, [incident(settings, 1, 90)])
-    _run_send_outbox_and_kill(settings, masto.hold)
+    _run_send_outbox_and_kill(settings, masto.hold, httpserver)
     assert items(store)[0].status == "sending" and len(masto.statuses) == 1
     later = datetime.now(UTC).replace(tzinfo=None) + outbound.LEASE + timedelta(minutes=1)
     assert send(store, settings, later)["sent"] == 1
@@ -277,7 +284,7 @@ def test_crash_mid_send_with_x_leaves_the_item_unknown(tmp_path, httpserver):
     x = FakeX(httpserver)
     add(store, settings, "x", httpserver.url_for("/").rstrip("/"), X_CREDS)
     import_incidents(store, settings, tmp_path, [incident(settings, 1, 90)])
-    _run_send_outbox_and_kill(settings, x.hold)
+    _run_send_outbox_and_kill(settings, x.hold, httpserver)
     later = datetime.now(UTC).replace(tzinfo=None) + outbound.LEASE + timedelta(minutes=1)
     summary = send(store, settings, later)
     assert summary["unknown"] == 1 and summary["sent"] == 0
