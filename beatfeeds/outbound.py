@@ -15,7 +15,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -102,8 +104,63 @@ def add_account(store, settings, *, area_kind: str, area_code: str | None, servi
         template=template, profile_template=profile_template, status="active",
         created_at=now, created_by=actor)
     store.audit(actor, "outbound.add", f"account {account_id}",
-                {"service": service, "area": area.label, "endpoint": endpoint}, now=now)
+                {"service": service, "area": area.label,
+                 "endpoint": _without_userinfo(endpoint)}, now=now)
     return account_id
+
+
+def parse_area(spec: str) -> tuple[str, str | None]:
+    """`city`, `precinct:W`, `sector:K` or `beat:K3` as (kind, code)."""
+    kind, _, code = (spec or "").strip().partition(":")
+    kind, code = kind.strip().lower(), code.strip()
+    if kind not in AREA_KINDS:
+        raise InvalidInput(f"Area must be city, precinct:CODE, sector:CODE or beat:CODE, "
+                           f"not {spec!r}.")
+    if kind == "city":
+        if code:
+            raise InvalidInput("The city area takes no code: write `city`.")
+        return kind, None
+    if not code:
+        raise InvalidInput(f"Name the {kind}: {kind}:CODE.")
+    return kind, code
+
+
+def public_target(account: OutboundAccount) -> str:
+    """Where an account posts (server or webhook URL, handle), with any user name or password
+    written into the URL left out: safe to print."""
+    return _without_userinfo(account.endpoint) + (f" ({account.handle})" if account.handle
+                                                  else "")
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+@dataclass
+class AccountSummary:
+    account: OutboundAccount
+    area: str  # as `outbound add` takes it: "sector:K", "city"
+    area_label: str  # "Sector K"
+    target: str  # public_target()
+    counts: dict[str, int]  # pending (including sending), sent, failed, unknown
+
+
+def list_accounts(store) -> list[AccountSummary]:
+    """Every outbound account with where it posts and its outbox counts; no credentials."""
+    by_account = store.outbox_counts_by_account()
+    out = []
+    for account in store.list_outbound_accounts():
+        c = by_account.get(account.id, {})
+        counts = {"pending": c.get("pending", 0) + c.get("sending", 0),
+                  "sent": c.get("sent", 0), "failed": c.get("failed", 0),
+                  "unknown": c.get("unknown", 0)}
+        spec = account.area_kind + (f":{account.area_code}" if account.area_code else "")
+        out.append(AccountSummary(account, spec, area_label(account), public_target(account),
+                                  counts))
+    return out
 
 
 def set_account_paused(store, account_id: int, paused: bool, *, actor: str,

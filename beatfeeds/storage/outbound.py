@@ -218,6 +218,17 @@ class OutboundStoreMixin:
         with self.engine.connect() as conn:
             return dict(conn.execute(select(o.status, func.count()).group_by(o.status)).all())
 
+    def outbox_counts_by_account(self) -> dict[int, dict[str, int]]:
+        """{account id: {status: items}} for every account that has outbox items."""
+        o = t.outbox.c
+        out: dict[int, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for account_id, status, n in conn.execute(
+                    select(o.account_id, o.status, func.count())
+                    .group_by(o.account_id, o.status)):
+                out.setdefault(account_id, {})[status] = n
+        return out
+
     def sent_items_no_longer_public(self, limit: int = 200) -> list[OutboxItem]:
         """Sent, undeleted posts whose incident was retracted or suppressed, or whose
         announcement was withdrawn."""
