@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import shapely
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 CODE_FIELD_GUESSES = ("beat", "BEAT", "Beat", "beat_num", "BEAT_NUM", "name", "NAME", "Name")
 SECTOR_FIELD_GUESSES = ("sector", "SECTOR", "Sector")
 PRECINCT_FIELD_GUESSES = ("precinct", "PRECINCT", "Precinct", "first_precinct", "FIRST_PRECINCT")
+BEAT_CHANGES = ("added", "removed", "renamed", "reshaped")  # kinds of a beat's change
+AREA_CHANGES = ("sector", "precinct")  # kinds of the changes recorded for the areas of beats
 
 
 @dataclass
@@ -177,6 +180,10 @@ def publish_beat_map(store, set_id: int, *, actor: str = "cli", now: datetime,
     before = store.active_beat_set_id()
     changes = (boundary_changes(store, before, set_id, tolerances or Tolerances())
                if before is not None else [])
+    # Sectors, precincts and the city hear of the redraw too (stored with the beat changes).
+    announced = (area_changes(store.beats(before), store.beats(set_id), changes)
+                 + [city_change(store.get_beat_set(set_id), changes, rollback=rollback)]
+                 if before is not None else [])
     index = spatial.BeatIndex(store.beats(set_id))
     joined = 0
     for batch in store.located_incidents_missing_join(set_id):
@@ -185,11 +192,11 @@ def publish_beat_map(store, set_id: int, *, actor: str = "cli", now: datetime,
         store.save_incident_beats(set_id, zip(ids, codes, strict=True))
         joined += len(batch)
     previous = store.publish_beat_set(set_id, now=now)
-    store.record_boundary_changes(set_id, previous, changes, now=now)
+    store.record_boundary_changes(set_id, previous, changes + announced, now=now)
     store.audit(actor, "beats.publish", f"beat_set:{set_id}",
                 {"previous": previous, "joined": joined,
                  "changes": {k: [c.code for c in changes if c.kind == k]
-                             for k in ("added", "removed", "renamed", "reshaped")}}, now=now)
+                             for k in BEAT_CHANGES}}, now=now)
     log.info("published beat map %s (previous %s); joined %d incidents", set_id, previous, joined)
     return joined
 
@@ -489,7 +496,8 @@ def retired_beat(store, code: str) -> BoundaryChange | None:
     Returns None when the code never existed or came back since.
     """
     wanted = code.upper()
-    for change in store.boundary_changes(code=code) or store.boundary_changes(code=wanted):
+    for change in (store.boundary_changes(code=code, kinds=BEAT_CHANGES)
+                   or store.boundary_changes(code=wanted, kinds=BEAT_CHANGES)):
         if change.code.upper() == wanted and change.kind in ("renamed", "removed"):
             return change
         if change.kind in ("added", "renamed") and wanted in (x.upper() for x in
@@ -501,7 +509,7 @@ def retired_beat(store, code: str) -> BoundaryChange | None:
 def beat_system_entries(store, code: str, *, now: datetime) -> list[FeedEntry]:
     """Entries a beat's feed carries about its own boundary: each change published for it."""
     out = []
-    for c in store.boundary_changes(code=code, until=now):
+    for c in store.boundary_changes(code=code, until=now, kinds=BEAT_CHANGES):
         text = _change_text(c, code)
         if text is None:
             continue
@@ -528,6 +536,10 @@ def system_entry(store, uid: str) -> FeedEntry | None:
     if not uid.startswith("boundary") or not uid[8:].isdigit():
         return None
     for c in store.boundary_changes(change_id=int(uid[8:])):
+        if c.kind in AREA_CHANGES:
+            return _area_entry(c, c.new_codes[0] if _change_of(c) == "renamed" else c.code)
+        if c.kind == "city":
+            return _city_entry(c)
         code = c.new_codes[0] if c.kind == "renamed" else c.code
         return next((e for e in beat_system_entries(store, code, now=c.at) if e.uid == uid), None)
     return None
@@ -548,6 +560,200 @@ def _change_text(c: BoundaryChange, code: str) -> str | None:
         return (f"Beat {code} no longer exists since beat map {c.beat_set_id}. Its area now "
                 f"belongs to {names}: subscribe to their feeds instead.")
     return None
+
+
+# ---- sectors, precincts and the city after a redraw ------------------------------------------
+def _members(beats: list[Beat], kind: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for b in beats:
+        if getattr(b, kind):
+            out.setdefault(getattr(b, kind), set()).add(b.code)
+    return out
+
+
+def area_changes(old: list[Beat], new: list[Beat],
+                 changes: list[BoundaryChange]) -> list[BoundaryChange]:
+    """What a publication changes for each sector and precinct, from its beats' changes.
+
+    An area changed when it gained or lost a beat or one of its beats was renamed or
+    reshaped. An area whose code is gone and whose beats all went to a single area code that
+    the old map did not have was renamed (its addresses redirect there); gone otherwise, it
+    was removed, naming the areas its beats went to.
+    """
+    renames = {c.code: c.new_codes[0] for c in changes if c.kind == "renamed"}
+    reshaped = {c.code for c in changes if c.kind == "reshaped"}
+    gone_to = {c.code: list(c.new_codes) for c in changes if c.kind == "removed"}
+    out = []
+    for kind in AREA_CHANGES:
+        before, after = _members(old, kind), _members(new, kind)
+        area_of = {b.code: getattr(b, kind) for b in new if getattr(b, kind)}
+
+        def destinations(beat: str, area_of=area_of) -> set[str]:
+            """Areas of the new map holding what was `beat` (its successors' if removed)."""
+            now = renames.get(beat, beat)
+            if now in area_of:
+                return {area_of[now]}
+            return {area_of[s] for s in gone_to.get(beat, []) if s in area_of}
+
+        renamed_to = {}
+        for code, was in before.items():
+            if code not in after:
+                dest = set().union(*(destinations(b) for b in was))
+                if len(dest) == 1 and next(iter(dest)) not in before:
+                    renamed_to[code] = next(iter(dest))
+        for code in sorted(before.keys() | after.keys()):
+            if code not in before and code in renamed_to.values():
+                continue  # announced as the rename
+            was = before.get(code, set())
+            now_code = renamed_to.get(code, code)
+            now = after.get(now_code, set())
+            carried = {renames.get(b, b) for b in was}
+            lost = sorted(b for b in was if renames.get(b, b) not in now)
+            detail = {
+                "gained": sorted(now - carried),
+                "moved": {b: sorted(destinations(b)) for b in lost if b not in gone_to},
+                "removed": {b: gone_to[b] for b in lost if b in gone_to},
+                "renamed": sorted([a, renames[a]] for a in was if renames.get(a) in now),
+                "reshaped": sorted(b for b in was & now if b in reshaped),
+            }
+            if code in renamed_to:
+                change, codes = "renamed", [now_code]
+            elif not was:
+                change, codes = "added", []
+            elif not now:
+                change, codes = "removed", sorted(set().union(*(destinations(b) for b in was)))
+            elif any(detail.values()):
+                change, codes = "changed", []
+            else:
+                continue
+            out.append(BoundaryChange(kind, code, codes, detail={"change": change, **detail}))
+    return out
+
+
+def city_change(new_set, changes: list[BoundaryChange], *, rollback: bool) -> BoundaryChange:
+    """The city feed's one entry about a publication: which map, and what changed."""
+    detail = {"map": new_set.name, "rollback": rollback,
+              **{k: sorted(c.code for c in changes if c.kind == k)
+                 for k in ("added", "removed", "reshaped")},
+              "renamed": sorted([c.code, c.new_codes[0]] for c in changes if c.kind == "renamed")}
+    return BoundaryChange("city", "city", [], detail=detail)
+
+
+def _change_of(c: BoundaryChange) -> str:
+    return (c.detail or {}).get("change", "")
+
+
+def retired_area(store, kind: str, code: str) -> BoundaryChange | None:
+    """Why a sector or precinct code that is not in the active map once was: its last
+    rename or removal; None when it never existed or came back since."""
+    wanted = code.upper()
+    for c in store.boundary_changes(kinds=(kind,)):  # newest first
+        change = _change_of(c)
+        if c.code.upper() == wanted and change in ("renamed", "removed"):
+            return c
+        if ((change == "added" and c.code.upper() == wanted)
+                or (change == "renamed" and wanted in (x.upper() for x in c.new_codes))):
+            return None
+    return None
+
+
+def _beats(codes) -> str:
+    codes = list(codes)
+    return ("beat " if len(codes) == 1 else "beats ") + ", ".join(codes)
+
+
+def _area_change_text(c: BoundaryChange, code: str) -> str | None:
+    """The entry an area's feed carries about a change, or None when it is not about it."""
+    from .feeds import area_label  # feeds does not import this module
+
+    d = c.detail or {}
+    change = _change_of(c)
+    label = area_label(c.kind, code)
+    if change == "removed" and c.code == code:
+        where = (", ".join(area_label(c.kind, x) for x in c.new_codes) or "no " + c.kind)
+        return (f"{label} no longer exists since beat map {c.beat_set_id}. Its beats now "
+                f"belong to {where}: subscribe to their feeds instead.")
+    parts = []
+    if change == "renamed" and code in c.new_codes:
+        parts.append(f"{area_label(c.kind, c.code)} is now {label} (beat map {c.beat_set_id}); "
+                     f"its pages and feeds moved here")
+    elif change == "added" and c.code == code:
+        members = d.get("gained", [])
+        return (f"{label} was created with beat map {c.beat_set_id}"
+                + (f"; it includes {_beats(members)}." if members else "."))
+    elif not (change == "changed" and c.code == code):
+        return None
+    if d.get("gained"):
+        parts.append(f"{label} now includes {_beats(d['gained'])}")
+    for beat, areas in sorted(d.get("moved", {}).items()):
+        parts.append(f"beat {beat} moved to " + (" and ".join(area_label(c.kind, a)
+                                                              for a in areas) or "no " + c.kind))
+    for beat, heirs in sorted(d.get("removed", {}).items()):
+        parts.append(f"beat {beat} was removed" + (f" (its area now belongs to {_beats(heirs)})"
+                                                   if heirs else ""))
+    for a, b in d.get("renamed", []):
+        parts.append(f"beat {a} was renamed {b}")
+    if d.get("reshaped"):
+        verb = "was" if len(d["reshaped"]) == 1 else "were"
+        parts.append(f"{_beats(d['reshaped'])} {verb} reshaped")
+    if not parts:
+        return None
+    text = "; ".join(parts) + "."
+    return text if change == "renamed" or text.startswith(label) else f"{label}: {text}"
+
+
+def _city_text(c: BoundaryChange) -> str:
+    d = c.detail or {}
+    name = f" ({d['map']})" if d.get("map") else ""
+    head = (f"Beat map {c.beat_set_id}{name} is in effect again (a rollback)" if d.get("rollback")
+            else f"A new beat map was published: beat map {c.beat_set_id}{name}")
+    parts = [f"{_beats(d[k])} {'was' if len(d[k]) == 1 else 'were'} {k}"
+             for k in ("added", "removed", "reshaped") if d.get(k)]
+    parts += [f"beat {a} was renamed {b}" for a, b in d.get("renamed", [])]
+    return head + (": " + "; ".join(parts) if parts else "; no beat changed") + "."
+
+
+def _system_entry(c: BoundaryChange, text: str, **where) -> FeedEntry:
+    return FeedEntry(
+        uid=f"boundary{c.id}", title=text, category="boundary-change",
+        category_text="Beat boundary change", description=text, block_address="",
+        event_time=c.at, updated_at=c.at, publish_at=c.at, source="beat-map",
+        external_id=f"change/{c.id}", **where)
+
+
+def _area_entry(c: BoundaryChange, code: str) -> FeedEntry | None:
+    text = _area_change_text(c, code)
+    if text is None:
+        return None
+    path = {"sector": "/sectors/", "precinct": "/precincts/"}[c.kind] + quote(code, safe="")
+    return _system_entry(c, text, link=path, **{c.kind: code})
+
+
+def _city_entry(c: BoundaryChange) -> FeedEntry:
+    return _system_entry(c, _city_text(c), link="/")
+
+
+def area_system_entries(store, kind: str, code: str | None, *,
+                        now: datetime) -> list[FeedEntry]:
+    """The boundary-change entries of any area's feed, newest first: a beat's changes; the
+    redraws that changed a sector or precinct; every publication for the city."""
+    if kind == "beat":
+        return beat_system_entries(store, code, now=now)
+    if kind == "city":
+        return [_city_entry(c) for c in store.boundary_changes(kinds=("city",), until=now)]
+    found = (_area_entry(c, code) for c in store.boundary_changes(code=code, until=now,
+                                                                  kinds=(kind,)))
+    return [e for e in found if e is not None]
+
+
+def with_system_entries(store, entries: list[FeedEntry], kind: str, code: str | None, *,
+                        now: datetime, limit: int) -> list[FeedEntry]:
+    """An area's entries merged with its boundary-change entries, newest first."""
+    system = area_system_entries(store, kind, code, now=now)
+    if not system:
+        return entries
+    merged = sorted(entries + system, key=lambda e: e.event_time, reverse=True)
+    return merged[:limit]
 
 
 def editor_geojson(store, set_id: int, tolerances: Tolerances) -> dict:

@@ -127,7 +127,7 @@ def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, set
                 f"in an emergency call 911.")
     updated = _aware(feed_updated(entries, updated_fallback))
     items = [(e, _title(e, settings), entry_tag(authority, e.source, e.external_id),
-              f"{base}/entries/{e.uid}") for e in entries]
+              base + (e.link or f"/entries/{e.uid}")) for e in entries]
     if fmt == "json":
         return _json_feed(title, subtitle, page, self_url, items, ctx)
 

@@ -120,6 +120,7 @@ class FeedEntry:
     source: str = ""
     external_id: str = ""
     point: tuple[float, float] | None = None  # (lat, lon) on the publication grid
+    link: str = ""  # site path the feed links to; "" for the entry's own page
 
     @property
     def changed_at(self) -> datetime:
@@ -148,9 +149,9 @@ class User:
 
 @dataclass
 class BoundaryChange:
-    """What happened to one beat when a beat map was published."""
+    """What happened to one beat (or sector, precinct, the city) when a beat map was published."""
 
-    kind: str  # added / removed / renamed / reshaped
+    kind: str  # beats: added / removed / renamed / reshaped; areas: sector / precinct / city
     code: str  # the code before the change (the new code for `added`)
     new_codes: list[str] = field(default_factory=list)  # new code, or successor beats
     share: float | None = None  # share of the area changed (reshaped)
@@ -158,6 +159,9 @@ class BoundaryChange:
     beat_set_id: int | None = None
     previous_set_id: int | None = None
     at: datetime | None = None
+    # Areas only: {"change": "changed"/"added"/"removed"/"renamed", "gained", "lost",
+    # "reshaped", "renamed" beats...}; the city: the map published and its beat changes.
+    detail: dict | None = None
 
 
 # ---- records workflow: upload queue, saved presets, scheduled sources, staff entry view -----

@@ -104,9 +104,11 @@ def resolve_area(store, kind: str, code: str | None) -> Area:
         raise AreaNotFound(f"Unknown kind of area {kind!r}.")
     wanted = (code or "").upper()
     if not any((getattr(b, field) or "").upper() == wanted for b in beats):
-        gone = boundaries.retired_beat(store, wanted) if kind == "beat" else None
+        gone = (boundaries.retired_beat(store, wanted) if kind == "beat"
+                else boundaries.retired_area(store, kind, wanted))
         if gone is not None:  # renamed: the caller redirects; removed: its feed keeps answering
-            now_code = gone.new_codes[0] if gone.kind == "renamed" else gone.code
+            renamed = "renamed" in (gone.kind, (gone.detail or {}).get("change"))
+            now_code = gone.new_codes[0] if renamed else gone.code
             return Area(kind, now_code, feeds.area_label(kind, now_code), set_id)
         raise AreaNotFound(f"There is no {kind} {code!r} in the current beat map.")
     canonical = next(getattr(b, field) for b in beats if (getattr(b, field) or "").upper() == wanted)
@@ -146,9 +148,9 @@ def area_entries(store, settings, area: Area, *, now: datetime, limit: int | Non
     entries = store.public_entries(area.beat_set_id, now=now,
                                    limit=limit or settings.feed_max_entries, offset=offset,
                                    since=retention_start(settings, now), **_area_kw(area))
-    if area.kind == "beat" and offset == 0:
-        entries = boundaries.with_beat_system_entries(store, entries, area.code, now=now,
-                                                      limit=limit or settings.feed_max_entries)
+    if offset == 0:  # boundary changes of the area: its beats', its own, the city's maps
+        entries = boundaries.with_system_entries(store, entries, area.kind, area.code, now=now,
+                                                 limit=limit or settings.feed_max_entries)
     if offset == 0:
         entries = announcements.with_announcements(store, area, entries, now=now,
                                                    limit=limit or settings.feed_max_entries)
@@ -194,9 +196,9 @@ def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
                                    categories=filt.categories, exclude=filt.exclude,
                                    since=retention_start(settings, now),
                                    geo_precision=settings.geo_precision, **_area_kw(area))
-    if area.kind == "beat" and not filt:
-        entries = boundaries.with_beat_system_entries(store, entries, area.code, now=now,
-                                                      limit=settings.feed_max_entries)
+    if not filt:
+        entries = boundaries.with_system_entries(store, entries, area.kind, area.code, now=now,
+                                                 limit=settings.feed_max_entries)
     entries = announcements.with_announcements(store, area, entries, now=now,
                                                limit=settings.feed_max_entries,
                                                categories=filt.categories, exclude=filt.exclude)

@@ -44,3 +44,24 @@ def test_edit_publish_and_rollback_record_what_changed(db, cfg):  # noqa: F811 (
     assert boundaries.retired_beat(db, "B7").new_codes == ["B1"]
     actions = [a["action"] for a in db.audit_log()]
     assert actions.count("beats.edit") == 2 and "beats.copy" in actions
+
+
+def test_area_changes_are_recorded_once_and_read_back(db):  # noqa: F811 (fixtures)
+    from beatfeeds.models import Beat
+
+    active = boundaries.load_beat_map(db, DEFAULT_BEATS, now=NOW)
+    boundaries.publish_beat_map(db, active, now=NOW)
+    edited = [Beat(b.code, "Z" if b.sector == "B" else b.sector, b.precinct, b.geometry)
+              for b in db.beats(active)]
+    new = db.create_beat_set("sector B is Z", edited, effective_date=None, source_filename=None,
+                             created_by="test", now=NOW)
+    at = datetime(2026, 1, 2)
+    boundaries.publish_beat_map(db, new, now=at)
+    recorded = db.boundary_changes(set_id=new)
+    assert {(c.kind, c.code, tuple(c.new_codes)) for c in recorded} == {
+        ("sector", "B", ("Z",)), ("city", "city", ())}
+    assert boundaries.retired_area(db, "sector", "b").detail["change"] == "renamed"
+    db.record_boundary_changes(new, active, recorded, now=at)  # a retry stores nothing more
+    assert len(db.boundary_changes(set_id=new)) == 2
+    assert [e.title for e in boundaries.area_system_entries(db, "sector", "Z", now=at)] == [
+        "Sector B is now Sector Z (beat map 2); its pages and feeds moved here."]

@@ -52,22 +52,31 @@ class BoundaryStoreMixin:
 
     def record_boundary_changes(self, set_id: int, previous_id: int | None,
                                 changes: Sequence[BoundaryChange], *, now: datetime) -> None:
+        """Store what a publication changed. Idempotent: a change already recorded for the
+        same publication (map, previous map, time, kind and code) is not stored twice."""
         if not changes:
             return
+        c = t.boundary_changes.c
         with self.engine.begin() as conn:
-            conn.execute(insert(t.boundary_changes), [
-                {"beat_set_id": set_id, "previous_set_id": previous_id, "kind": c.kind,
-                 "code": c.code, "new_codes": json.dumps(c.new_codes), "share": c.share,
-                 "at": now} for c in changes])
+            done = {(r.kind, r.code) for r in conn.execute(
+                select(c.kind, c.code).where(c.beat_set_id == set_id).where(c.at == now)
+                .where(c.previous_set_id == previous_id if previous_id is not None
+                       else c.previous_set_id.is_(None)))}
+            rows = [{"beat_set_id": set_id, "previous_set_id": previous_id, "kind": ch.kind,
+                     "code": ch.code, "new_codes": _codes_json(ch), "share": ch.share,
+                     "at": now} for ch in changes if (ch.kind, ch.code) not in done]
+            if rows:
+                conn.execute(insert(t.boundary_changes), rows)
 
     def boundary_changes(self, *, code: str | None = None, set_id: int | None = None,
-                         until: datetime | None = None,
-                         change_id: int | None = None) -> list[BoundaryChange]:
-        """Recorded changes, newest first: those naming `code` (as old or new code)."""
+                         until: datetime | None = None, change_id: int | None = None,
+                         kinds: Sequence[str] | None = None) -> list[BoundaryChange]:
+        """Recorded changes, newest first: those naming `code` (as old or new code), of
+        `kinds` when given (beat changes, or the sector, precinct and city ones)."""
         c = t.boundary_changes.c
         q = select(t.boundary_changes).order_by(c.id.desc())
         if code is not None:
-            # new_codes is a JSON list of short codes: a quoted match finds exact members.
+            # new_codes is JSON holding short codes: a quoted match finds exact members.
             q = q.where(or_(c.code == code, c.new_codes.like(f'%"{code}"%')))
         if set_id is not None:
             q = q.where(c.beat_set_id == set_id)
@@ -75,12 +84,10 @@ class BoundaryStoreMixin:
             q = q.where(c.id == change_id)
         if until is not None:
             q = q.where(c.at <= until)
+        if kinds is not None:
+            q = q.where(c.kind.in_(list(kinds)))
         with self.engine.connect() as conn:
-            return [BoundaryChange(kind=r.kind, code=r.code,
-                                   new_codes=json.loads(r.new_codes or "[]"), share=r.share,
-                                   id=r.id, beat_set_id=r.beat_set_id,
-                                   previous_set_id=r.previous_set_id, at=r.at)
-                    for r in conn.execute(q)]
+            return [_change(r) for r in conn.execute(q)]
 
     def recent_incident_points(self, set_id: int, since: datetime) -> tuple:
         """(ids, lon, lat, beat codes under `set_id`) of located incidents since a time, as
@@ -110,3 +117,22 @@ class BoundaryStoreMixin:
                     select(c.id, c.uid, c.event_time, c.block_address, c.category)
                     .where(c.id.in_(ids[k:k + 500])))]
         return sorted(out, key=lambda r: (r[2], r[1]), reverse=True)
+
+
+def _codes_json(c: BoundaryChange) -> str:
+    """The new_codes column: a JSON list for beat changes; for an area's change, an object
+    with that list under "codes" and the change's detail beside it."""
+    if c.detail is None:
+        return json.dumps(c.new_codes)
+    return json.dumps({"codes": c.new_codes, **c.detail}, sort_keys=True)
+
+
+def _change(r) -> BoundaryChange:
+    codes = json.loads(r.new_codes or "[]")
+    detail = None
+    if isinstance(codes, dict):
+        detail = {k: v for k, v in codes.items() if k != "codes"}
+        codes = codes.get("codes", [])
+    return BoundaryChange(kind=r.kind, code=r.code, new_codes=codes, share=r.share, id=r.id,
+                          beat_set_id=r.beat_set_id, previous_set_id=r.previous_set_id,
+                          at=r.at, detail=detail)

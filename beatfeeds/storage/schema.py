@@ -248,9 +248,12 @@ boundary_changes = Table(
     Column("beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"),
            nullable=False),  # the map that was published
     Column("previous_set_id", Integer, ForeignKey("beat_sets.id", ondelete="SET NULL")),
-    Column("kind", String(16), nullable=False),  # added / removed / renamed / reshaped
-    Column("code", String(32), nullable=False),  # the beat's code before the change
-    Column("new_codes", Text),  # JSON list: the new code (renamed) or successor beats (removed)
+    # beats: added / removed / renamed / reshaped; areas: sector / precinct / city
+    Column("kind", String(16), nullable=False),
+    Column("code", String(32), nullable=False),  # the beat's (sector's...) code before the change
+    # JSON list: the new code (renamed) or successor beats (removed); for an area, an object
+    # {"codes": [...], "change": ..., "gained": [...], ...} (see boundaries.area_changes)
+    Column("new_codes", Text),
     Column("share", Float),  # share of the area that changed (reshaped)
     Column("at", DateTime, nullable=False),
     Index("ix_boundary_changes_code", "code"),
