@@ -187,6 +187,8 @@ def test_a_sector_whose_beats_went_to_several_sectors_keeps_a_final_entry(store,
     final = feedparser.parse(r.data).entries[0]
     assert final.title.startswith("Sector B no longer exists")
     assert "Sector J, Sector L" in final.title
+    page = client.get("/sectors/B")
+    assert page.status_code == 200 and "Sector B no longer exists" in page.get_data(as_text=True)
     (j,) = changes_in(client, "/sectors/J/feed.atom")
     assert j.title == "Sector J now includes beats B1, B2."
 
