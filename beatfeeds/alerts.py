@@ -39,6 +39,9 @@ DIGESTS = ("daily", "weekly")
 _ADDRESS = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
+# A digest lists at most this many entries (the rest as a count and a link to the area):
+# mail clients clip long messages (Gmail at about 102 KB), and the footer must survive.
+DIGEST_MAX_LISTED = 100
 EMERGENCY = ("This service is not monitored. In an emergency call 911; to report a crime "
              "that is not an emergency, use the department's non-emergency line.")
 
@@ -421,19 +424,27 @@ def digest_message(settings, digest: EmailDigest,
     manage = _url(settings, "/alerts/manage")
     e = html.escape
     text, body = [subject, ""], [f"<h1 style=\"font-size: 1.2em\">{e(subject)}</h1>"]
+    room = DIGEST_MAX_LISTED
     for sub, found in groups:
         label = feeds.area_label(sub.area_kind, sub.area_code)
         area = area_url(settings, sub.area_kind, sub.area_code)
         text += [f"== {label} ({len(found)}) ==", area, ""]
         body.append(f"<h2 style=\"font-size: 1.1em\"><a href=\"{e(area)}\">{e(label)}</a> "
                     f"({len(found)})</h2><ul>")
-        for f in found:
+        # Urgent announcements first, then the newest: what a clipped list must not lose.
+        ordered = sorted(found, key=lambda f: (not f.urgent, -f.entry.event_time.timestamp()))
+        for f in ordered[:max(room, 0)]:
             title, extra = _entry_text(settings, f)
             link = _url(settings, f"/entries/{f.entry.uid}")
             text += [f"* {title}"] + ([f"  {extra}"] if extra else []) + [f"  {link}", ""]
             body.append(f"<li><a href=\"{e(link)}\">{e(title)}</a>"
                         + (f"<br>{e(extra)}" if extra else "") + "</li>")
         body.append("</ul>")
+        if (more := len(found) - max(room, 0)) > 0:
+            text += [f"... and {more:,} more for {label}: {area}", ""]
+            body.append(f"<p>… and {more:,} more for <a href=\"{e(area)}\">{e(label)}</a>."
+                        "</p>")
+        room -= len(found)
     whys = [(describe(s.area_kind, s.area_code, s.categories, s.frequency, settings),
              _url(settings, f"/alerts/unsubscribe/{unsubscribe_token(settings, s)}"))
             for s, _ in groups]

@@ -442,3 +442,32 @@ def test_the_manage_link_switches_between_instant_alerts_and_digests(tmp_path, i
     assert _run(store, settings, _utc(datetime(2026, 3, 11, 7, 0), settings))["sent"] == 2
     (digest,) = _to(inbox, A)
     assert len(_entry_uids(digest)) == 1
+
+
+def test_a_long_digest_lists_the_newest_entries_and_counts_the_rest(tmp_path):
+    from beatfeeds.models import EmailDigest, EmailSubscription, FeedEntry
+
+    settings = make_settings(tmp_path)
+    t0 = datetime(2026, 11, 25, 15, 0)
+    sub = EmailSubscription(1, 1, "r@example.org", "city", None, (), "daily", t0)
+    city = [alerts.PublicEntry(FeedEntry(
+        uid=f"u{i:04d}", title="", category="theft", category_text="THEFT",
+        description="THEFT - CAR PROWL", block_address=f"{i}XX BLOCK OF PINE ST",
+        event_time=t0 + timedelta(minutes=i), updated_at=t0), None) for i in range(450)]
+    beat_sub = EmailSubscription(2, 1, "r@example.org", "beat", "K3", (), "daily", t0)
+    beat = city[:3]
+    digest = EmailDigest(7, 1, "r@example.org", "daily", t0, t0 + timedelta(days=1), "pending",
+                         t0, 0, None, None, t0, None)
+    msg = alerts.digest_message(settings, digest, [(beat_sub, beat), (sub, city[3:])])
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "450 new entries" in msg["Subject"]
+    listed = re.findall(r"/entries/(u\d{4})", text)
+    assert len(listed) == alerts.DIGEST_MAX_LISTED
+    assert listed[:3] == ["u0002", "u0001", "u0000"]  # newest first in each area
+    assert listed[3] == "u0449"
+    assert "... and 350 more for " in text
+    assert "350 more for" in html
+    assert len(msg.as_bytes()) < 102_000  # Gmail clips longer messages, footer and all
+    assert "Stop this daily digest" in text  # the footer survives
+
