@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -400,6 +400,8 @@ class BeatMapDiff:
     renamed: list[tuple[str, str]] = field(default_factory=list)  # (old code, new code)
     moves: list[IncidentMove] = field(default_factory=list)
     since: datetime | None = None
+    # What sector and precinct feeds would announce on publication: (area label, text).
+    areas: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def move_counts(self) -> list[tuple[str | None, str | None, int]]:
@@ -464,7 +466,24 @@ def diff_beat_sets(store, new_id: int, old_id: int | None = None, *,
             for i, uid, when, block, category in store.incident_summaries(ids[moved]):
                 moves.append(IncidentMove(uid, when, block, category, *code_of[i]))
     return BeatMapDiff(old_id, new_id, added=added, removed=removed, reshaped=reshaped,
-                       unchanged=unchanged, renamed=renamed, moves=moves, since=since)
+                       unchanged=unchanged, renamed=renamed, moves=moves, since=since,
+                       areas=_area_preview(old, new, new_id, _beat_changes(
+                           old, new, added, removed, reshaped, renamed)))
+
+
+def _area_preview(old: list[Beat], new: list[Beat], new_id: int,
+                  changes: list[BoundaryChange]) -> list[tuple[str, str]]:
+    """The entries sector and precinct feeds would carry if `new_id` were published."""
+    from .feeds import area_label  # feeds does not import this module
+
+    out = []
+    for c in area_changes(old, new, changes):
+        c = replace(c, beat_set_id=new_id)
+        code = c.new_codes[0] if _change_of(c) == "renamed" else c.code
+        text = _area_change_text(c, code)
+        if text:
+            out.append((area_label(c.kind, code), text))
+    return out
 
 
 def successors(old_geom, new: list[Beat]) -> list[str]:
@@ -483,6 +502,11 @@ def boundary_changes(store, old_id: int, new_id: int,
     """The per-beat changes publishing `new_id` in place of `old_id` makes."""
     old, new = store.beats(old_id), store.beats(new_id)
     added, removed, reshaped, _, renamed = diff_beats(old, new, tolerances.reshape)
+    return _beat_changes(old, new, added, removed, reshaped, renamed)
+
+
+def _beat_changes(old: list[Beat], new: list[Beat], added, removed, reshaped,
+                  renamed) -> list[BoundaryChange]:
     by_code = {b.code: b.geometry for b in old}
     return ([BoundaryChange("added", c) for c in added]
             + [BoundaryChange("removed", c, successors(by_code[c], new)) for c in removed]

@@ -261,6 +261,9 @@ def beats_diff(ctx: Context, set_id, against, tolerance, moves):
     click.echo("renamed: " + (" ".join(f"{a}->{b}" for a, b in d.renamed) or "-"))
     click.echo("reshaped: " + (" ".join(f"{c} ({x:.1%})" for c, x in d.reshaped) or "-"))
     click.echo(f"unchanged: {len(d.unchanged)} beats")
+    click.echo(f"sector and precinct feeds would announce: {len(d.areas) or '-'}")
+    for _label, text in d.areas:
+        click.echo(f"  {text}")
     click.echo(f"incidents moving (last {s.beat_diff_days} days): {len(d.moves)}")
     for old, new, n in d.move_counts:
         click.echo(f"  {old or '(none)'} -> {new or '(none)'}: {n}")

@@ -213,6 +213,9 @@ def test_the_2015_map_to_the_2018_map_through_the_web(store, settings, pw_hash):
     reshaped = page.split('<td id="reshaped">')[1].split("</td>")[0]
     assert [c.split(" ")[0] for c in reshaped.split(", ")] == ["G1", "G3", "K2", "K3"]
     assert "No problems" in page
+    # the 2015-2017 file has no sectors: publishing creates them, and the page says so
+    areas = page.split('<ul id="area-changes">')[1].split("</ul>")[0]
+    assert "Sector K was created with beat map 2; it includes beats K1, K2, K3." in areas
     web.post("/admin/beats/2/publish", data={"at": ""})
     assert store.active_beat_set_id() == 2
     assert web.get("/beats/K3/feed.atom").status_code == 200

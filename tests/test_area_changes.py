@@ -204,3 +204,22 @@ def test_recording_a_publication_twice_adds_no_entry(store, settings, redrawn):
     client = make_client(store, settings)
     assert len(changes_in(client, "/sectors/K/feed.atom")) == 1
     assert len(changes_in(client, "/feed.atom")) == 1
+
+
+def test_the_diff_previews_what_sector_and_precinct_feeds_will_announce(store, settings,
+                                                                        redraw, runner):
+    old, new = redraw
+    d = boundaries.diff_beat_sets(store, new)
+    texts = [t for _, t in d.areas]
+    assert "Sector K: beats K2, K3 were reshaped." in texts
+    assert "East Precinct: beats G1, G3 were reshaped." in texts
+    assert not any("Sector B" in t for t in texts)
+    # the same in the CLI, and nothing published by looking
+    from beatfeeds.cli import main
+
+    result = runner.invoke(main, ["beats", "diff", str(new)])
+    assert result.exit_code == 0, result.output
+    assert "sector and precinct feeds would announce: 4" in result.output
+    assert "  Sector G: beats G1, G3 were reshaped." in result.output
+    client = make_client(store, settings)
+    assert changes_in(client, "/sectors/K/feed.atom") == []
