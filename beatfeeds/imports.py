@@ -492,10 +492,9 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
                                         user_email=options.actor, now=now)
         report.run_id = None if options.dry_run else run_id
         run = _Run(store=store, conn=conn, source=mapping.source, counters=counters,
-                   indexes=indexes, primary=primary, settings=settings, run_id=run_id, now=now,
-                   ncls=ncls,
-                   had_incidents=had_incidents,
-                   writer=_Writer(), next_id=store.first_free_incident_id(conn))
+                   settings=settings, run_id=run_id, now=now, ncls=ncls,
+                   had_incidents=had_incidents, writer=_Writer(),
+                   next_id=store.first_free_incident_id(conn))
         if not had_incidents and store.source_has_incidents(conn, mapping.source):
             raise Conflict(f"Another import of {mapping.source} finished while this one "
                            "started; nothing was imported. Import the file again.")
@@ -563,8 +562,6 @@ class _Run:
     conn: object
     source: str
     counters: dict[str, int]
-    indexes: dict
-    primary: int | None
     settings: object
     run_id: int
     now: datetime
