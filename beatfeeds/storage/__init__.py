@@ -400,9 +400,9 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
                                 beats: dict[int, Sequence[str | None]]) -> None:
         """Bulk-insert new incidents given column-wise, and their beat rows.
 
-        Does what `insert_incidents` does for a whole chunk in two executemany calls on the
-        driver: `columns` maps incidents columns (all but `id`) to sequences, numpy arrays
-        (datetime64 with NaT, float with NaN for NULL) or one value for every row.
+        Two statements for a whole chunk: `columns` maps incidents columns (all but `id`) to
+        sequences, numpy arrays (datetime64 with NaT, float with NaN for NULL) or one value for
+        every row.
         """
         n = max((len(v) for v in columns.values() if _is_column(v)), default=0)
         if n:
@@ -514,22 +514,6 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         if proc is not None and not isinstance(t.incidents.c[name].type, (String,)):
             return [proc(v) for v in values]
         return list(values)
-
-    def insert_incidents(self, conn: Connection, rows: Sequence[IncidentRow], *,
-                         hashes: Sequence[str], uids: Sequence[str], publish_at: Sequence[datetime],
-                         run_id: int | None, now: datetime) -> dict[str, int]:
-        """Insert new incidents and their beat rows; returns external_id -> id."""
-        if not rows:
-            return {}
-        conn.execute(insert(t.incidents), [
-            _incident_values(r, h, p, run_id, now) | {
-                "uid": u, "created_at": now, "first_run_id": run_id}
-            for r, h, u, p in zip(rows, hashes, uids, publish_at, strict=True)
-        ])
-        ids = {k: v[0] for k, v in
-               self.existing_incidents(conn, rows[0].source, [r.external_id for r in rows]).items()}
-        self._replace_beats(conn, [(ids[r.external_id], r) for r in rows], delete_first=False)
-        return ids
 
     def update_incidents(self, conn: Connection, rows: Sequence[tuple[int, IncidentRow]], *,
                          hashes: Sequence[str], publish_at: Sequence[datetime],
