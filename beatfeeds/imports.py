@@ -486,7 +486,7 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
     # A big file is parsed in a child process while this one writes: two cores, not one.
     apart = forked.available() and expected >= PARSE_APART_ROWS
     with (forked.iterate(chunks) if apart else contextlib.nullcontext(chunks())) as parsed, \
-            store.transaction(rollback=options.dry_run) as conn:
+            store.transaction(rollback=options.dry_run, foreign_keys=False) as conn:
         run_id = store.start_import_run(conn, source=mapping.source, filename=path.name,
                                         file_sha256=_digest(path), preset=report.preset,
                                         user_email=options.actor, now=now)
@@ -498,6 +498,9 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
         if not had_incidents and store.source_has_incidents(conn, mapping.source):
             raise Conflict(f"Another import of {mapping.source} finished while this one "
                            "started; nothing was imported. Import the file again.")
+        if not store.beat_sets_exist(conn, indexes):  # rows will reference them unchecked
+            raise Conflict("A beat map was deleted while this import started; nothing was "
+                           "imported. Import the file again.")
         deferred = store.defer_incident_indexes(conn, expected)
         processed = 0
         try:

@@ -309,3 +309,40 @@ def test_each_incident_gets_one_beat_row_per_map_null_outside_every_beat(tmp_pat
     set_id = beats_store.active_beat_set_id()
     assert [tuple(r) for r in got] == [("1", set_id, "K3"), ("2", set_id, None),
                                        ("3", set_id, None), ("4", set_id, "K3")]
+
+
+def test_imports_write_unchecked_but_leave_no_broken_reference(tmp_path, beats_store, settings):
+    # Imports skip SQLite's per-row foreign key lookups; what they wrote must still hold, and
+    # the connection must enforce foreign keys again for whatever uses it next.
+    path = write_csv(tmp_path / "a.csv", [good(1), good(2, lat="", lon=""), good(3)])
+    assert run(beats_store, settings, path).counters["new"] == 3
+    corrected = write_csv(tmp_path / "b.csv", [good(1, desc="THEFT - AUTO"), good(4)])
+    assert run(beats_store, settings, corrected).counters["updated"] == 1
+    with beats_store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("SELECT count(*) FROM incident_beats").scalar() == 4
+
+
+def test_a_beat_map_deleted_as_an_import_starts_stops_it_with_nothing_stored(
+        tmp_path, beats_store, settings, monkeypatch):
+    from beatfeeds import boundaries
+
+    from .conftest import DEFAULT_BEATS
+
+    draft = boundaries.load_beat_map(beats_store, DEFAULT_BEATS, code_field="beat", name="draft",
+                                     now=NOW)
+    real = type(beats_store).source_has_incidents
+
+    def deleting_the_draft(self, conn, source):
+        with self.engine.begin() as c:  # another admin's hand, between read and write
+            c.exec_driver_sql("DELETE FROM beats WHERE beat_set_id = ?", (draft,))
+            c.exec_driver_sql("DELETE FROM beat_sets WHERE id = ?", (draft,))
+        monkeypatch.setattr(type(beats_store), "source_has_incidents", real)
+        return real(self, conn, source)
+
+    monkeypatch.setattr(type(beats_store), "source_has_incidents", deleting_the_draft)
+    with pytest.raises(imports.Conflict, match="beat map was deleted"):
+        run(beats_store, settings, write_csv(tmp_path / "a.csv", [good(1)]))
+    assert beats_store.incident_private("test-source", "1") is None
+    assert run(beats_store, settings, tmp_path / "a.csv").counters["new"] == 1

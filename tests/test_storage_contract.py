@@ -153,6 +153,36 @@ def test_upgrade_reaches_head_and_is_idempotent(bare):
     assert bare.ping()
 
 
+def test_upgrading_a_populated_database_keeps_every_row(bare, cfg, tmp_path):
+    # 0007 copies the incidents table on SQLite; the beat rows referencing it (ON DELETE
+    # CASCADE) must survive, and foreign keys must be enforced again afterwards.
+    from alembic import command
+
+    from beatfeeds.storage import _alembic_config
+
+    with bare.engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0006")
+    load_beats(bare, publish=True)
+    assert import_rows(bare, cfg, tmp_path / "a.csv", [row("A1"), row("A2")])["new"] == 2
+
+    def counts():
+        with bare.engine.connect() as conn:
+            return tuple(conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar()
+                         for name in ("incidents", "incident_beats"))
+
+    before = counts()
+    assert before == (2, 2)
+    assert bare.upgrade() == ("0006", bare.head_revision())
+    assert counts() == before
+    with bare.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    with pytest.raises(Exception, match="(?i)unique"), bare.engine.begin() as conn:
+            conn.execute(update(schema.incidents).where(schema.incidents.c.external_id == "A2")
+                         .values(uid=uid("A1")))
+    assert public_uids(bare, bare.active_beat_set_id()) == {uid("A1"), uid("A2")}
+
+
 def test_head_revision_is_the_one_alembic_finds(bare):
     # head_revision reads the migration files itself (Alembic is slow to import).
     from alembic.config import Config

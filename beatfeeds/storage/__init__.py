@@ -120,8 +120,26 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         from alembic import command
 
         before = self.current_revision()
-        with self.engine.begin() as conn:
-            command.upgrade(_alembic_config(conn), "head")
+        with self.engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                # Migrations that change a table copy it on SQLite (Alembic's batch mode);
+                # with foreign keys on, dropping the old copy would cascade into the rows
+                # that reference it. Off for the migration (it must precede the
+                # transaction), checked before committing, and on again after.
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()  # ends SQLAlchemy's autobegun transaction; SQLite had none
+            try:
+                with conn.begin():
+                    command.upgrade(_alembic_config(conn), "head")
+                    if sqlite:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    conn.commit()
         return before, self.current_revision()
 
     def current_revision(self) -> str | None:
@@ -312,22 +330,41 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
 
     # ---- imports ------------------------------------------------------------------------
     @contextmanager
-    def transaction(self, rollback: bool = False) -> Iterator[Connection]:
+    def transaction(self, rollback: bool = False, *,
+                    foreign_keys: bool = True) -> Iterator[Connection]:
         """One database transaction; an import runs entirely inside one.
 
         With rollback=True everything is undone at the end (a dry run sees exact counters).
+        foreign_keys=False: SQLite does not look up the parent of every row written (half
+        the cost of writing a beat row); for an import, whose rows reference only the run
+        it creates, the incidents it inserts and beat maps it checks under the write lock
+        (`beat_sets_exist`). It deletes no parent row, so no cascade is missed.
         """
         with self.engine.connect() as conn:
-            trans = conn.begin()
+            unchecked = not foreign_keys and conn.dialect.name == "sqlite"
+            if unchecked:  # only outside a transaction does SQLite change this
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()  # ends SQLAlchemy's autobegun transaction; SQLite had none
             try:
-                yield conn
-            except BaseException:
-                trans.rollback()
-                raise
-            if rollback:
-                trans.rollback()
-            else:
-                trans.commit()
+                trans = conn.begin()
+                try:
+                    yield conn
+                except BaseException:
+                    trans.rollback()
+                    raise
+                if rollback:
+                    trans.rollback()
+                else:
+                    trans.commit()
+            finally:
+                if unchecked:
+                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    conn.commit()
+
+    def beat_sets_exist(self, conn: Connection, ids: Iterable[int]) -> bool:
+        ids = set(ids)
+        found = conn.execute(select(t.beat_sets.c.id).where(t.beat_sets.c.id.in_(ids))).scalars()
+        return set(found) == ids
 
     def start_import_run(self, conn: Connection, *, source: str, filename: str,
                          file_sha256: str | None, preset: str | None,
@@ -750,9 +787,11 @@ def _split_values(joined: str, n: int) -> BoundValues:
 
 
 def _deferrable_indexes() -> list[Index]:
-    """Indexes a bulk load may drop and rebuild (not the unique ones: they guard identity)."""
+    """Indexes a bulk load may drop and rebuild. Not the (source, external_id) one: it guards
+    identity while the run looks rows up. The uid one may go: a uid is a hash of that pair,
+    so the other index already keeps uids apart, and rebuilding still checks uniqueness."""
     # Not ix_incident_beats_set_code: new rows go to the end of each beat's range, cheaply.
-    names = ("ix_incidents_event_time", "ix_incidents_publish_at")
+    names = ("ix_incidents_uid", "ix_incidents_event_time", "ix_incidents_publish_at")
     found = [i for i in t.incidents.indexes if i.name in names]
     assert len(found) == len(names)
     return found

@@ -94,7 +94,7 @@ incidents = Table(
     "incidents",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("uid", String(32), nullable=False, unique=True),  # public, opaque, stable
+    Column("uid", String(32), nullable=False),  # public, opaque, stable; unique (index below)
     Column("source", String(100), nullable=False),
     Column("external_id", String(200), nullable=False),
     Column("reported_at", DateTime),
@@ -119,6 +119,9 @@ incidents = Table(
     Column("first_run_id", Integer, ForeignKey("import_runs.id")),
     Column("last_run_id", Integer, ForeignKey("import_runs.id")),
     UniqueConstraint("source", "external_id", name="uq_incidents_source_external_id"),
+    # A unique index rather than a constraint: SQLite can drop and rebuild an index (bulk
+    # loads do, by sorting, instead of inserting a million random keys one by one).
+    Index("ix_incidents_uid", "uid", unique=True),
     Index("ix_incidents_event_time", "event_time"),
     Index("ix_incidents_publish_at", "publish_at"),
 )
