@@ -312,6 +312,59 @@ def _fixed_width(values: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray]:
     return out, read
 
 
+def format_datetimes(values: np.ndarray, *, sep: str = "T", unit: str = "us"
+                     ) -> list[str | None]:
+    """datetime64 values as the text `np.datetime_as_string(values, unit)` writes (with `sep`
+    between date and time), NaT as None, at a third of its cost: each distinct day is
+    written once and the time of day looked up in a table. unit: "us" or "s" (truncating,
+    as numpy's cast does)."""
+    width = {"us": 26, "s": 19}[unit]
+    nat = np.isnat(values)
+    micros = np.where(nat, 0, values.astype("datetime64[us]").view(np.int64))
+    days, in_day = np.divmod(micros, 86_400_000_000)
+    if len(days) and not (_FIRST_DAY <= days.min() and days.max() <= _LAST_DAY):
+        text = np.datetime_as_string(values.astype(f"datetime64[{unit}]"), unit=unit)
+        out = [str(v).replace("T", sep, 1) for v in text.tolist()]
+    else:
+        seconds, fraction = np.divmod(in_day, 1_000_000)
+        distinct, which = np.unique(days, return_inverse=True)
+        day_text = np.datetime_as_string(distinct.astype("datetime64[D]")).astype("S10")
+        chars = np.empty((len(values), width + 1), dtype=np.uint8)
+        chars[:, width] = ord("\n")  # one string split in lines: cheaper than n decodes
+        chars[:, :10] = day_text.view(np.uint8).reshape(-1, 10)[which]
+        chars[:, 10] = ord(sep)
+        chars[:, 11:19] = _times_of_day()[seconds]
+        if unit == "us":
+            chars[:, 19] = ord(".")
+            if not fraction.any():  # whole seconds, as most sources write
+                chars[:, 20:width] = ord("0")
+            for col in range(25, 19, -1) if fraction.any() else ():
+                fraction, digit = np.divmod(fraction, 10)
+                chars[:, col] = digit + ord("0")
+        out = chars.tobytes().decode("ascii").split("\n")[:-1] if len(values) else []
+    for i in np.flatnonzero(nat).tolist():
+        out[i] = None
+    return out
+
+
+_FIRST_DAY = (np.datetime64("0001-01-01") - np.datetime64("1970-01-01")).astype(int)
+_LAST_DAY = (np.datetime64("9999-12-31") - np.datetime64("1970-01-01")).astype(int)
+_TIMES_OF_DAY: np.ndarray | None = None
+
+
+def _times_of_day() -> np.ndarray:
+    """"HH:MM:SS" of each second of a day, as an (86400, 8) array of ASCII codes."""
+    global _TIMES_OF_DAY
+    if _TIMES_OF_DAY is None:
+        s = np.arange(86_400)
+        table = np.full((86_400, 8), ord(":"), dtype=np.uint8)
+        for col, part in ((0, s // 3600), (3, s // 60 % 60), (6, s % 60)):
+            table[:, col] = part // 10 + ord("0")
+            table[:, col + 1] = part % 10 + ord("0")
+        _TIMES_OF_DAY = table
+    return _TIMES_OF_DAY
+
+
 def _fitting_format(sample: str, formats) -> str | None:
     for fmt in formats:
         try:

@@ -618,8 +618,7 @@ def _row_hashes(valid, ncls: int) -> list[bytes]:
     if not len(valid):
         return []
     def iso(values) -> list[str]:
-        text = np.datetime_as_string(values.to_numpy().astype("datetime64[s]"), unit="s")
-        return np.where(np.isnat(values.to_numpy()), "", text).tolist()
+        return [v or "" for v in columnar.format_datetimes(values.to_numpy(), unit="s")]
 
     def num(values) -> list[str]:
         out = list(map(repr, values.tolist()))
@@ -713,22 +712,17 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
     key_hashes = _Seen.key_hashes(keys)
     row_hashes = np.frombuffer(b"".join(digests), dtype=np.uint64).reshape(-1, 4)[:, 0]
     was_seen, seen_hash = p.seen.lookup(key_hashes)
-    latest: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        if key in latest:
-            counters["duplicate"] += 1
-        latest[key] = i
-    for key, i in list(latest.items()):
-        if was_seen[i] and seen_hash[i] == row_hashes[i]:  # as this run already stored it
-            counters["duplicate"] += 1
-            del latest[key]
-    if not latest:
+    earlier = pd.Series(keys, dtype=object).duplicated(keep="last").to_numpy()
+    pos = np.flatnonzero(~earlier)  # each key's last row
+    stored = was_seen[pos] & (seen_hash[pos] == row_hashes[pos])  # as this run stored it
+    counters["duplicate"] += int(earlier.sum()) + int(stored.sum())
+    pos = pos[~stored]
+    if not len(pos):
         return _Chunk(counters, valid.iloc[:0], {}, [], np.zeros(0, dtype=bool), [], *(
             np.zeros(0, dtype=object),) * 3, {}, {})
-    pos = np.fromiter(latest.values(), dtype=np.int64, count=len(latest))
     p.seen.add(key_hashes[pos], row_hashes[pos])
     batch = valid.iloc[pos].reset_index(drop=True)
-    bkeys = list(latest)
+    bkeys = [keys[i] for i in pos.tolist()]
     hashes = [digests[i].hex() for i in pos]
     lat, lon = batch["lat"].to_numpy(), batch["lon"].to_numpy()
     located = np.isfinite(lat) & np.isfinite(lon)

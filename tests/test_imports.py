@@ -346,3 +346,31 @@ def test_a_beat_map_deleted_as_an_import_starts_stops_it_with_nothing_stored(
         run(beats_store, settings, write_csv(tmp_path / "a.csv", [good(1)]))
     assert beats_store.incident_private("test-source", "1") is None
     assert run(beats_store, settings, tmp_path / "a.csv").counters["new"] == 1
+
+
+@pytest.mark.parametrize("unit", ["us", "s"])
+@pytest.mark.parametrize("first, span_days, whole_seconds", [
+    ("2008-01-01", 18 * 365, True), ("2008-01-01", 18 * 365, False),
+    ("1850-06-01", 200 * 365, False), ("0001-01-01", 30, True), ("9999-12-01", 30, False)])
+def test_datetimes_are_written_exactly_as_numpy_writes_them(unit, first, span_days,
+                                                            whole_seconds):
+    # Stored timestamps and row hashes are made from this text: one character off and every
+    # re-import would report each row as changed.
+    import numpy as np
+
+    from beatfeeds.columnar import format_datetimes
+
+    rng = np.random.default_rng(7)
+    step = 1_000_000 if whole_seconds else 1
+    offsets = rng.integers(0, span_days * 86_400_000_000 // step, 20_000) * step
+    values = np.datetime64(first, "us") + offsets.astype("timedelta64[us]")
+    values[::9] = np.datetime64("NaT")
+    expected = [None if np.isnat(v) else
+                str(np.datetime_as_string(v.astype(f"datetime64[{unit}]"), unit=unit))
+                .replace("T", " ") for v in values]
+    assert format_datetimes(values, sep=" ", unit=unit) == expected
+    if first.startswith("2008"):  # as parsed: nanoseconds
+        assert format_datetimes(values.astype("datetime64[ns]"), sep=" ", unit=unit) == expected
+    beyond = np.array(["10000-01-01T00:00", "-0001-05-05T01:02:03"], dtype="datetime64[us]")
+    assert format_datetimes(beyond, unit=unit) == np.datetime_as_string(beyond, unit=unit).tolist()
+    assert format_datetimes(values[:0], unit=unit) == []

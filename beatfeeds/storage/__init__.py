@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
+from ..columnar import format_datetimes
 from ..errors import BeatNotFound, Conflict, NoActiveBeatMap, NotFound
 from ..models import (
     COUNTERS,
@@ -806,26 +807,20 @@ def _placeholder(conn: Connection) -> str:
 
 
 def _bind_datetimes(conn: Connection | Engine, type_, values: np.ndarray) -> list:
-    """datetime64 values for the driver; on SQLite as the text SQLAlchemy stores, made by
-    numpy in one call (per-value formatting is most of a bulk insert's cost otherwise)."""
-    nat = np.isnat(values)
+    """datetime64 values for the driver; on SQLite as the text SQLAlchemy stores, written
+    column-wise (per-value formatting is most of a bulk insert's cost otherwise)."""
     micro = values.astype("datetime64[us]")
     proc = type_.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     if proc is None:
         out = micro.astype(object).tolist()
-    else:
-        text = np.datetime_as_string(micro, unit="us")
-        probe = datetime(2001, 2, 3, 4, 5, 6, 7)
-        if proc(probe) == str(np.datetime_as_string(np.datetime64(probe, "us"))).replace(
-                "T", " "):
-            codes = text.view(np.uint32).reshape(len(text), -1)
-            codes[:, 10] = ord(" ")
-            out = text.tolist()
-        else:  # a storage format numpy does not write: SQLAlchemy's own processor
-            out = [proc(v) for v in micro.astype(object).tolist()]
-    for i in np.flatnonzero(nat):
-        out[i] = None
-    return out
+        for i in np.flatnonzero(np.isnat(values)).tolist():
+            out[i] = None
+        return out
+    probe = datetime(2001, 2, 3, 4, 5, 6, 7)
+    if proc(probe) == format_datetimes(np.array([probe], dtype="datetime64[us]"), sep=" ")[0]:
+        return format_datetimes(micro, sep=" ")
+    # a storage format we do not write: SQLAlchemy's own processor
+    return [None if v is None else proc(v) for v in micro.astype(object).tolist()]
 
 
 def _incident_values(r: IncidentRow, row_hash: str, publish_at: datetime,
