@@ -588,13 +588,19 @@ class _Seen:
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(seen?, the row hash stored for it) for each key hash."""
-        found = np.zeros(len(keys), dtype=bool)
-        hashes = np.zeros(len(keys), dtype=np.uint64)
+        # Searched in sorted order: numpy then narrows each search from the previous one.
+        order = np.argsort(keys)
+        wanted = keys[order]
+        found_sorted = np.zeros(len(keys), dtype=bool)
+        hashes_sorted = np.zeros(len(keys), dtype=np.uint64)
         for ks, hs in zip(self.keys, self.hashes, strict=True):  # oldest first: newest wins
-            pos = np.minimum(np.searchsorted(ks, keys), len(ks) - 1)
-            hit = ks[pos] == keys
-            found |= hit
-            hashes[hit] = hs[pos[hit]]
+            pos = np.minimum(np.searchsorted(ks, wanted), len(ks) - 1)
+            hit = ks[pos] == wanted
+            found_sorted |= hit
+            hashes_sorted[hit] = hs[pos[hit]]
+        found = np.empty(len(keys), dtype=bool)
+        hashes = np.empty(len(keys), dtype=np.uint64)
+        found[order], hashes[order] = found_sorted, hashes_sorted
         return found, hashes
 
     def add(self, keys: np.ndarray, hashes: np.ndarray) -> None:
@@ -692,10 +698,10 @@ class _Chunk:
     keys: list[str]
     was_seen: np.ndarray  # per key: seen earlier in this run (maybe stored already)
     hashes: list[str]
-    category: np.ndarray
+    category: np.ndarray  # this and the next two: per row of batch
     suppressed_reason: np.ndarray
     block_address: np.ndarray
-    beats: dict[int, np.ndarray]
+    beats: dict[int, np.ndarray]  # per key
     columns: dict[str, object]  # as store.bind_incident_columns returns them, run ids aside
 
 
@@ -761,10 +767,11 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
     })
     # Only rows that may already be stored travel with their values, to be updated.
     maybe = np.arange(len(batch)) if p.had_incidents else np.flatnonzero(was_seen[pos])
+    # Keys and hashes are the bound columns themselves: they travel once, compactly.
     return _Chunk(counters, batch.iloc[maybe].reset_index(drop=True),
-                  dict(zip(maybe.tolist(), range(len(maybe)), strict=True)), bkeys,
-                  was_seen[pos], hashes, category, suppressed_reason, block_address, beats,
-                  columns)
+                  dict(zip(maybe.tolist(), range(len(maybe)), strict=True)),
+                  columns["external_id"], was_seen[pos], columns["row_hash"], category[maybe],
+                  suppressed_reason[maybe], block_address[maybe], beats, columns)
 
 
 def _take(columns: dict[str, object], rows: np.ndarray) -> dict[str, object]:
@@ -813,9 +820,9 @@ def _store_chunk(run: _Run, chunk: _Chunk | None) -> None:
     if changed:
         run.writer.wait()
         batch = chunk.batch
-        rows = [_incident_row(batch, chunk.batch_rows[i], run, chunk.category[i],
-                              chunk.block_address[i],
-                              chunk.suppressed_reason[i],
+        at = chunk.batch_rows
+        rows = [_incident_row(batch, at[i], run, chunk.category[at[i]],
+                              chunk.block_address[at[i]], chunk.suppressed_reason[at[i]],
                               {s: c[i] for s, c in chunk.beats.items()})
                 for i in changed]
         run.store.update_incidents(

@@ -374,3 +374,22 @@ def test_datetimes_are_written_exactly_as_numpy_writes_them(unit, first, span_da
     beyond = np.array(["10000-01-01T00:00", "-0001-05-05T01:02:03"], dtype="datetime64[us]")
     assert format_datetimes(beyond, unit=unit) == np.datetime_as_string(beyond, unit=unit).tolist()
     assert format_datetimes(values[:0], unit=unit) == []
+
+
+def test_keys_seen_in_a_run_are_found_with_their_newest_hash():
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    seen, reference = imports._Seen(), {}
+    for _ in range(40):  # chunks of a run, keys repeating across chunks
+        keys = rng.integers(0, 5_000, rng.integers(0, 400)).astype(np.uint64)
+        keys = np.unique(keys)
+        rng.shuffle(keys)
+        hashes = rng.integers(0, 2**63, len(keys)).astype(np.uint64)
+        queries = rng.integers(0, 5_000, 300).astype(np.uint64)
+        found, stored = seen.lookup(queries)
+        assert found.tolist() == [int(q) in reference for q in queries]
+        assert [int(h) for h, f in zip(stored, found) if f] == [
+            reference[int(q)] for q in queries if int(q) in reference]
+        seen.add(keys, hashes)
+        reference.update(zip(keys.tolist(), hashes.tolist()))
