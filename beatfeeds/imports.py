@@ -383,6 +383,12 @@ def entry_uid(source: str, external_id: str) -> str:
     return hashlib.sha256(f"{source}\x1f{external_id}".encode()).hexdigest()[:20]
 
 
+def entry_uids(source: str, external_ids: list[str]) -> list[str]:
+    """`entry_uid` of each id (it runs for every row imported)."""
+    prefix, sha = f"{source}\x1f".encode(), hashlib.sha256
+    return [sha(prefix + k.encode()).hexdigest()[:20] for k in external_ids]
+
+
 def _iso(d: datetime | None) -> str:
     return d.isoformat() if d else ""
 
@@ -752,9 +758,8 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
     reported = batch["reported_at"].to_numpy()
     event_time = np.where(np.isnat(occurred), reported, occurred)
     source_beat = batch["source_beat"].to_numpy(dtype=object)
-    sha = hashlib.sha256  # entry_uid, inlined: it runs for every row
+    # Not the uids: the writing process, the less busy one, adds them (_store_chunk).
     columns = p.store.bind_incident_columns({
-        "uid": [sha(f"{p.source}\x1f{k}".encode()).hexdigest()[:20] for k in bkeys],
         "source": p.source, "external_id": bkeys,
         "reported_at": reported, "occurred_at": occurred, "event_time": event_time,
         "category": category, "category_text": batch["category_text"].to_numpy(),
@@ -776,7 +781,8 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
 
 def _take(columns: dict[str, object], rows: np.ndarray) -> dict[str, object]:
     """These rows of bound columns (values shared by every row stay as they are)."""
-    return {k: type(v)(v[i] for i in rows.tolist()) if isinstance(v, list) else v
+    return {k: v[rows] if isinstance(v, np.ndarray) else
+            type(v)(v[i] for i in rows.tolist()) if isinstance(v, list) else v
             for k, v in columns.items()}
 
 
@@ -806,7 +812,8 @@ def _store_chunk(run: _Run, chunk: _Chunk | None) -> None:
     new = np.flatnonzero(is_new)
     if len(new):
         columns = chunk.columns if len(new) == len(bkeys) else _take(chunk.columns, new)
-        columns = columns | {"first_run_id": run.run_id, "last_run_id": run.run_id}
+        columns = columns | {"first_run_id": run.run_id, "last_run_id": run.run_id,
+                             "uid": entry_uids(run.source, columns["external_id"])}
         new_beats = {s: codes[new] for s, codes in chunk.beats.items()}
         if run.next_id is None:  # the database numbers them, on the writer's turn
             run.writer.submit(run.store.insert_incident_columns, run.conn, columns,

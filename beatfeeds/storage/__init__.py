@@ -476,7 +476,9 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
                 marks.append(literal(v, t.incidents.c[name].type).compile(
                     dialect=conn.dialect, compile_kwargs={"literal_binds": True}).string)
         sql = f"INSERT INTO incidents ({', '.join(names)}) VALUES ({', '.join(marks)})"
-        rows = list(zip(*values, strict=True))
+        if len({len(v) for v in values}) > 1:
+            raise ValueError("incident columns of different lengths")
+        rows = _Rows(values, n)
         if conn.dialect.name == "sqlite" and isinstance(ids, range) and ids.step == 1:
             # One statement per beat, its rows' ids as a JSON array of offsets: SQLite
             # expands it itself, instead of the driver binding three values per row.
@@ -493,16 +495,26 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
             f"VALUES ({mark}, {mark}, {mark})"), beat_rows)
 
     def bind_incident_columns(self, columns: dict[str, object]) -> dict[str, object]:
-        """`columns` (as `insert_incident_columns` takes them) converted for the driver, each
-        column a `BoundValues` list. Runs no SQL: a parsing process does it for the writing
-        one."""
+        """`columns` (as `insert_incident_columns` takes them) with their text converted for
+        the driver, each such column a `BoundValues` list. Runs no SQL: a parsing process does
+        it for the writing one. Numbers and times stay numpy arrays, which travel between
+        processes as they are and are converted by `prepare_incident_columns`, on the
+        writing side, which has time to spare while the parsing one is the busier."""
         n = max((len(v) for v in columns.values() if _is_column(v)), default=0)
         return {name: BoundValues(self._bind_column(self.engine, name, v, n))
-                if _is_column(v) else v for name, v in columns.items()}
+                if _is_column(v) and not _numeric(v) else v for name, v in columns.items()}
 
     def insert_prepared_incidents(self, conn: Connection, prepared: PreparedIncidents) -> None:
-        if prepared.rows:
-            conn.exec_driver_sql(prepared.sql, prepared.rows)
+        if prepared.rows and conn.dialect.name == "sqlite":
+            # The driver itself, fed row tuples made as it goes: no list of a chunk's
+            # tuples built first (SQLAlchemy wants one), and no GIL for it on the caller.
+            cursor = conn.connection.dbapi_connection.cursor()
+            try:
+                cursor.executemany(prepared.sql, zip(*prepared.rows.columns))
+            finally:
+                cursor.close()
+        elif prepared.rows:
+            conn.exec_driver_sql(prepared.sql, list(zip(*prepared.rows.columns)))
         if prepared.beat_rows:
             conn.exec_driver_sql(prepared.beat_sql, prepared.beat_rows)
 
@@ -744,11 +756,25 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
 
 
 @dataclass(frozen=True)
+class _Rows:
+    """Rows as columns, made into tuples only as they are written."""
+
+    columns: list[Sequence]
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return zip(*self.columns)
+
+
+@dataclass
 class PreparedIncidents:
     """A chunk of new incidents as the driver takes it (see prepare_incident_columns)."""
 
     sql: str
-    rows: list[tuple]
+    rows: _Rows
     beat_sql: str
     beat_rows: list[tuple]
 
@@ -796,6 +822,10 @@ def _deferrable_indexes() -> list[Index]:
     found = [i for i in t.incidents.indexes if i.name in names]
     assert len(found) == len(names)
     return found
+
+
+def _numeric(v) -> bool:
+    return isinstance(v, np.ndarray) and v.dtype.kind in "biufM"
 
 
 def _is_column(v) -> bool:
