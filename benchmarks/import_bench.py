@@ -114,6 +114,7 @@ def beatfeeds_import(path: Path, workdir: Path, preset: str | None
         f"sys.argv = ['beatfeeds', *{args!r}]\n"
         "runpy.run_module('beatfeeds.cli', run_name='__main__')\n"
     )
+    os.sync()  # the set-up's writes, not the import's
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", wrapper], env=env, stdout=subprocess.PIPE,
@@ -147,6 +148,9 @@ def main() -> None:
             print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s "
                   f"({path.stat().st_size / 2**20:.0f} MiB)")
         rows = sum(1 for _ in open(path, encoding="utf-8-sig")) - 1
+        # Neither timing should pay for writing back the file just generated (or anything
+        # else still in the page cache): flush it first.
+        os.sync()
         a, a_cpu = floor(path) if not args.file or preset in (None, "spd-crime") else (None, None)
         b, b_cpu, rss, counters = beatfeeds_import(path, work, preset)
         print(f"rows: {rows:,}")
