@@ -60,7 +60,7 @@ _DOWN_REVISION = re.compile(r'^down_revision = "([^"]+)"', re.M)
 _IMPORT_CACHE_KIB = 256 * 1024  # SQLite page cache while an import runs
 _SORT_CACHE_KIB = 2 * 1024  # and while it rebuilds indexes (see rebuild_incident_indexes)
 _SQLITE_PAGE_SIZE = 16384
-_BULK_LOAD_ROWS = 100_000  # from this size on, an import into a smaller table defers indexes
+_BULK_LOAD_ROWS = 20_000  # from this size on, an import into a smaller table defers indexes
 _KEY_BATCH = 500  # keys per IN (...) query, well under every backend's parameter limit
 
 
