@@ -552,6 +552,52 @@ def outbound_test(ctx: Context, account_id):
     click.echo(f"test post for account {account_id}: {result}")
 
 
+# ---- email alerts -------------------------------------------------------------------------------
+@main.group("mail")
+def mail_group():
+    """Residents' email alerts: the switch that pauses all mail (also on /alerts/admin)."""
+
+
+@mail_group.command("pause")
+@pass_ctx
+@domain_errors
+def mail_pause(ctx: Context):
+    """Pause all mail: alerts keep being queued and digests wait; nothing is lost."""
+    from . import alerts
+
+    _require_schema(ctx.store)
+    alerts.set_paused(ctx.store, True, actor="cli", now=utcnow())
+    click.echo("all mail paused: alerts are queued and digests wait until `beatfeeds mail "
+               "resume`")
+
+
+@mail_group.command("resume")
+@pass_ctx
+@domain_errors
+def mail_resume(ctx: Context):
+    """Send mail again, starting with what waited."""
+    from . import alerts
+
+    _require_schema(ctx.store)
+    alerts.set_paused(ctx.store, False, actor="cli", now=utcnow())
+    click.echo("mail resumed: the next send-alerts run sends what waited")
+
+
+@mail_group.command("status")
+@pass_ctx
+@domain_errors
+def mail_status(ctx: Context):
+    """Whether mail is paused, by whom and since when."""
+    from . import alerts
+
+    _require_schema(ctx.store)
+    state = alerts.paused_state(ctx.store)
+    if state is None:
+        click.echo("mail is being sent")
+        return
+    click.echo(f"all mail paused by {state['by']} at {state['at']}")
+
+
 # ---- jobs and scheduler -------------------------------------------------------------------------
 @main.group("jobs")
 def jobs_group():

@@ -319,6 +319,26 @@ def test_admins_pause_and_resume_on_the_admin_page(admin, clerk, staff):  # noqa
     assert [e["action"] for e in store.audit_log()][:2] == ["alerts.resume", "alerts.pause"]
 
 
+def test_operators_pause_and_resume_all_mail_from_the_cli(runner):
+    # The same switch as the admin page: stored in the database, audited as the CLI.
+    from beatfeeds.cli import main
+    from beatfeeds.settings import load_settings
+    from beatfeeds.storage import SQLStore
+
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    status = runner.invoke(main, ["mail", "status"])
+    assert (status.exit_code, status.output.strip()) == (0, "mail is being sent")
+    paused = runner.invoke(main, ["mail", "pause"])
+    assert paused.exit_code == 0 and "paused" in paused.output
+    store = SQLStore.from_url(load_settings().database_url)
+    assert alerts.paused_state(store)["by"] == "cli"
+    assert runner.invoke(main, ["mail", "status"]).output.startswith("all mail paused by cli at ")
+    assert runner.invoke(main, ["mail", "resume"]).exit_code == 0
+    assert alerts.paused_state(store) is None
+    assert [e["action"] for e in store.audit_log()][:2] == ["alerts.resume", "alerts.pause"]
+    store.engine.dispose()
+
+
 # ---- SIGKILL mid-send ---------------------------------------------------------------------------
 class _StallingInbox:
     """An SMTP server that takes the message, then never answers DATA until released."""
