@@ -380,11 +380,12 @@ def row_hash(row: IncidentRow) -> str:
 
 def entry_uid(source: str, external_id: str) -> str:
     """The public, opaque id of an incident's entry: stable across re-imports and hosts."""
-    return hashlib.sha256(f"{source}\x1f{external_id}".encode()).hexdigest()[:20]
+    return entry_uids(source, [external_id])[0]
 
 
 def entry_uids(source: str, external_ids: list[str]) -> list[str]:
-    """`entry_uid` of each id (it runs for every row imported)."""
+    """`entry_uid` of each id: SHA-256 of "source\x1fid", first 20 hex digits (imports
+    compute it for every row, hence a list at a time)."""
     prefix, sha = f"{source}\x1f".encode(), hashlib.sha256
     return [sha(prefix + k.encode()).hexdigest()[:20] for k in external_ids]
 
