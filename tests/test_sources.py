@@ -27,8 +27,13 @@ from .test_records import (  # noqa: F401  (clerk and clerk_hash are fixtures)
 )
 
 
+# One clock reading per test run: a row exported twice must be the same row, however long the
+# test took between the two exports (a second apart, it would read as a correction).
+EXPORTED_AT = utcnow()
+
+
 def export(path: Path, keys, days_ago=2) -> Path:
-    when = local(utcnow() - timedelta(days=days_ago))
+    when = local(EXPORTED_AT - timedelta(days=days_ago))
     return write_rows(path, [spd911_row(k, when) for k in keys])
 
 
