@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 import shapely.geometry
 
-from . import beatedit, spatial
+from . import beatedit, beatfiles, spatial
 from .errors import InvalidBoundary, NotFound, UnusableFile
 from .models import Beat, BoundaryChange, FeedEntry
 
@@ -53,18 +53,15 @@ def _guess(columns, given: str | None, guesses: tuple[str, ...], what: str,
 
 def read_beat_map(path: str | Path, *, code_field: str | None = None,
                   sector_field: str | None = None, precinct_field: str | None = None,
-                  skip_codes: tuple[str, ...] = ()) -> LoadedBeatMap:
+                  skip_codes: tuple[str, ...] = (),
+                  protected: tuple[str | Path, ...] = ()) -> LoadedBeatMap:
     """Read a beat map file in any CRS, reprojected to EPSG:4326, with its problems listed.
 
-    Features without a beat code are skipped (and reported in `skipped`); problems are never
-    fixed silently.
+    The file is opened only as the format its name declares (`beatfiles`); `protected` files
+    (the app's own database) are refused. Features without a beat code are skipped (and
+    reported in `skipped`); problems are never fixed silently.
     """
-    import geopandas as gpd  # imported where used: it adds 0.3 s to every CLI start-up
-
-    try:
-        frame = gpd.read_file(path)
-    except Exception as exc:  # pyogrio raises many types for unreadable files
-        raise UnusableFile(f"Cannot read {Path(path).name} as a map: {exc}") from exc
+    frame = beatfiles.read_frame(path, protected=protected)
     code_f = _guess(frame.columns, code_field, CODE_FIELD_GUESSES, "beat code", True)
     sector_f = _guess(frame.columns, sector_field, SECTOR_FIELD_GUESSES, "sector", False)
     precinct_f = _guess(frame.columns, precinct_field, PRECINCT_FIELD_GUESSES, "precinct", False)
@@ -126,14 +123,10 @@ class BeatMapPreview:
     guesses: dict[str, str | None]  # "code" / "sector" / "precinct" -> field
 
 
-def inspect_beat_map(path: str | Path) -> BeatMapPreview:
+def inspect_beat_map(path: str | Path, *,
+                     protected: tuple[str | Path, ...] = ()) -> BeatMapPreview:
     """The fields of a map file with sample values and the guessed code/sector/precinct fields."""
-    import geopandas as gpd  # imported where used: it adds 0.3 s to every CLI start-up
-
-    try:
-        frame = gpd.read_file(path)
-    except Exception as exc:  # pyogrio raises many types for unreadable files
-        raise UnusableFile(f"Cannot read {Path(path).name} as a map: {exc}") from exc
+    frame = beatfiles.read_frame(path, protected=protected)
     fields = [c for c in frame.columns if c != "geometry"]
     samples = {}
     for f in fields:
@@ -154,7 +147,7 @@ def load_beat_map(store, path: str | Path, *, code_field: str | None = None,
                   actor: str = "cli", now: datetime) -> int:
     """Validate a beat map file and store it as a draft; returns the new map's id."""
     loaded = read_beat_map(path, code_field=code_field, sector_field=sector_field,
-                           precinct_field=precinct_field)
+                           precinct_field=precinct_field, protected=store.database_files())
     if loaded.problems:
         raise InvalidBoundary(f"{Path(path).name} has {len(loaded.problems)} problem(s)",
                               problems=loaded.problems)

@@ -114,6 +114,13 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def database_files(self) -> tuple[Path, ...]:
+        """The files of an SQLite database (with its WAL and shared-memory files), else ()."""
+        db = self.engine.url.database if self.dialect == "sqlite" else None
+        if not db or db == ":memory:":
+            return ()
+        return tuple(Path(db + suffix) for suffix in ("", "-wal", "-shm", "-journal"))
+
     # ---- schema -------------------------------------------------------------------------
     # Alembic is imported only to migrate: every CLI command checks the revision, and
     # importing Alembic for that would add a fifth of a second to each.

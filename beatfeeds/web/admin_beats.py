@@ -19,14 +19,14 @@ from flask import (
 )
 from werkzeug.utils import secure_filename
 
-from .. import boundaries
+from .. import beatfiles, boundaries
 from ..errors import BeatfeedsError, InvalidBoundary, InvalidInput
 from . import settings, store, utcnow
 from .auth import staff_required
 
 bp = Blueprint("admin_beats", __name__, url_prefix="/admin/beats")
 
-MAP_SUFFIXES = (".geojson", ".json", ".zip", ".gpkg", ".kml", ".shp")
+MAP_SUFFIXES = beatfiles.SUFFIXES
 
 
 def _tolerances() -> boundaries.Tolerances:
@@ -66,7 +66,8 @@ def upload():
     folder.mkdir(parents=True, exist_ok=True)
     f.save(folder / name)
     try:
-        preview = boundaries.inspect_beat_map(folder / name)
+        preview = boundaries.inspect_beat_map(folder / name,
+                                               protected=store().database_files())
     except BeatfeedsError as exc:
         flash(exc.message, "error")
         return redirect(url_for(".index"))
@@ -93,7 +94,8 @@ def load():
         message = exc.message if isinstance(exc, BeatfeedsError) else "Give the date as YYYY-MM-DD."
         flash(message, "error")
         return render_template("admin_beats_confirm.html",
-                               preview=boundaries.inspect_beat_map(path),
+                               preview=boundaries.inspect_beat_map(
+                                   path, protected=store().database_files()),
                                token=form["token"], filename=form["filename"],
                                name=form.get("name"), problems=problems), 422
     shutil.rmtree(path.parent, ignore_errors=True)  # the map is in the database now
