@@ -22,7 +22,8 @@ from sqlalchemy.pool import NullPool
 
 from beatfeeds import boundaries, imports
 from beatfeeds.errors import Conflict, NoActiveBeatMap, NotFound
-from beatfeeds.imports import ImportOptions, entry_uid
+from beatfeeds.identifiers import entry_uid
+from beatfeeds.imports import ImportOptions
 from beatfeeds.storage import SQLStore, schema
 
 from .conftest import DEFAULT_BEATS, NOW, SAMPLE, make_settings, need
@@ -137,8 +138,8 @@ def public_uids(store, set_id: int, now=NOW) -> set[str]:
     return {e.uid for e in store.public_entries(set_id, now=now, limit=10_000)}
 
 
-def uid(external_id: str) -> str:
-    return entry_uid(SOURCE, external_id)
+def uid(store, external_id: str) -> str:
+    return entry_uid(SOURCE, external_id, store.identifier_key())
 
 
 # ---- schema -----------------------------------------------------------------------------------
@@ -179,8 +180,8 @@ def test_upgrading_a_populated_database_keeps_every_row(bare, cfg, tmp_path):
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     with pytest.raises(Exception, match="(?i)unique"), bare.engine.begin() as conn:
             conn.execute(update(schema.incidents).where(schema.incidents.c.external_id == "A2")
-                         .values(uid=uid("A1")))
-    assert public_uids(bare, bare.active_beat_set_id()) == {uid("A1"), uid("A2")}
+                         .values(uid=uid(bare, "A1")))
+    assert public_uids(bare, bare.active_beat_set_id()) == {uid(bare, "A1"), uid(bare, "A2")}
 
 
 def test_head_revision_is_the_one_alembic_finds(bare):
@@ -242,7 +243,7 @@ def test_publishing_a_beat_map_retires_the_previous_one(db, cfg, tmp_path):
     assert db.beat_sets_for_join() == [third]
     for set_id in (first, second, third):
         entries = db.public_entries(set_id, now=later)
-        assert {e.uid for e in entries} == {uid("A1"), uid("A2"), uid("B1")}
+        assert {e.uid for e in entries} == {uid(db, "A1"), uid(db, "A2"), uid(db, "B1")}
         assert {e.beat for e in entries} == {"K3"}
     with pytest.raises(Conflict):
         db.publish_beat_set(third, now=later)
@@ -284,14 +285,14 @@ def test_a_changed_row_is_updated_in_place_and_keeps_its_uid(beats_db, cfg, tmp_
     )
     assert (second["new"], second["updated"], second["unchanged"]) == (0, 1, 2)
     after = beats_db.incident_private(SOURCE, "B")
-    assert after["uid"] == before["uid"] == uid("B")
+    assert after["uid"] == before["uid"] == uid(beats_db, "B")
     assert after["id"] == before["id"]
     assert after["description"] == "THEFT - SHOPLIFT"
     assert after["row_hash"] != before["row_hash"]
     assert after["created_at"] == before["created_at"] == NOW
     assert after["updated_at"] == later
     assert beats_db.incident_count() == 3
-    entry = beats_db.public_entry(beats_db.active_beat_set_id(), uid("B"), now=later)
+    entry = beats_db.public_entry(beats_db.active_beat_set_id(), uid(beats_db, "B"), now=later)
     assert entry.description == "THEFT - SHOPLIFT"
     assert entry.beat == "K3"
 
@@ -356,22 +357,22 @@ def test_public_entries_hide_what_must_not_be_published(beats_db, cfg, tmp_path)
     with beats_db.engine.begin() as conn:  # no store API for retraction yet
         conn.execute(
             update(schema.incidents)
-            .where(schema.incidents.c.uid == uid("RETRACTED"))
+            .where(schema.incidents.c.uid == uid(beats_db, "RETRACTED"))
             .values(retracted_at=NOW, retraction_reason="entered in error")
         )
 
-    assert public_uids(beats_db, set_id) == {uid("SHOWN")}
+    assert public_uids(beats_db, set_id) == {uid(beats_db, "SHOWN")}
     assert beats_db.public_counts_by_beat(set_id, now=NOW) == {"K3": 1}
     for hidden in ("SENSITIVE", "SUPPRESSED-CATEGORY", "UNLOCATED", "NOT-YET-DUE", "RETRACTED"):
-        assert beats_db.public_entry(set_id, uid(hidden), now=NOW) is None, hidden
+        assert beats_db.public_entry(set_id, uid(beats_db, hidden), now=NOW) is None, hidden
     assert beats_db.incident_private(SOURCE, "SENSITIVE")["suppressed_reason"]
     assert beats_db.incident_private(SOURCE, "UNLOCATED")["lat"] is None
 
     later = NOW + timedelta(minutes=31)
-    assert public_uids(beats_db, set_id, now=later) == {uid("SHOWN"), uid("NOT-YET-DUE")}
+    assert public_uids(beats_db, set_id, now=later) == {uid(beats_db, "SHOWN"), uid(beats_db, "NOT-YET-DUE")}
     # Area filters and order: newest first.
     entries = beats_db.public_entries(set_id, now=later, beat="K3", sector="K", precinct="W")
-    assert [e.uid for e in entries] == [uid("NOT-YET-DUE"), uid("SHOWN")]
+    assert [e.uid for e in entries] == [uid(beats_db, "NOT-YET-DUE"), uid(beats_db, "SHOWN")]
     assert beats_db.public_entries(set_id, now=later, beat="K1") == []
     assert len(beats_db.public_entries(set_id, now=later, limit=1, offset=1)) == 1
 
@@ -459,7 +460,7 @@ def test_versions_of_one_incident_in_a_file_last_wins_and_a_rerun_updates_nothin
     counters = import_rows(beats_db, cfg, tmp_path / "x.csv", fresh, chunk_rows=3)
     assert (counters["new"], counters["updated"], counters["unlocated"]) == (7, 1, 3)
     stored = beats_db.incident_private(SOURCE, "X1")
-    assert stored["description"] == "THEFT - AUTO" and stored["uid"] == uid("X1")
+    assert stored["description"] == "THEFT - AUTO" and stored["uid"] == uid(beats_db, "X1")
     assert stored["occurred_at"] == NOW.replace(day=20, hour=18, minute=0)
     assert beats_db.incident_private(SOURCE, "X0")["lat"] is None
     assert list(beats_db.incident_private(SOURCE, "X2")["beats"].values()) == ["K3"]
