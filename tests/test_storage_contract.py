@@ -184,6 +184,89 @@ def test_upgrading_a_populated_database_keeps_every_row(bare, cfg, tmp_path):
     assert public_uids(bare, bare.active_beat_set_id()) == {uid(bare, "A1"), uid(bare, "A2")}
 
 
+def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp_path):
+    # A 0007 database: uids were SHA-256 of (source, external id), no instance key. 0008
+    # makes the key and re-keys the fallback-keyed (`h:`) incidents, in the queues too;
+    # incidents with a source id keep the uids they were published with.
+    import hashlib
+
+    from alembic import command
+
+    from beatfeeds import identifiers, outbound
+    from beatfeeds.storage import _alembic_config
+
+    from .test_entry_ids import fire_row, write_fire
+
+    with bare.engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0007")
+    load_beats(bare, publish=True)
+    assert import_rows(bare, cfg, tmp_path / "a.csv", [row("A1"), row("A2")])["new"] == 2
+    fire = write_fire(tmp_path / "fire.csv", [
+        fire_row("11/20/2026 10:00:00 AM +0000"), fire_row("11/20/2026 10:05:00 AM +0000"),
+        fire_row("11/20/2026 10:10:00 AM +0000", number="F1")])
+    fire_opts = ImportOptions(preset="seattle-fire-911")
+    assert imports.import_file(bare, fire, fire_opts, cfg, now=NOW).counters["new"] == 3
+
+    def old_uid(source, external_id):
+        return hashlib.sha256(f"{source}\x1f{external_id}".encode()).hexdigest()[:20]
+
+    i = schema.incidents.c
+    with bare.engine.begin() as conn:  # as 0007 stored them
+        for r in conn.execute(schema.incidents.select()).all():
+            conn.execute(update(schema.incidents).where(i.id == r.id)
+                         .values(uid=old_uid(r.source, r.external_id)))
+        conn.execute(schema.meta.delete().where(schema.meta.c.key == identifiers.KEY_META))
+        rows = {r.external_id: r for r in conn.execute(schema.incidents.select())}
+    hashed = sorted(k for k in rows if k.startswith("h:"))
+    assert len(hashed) == 2 and "F1" in rows
+    account = outbound.add_account(bare, cfg, area_kind="beat", area_code="K3",
+                                   service="webhook", label="", endpoint="https://h.test/x",
+                                   credentials={"secret": "s"}, actor="admin", now=NOW)
+    base = {"account_id": account, "entry_kind": "incident", "category": "other",
+            "due_at": NOW, "next_attempt_at": NOW, "attempts": 1, "dry_run": False,
+            "created_at": NOW, "text": None, "remote_url": None}
+    bare.enqueue_outbox([
+        base | {"entry_uid": rows[hashed[0]].uid, "status": "pending"},
+        base | {"entry_uid": rows["F1"].uid, "status": "sent", "text": "posted F1"},
+        base | {"entry_uid": rows[hashed[1]].uid, "status": "deleted",
+                "text": "12XX BLOCK OF 5TH AVE", "remote_url": "https://h.test/p/1"}])
+    bare.save_email_subscription(address="r@example.test", area_kind="city", area_code=None,
+                                 categories=(), frequency="instant", now=NOW)
+    subscriber = bare.email_subscriptions()[0].subscriber_id
+    bare.enqueue_email_deliveries([
+        {"subscriber_id": subscriber, "entry_uid": rows[k].uid, "status": "pending",
+         "due_at": NOW, "next_attempt_at": NOW, "attempts": 0, "created_at": NOW}
+        for k in (hashed[0], "A1")])
+
+    assert bare.upgrade() == ("0007", bare.head_revision())
+    store = SQLStore(bare.engine)  # not the one that cached the key before
+    key = store.identifier_key()
+    assert store.get_meta(identifiers.KEY_META) == key.hex()
+    with bare.engine.connect() as conn:
+        after = {r.external_id: r for r in conn.execute(schema.incidents.select())}
+    assert after.keys() == rows.keys()
+    for k, r in after.items():
+        if k.startswith("h:"):
+            assert r.uid == entry_uid("seattle-fire-911", k, key) != rows[k].uid
+        else:
+            assert r.uid == rows[k].uid  # a source id: the published id stays
+    outbox = sorted(store.list_outbox(), key=lambda o: o.id)
+    assert [o.entry_uid for o in outbox] == [after[hashed[0]].uid, after["F1"].uid,
+                                             after[hashed[1]].uid]
+    assert outbox[1].text == "posted F1"  # still up on its service
+    assert outbox[2].text is None and outbox[2].remote_url is None  # withdrawn
+    assert sorted(d.entry_uid for d in store.email_deliveries()) == sorted(
+        [after[hashed[0]].uid, after["A1"].uid])
+    assert public_uids(store, store.active_beat_set_id()) == {r.uid for r in after.values()}
+    # Re-imports find every incident again and keep every uid.
+    assert imports.import_file(store, fire, fire_opts, cfg, now=NOW).counters["unchanged"] == 3
+    assert import_rows(store, cfg, tmp_path / "a.csv")["unchanged"] == 2
+    with bare.engine.connect() as conn:
+        assert {r.external_id: r.uid for r in conn.execute(schema.incidents.select())} == {
+            k: r.uid for k, r in after.items()}
+    assert store.upgrade()[0] == store.head_revision()  # and once only
+
+
 def test_head_revision_is_the_one_alembic_finds(bare):
     # head_revision reads the migration files itself (Alembic is slow to import).
     from alembic.config import Config
