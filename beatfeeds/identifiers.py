@@ -23,7 +23,6 @@ public source id); those with a fallback key were re-keyed once by 0008.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections.abc import Iterable
 from urllib.parse import quote
@@ -65,16 +64,23 @@ def is_fallback_key(external_id: str) -> bool:
 
 
 def entry_uids(source: str, external_ids: Iterable[str], key: bytes) -> list[str]:
-    """The uid of each incident of a source: HMAC-SHA256 of "source\\x1fid" under the
+    """The uid of each incident of a source: HMAC-SHA256 of "source\x1fid" under the
     instance key, first 20 hex digits. A list at a time: imports compute one per row."""
     if len(key) != 32:
         raise ValueError("the identifier key must be 32 bytes")
-    base = hmac.new(key, f"{source}\x1f".encode(), hashlib.sha256)
+    # HMAC as RFC 2104 builds it, from two SHA-256 states primed once with the padded key
+    # (and the source): per row, two state copies. The same digests as hmac.new, in half
+    # the time of copying an hmac object (a million uids per big import).
+    block = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block) + f"{source}\x1f".encode())
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
     def one(external_id: str) -> str:
-        h = base.copy()
-        h.update(external_id.encode())
-        return h.hexdigest()[:UID_DIGITS]
+        i = inner.copy()
+        i.update(external_id.encode())
+        o = outer.copy()
+        o.update(i.digest())
+        return o.hexdigest()[:UID_DIGITS]
 
     return [one(k) for k in external_ids]
 

@@ -144,3 +144,15 @@ def test_two_stores_making_the_key_at_once_agree(tmp_path):
     assert len(looked) == 2
     assert SQLStore.from_url(settings.database_url).identifier_key() == key
     assert len(key) == 32
+
+
+def test_uids_are_hmac_sha256_of_the_dataset_and_key():
+    import hmac
+
+    key = bytes(range(32))
+    ids = ["1701857", "h:0123456789abcdef0123", "", "é/ü 1", "x" * 200]
+    expected = [hmac.new(key, f"{SOURCE}\x1f{k}".encode(), hashlib.sha256).hexdigest()[:20]
+                for k in ids]
+    assert identifiers.entry_uids(SOURCE, ids, key) == expected
+    assert identifiers.entry_uid(SOURCE, ids[0], key) == expected[0]
+    assert identifiers.entry_uids("other", ids[:1], key) != expected[:1]
