@@ -10,7 +10,6 @@ so the common case is fast and the odd case is exact.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from . import csvblocks
+from . import csvblocks, identifiers
 from .models import IncidentRow, Rejection
 
 # Date layouts tried on a column's first value; the column is then parsed with the first that
@@ -425,7 +424,7 @@ def validate_frame(raw: RawFrame, checks: Checks, rejections: list[Rejection]) -
         for i in np.flatnonzero(blank_key):
             p = [c[i] for c in parts]
             if any(p):
-                key[i] = "h:" + hashlib.sha256("\x1f".join(p).encode()).hexdigest()[:20]
+                key[i] = identifiers.fallback_key(p)
         blank_key = key == ""
     slow |= blank_key
     if n:

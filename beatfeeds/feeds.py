@@ -13,6 +13,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from . import privacy
+from .identifiers import entry_tag
 from .models import Area, FeedEntry
 
 FORMATS = {
@@ -72,13 +73,6 @@ def area_label(kind: str, code: str | None) -> str:
     return f"{kind.capitalize()} {code}"
 
 
-def entry_tag(authority: str, source: str, external_id: str) -> str:
-    """The entry id: depends only on the tag authority and the incident identity."""
-    if source == "announcement":  # the department's own messages are not incidents
-        return f"tag:{authority}:announcement/{quote(external_id, safe='')}"
-    return f"tag:{authority}:incident/{quote(source, safe='')}/{quote(external_id, safe='')}"
-
-
 def feed_tag(authority: str, area: Area) -> str:
     return f"tag:{authority}:feed/{area.kind}" + (f"/{quote(area.code, safe='')}" if area.code else "")
 
@@ -126,7 +120,7 @@ def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, set
                 f"minutes after they happen, located to the hundred block. Not monitored: "
                 f"in an emergency call 911.")
     updated = _aware(feed_updated(entries, updated_fallback))
-    items = [(e, _title(e, settings), entry_tag(authority, e.source, e.external_id),
+    items = [(e, _title(e, settings), entry_tag(authority, e.source, e.external_id, e.uid),
               base + (e.link or f"/entries/{e.uid}")) for e in entries]
     if fmt == "json":
         return _json_feed(title, subtitle, page, self_url, items, ctx)

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from . import columnar, forked, privacy, spatial
+from . import columnar, forked, identifiers, privacy, spatial
 from .errors import Conflict, InvalidInput, UnusableFile
 from .models import ImportReport, IncidentRow, Rejection
 from .presets import FIELDS, PRESETS, Preset, closest_preset, detect_preset
@@ -292,7 +292,7 @@ def validate_row(raw: RawRow, mapping: ColumnMapping, tz: ZoneInfo, now: datetim
     if not external_id and mapping.key_fallback_columns:
         parts = [v.get(c, "").strip() for c in mapping.key_fallback_columns]
         if any(parts):
-            external_id = "h:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]
+            external_id = identifiers.fallback_key(parts)
     if not external_id:
         return fail(f"missing key ({cols.get('external_id', 'external_id')} is blank)")
     if len(external_id) > 200:
@@ -376,18 +376,6 @@ def row_hash(row: IncidentRow) -> str:
              row.description, row.address, repr(row.lat), repr(row.lon), row.source_beat or "",
              str(row.sensitive), *row.classification_texts]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def entry_uid(source: str, external_id: str) -> str:
-    """The public, opaque id of an incident's entry: stable across re-imports and hosts."""
-    return entry_uids(source, [external_id])[0]
-
-
-def entry_uids(source: str, external_ids: list[str]) -> list[str]:
-    """`entry_uid` of each id: SHA-256 of "source\x1fid", first 20 hex digits (imports
-    compute it for every row, hence a list at a time)."""
-    prefix, sha = f"{source}\x1f".encode(), hashlib.sha256
-    return [sha(prefix + k.encode()).hexdigest()[:20] for k in external_ids]
 
 
 def _iso(d: datetime | None) -> str:
@@ -490,6 +478,7 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
             yield None, 0, rejected[:]
 
     expected = _estimate_rows(path)
+    uid_key = store.identifier_key()  # read (or made) before the run's write transaction
     # A big file is parsed in a child process while this one writes: two cores, not one.
     apart = forked.available() and expected >= PARSE_APART_ROWS
     with (forked.iterate(chunks) if apart else contextlib.nullcontext(chunks())) as parsed, \
@@ -501,7 +490,7 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
         run = _Run(store=store, conn=conn, source=mapping.source, counters=counters,
                    settings=settings, run_id=run_id, now=now, ncls=ncls,
                    had_incidents=had_incidents, writer=_Writer(),
-                   next_id=store.first_free_incident_id(conn))
+                   next_id=store.first_free_incident_id(conn), uid_key=uid_key)
         if not had_incidents and store.source_has_incidents(conn, mapping.source):
             raise Conflict(f"Another import of {mapping.source} finished while this one "
                            "started; nothing was imported. Import the file again.")
@@ -579,6 +568,7 @@ class _Run:
     had_incidents: bool  # False: only keys seen earlier in this run can already be stored
     writer: _Writer
     next_id: int | None  # the next new incident's id, where the run numbers them itself
+    uid_key: bytes  # the instance key new incidents' uids are derived under
 
 
 class _Seen:
@@ -814,7 +804,8 @@ def _store_chunk(run: _Run, chunk: _Chunk | None) -> None:
     if len(new):
         columns = chunk.columns if len(new) == len(bkeys) else _take(chunk.columns, new)
         columns = columns | {"first_run_id": run.run_id, "last_run_id": run.run_id,
-                             "uid": entry_uids(run.source, columns["external_id"])}
+                             "uid": identifiers.entry_uids(run.source, columns["external_id"],
+                                                          run.uid_key)}
         new_beats = {s: codes[new] for s, codes in chunk.beats.items()}
         if run.next_id is None:  # the database numbers them, on the writer's turn
             run.writer.submit(run.store.insert_incident_columns, run.conn, columns,

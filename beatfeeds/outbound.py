@@ -462,7 +462,7 @@ def retract_posts(store, settings, now: datetime, *, posters: Callable | None = 
             continue  # a paused account deletes once resumed
         try:
             if item.dry_run or item.remote_id is None:
-                store.finish_outbox_item(item.id, status="deleted", deleted_at=now)
+                store.mark_outbox_deleted(item.id, deleted_at=now)
                 summary["deleted"] += 1
                 continue
             poster = make(store, settings, account)
@@ -479,7 +479,7 @@ def retract_posts(store, settings, now: datetime, *, posters: Callable | None = 
                                      error=f"could not delete the post: {exc.message}")
             summary["failed"] += 1
             continue
-        store.finish_outbox_item(item.id, status="deleted", deleted_at=now, error=None)
+        store.mark_outbox_deleted(item.id, deleted_at=now)
         summary["deleted"] += 1
     log.info("retract-posts: %s", summary)
     return summary

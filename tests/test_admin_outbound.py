@@ -105,3 +105,30 @@ def test_records_staff_cannot_manage_accounts(clerk):  # noqa: F811
     for path in ("/admin/outbound", "/admin/outbox"):
         assert clerk.get(path).status_code == 403
     assert clerk.post("/admin/outbound", data={"service": "webhook"}).status_code == 403
+
+
+def test_a_withdrawn_post_shows_as_withdrawn_without_its_text(  # noqa: F811
+        admin, staff, settings, tmp_path, httpserver):  # noqa: F811
+    # Issue 13 point 7: once the entry is retracted and its post deleted, the outbox keeps
+    # the row (rate limits, the record) but neither the text nor the link of the post.
+    from beatfeeds import outbound, records
+
+    from .test_outbound import FakeClock, T, add, import_incidents, incident
+
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    add(staff, settings, "webhook", httpserver.url_for("/hook"), {"secret": SECRET})
+    import_incidents(staff, settings, tmp_path, [incident(settings, 1, 90)])
+    assert outbound.send_outbox(staff, settings, T, clock=FakeClock(T))["sent"] == 1
+    item = staff.list_outbox()[0]
+    assert "11XX BLOCK OF 8TH AVE NE" in item.text
+    page = admin.get("/admin/outbox").get_data(as_text=True)
+    assert "11XX BLOCK OF 8TH AVE NE" in page and "Withdrawn" not in page
+
+    records.retract_entry(staff, item.entry_uid, "entered in error", actor="admin", now=T)
+    assert outbound.retract_posts(staff, settings, T)["deleted"] == 1
+    gone = staff.outbox_item(item.id)
+    assert gone.status == "deleted" and gone.deleted_at == T
+    assert gone.text is None and gone.remote_url is None
+    page = admin.get("/admin/outbox").get_data(as_text=True)
+    assert "Withdrawn" in page
+    assert "11XX BLOCK OF 8TH AVE NE" not in page and "CAR PROWL" not in page

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from beatfeeds import columnar, forked, imports
+from beatfeeds import columnar, forked, identifiers, imports
 from beatfeeds.storage import SQLStore
 
 from .conftest import load_default_beats
@@ -53,6 +53,8 @@ def test_a_child_process_parses_with_exactly_the_in_process_result(tmp_path, bea
 
     other = SQLStore.from_url(f"sqlite:///{tmp_path / 'other.sqlite3'}")
     other.upgrade()
+    # uids derive from the database's identifier key: the same key, for the same uids
+    other.set_meta(identifiers.KEY_META, beats_store.get_meta(identifiers.KEY_META))
     load_default_beats(other)
     monkeypatch.setattr(imports, "PARSE_APART_ROWS", 0)
     apart = run(other, settings, path, chunk_rows=7)

@@ -16,7 +16,8 @@ import pytest
 from lxml import html
 
 from beatfeeds.errors import UnusableFile
-from beatfeeds.imports import ImportOptions, entry_uid, import_file
+from beatfeeds.identifiers import entry_uid
+from beatfeeds.imports import ImportOptions, import_file
 
 from .conftest import NOW, make_settings, make_store
 from .test_imports import HEADER, K3, MAPS, good, run, write_csv
@@ -208,7 +209,7 @@ def test_html_in_text_fields_is_escaped_in_pages_and_feeds(tmp_path):
                          now=NOW)
     assert report.counters["new"] == 1
     client = make_app(settings, store).test_client()
-    uid = entry_uid("s", "1")
+    uid = entry_uid("s", "1", store.identifier_key())
     for url in (f"/entries/{uid}", "/beats/K3"):
         body = client.get(url).get_data(as_text=True)
         low = body.lower()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from beatfeeds import imports, records, sources
+from beatfeeds import identifiers, imports, records, sources
 from beatfeeds.errors import Conflict, EntryNotFound, NotFound
 from beatfeeds.imports import ImportOptions
 
@@ -101,7 +101,8 @@ def test_sources_and_their_polls(db, tmp_path):
 
 def test_staff_search_and_retraction(beats_db, cfg):
     imports.import_file(beats_db, SAMPLE, ImportOptions(), cfg, now=NOW)
-    uid = imports.entry_uid("spd-911-incident-response", "1701856")
+    uid = identifiers.entry_uid("spd-911-incident-response", "1701856",
+                                beats_db.identifier_key())
     assert [e.uid for e in beats_db.find_incidents(uid)] == [uid]
     assert [e.uid for e in beats_db.find_incidents("1701856")] == [uid]
     found = beats_db.find_incidents("car prowl", 500)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import feedparser
 import pytest
 
-from beatfeeds import imports
+from beatfeeds import identifiers, imports
 from beatfeeds.cli import main
 from beatfeeds.imports import ImportOptions
 
@@ -35,7 +35,8 @@ def published(beats_store, settings, tmp_path):
     report = imports.import_file(beats_store, path, ImportOptions(preset="spd-911"), settings,
                                  now=utcnow())
     assert report.counters["new"] == 2
-    return imports.entry_uid("spd-911-incident-response", "501")
+    return identifiers.entry_uid("spd-911-incident-response", "501",
+                                 beats_store.identifier_key())
 
 
 def public_uids(client, url="/feed.atom") -> set[str]:
@@ -73,7 +74,8 @@ def test_a_retracted_entry_leaves_every_feed_and_page_at_once(clerk, client, bea
     assert client.get("/feed.atom").headers["ETag"] != etag
     assert client.get(f"/entries/{uid}").status_code == 404
     assert uid not in client.get(f"/beats/{beat}").get_data(as_text=True)
-    other = imports.entry_uid("spd-911-incident-response", "502")
+    other = identifiers.entry_uid("spd-911-incident-response", "502",
+                                  beats_store.identifier_key())
     assert other in public_uids(client)  # only that one entry went
 
     audit = [a for a in beats_store.audit_log() if a["action"] == "incidents.retract"]

@@ -22,7 +22,8 @@ from sqlalchemy.pool import NullPool
 
 from beatfeeds import boundaries, imports
 from beatfeeds.errors import Conflict, NoActiveBeatMap, NotFound
-from beatfeeds.imports import ImportOptions, entry_uid
+from beatfeeds.identifiers import entry_uid
+from beatfeeds.imports import ImportOptions
 from beatfeeds.storage import SQLStore, schema
 
 from .conftest import DEFAULT_BEATS, NOW, SAMPLE, make_settings, need
@@ -137,8 +138,8 @@ def public_uids(store, set_id: int, now=NOW) -> set[str]:
     return {e.uid for e in store.public_entries(set_id, now=now, limit=10_000)}
 
 
-def uid(external_id: str) -> str:
-    return entry_uid(SOURCE, external_id)
+def uid(store, external_id: str) -> str:
+    return entry_uid(SOURCE, external_id, store.identifier_key())
 
 
 # ---- schema -----------------------------------------------------------------------------------
@@ -179,8 +180,91 @@ def test_upgrading_a_populated_database_keeps_every_row(bare, cfg, tmp_path):
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     with pytest.raises(Exception, match="(?i)unique"), bare.engine.begin() as conn:
             conn.execute(update(schema.incidents).where(schema.incidents.c.external_id == "A2")
-                         .values(uid=uid("A1")))
-    assert public_uids(bare, bare.active_beat_set_id()) == {uid("A1"), uid("A2")}
+                         .values(uid=uid(bare, "A1")))
+    assert public_uids(bare, bare.active_beat_set_id()) == {uid(bare, "A1"), uid(bare, "A2")}
+
+
+def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp_path):
+    # A 0007 database: uids were SHA-256 of (source, external id), no instance key. 0008
+    # makes the key and re-keys the fallback-keyed (`h:`) incidents, in the queues too;
+    # incidents with a source id keep the uids they were published with.
+    import hashlib
+
+    from alembic import command
+
+    from beatfeeds import identifiers, outbound
+    from beatfeeds.storage import _alembic_config
+
+    from .test_entry_ids import fire_row, write_fire
+
+    with bare.engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0007")
+    load_beats(bare, publish=True)
+    assert import_rows(bare, cfg, tmp_path / "a.csv", [row("A1"), row("A2")])["new"] == 2
+    fire = write_fire(tmp_path / "fire.csv", [
+        fire_row("11/20/2026 10:00:00 AM +0000"), fire_row("11/20/2026 10:05:00 AM +0000"),
+        fire_row("11/20/2026 10:10:00 AM +0000", number="F1")])
+    fire_opts = ImportOptions(preset="seattle-fire-911")
+    assert imports.import_file(bare, fire, fire_opts, cfg, now=NOW).counters["new"] == 3
+
+    def old_uid(source, external_id):
+        return hashlib.sha256(f"{source}\x1f{external_id}".encode()).hexdigest()[:20]
+
+    i = schema.incidents.c
+    with bare.engine.begin() as conn:  # as 0007 stored them
+        for r in conn.execute(schema.incidents.select()).all():
+            conn.execute(update(schema.incidents).where(i.id == r.id)
+                         .values(uid=old_uid(r.source, r.external_id)))
+        conn.execute(schema.meta.delete().where(schema.meta.c.key == identifiers.KEY_META))
+        rows = {r.external_id: r for r in conn.execute(schema.incidents.select())}
+    hashed = sorted(k for k in rows if k.startswith("h:"))
+    assert len(hashed) == 2 and "F1" in rows
+    account = outbound.add_account(bare, cfg, area_kind="beat", area_code="K3",
+                                   service="webhook", label="", endpoint="https://h.test/x",
+                                   credentials={"secret": "s"}, actor="admin", now=NOW)
+    base = {"account_id": account, "entry_kind": "incident", "category": "other",
+            "due_at": NOW, "next_attempt_at": NOW, "attempts": 1, "dry_run": False,
+            "created_at": NOW, "text": None, "remote_url": None}
+    bare.enqueue_outbox([
+        base | {"entry_uid": rows[hashed[0]].uid, "status": "pending"},
+        base | {"entry_uid": rows["F1"].uid, "status": "sent", "text": "posted F1"},
+        base | {"entry_uid": rows[hashed[1]].uid, "status": "deleted",
+                "text": "12XX BLOCK OF 5TH AVE", "remote_url": "https://h.test/p/1"}])
+    bare.save_email_subscription(address="r@example.test", area_kind="city", area_code=None,
+                                 categories=(), frequency="instant", now=NOW)
+    subscriber = bare.email_subscriptions()[0].subscriber_id
+    bare.enqueue_email_deliveries([
+        {"subscriber_id": subscriber, "entry_uid": rows[k].uid, "status": "pending",
+         "due_at": NOW, "next_attempt_at": NOW, "attempts": 0, "created_at": NOW}
+        for k in (hashed[0], "A1")])
+
+    assert bare.upgrade() == ("0007", bare.head_revision())
+    store = SQLStore(bare.engine)  # not the one that cached the key before
+    key = store.identifier_key()
+    assert store.get_meta(identifiers.KEY_META) == key.hex()
+    with bare.engine.connect() as conn:
+        after = {r.external_id: r for r in conn.execute(schema.incidents.select())}
+    assert after.keys() == rows.keys()
+    for k, r in after.items():
+        if k.startswith("h:"):
+            assert r.uid == entry_uid("seattle-fire-911", k, key) != rows[k].uid
+        else:
+            assert r.uid == rows[k].uid  # a source id: the published id stays
+    outbox = sorted(store.list_outbox(), key=lambda o: o.id)
+    assert [o.entry_uid for o in outbox] == [after[hashed[0]].uid, after["F1"].uid,
+                                             after[hashed[1]].uid]
+    assert outbox[1].text == "posted F1"  # still up on its service
+    assert outbox[2].text is None and outbox[2].remote_url is None  # withdrawn
+    assert sorted(d.entry_uid for d in store.email_deliveries()) == sorted(
+        [after[hashed[0]].uid, after["A1"].uid])
+    assert public_uids(store, store.active_beat_set_id()) == {r.uid for r in after.values()}
+    # Re-imports find every incident again and keep every uid.
+    assert imports.import_file(store, fire, fire_opts, cfg, now=NOW).counters["unchanged"] == 3
+    assert import_rows(store, cfg, tmp_path / "a.csv")["unchanged"] == 2
+    with bare.engine.connect() as conn:
+        assert {r.external_id: r.uid for r in conn.execute(schema.incidents.select())} == {
+            k: r.uid for k, r in after.items()}
+    assert store.upgrade()[0] == store.head_revision()  # and once only
 
 
 def test_head_revision_is_the_one_alembic_finds(bare):
@@ -242,7 +326,7 @@ def test_publishing_a_beat_map_retires_the_previous_one(db, cfg, tmp_path):
     assert db.beat_sets_for_join() == [third]
     for set_id in (first, second, third):
         entries = db.public_entries(set_id, now=later)
-        assert {e.uid for e in entries} == {uid("A1"), uid("A2"), uid("B1")}
+        assert {e.uid for e in entries} == {uid(db, "A1"), uid(db, "A2"), uid(db, "B1")}
         assert {e.beat for e in entries} == {"K3"}
     with pytest.raises(Conflict):
         db.publish_beat_set(third, now=later)
@@ -284,14 +368,14 @@ def test_a_changed_row_is_updated_in_place_and_keeps_its_uid(beats_db, cfg, tmp_
     )
     assert (second["new"], second["updated"], second["unchanged"]) == (0, 1, 2)
     after = beats_db.incident_private(SOURCE, "B")
-    assert after["uid"] == before["uid"] == uid("B")
+    assert after["uid"] == before["uid"] == uid(beats_db, "B")
     assert after["id"] == before["id"]
     assert after["description"] == "THEFT - SHOPLIFT"
     assert after["row_hash"] != before["row_hash"]
     assert after["created_at"] == before["created_at"] == NOW
     assert after["updated_at"] == later
     assert beats_db.incident_count() == 3
-    entry = beats_db.public_entry(beats_db.active_beat_set_id(), uid("B"), now=later)
+    entry = beats_db.public_entry(beats_db.active_beat_set_id(), uid(beats_db, "B"), now=later)
     assert entry.description == "THEFT - SHOPLIFT"
     assert entry.beat == "K3"
 
@@ -356,22 +440,22 @@ def test_public_entries_hide_what_must_not_be_published(beats_db, cfg, tmp_path)
     with beats_db.engine.begin() as conn:  # no store API for retraction yet
         conn.execute(
             update(schema.incidents)
-            .where(schema.incidents.c.uid == uid("RETRACTED"))
+            .where(schema.incidents.c.uid == uid(beats_db, "RETRACTED"))
             .values(retracted_at=NOW, retraction_reason="entered in error")
         )
 
-    assert public_uids(beats_db, set_id) == {uid("SHOWN")}
+    assert public_uids(beats_db, set_id) == {uid(beats_db, "SHOWN")}
     assert beats_db.public_counts_by_beat(set_id, now=NOW) == {"K3": 1}
     for hidden in ("SENSITIVE", "SUPPRESSED-CATEGORY", "UNLOCATED", "NOT-YET-DUE", "RETRACTED"):
-        assert beats_db.public_entry(set_id, uid(hidden), now=NOW) is None, hidden
+        assert beats_db.public_entry(set_id, uid(beats_db, hidden), now=NOW) is None, hidden
     assert beats_db.incident_private(SOURCE, "SENSITIVE")["suppressed_reason"]
     assert beats_db.incident_private(SOURCE, "UNLOCATED")["lat"] is None
 
     later = NOW + timedelta(minutes=31)
-    assert public_uids(beats_db, set_id, now=later) == {uid("SHOWN"), uid("NOT-YET-DUE")}
+    assert public_uids(beats_db, set_id, now=later) == {uid(beats_db, "SHOWN"), uid(beats_db, "NOT-YET-DUE")}
     # Area filters and order: newest first.
     entries = beats_db.public_entries(set_id, now=later, beat="K3", sector="K", precinct="W")
-    assert [e.uid for e in entries] == [uid("NOT-YET-DUE"), uid("SHOWN")]
+    assert [e.uid for e in entries] == [uid(beats_db, "NOT-YET-DUE"), uid(beats_db, "SHOWN")]
     assert beats_db.public_entries(set_id, now=later, beat="K1") == []
     assert len(beats_db.public_entries(set_id, now=later, limit=1, offset=1)) == 1
 
@@ -459,7 +543,7 @@ def test_versions_of_one_incident_in_a_file_last_wins_and_a_rerun_updates_nothin
     counters = import_rows(beats_db, cfg, tmp_path / "x.csv", fresh, chunk_rows=3)
     assert (counters["new"], counters["updated"], counters["unlocated"]) == (7, 1, 3)
     stored = beats_db.incident_private(SOURCE, "X1")
-    assert stored["description"] == "THEFT - AUTO" and stored["uid"] == uid("X1")
+    assert stored["description"] == "THEFT - AUTO" and stored["uid"] == uid(beats_db, "X1")
     assert stored["occurred_at"] == NOW.replace(day=20, hour=18, minute=0)
     assert beats_db.incident_private(SOURCE, "X0")["lat"] is None
     assert list(beats_db.incident_private(SOURCE, "X2")["beats"].values()) == ["K3"]

@@ -31,7 +31,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
+from .. import identifiers
 from ..columnar import format_datetimes
 from ..errors import BeatNotFound, Conflict, NoActiveBeatMap, NotFound
 from ..models import (
@@ -105,6 +107,7 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         self.engine = engine
         self._beats_cache: dict[int, list[Beat]] = {}
         self._beats_stamp: dict[int, tuple] = {}
+        self._identifier_key: bytes | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SQLStore:
@@ -186,6 +189,26 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         with self.engine.begin() as conn:
             conn.execute(delete(t.meta).where(t.meta.c.key == key))
             conn.execute(insert(t.meta).values(key=key, value=value))
+
+    def identifier_key(self) -> bytes:
+        """The instance key published ids are derived under (see beatfeeds.identifiers).
+
+        Migration 0008 creates it; a database migrated only part way gets it here, once:
+        every store on the database reads the same row, and of two stores creating it at
+        the same time the second finds the first one's (the primary key refuses a second).
+        """
+        if self._identifier_key is None:
+            text = self.get_meta(identifiers.KEY_META)
+            if text is None:
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(insert(t.meta).values(key=identifiers.KEY_META,
+                                                           value=identifiers.new_key()))
+                except IntegrityError:
+                    pass  # another store made it first
+                text = self.get_meta(identifiers.KEY_META)
+            self._identifier_key = identifiers.parse_key(text)
+        return self._identifier_key
 
     # ---- beat maps ----------------------------------------------------------------------
     def create_beat_set(self, name: str, beats: Sequence[Beat], *, effective_date: date | None,

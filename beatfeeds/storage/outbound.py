@@ -176,6 +176,12 @@ class OutboundStoreMixin:
         with self.engine.begin() as conn:
             conn.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(**values))
 
+    def mark_outbox_deleted(self, item_id: int, *, deleted_at: datetime) -> None:
+        """A post deleted from its service (its entry was withdrawn): the row stays for the
+        rate limit and the record, its text and link do not (staff see it as withdrawn)."""
+        self.finish_outbox_item(item_id, status="deleted", deleted_at=deleted_at, error=None,
+                                text=None, remote_url=None)
+
     def outbox_item(self, item_id: int) -> OutboxItem:
         with self.engine.connect() as conn:
             row = conn.execute(self._items_query().where(t.outbox.c.id == item_id)).first()

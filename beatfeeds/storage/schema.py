@@ -28,6 +28,7 @@ metadata = MetaData(
     }
 )
 
+# Also holds `identifier_key` (migration 0008): the instance key published ids derive from.
 meta = Table(
     "meta",
     metadata,
