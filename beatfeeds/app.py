@@ -63,7 +63,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .web import admin_outbound  # noqa: I001 (kept apart: one line per feature)
     from .web import announcements as staff_announcements
     from .web import admin_beats, beatsets  # noqa: I001
-    from .web import api, assets, auth, errors, public, records, staff
+    from .web import api, assets, auth, errors, headers, public, records, staff
     from .web import alerts as email_alerts  # noqa: I001
 
     csrf.exempt(api.bp)  # stateless JSON lookups; nothing changes on the server
@@ -81,6 +81,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(records.bp)
     app.register_blueprint(email_alerts.bp)
     errors.register(app)
+    headers.install(app, settings)
     app.jinja_env.globals["settings"] = settings
     app.jinja_env.globals.update(email_alerts.template_globals(settings))
     app.jinja_env.filters["category_label"] = category_label

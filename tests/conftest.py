@@ -157,3 +157,24 @@ def page(browser):
     pg = context.new_page()
     yield pg
     context.close()
+
+
+# ---- accessibility: axe-core from npm, evaluated in the page ------------------------------------
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(pg) -> list[dict]:
+    """Serious and critical axe-core violations of the page (WCAG 2.1 A/AA, best practices).
+
+    axe is evaluated through the browser's debugging protocol rather than added as a script
+    tag: the site's Content-Security-Policy (rightly) refuses inline script.
+    """
+    need(AXE.exists(), f"{AXE} missing (run `npm ci` at the repository root)")
+    pg.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
+    result = pg.evaluate("""async () => {
+        const r = await axe.run(document, {runOnly: {type: 'tag',
+            values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+    }""")
+    return [v for v in result if v["impact"] in ("serious", "critical")]

@@ -6,7 +6,7 @@ import pytest
 from beatfeeds import accounts
 from beatfeeds.app import create_app
 
-from .conftest import DEFAULT_BEATS, NOW, REPO, LiveServer, need
+from .conftest import AXE, DEFAULT_BEATS, NOW, LiveServer, axe_violations, need
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +46,7 @@ def test_admin_redraws_a_beat_in_the_browser(live_server, page, beats_store):
     # select E2 (every edge of it is shared) and drag one of its vertices
     page.select_option("#beat-select", "E2")
     page.get_by_role("button", name="Move vertices").click()
-    page.wait_for_function("document.getElementById('beat-map').dataset.moving === '0'")
+    page.wait_for_selector("#beat-map[data-moving='0']", state="attached")
     handle = page.locator(".bf-vertex").nth(40)
     box = handle.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -111,18 +111,8 @@ def test_admin_splits_and_renames_a_beat_in_the_browser(live_server, page, beats
     assert page.locator("#beat-select").input_value() == "E4"
 
 
-AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
-
-
 def serious_axe_violations(pg) -> list[dict]:
-    pg.add_script_tag(path=str(AXE))
-    result = pg.evaluate("""async () => {
-        const r = await axe.run(document, {runOnly: {type: 'tag',
-            values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}});
-        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
-    }""")
-    return [v for v in result if v["impact"] in ("serious", "critical")]
+    return axe_violations(pg)
 
 
 def test_beat_map_admin_pages_have_no_serious_accessibility_violation(live_server, page,

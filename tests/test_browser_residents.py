@@ -12,12 +12,11 @@ import pytest
 
 from beatfeeds import demo
 
-from .conftest import REPO, LiveServer, make_settings, make_store, need, utcnow
+from .conftest import AXE, LiveServer, axe_violations, make_settings, make_store, need, utcnow
 from .test_web_public import make_app
 
 pytestmark = pytest.mark.browser
 
-AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 
 
 class Geocoder:
@@ -221,17 +220,6 @@ def test_keyboard_alone_reaches_every_feed_link(resident, demo_site, path):
     pg.keyboard.press("Tab")
     outline = pg.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
-
-
-def axe_violations(pg) -> list[dict]:
-    pg.add_script_tag(path=str(AXE))
-    result = pg.evaluate("""async () => {
-        const r = await axe.run(document, {runOnly: {type: 'tag',
-            values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}});
-        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
-    }""")
-    return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
 @pytest.mark.parametrize("path", ["/", "/beats/K3", "entry"])

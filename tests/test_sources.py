@@ -26,7 +26,6 @@ from .test_records import (  # noqa: F401  (clerk and clerk_hash are fixtures)
     write_rows,
 )
 
-
 # One clock reading per test run: a row exported twice must be the same row, however long the
 # test took between the two exports (a second apart, it would read as a correction).
 EXPORTED_AT = utcnow()
