@@ -24,7 +24,7 @@ _MONTH = r"(?:JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|SEPT|OCT|NOV|DEC)[A-Z]*\.?"
 # (what it looks like, pattern on the upper-cased text with single spaces), first match wins.
 _PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((kind, re.compile(rx)) for kind, rx in (
     ("a date of birth", r"\bD\s?\.?\s?O\s?\.?\s?B\b|\bDATE OF BIRTH\b|\bBIRTH ?DATE\b"
-                        r"|\bBIRTHDAY\b|\bBORN (?:ON |IN )?(?:\d|" + _MONTH + ")"),
+                        r"|\bBORN (?:ON |IN )?(?:\d|" + _MONTH + ")"),
     ("an e-mail address", r"[A-Z0-9._%+-]+@[A-Z0-9-]+(?:\.[A-Z0-9-]+)*\.[A-Z]{2,}\b"),
     ("an SSN-like number", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])|\bSSN\b|\bSOCIAL SECURITY\b"),
     ("a phone number", r"(?<![\d-])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}"
@@ -38,7 +38,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((kind, re.compile(rx)) for
                     r"|\b\d{1,2} " + _MONTH + r",? (?:19|20)\d{2}\b"),
     ("a residence", r"\b(?:RESIDENCE|RES|HOME|HOUSE|APARTMENT|APT) OF\b"),
     ("a personal name", r"\b(?:MR|MRS|MS|MISS|MX)\.? [A-Z][A-Z'-]+"
-                        r"|\bNAMED? (?:IS |: ?)?[A-Z]{2,}|\bNAME ?: ?[A-Z]"),
+                        r"|\bNAMED [A-Z]{2,}|\bNAME(?: IS| ?:) ?[A-Z]{2,}"),
 ))
 _SPACES = re.compile(r"\s+")
 # `LAST, FIRST`, `LAST, FIRST M` or `LAST, FIRST MIDDLE` as a clause of its own (the whole
