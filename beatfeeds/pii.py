@@ -44,12 +44,15 @@ _SPACES = re.compile(r"\s+")
 # `LAST, FIRST`, `LAST, FIRST M` or `LAST, FIRST MIDDLE` as a clause of its own (the whole
 # text, or between commas, semicolons, brackets or " - ", or after "BY", "VICTIM"...), FIRST
 # a common given name.
+# Both patterns are lookaheads, so that clauses sharing a comma ("THEFT, SMITH, JOHN") are
+# all tried.
 _LAST_FIRST = re.compile(
-    r"(?:^|[;:(/]|, | - |\b(?:BY|VICTIM|SUSPECT|SUBJECT|SUBJ|RP|COMPLAINANT|OWNER|DRIVER) )"
+    r"(?=(?:^|[;:(/]|, | - |\b(?:BY|VICTIM|SUSPECT|SUBJECT|SUBJ|RP|COMPLAINANT|OWNER|DRIVER) )"
     r"\s*([A-Z][A-Z'-]+), ?([A-Z][A-Z'-]+)(?: ([A-Z][A-Z'-]*)\.?)?"
-    r"(?= ?(?:$|[,;:)/]| - ))")
+    r"(?= ?(?:$|[,;:)/]| - )))")
 # `FIRST LAST` at the start of a clause, followed by a comma: "JOHN SMITH, ..."
-_FIRST_LAST = re.compile(r"(?:^|[;:(/]| - )\s*([A-Z][A-Z'-]+) (?:[A-Z]\.? )?([A-Z][A-Z'-]+),")
+_FIRST_LAST = re.compile(
+    r"(?=(?:^|[;:(/]|, | - )\s*([A-Z][A-Z'-]+) (?:[A-Z]\.? )?([A-Z][A-Z'-]+),)")
 
 
 @lru_cache(maxsize=1)

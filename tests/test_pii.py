@@ -34,6 +34,8 @@ from .conftest import SHARED, need
     ("SMITH, JOHN", "a personal name"),
     ("SMITH, JOHN A", "a personal name"),
     ("Garcia, Maria; shoplift", "a personal name"),
+    ("THEFT, SMITH, JOHN", "a personal name"),
+    ("SHOPLIFT, JOHN SMITH, STORE", "a personal name"),
     ("THEFT REPORTED BY SMITH, JOHN", "a personal name"),
     ("WILLIAMS, ROBERT", "a personal name"),
     ("JOHN SMITH, SUSPICIOUS", "a personal name"),
