@@ -78,6 +78,9 @@ def test_release_publishes_it_as_it_is_audited_and_it_outlasts_reimports_and_the
     page = clerk.get("/records/review").get_data(as_text=True)
     assert 'id="review-count">1 held back' in page and held in page and NAMED in page
     assert "date of birth" in page
+    entry = clerk.get(f"/records/entries/{held}").get_data(as_text=True)
+    assert 'id="entry-status">needs review: the description' in entry
+    assert 'id="release"' in entry and "Retract" in entry
     r = clerk.post(f"/records/entries/{held}/release", data={"back": "review"},
                    follow_redirects=True)
     assert "was released" in r.get_data(as_text=True)
