@@ -135,6 +135,38 @@ def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
     sys.exit(1 if result.counters["rejected"] else 0)
 
 
+@incidents.command("review")
+@click.option("--limit", type=int, default=200, show_default=True, help="List at most this many.")
+@pass_ctx
+@domain_errors
+def incidents_review(ctx: Context, limit):
+    """List entries held back because their text looks like personal data (newest first):
+    release them with `incidents release UID` or retract them with `incidents retract`."""
+    _require_schema(ctx.store)
+    held, total = records.entries_for_review(ctx.store, limit)
+    for e in held:
+        why = e.suppressed_reason.partition(": ")[2]
+        click.echo(f"{e.uid}  {e.event_time:%Y-%m-%d %H:%M}Z  {e.source} {e.external_id}  "
+                   f"{_single_line(e.description)!r}  ({why})")
+    click.echo(f"{total} held back for review" + (f"; {len(held)} shown" if total > len(held)
+                                                    else ""))
+
+
+@incidents.command("release")
+@click.argument("uid")
+@pass_ctx
+@domain_errors
+def incidents_release(ctx: Context, uid):
+    """Publish an entry held back for review as it is (audited as the CLI)."""
+    _require_schema(ctx.store)
+    e = records.release_entry(ctx.store, uid, actor="cli", now=utcnow())
+    click.echo(f"released {e.uid} ({e.source} {e.external_id}): {e.status(utcnow())}")
+
+
+def _single_line(text: str) -> str:
+    return " ".join((text or "").split())[:120]
+
+
 @incidents.command("retract")
 @click.argument("uid")
 @click.option("--reason", required=True,

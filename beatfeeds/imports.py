@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from . import columnar, forked, identifiers, privacy, spatial
+from . import columnar, forked, identifiers, pii, privacy, spatial
 from .errors import Conflict, InvalidInput, UnusableFile
 from .models import ImportReport, IncidentRow, Rejection
 from .presets import FIELDS, PRESETS, Preset, closest_preset, detect_preset
@@ -640,12 +640,13 @@ def _row_hashes(valid, ncls: int) -> list[bytes]:
 
 
 def _policy(batch, located: np.ndarray, ncls: int, source: str, suppressed) -> tuple:
-    """(category, suppressed_reason) arrays: privacy.prepare_row once per distinct wording."""
+    """(category, suppressed_reason, needs review?) arrays: privacy.prepare_row (and so the
+    personal-data check) once per distinct wording."""
     arrays = [batch["category_text"].to_numpy(), batch["description"].to_numpy(),
               *(batch[f"cls{k}"].to_numpy() for k in range(ncls)),
               batch["sensitive"].to_numpy(), located]
     codes, first = _factorize_rows(arrays)
-    cats, reasons = [], []
+    cats, reasons, review = [], [], []
     for i in first:
         ct, desc, *cls, sens, loc = (a[i] for a in arrays)
         row = IncidentRow(line=0, source=source, external_id="", reported_at=None,
@@ -655,7 +656,9 @@ def _policy(batch, located: np.ndarray, ncls: int, source: str, suppressed) -> t
         privacy.prepare_row(row, suppressed)
         cats.append(row.category)
         reasons.append(row.suppressed_reason)
-    return (np.array(cats, dtype=object)[codes], np.array(reasons, dtype=object)[codes])
+        review.append(pii.is_review_reason(row.suppressed_reason))
+    return (np.array(cats, dtype=object)[codes], np.array(reasons, dtype=object)[codes],
+            np.array(review, dtype=bool)[codes])
 
 
 def _factorize_rows(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -700,6 +703,7 @@ class _Chunk:
     block_address: np.ndarray
     beats: dict[int, np.ndarray]  # per key
     columns: dict[str, object]  # as store.bind_incident_columns returns them, run ids aside
+    review: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per key
 
 
 def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
@@ -730,8 +734,8 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
     lat, lon = batch["lat"].to_numpy(), batch["lon"].to_numpy()
     located = np.isfinite(lat) & np.isfinite(lon)
     counters["unlocated"] += int((~located).sum())
-    category, suppressed_reason = _policy(batch, located, p.ncls, p.source,
-                                          p.settings.suppressed_categories)
+    category, suppressed_reason, review = _policy(batch, located, p.ncls, p.source,
+                                                  p.settings.suppressed_categories)
     codes_, uniq = pd.factorize(batch["address"].to_numpy())
     blocks = np.array([privacy.hundred_block(a) for a in uniq], dtype=object)
     block_address = blocks[codes_] if len(uniq) else np.full(len(batch), "", dtype=object)
@@ -767,7 +771,7 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
     return _Chunk(counters, batch.iloc[maybe].reset_index(drop=True),
                   dict(zip(maybe.tolist(), range(len(maybe)), strict=True)),
                   columns["external_id"], was_seen[pos], columns["row_hash"], category[maybe],
-                  suppressed_reason[maybe], block_address[maybe], beats, columns)
+                  suppressed_reason[maybe], block_address[maybe], beats, columns, review)
 
 
 def _take(columns: dict[str, object], rows: np.ndarray) -> dict[str, object]:
@@ -801,6 +805,7 @@ def _store_chunk(run: _Run, chunk: _Chunk | None) -> None:
     counters["unchanged"] += len(bkeys) - int(is_new.sum()) - len(changed)
 
     new = np.flatnonzero(is_new)
+    counters["needs_review"] += int(chunk.review[new].sum())
     if len(new):
         columns = chunk.columns if len(new) == len(bkeys) else _take(chunk.columns, new)
         columns = columns | {"first_run_id": run.run_id, "last_run_id": run.run_id,
@@ -824,12 +829,26 @@ def _store_chunk(run: _Run, chunk: _Chunk | None) -> None:
                               chunk.block_address[at[i]], chunk.suppressed_reason[at[i]],
                               {s: c[i] for s, c in chunk.beats.items()})
                 for i in changed]
+        _apply_releases(run, [existing[bkeys[i]][0] for i in changed], rows)
         run.store.update_incidents(
             run.conn, [(existing[bkeys[i]][0], r) for i, r in zip(changed, rows, strict=True)],
             hashes=[hashes[i] for i in changed],
             publish_at=[r.event_time + timedelta(minutes=run.settings.publication_delay)
                         for r in rows],
             run_id=run.run_id, now=run.now)
+
+
+def _apply_releases(run: _Run, ids: list[int], rows: list[IncidentRow]) -> None:
+    """Keep the releases records staff gave: an updated row held back as `needs review`
+    publishes if its texts are the ones released (pii.review_hold); counts the rest."""
+    held = [(i, r) for i, r in zip(ids, rows, strict=True)
+            if pii.is_review_reason(r.suppressed_reason)]
+    if not held:
+        return
+    released = run.store.released_digests(run.conn, [i for i, _ in held])
+    for i, r in held:
+        r.suppressed_reason = pii.review_hold(r.description, r.category_text, released.get(i))
+        run.counters["needs_review"] += r.suppressed_reason is not None
 
 
 def _incident_row(batch, i: int, run: _Run, category: str, block_address: str,
@@ -899,7 +918,8 @@ class PreviewRow:
     """How one row of a file will publish, before the file is imported."""
 
     line: int
-    status: str  # publishes / delayed / suppressed / unlocated / unassigned / rejected
+    status: str  # publishes / delayed / needs review / suppressed / unlocated / unassigned /
+    #              rejected
     reason: str = ""
     external_id: str = ""
     description: str = ""
@@ -957,6 +977,10 @@ def preview_rows(store, path: str | Path, options: ImportOptions, settings, *,
         p.beat = codes.get(row.line)
         if not row.located:
             p.status, p.reason = "unlocated", "no location: stored, never published"
+        elif pii.is_review_reason(row.suppressed_reason):
+            p.status = "needs review"
+            p.reason = (row.suppressed_reason.partition(": ")[2] + "; held back until records "
+                        "staff release it (/records/review)")
         elif row.suppressed_reason:
             p.status, p.reason = "suppressed", row.suppressed_reason
         elif p.beat is None:

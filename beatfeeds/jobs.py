@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from . import boundaries, privacy
+from . import boundaries, pii, privacy
 from .errors import BeatfeedsError
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,11 @@ def apply_publication_policy(store, settings, now: datetime) -> dict:
     changed, last = 0, 0
     while batch := store.policy_inputs(last, 5000):
         results = []
-        for i, sensitive, category, located, event_time, old_reason, old_publish in batch:
-            reason = privacy.suppression_reason(sensitive, category, located, suppressed)
+        for (i, sensitive, category, located, event_time, old_reason, old_publish,
+             description, category_text, released_digest) in batch:
+            reason = privacy.suppression_reason(
+                sensitive, category, located, suppressed,
+                review=pii.review_hold(description, category_text, released_digest))
             publish = event_time + delay
             if reason != old_reason or publish != old_publish:
                 results.append((i, reason, publish))

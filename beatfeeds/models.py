@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-COUNTERS = ("read", "new", "updated", "unchanged", "duplicate", "unlocated", "unassigned", "rejected")
+from .pii import is_review_reason
+
+# needs_review: rows stored by the run (new or updated) whose text looks like personal data,
+# held back until records staff release them (pii).
+COUNTERS = ("read", "new", "updated", "unchanged", "duplicate", "unlocated", "unassigned", "rejected",
+            "needs_review")
 
 BEAT_SET_STATUSES = ("draft", "scheduled", "active", "retired")
 
@@ -258,11 +263,15 @@ class StaffIncident:
     suppressed_reason: str | None = None
     retracted_at: datetime | None = None
     retraction_reason: str | None = None
+    released_at: datetime | None = None  # a `needs review` hold lifted by records staff
+    released_by: str | None = None
 
     def status(self, now: datetime) -> str:
-        """published / scheduled / suppressed / unassigned / retracted."""
+        """published / scheduled / needs review / suppressed / unassigned / retracted."""
         if self.retracted_at:
             return "retracted"
+        if is_review_reason(self.suppressed_reason):
+            return "needs review"
         if self.suppressed_reason:
             return "suppressed"
         if self.beat is None:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from . import pii
 from .categories import CATEGORIES, PUBLIC, SENSITIVE
 from .models import IncidentRow
 
@@ -61,29 +62,44 @@ def _classify(category_text: str, description: str, others: tuple[str, ...]) -> 
 
 
 def prepare_row(row: IncidentRow, suppressed_categories: Iterable[str]) -> IncidentRow:
-    """Fill the public fields of a row: category, hundred block, suppression reason."""
+    """Fill the public fields of a row: category, hundred block, suppression reason.
+
+    A row whose published texts look like personal data is held back as `needs review`
+    (pii.review_reason); a release by staff is applied where the row is stored.
+    """
     row.category, _ = classify(row.category_text, row.description, row.classification_texts)
     row.block_address = hundred_block(row.address)
-    row.suppressed_reason = suppression_reason(row.sensitive, row.category, row.located,
-                                               suppressed_categories)
+    row.suppressed_reason = suppression_reason(
+        row.sensitive, row.category, row.located, suppressed_categories,
+        review=pii.review_reason(row.description, row.category_text))
     return row
 
 
 def suppression_reason(sensitive: bool, category: str, located: bool,
-                       suppressed_categories: Iterable[str]) -> str | None:
-    """Why an incident is never published, or None when it may be."""
+                       suppressed_categories: Iterable[str], *,
+                       review: str | None = None) -> str | None:
+    """Why an incident is not published, or None when it may be.
+
+    `review` is the row's `needs review` reason (pii.review_hold), if any: it comes last, so
+    the staff review list holds only entries that a release would actually publish.
+    """
     if sensitive:
         return "marked sensitive by the source"
     if category in suppressed_categories:
         return f"category {category} is never published"
     if not located:
         return "no location"
-    return None
+    return review
 
 
 def policy_fingerprint(suppressed_categories: Iterable[str], delay_minutes: int) -> str:
-    """Identifies a publication policy, so stored decisions can be redone when it changes."""
-    return f"delay={delay_minutes};suppressed={','.join(sorted(set(suppressed_categories)))}"
+    """Identifies a publication policy, so stored decisions can be redone when it changes.
+
+    `review=` names the version of the `needs review` rule (pii.RULE_VERSION): an instance
+    upgraded to a stricter rule redoes its stored decisions once.
+    """
+    return (f"delay={delay_minutes};suppressed={','.join(sorted(set(suppressed_categories)))}"
+            f";review={pii.RULE_VERSION}")
 
 
 def publish_at(event_time: datetime, delay_minutes: int) -> datetime:

@@ -1,5 +1,6 @@
 """The records workflow: files are stored and queued, previewed, imported by the scheduler,
-their rejected rows downloaded; column mappings are saved as presets; entries are retracted.
+their rejected rows downloaded; column mappings are saved as presets; entries held back as
+`needs review` are released; entries are retracted.
 
 No Flask and no SQL here: the web views and the CLI call these functions with a store.
 """
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from . import imports
+from . import imports, pii
 from .errors import (
     BeatfeedsError,
     Conflict,
@@ -441,6 +442,34 @@ def retract_entry(store, uid: str, reason: str, *, actor: str, now: datetime,
     text = f"{reason}: {note}" if note and note != reason else reason
     store.retract_incident(uid.strip().lower(), text[:2000], actor=actor, now=now)
     return store.staff_incident(uid.strip().lower())
+
+
+# ---- needs review ------------------------------------------------------------------------
+def entries_for_review(store, limit: int = 200) -> tuple[list[StaffIncident], int]:
+    """(entries held back because their text looks like personal data, newest first; how
+    many there are in all). Each is released (`release_entry`) or retracted by staff."""
+    return (store.incidents_for_review(pii.NEEDS_REVIEW, limit),
+            store.count_incidents_for_review(pii.NEEDS_REVIEW))
+
+
+def release_entry(store, uid: str, *, actor: str, now: datetime) -> StaffIncident:
+    """Publish an entry held back as `needs review` as it is, audited with who and when.
+
+    The release covers the entry's present texts: it outlasts re-imports of the same texts
+    and the publication-policy job, and a re-import that changes them holds it back again.
+    """
+    uid = (uid or "").strip().lower()
+    e = store.staff_incident(uid)
+    if e.retracted_at:
+        raise Conflict(f"Entry {uid} was retracted; it cannot be released.")
+    if not pii.is_review_reason(e.suppressed_reason):
+        raise Conflict(f"Entry {uid} is not held back for review"
+                       + (f" ({e.suppressed_reason})." if e.suppressed_reason else "."))
+    store.release_incident(uid, held_reason=e.suppressed_reason,
+                           digest=pii.text_digest(e.description, e.category_text),
+                           actor=actor, now=now)
+    log.info("entry %s released by %s", uid, actor)
+    return store.staff_incident(uid)
 
 
 def cancel_upload(store, upload_id: int, *, actor: str, now: datetime) -> Upload:

@@ -33,6 +33,7 @@ REQUIRED = (
     "beatfeeds/templates/base.html",
     "beatfeeds/data/beats.geojson",
     "beatfeeds/data/sample_incidents.csv",
+    "beatfeeds/data/given_names.txt",  # the personal-data check reads it
     "beatfeeds/storage/migrations/env.py",
     "beatfeeds/storage/migrations/versions/0001_initial_schema.py",
     "beatfeeds/static/site.css",

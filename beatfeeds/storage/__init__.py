@@ -628,12 +628,14 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
             conn.execute(insert(t.incident_beats), values)
 
     def policy_inputs(self, after_id: int, limit: int) -> list[tuple]:
-        """(id, sensitive, category, located, event_time, suppressed_reason, publish_at), by id."""
+        """(id, sensitive, category, located, event_time, suppressed_reason, publish_at,
+        description, category_text, released_digest), by id."""
         c = t.incidents.c
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(
                 select(c.id, c.sensitive, c.category, c.lat.is_not(None), c.event_time,
-                       c.suppressed_reason, c.publish_at)
+                       c.suppressed_reason, c.publish_at, c.description, c.category_text,
+                       c.released_digest)
                 .where(c.id > after_id).order_by(c.id).limit(limit))]
 
     def set_policy_results(self, rows: Sequence[tuple[int, str | None, datetime]],

@@ -1,12 +1,12 @@
 """SQL of the records workflow: the upload queue, saved presets, scheduled sources, the staff
-view of incidents and retraction. A mixin of SQLStore."""
+view of incidents, `needs review` releases and retraction. A mixin of SQLStore."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from ..errors import Conflict, EntryNotFound, NotFound
 from ..models import (
@@ -300,7 +300,8 @@ class RecordsStoreMixin:
             category=r.category, category_text=r.category_text, description=r.description,
             address=r.address, block_address=r.block_address, publish_at=r.publish_at,
             updated_at=r.updated_at, beat=r.beat_code, suppressed_reason=r.suppressed_reason,
-            retracted_at=r.retracted_at, retraction_reason=r.retraction_reason)
+            retracted_at=r.retracted_at, retraction_reason=r.retraction_reason,
+            released_at=r.released_at, released_by=r.released_by)
 
     def find_incidents(self, query: str, limit: int = 50) -> list[StaffIncident]:
         """Incidents whose uid or external id is the query, or whose text contains it."""
@@ -325,6 +326,59 @@ class RecordsStoreMixin:
         if r is None:
             raise EntryNotFound(f"No incident with id {uid!r}.")
         return self._staff_incident(r)
+
+    def incidents_for_review(self, prefix: str, limit: int = 200) -> list[StaffIncident]:
+        """Incidents held back with a suppression reason starting `prefix` (`needs review`),
+        not retracted, newest event first."""
+        i = t.incidents.c
+        stmt = (self._staff_query().where(i.suppressed_reason.startswith(prefix, autoescape=True))
+                .where(i.retracted_at.is_(None)).order_by(i.event_time.desc(), i.id.desc())
+                .limit(limit))
+        with self.engine.connect() as conn:
+            return [self._staff_incident(r) for r in conn.execute(stmt)]
+
+    def count_incidents_for_review(self, prefix: str) -> int:
+        """How many incidents `incidents_for_review` would list without a limit."""
+        i = t.incidents.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(t.incidents)
+                                .where(i.suppressed_reason.startswith(prefix, autoescape=True))
+                                .where(i.retracted_at.is_(None))).scalar_one()
+
+    def released_digests(self, conn: Connection, ids: list[int]) -> dict[int, str]:
+        """{incident id: digest of the texts staff released} for those of `ids` released."""
+        i = t.incidents.c
+        out: dict[int, str] = {}
+        for k in range(0, len(ids), 500):
+            out.update((r.id, r.released_digest) for r in conn.execute(
+                select(i.id, i.released_digest).where(i.id.in_(ids[k:k + 500]))
+                .where(i.released_digest.is_not(None))))
+        return out
+
+    def release_incident(self, uid: str, *, held_reason: str, digest: str, actor: str,
+                         now: datetime) -> None:
+        """Lift a hold: publish the incident as it is, audited in the same transaction.
+
+        Only while it is still held for `held_reason` and not retracted (Conflict otherwise),
+        so a release never publishes what the releasing person did not see.
+        """
+        i = t.incidents.c
+        with self.engine.begin() as conn:
+            row = conn.execute(select(i.id, i.source, i.external_id)
+                               .where(i.uid == uid)).first()
+            if row is None:
+                raise EntryNotFound(f"No incident with id {uid!r}.")
+            n = conn.execute(update(t.incidents).where(i.id == row.id)
+                             .where(i.suppressed_reason == held_reason)
+                             .where(i.retracted_at.is_(None))
+                             .values(suppressed_reason=None, released_at=now, released_by=actor,
+                                     released_digest=digest, updated_at=now)).rowcount
+            if n != 1:
+                raise Conflict(f"Entry {uid} changed since it was shown (re-imported, "
+                               "released or retracted); look at it again.")
+            self.audit(actor, "incidents.release", f"entry:{uid}",
+                       {"held": held_reason, "source": row.source,
+                        "external_id": row.external_id}, now=now, conn=conn)
 
     def retract_incident(self, uid: str, reason: str, *, actor: str, now: datetime) -> None:
         """Withdraw an incident from every feed and page, audited in the same transaction."""

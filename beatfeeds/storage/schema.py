@@ -119,6 +119,11 @@ incidents = Table(
     Column("retraction_reason", Text),
     Column("first_run_id", Integer, ForeignKey("import_runs.id")),
     Column("last_run_id", Integer, ForeignKey("import_runs.id")),
+    # A `needs review` hold lifted by records staff: who, when, and for which texts
+    # (pii.text_digest): a re-import that changes them asks for a review again.
+    Column("released_at", DateTime),
+    Column("released_by", String(320)),
+    Column("released_digest", String(64)),
     UniqueConstraint("source", "external_id", name="uq_incidents_source_external_id"),
     # A unique index rather than a constraint: SQLite can drop and rebuild an index (bulk
     # loads do, by sorting, instead of inserting a million random keys one by one).

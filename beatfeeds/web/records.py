@@ -1,5 +1,6 @@
 """Records staff pages: upload and queue incident files, follow their import, download the
-rejected rows, map unknown columns, find and retract entries."""
+rejected rows, map unknown columns, find and retract entries, release entries held back for
+review."""
 
 from __future__ import annotations
 
@@ -171,6 +172,28 @@ def entry(uid):
                                              settings().tz, e.beat))
 
 
+@bp.get("/review")
+@staff_required()
+def review():
+    held, total = records.entries_for_review(store())
+    return render_template("records_review.html", held=held, total=total, now=utcnow(),
+                           reasons=records.RETRACTION_REASONS)
+
+
+@bp.post("/entries/<uid>/release")
+@staff_required()
+def release(uid):
+    try:
+        records.release_entry(store(), uid, actor=g.user.email, now=utcnow())
+    except BeatfeedsError as exc:
+        flash(exc.message, "error")
+    else:
+        flash("The entry was released: it publishes as it is (recorded in the audit log).")
+    if request.form.get("back") == "review":
+        return redirect(url_for(".review"))
+    return redirect(url_for(".entry", uid=uid))
+
+
 @bp.post("/entries/<uid>/retract")
 @staff_required()
 def retract(uid):
@@ -181,4 +204,6 @@ def retract(uid):
         flash(exc.message, "error")
     else:
         flash("The entry was retracted: it has left every feed and page.")
+    if request.form.get("back") == "review":
+        return redirect(url_for(".review"))
     return redirect(url_for(".entry", uid=uid))
