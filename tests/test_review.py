@@ -9,7 +9,7 @@ from datetime import timedelta
 import feedparser
 import pytest
 
-from beatfeeds import imports, jobs, records
+from beatfeeds import identifiers, imports, jobs, records
 from beatfeeds.cli import main
 from beatfeeds.errors import Conflict
 from beatfeeds.imports import ImportOptions
@@ -48,7 +48,7 @@ def held(beats_store, settings, tmp_path):
     ])
     report = import_rows(beats_store, settings, path)
     assert report.counters["new"] == 2 and report.counters["needs_review"] == 1
-    return imports.entry_uid(SOURCE, "602")
+    return identifiers.entry_uid(SOURCE, "602", beats_store.identifier_key())
 
 
 def public_text(client, beat: str) -> str:
@@ -65,7 +65,7 @@ def test_a_named_row_is_stored_but_published_nowhere(beats_store, held, client):
                                    "date of birth")
     text = public_text(client, e.beat)
     assert "SMITH" not in text and held not in text
-    assert imports.entry_uid(SOURCE, "601") in text  # the other row publishes
+    assert identifiers.entry_uid(SOURCE, "601", beats_store.identifier_key()) in text  # the other row publishes
     assert client.get(f"/entries/{held}").status_code == 404
     assert held not in {x.uid for x in beats_store.public_entries(
         beats_store.active_beat_set_id(), now=utcnow(), limit=100)}
@@ -131,7 +131,7 @@ def _incident_id(store, external_id: str) -> int:
 
 
 def test_only_held_entries_can_be_released(beats_store, held):
-    other = imports.entry_uid(SOURCE, "601")
+    other = identifiers.entry_uid(SOURCE, "601", beats_store.identifier_key())
     with pytest.raises(Conflict, match="not held back for review"):
         records.release_entry(beats_store, other, actor="t", now=utcnow())
     records.retract_entry(beats_store, held, "sealed record", actor="t", now=utcnow())

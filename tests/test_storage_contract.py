@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -211,12 +211,13 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
         return hashlib.sha256(f"{source}\x1f{external_id}".encode()).hexdigest()[:20]
 
     i = schema.incidents.c
+    columns = select(i.id, i.uid, i.source, i.external_id)  # the columns 0007 has
     with bare.engine.begin() as conn:  # as 0007 stored them
-        for r in conn.execute(schema.incidents.select()).all():
+        for r in conn.execute(columns).all():
             conn.execute(update(schema.incidents).where(i.id == r.id)
                          .values(uid=old_uid(r.source, r.external_id)))
         conn.execute(schema.meta.delete().where(schema.meta.c.key == identifiers.KEY_META))
-        rows = {r.external_id: r for r in conn.execute(schema.incidents.select())}
+        rows = {r.external_id: r for r in conn.execute(columns)}
     hashed = sorted(k for k in rows if k.startswith("h:"))
     assert len(hashed) == 2 and "F1" in rows
     account = outbound.add_account(bare, cfg, area_kind="beat", area_code="K3",
@@ -243,7 +244,7 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
     key = store.identifier_key()
     assert store.get_meta(identifiers.KEY_META) == key.hex()
     with bare.engine.connect() as conn:
-        after = {r.external_id: r for r in conn.execute(schema.incidents.select())}
+        after = {r.external_id: r for r in conn.execute(columns)}
     assert after.keys() == rows.keys()
     for k, r in after.items():
         if k.startswith("h:"):
