@@ -160,9 +160,12 @@ def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResul
         headers["If-Modified-Since"] = source.last_modified
     folder = records.uploads_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
+    if urlsplit(source.location).scheme not in ("http", "https"):  # add_source checks it too
+        raise InvalidInput(f"Source {source.name}: only http:// and https:// URLs are polled.")
     request = urllib.request.Request(source.location, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as resp:
+        # the scheme is http or https (checked above), never file: or ftp:
+        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as resp:  # nosec B310
             etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
             tmp_path = _download(resp, folder, settings.source_max_mb, _host(source.location))
     except urllib.error.HTTPError as exc:

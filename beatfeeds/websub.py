@@ -9,7 +9,7 @@ import logging
 import urllib.error
 import urllib.request
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from . import publishing
 from .feeds import FORMATS, feed_url
@@ -23,10 +23,13 @@ HASHES_KEY = "websub.hashes"
 def ping_hub(hub_url: str, topic: str, *, timeout: float = 10.0) -> str | None:
     """POST `hub.mode=publish` for one feed URL; None on success, else the reason."""
     body = urlencode({"hub.mode": "publish", "hub.url": topic}).encode()
+    if urlsplit(hub_url).scheme not in ("http", "https"):
+        return "the hub URL must start with http:// or https://"
     req = urllib.request.Request(hub_url, data=body, method="POST", headers={
         "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "beatfeeds"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        # the scheme is http or https (checked above), never file: or ftp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # nosec B310
             resp.read()
             return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
     except urllib.error.HTTPError as exc:
