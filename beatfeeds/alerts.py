@@ -30,6 +30,7 @@ from .errors import (
 )
 from .models import EmailDigest, EmailSubscription, FeedEntry
 from .settings import WEEKDAYS, ensure_secret_key
+from .text import single_line
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +359,8 @@ def _entry_text(settings, found: PublicEntry) -> tuple[str, str]:
     """(title, body): incidents in the hundred-block form; announcements with their text."""
     entry = found.entry
     if entry.source == "announcement":
-        return ("URGENT " if found.urgent else "") + entry.title, entry.description or ""
+        return (single_line(("URGENT " if found.urgent else "") + entry.title),
+                entry.description or "")
     return feeds._title(entry, settings), ""
 
 
