@@ -421,17 +421,29 @@ def _entry_text(settings, found: PublicEntry) -> tuple[str, str]:
     return feeds._title(entry, settings), ""
 
 
+def grace(settings) -> timedelta:
+    """How long an entry is public before mail about it goes out (`alert_grace_minutes`).
+    Sent mail cannot be recalled: a retraction or suppression within this time cancels the
+    mail instead, because each is checked against the entry's state when it is sent."""
+    return timedelta(minutes=settings.alert_grace_minutes)
+
+
 def enqueue_alerts(store, settings, now: datetime) -> int:
     """Queue every newly public entry once per address, whatever its overlapping
-    subscriptions (instant ones; urgent announcements for every subscription)."""
+    subscriptions (instant ones; urgent announcements for every subscription), due
+    `alert_grace_minutes` after it became public. Urgent announcements do not wait: staff
+    publish them on purpose for people to act on at once (a gas leak), and they carry no
+    source row that a retraction would have to take back."""
     set_id = store.active_beat_set_id()
     if set_id is None:
         return 0
     oldest = now - timedelta(hours=settings.outbox_max_age)
-    rows = [{"subscriber_id": sid, "entry_uid": uid, "status": "pending", "due_at": at,
-             "next_attempt_at": at, "attempts": 0, "created_at": now}
-            for sid, uid, at in store.due_entries_for_email(set_id, now=now,
-                                                            oldest_event=oldest)]
+    wait = grace(settings)
+    rows = [{"subscriber_id": sid, "entry_uid": uid, "status": "pending",
+             "due_at": at if urgent else at + wait,
+             "next_attempt_at": at if urgent else at + wait, "attempts": 0, "created_at": now}
+            for sid, uid, at, urgent in store.due_entries_for_email(set_id, now=now,
+                                                                    oldest_event=oldest)]
     return store.enqueue_email_deliveries(rows)
 
 
@@ -571,9 +583,13 @@ def assemble_digests(store, settings, now: datetime) -> int:
                                     scheduled_send(settings, frequency,
                                                    due - timedelta(seconds=1)))
             # A backfill of old incidents is not news: as for instant alerts, an event must be
-            # recent (`outbox_max_age` hours) when its period begins.
+            # recent (`outbox_max_age` hours) when its period begins. Only entries public for
+            # the grace time are listed: the window of publication times runs `grace` behind
+            # the period, so one that became public just before the send time waits for the
+            # next digest instead of being lost or listed before a retraction could stop it.
+            wait = grace(settings)
             entries = store.entries_for_email_digest(
-                set_id, sid, frequency, now=now, since=start,
+                set_id, sid, frequency, now=now - wait, since=start - wait,
                 oldest_event=start - timedelta(hours=settings.outbox_max_age))
             if store.create_email_digest(subscriber_id=sid, frequency=frequency,
                                          period_start=start, period_end=due,

@@ -8,7 +8,7 @@ import base64
 import binascii
 import re
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,15 +18,12 @@ from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 from beatfeeds import alerts
 from beatfeeds.app import create_app
 
-from .test_alerts import (  # noqa: F401 (fixtures)
-    _confirmed,
-    _import,
-    _now,
-    _parts,
-    _row,
-    mailapp,
-    smtp_server,
-)
+from . import test_alerts
+from .test_alerts import _confirmed, _import, _now, _parts, _row
+
+# The loopback SMTP server and the mail-enabled app of test_alerts, as fixtures here too.
+smtp_server = test_alerts.smtp_server
+mailapp = test_alerts.mailapp
 
 
 # ---- headers are built from single-line text (point 11) --------------------------------------
@@ -293,3 +290,108 @@ def test_residents_forms_must_come_from_this_site(mailapp):
     assert strict.post(f"{manage}/delete", headers={"Origin": "http://feeds.example.test"}
                        ).status_code == 200
     assert store.email_subscriptions() == []
+
+
+# ---- the grace time before mail, which cannot be recalled (point 5) -------------------------
+def _grace_setup(tmp_path, inbox, **overrides):
+    from .test_alerts_digests import _setup
+
+    return _setup(tmp_path, inbox, **overrides)
+
+
+def _send(store, settings, now):
+    return alerts.send_alerts(store, settings, now, clock=lambda: now)
+
+
+def test_instant_alerts_wait_the_grace_time_and_a_retraction_cancels_them(tmp_path,
+                                                                          smtp_server):
+    from beatfeeds import records
+
+    inbox = smtp_server
+    store, settings = _grace_setup(tmp_path, inbox)
+    assert settings.alert_grace_minutes == 10  # the default
+    t0 = datetime(2026, 6, 10, 12, 0)
+    store.save_email_subscription(address="resident@example.org", area_kind="beat",
+                                  area_code="K3", categories=(), frequency="instant", now=t0)
+    event = t0 + timedelta(minutes=5)
+    public = event + timedelta(minutes=settings.publication_delay)
+    _import(store, settings, tmp_path, [_row(settings, 1, event), _row(settings, 2, event),
+                                        _row(settings, 3, event)], t0 + timedelta(minutes=6))
+    uids = sorted(e.uid for e in store.public_entries(store.active_beat_set_id(),
+                                                        now=public))
+    assert len(uids) == 3
+    summary = _send(store, settings, public)
+    assert summary["enqueued"] == 3 and summary["sent"] == 0  # public, but not yet mailed
+    assert _send(store, settings, public + timedelta(minutes=9, seconds=59))["sent"] == 0
+
+    # Within the grace time records staff retract one entry; a correction suppresses another.
+    records.retract_entry(store, uids[0], "wrong beat", actor="records@example.org",
+                          now=public + timedelta(minutes=3))
+    incident = next(i for i in range(1, 4) if store.incident_private("t", str(i))["uid"]
+                    == uids[1])
+    _import(store, settings, tmp_path, [_row(settings, incident, event, dv="Y")],
+            public + timedelta(minutes=4))
+    assert store.public_entry(store.active_beat_set_id(), uids[1],
+                              now=public + timedelta(minutes=5)) is None
+
+    summary = _send(store, settings, public + timedelta(minutes=10))
+    assert summary["sent"] == 1 and summary["cancelled"] == 2, summary
+    (msg,) = inbox.messages
+    kept = uids[2]
+    assert f"/entries/{kept}" in _parts(msg)[0]
+    status = {d.entry_uid: d.status for d in store.email_deliveries()}
+    assert status == {uids[0]: "cancelled", uids[1]: "cancelled", kept: "sent"}
+    # Never sent later either.
+    assert _send(store, settings, public + timedelta(days=1))["sent"] == 0
+    assert len(inbox.messages) == 1
+
+
+def test_grace_zero_sends_as_soon_as_public(tmp_path, smtp_server):
+    store, settings = _grace_setup(tmp_path, smtp_server, alert_grace_minutes=0)
+    t0 = datetime(2026, 6, 10, 12, 0)
+    store.save_email_subscription(address="resident@example.org", area_kind="beat",
+                                  area_code="K3", categories=(), frequency="instant", now=t0)
+    event = t0 + timedelta(minutes=5)
+    _import(store, settings, tmp_path, [_row(settings, 1, event)], t0 + timedelta(minutes=6))
+    public = event + timedelta(minutes=settings.publication_delay)
+    assert _send(store, settings, public)["sent"] == 1
+
+
+def test_a_digest_never_lists_a_retracted_entry_and_waits_out_the_grace_time(tmp_path,
+                                                                             smtp_server):
+    from beatfeeds import records
+
+    from .test_alerts_digests import _entry_uids, _utc
+
+    inbox = smtp_server
+    store, settings = _grace_setup(tmp_path, inbox)
+    send = _utc(datetime(2026, 6, 10, 7, 0), settings)  # the daily digest's time
+    store.save_email_subscription(address="resident@example.org", area_kind="beat",
+                                  area_code="K3", categories=(), frequency="daily",
+                                  now=send - timedelta(days=1))
+    delay = timedelta(minutes=settings.publication_delay)
+    early, retracted, late = (send - timedelta(hours=1), send - timedelta(hours=2),
+                              send - timedelta(minutes=4))  # publication times
+    for i, at in ((1, early), (2, retracted), (3, late)):
+        _import(store, settings, tmp_path, [_row(settings, i, at - delay)], at - delay)
+    uid = {i: store.incident_private("t", str(i))["uid"] for i in (1, 2, 3)}
+    records.retract_entry(store, uid[2], "not ours", actor="records@example.org",
+                          now=send - timedelta(minutes=30))
+    summary = _send(store, settings, send)
+    assert summary["digests"] == 1 and summary["sent"] == 1, summary
+    assert _entry_uids(inbox.messages[-1]) == [uid[1]]  # the late one is still in its grace
+
+    # Retracted between the digest's making and its sending: cancelled from the digest.
+    next_send = send + timedelta(days=1)
+    _import(store, settings, tmp_path, [_row(settings, 4, next_send - 2 * delay)],
+            next_send - 2 * delay)
+    uid[4] = store.incident_private("t", "4")["uid"]
+    made = alerts.assemble_digests(store, settings, next_send)
+    assert made == 1
+    records.retract_entry(store, uid[4], "not ours", actor="records@example.org",
+                          now=next_send + timedelta(seconds=30))
+    summary = _send(store, settings, next_send + timedelta(minutes=1))
+    assert summary["sent"] == 1, summary
+    assert _entry_uids(inbox.messages[-1]) == [uid[3]]  # the late one, a day on; not #4
+    listed = [u for m in inbox.messages for u in _entry_uids(m)]
+    assert uid[2] not in listed and uid[4] not in listed
