@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigurationError, PermanentPostingError, TransientPostingError
+from .files import private_dir, write_private
 from .text import single_line
 
 TIMEOUT = 30  # seconds per SMTP conversation step
@@ -66,11 +67,9 @@ def send(settings, msg: EmailMessage) -> str:
     """Send one message; returns where it went. TransientPostingError (retry later) or
     PermanentPostingError (the server refused the message or the recipient)."""
     if settings.dry_run:
-        folder = Path(settings.instance_path) / "mail"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(Path(settings.instance_path) / "mail")
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
-        path.write_bytes(bytes(msg))
+        path = write_private(folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml", bytes(msg))
         return f"dry run: {path}"
     if not settings.smtp_url:
         raise ConfigurationError("Email alerts need BEATFEEDS_SMTP_URL (or BEATFEEDS_DRY_RUN).")

@@ -348,8 +348,10 @@ def ensure_secret_key(settings: Settings) -> str:
     """The configured secret key, or one generated once and kept in the instance folder."""
     if settings.secret_key:
         return settings.secret_key
+    from .files import private_dir
+
     path = Path(settings.instance_path) / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from . import __version__, records
 from .errors import BeatfeedsError, InvalidInput, UploadTooLarge
+from .files import private_dir
 from .models import ImportSource, Upload
 from .presets import PRESETS
 
@@ -158,8 +159,7 @@ def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResul
         headers["If-None-Match"] = source.etag
     if source.last_modified:
         headers["If-Modified-Since"] = source.last_modified
-    folder = records.uploads_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(records.uploads_dir(settings))
     request = urllib.request.Request(source.location, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as resp:
@@ -275,7 +275,7 @@ def _move(path: Path, folder: Path) -> None:
     """Move a handled file aside; if that is not allowed, its sha256 still prevents a
     second import."""
     try:
-        folder.mkdir(exist_ok=True)
+        private_dir(folder)
         target = folder / path.name
         if target.exists():
             target = folder / f"{path.stem}-{os.urandom(4).hex()}{path.suffix}"
