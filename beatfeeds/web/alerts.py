@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
 from .. import alerts, mail
-from ..errors import InvalidInput
+from ..errors import Forbidden
 from . import settings, store, utcnow
 from .auth import staff_required
 
@@ -28,8 +28,7 @@ RESIDENT_POSTS = ("subscribe", "confirm", "manage_request", "remove", "change_fr
                   "delete_everything")
 
 
-class ForeignOrigin(InvalidInput):
-    http_status = 403
+class ForeignOrigin(Forbidden):
     user_message = ("This form was not sent from this site's own pages. Open the page on this "
                     "site and send it from there.")
 
