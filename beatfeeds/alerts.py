@@ -1,13 +1,15 @@
 """Email alerts for residents: sign-up with double opt-in, managing subscriptions, erasure.
 
 Nothing is stored for a sign-up until the address confirms: the confirmation link carries the
-request itself, signed with the secret key and expiring after `alert_link_hours`. The only
+request itself, encrypted with a key derived from the secret key and expiring after
+`alert_link_hours`; no link reveals the address it serves. The only
 trace of an unconfirmed sign-up is a keyed hash of the address, kept for the rate limit.
 Every answer to a request is the same whether or not the address is already subscribed.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import html
@@ -17,7 +19,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from . import announcements, feeds, mail, privacy, publishing
 from .errors import (
@@ -30,6 +34,7 @@ from .errors import (
 )
 from .models import EmailDigest, EmailSubscription, FeedEntry
 from .settings import WEEKDAYS, ensure_secret_key
+from .text import single_line
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,11 @@ class InvalidLink(NotFound):
     http_status = 400
     user_message = ("This link is not valid or has expired. Ask for a new one from any area "
                     "page or from \"Manage my alerts\".")
+
+
+LEGACY_LINK = ("This link comes from a message sent before this site changed how its links "
+               "work, and it no longer works. The links in any newer alert or digest do; or "
+               "ask for a new link from \"Manage my alerts\".")
 
 
 @dataclass(frozen=True)
@@ -78,21 +88,58 @@ def normalize_address(raw: str) -> str:
     return address
 
 
-def _serializer(settings, purpose: str, timed: bool = True):
-    cls = URLSafeTimedSerializer if timed else URLSafeSerializer
-    return cls(ensure_secret_key(settings), salt=f"beatfeeds email alerts {purpose}")
+# Links carry their content encrypted (Fernet: AES-128-CBC and HMAC-SHA256, with its time of
+# making), so decoding one reveals nothing, not even the address, and a link cannot be forged
+# or altered. Each purpose has its own key, so a link made for one cannot serve another.
+# A confirmation link must carry the sign-up itself (nothing is stored before confirming),
+# which is why these are sealed payloads rather than random ids kept in the database.
+UNSUBSCRIBE_LINK_DAYS = 90  # every alert and digest brings a fresh link; older ones expire
+_LEGACY = "eyJ"  # links of the first release: readable JSON (`{"...`), signed but not sealed
 
 
-def _load(settings, purpose: str, token: str, timed: bool = True):
+def _fernet(settings, purpose: str) -> Fernet:
+    """Fernet keyed by HKDF-SHA256 of the secret key, one key per purpose of link."""
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"beatfeeds email alert links",
+               info=f"{purpose} v2".encode()).derive(ensure_secret_key(settings).encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _stamp(now: datetime | None) -> int:
+    return int((now.replace(tzinfo=UTC) if now else datetime.now(UTC)).timestamp())
+
+
+def _seal(settings, purpose: str, data: dict, now: datetime | None = None) -> str:
+    """An opaque, URL-safe token for `data` (its `=` padding dropped: links stay clean)."""
+    token = _fernet(settings, purpose).encrypt_at_time(
+        json.dumps(data, separators=(",", ":")).encode(), _stamp(now))
+    return token.decode().rstrip("=")
+
+
+def _lifetime(settings, purpose: str) -> int:
+    """Seconds a link of this purpose stays valid."""
+    if purpose == "unsubscribe":
+        return UNSUBSCRIBE_LINK_DAYS * 86400
+    return settings.alert_link_hours * 3600
+
+
+def _load(settings, purpose: str, token: str, now: datetime | None = None) -> dict:
+    """The content of a link; InvalidLink when forged, altered, expired or of the old kind."""
+    if token.startswith(_LEGACY):
+        raise InvalidLink(LEGACY_LINK)
+    fernet = _fernet(settings, purpose)
+    raw = (token + "=" * (-len(token) % 4)).encode()
     try:
-        if timed:
-            return _serializer(settings, purpose).loads(
-                token, max_age=settings.alert_link_hours * 3600)
-        return _serializer(settings, purpose, timed=False).loads(token)
-    except SignatureExpired:
-        raise InvalidLink("This link has expired. Ask for a new one.") from None
-    except BadSignature:
+        return json.loads(fernet.decrypt_at_time(raw, _lifetime(settings, purpose),
+                                                 _stamp(now)))
+    except InvalidToken:
+        pass
+    except ValueError:  # not JSON: cannot come from us, but never a 500
         raise InvalidLink() from None
+    try:  # Authentic but refused: expired (or made in the future by a wrong clock).
+        fernet.extract_timestamp(raw)
+    except InvalidToken:
+        raise InvalidLink() from None
+    raise InvalidLink("This link has expired. Ask for a new one.")
 
 
 def address_key(settings, address: str) -> str:
@@ -101,15 +148,17 @@ def address_key(settings, address: str) -> str:
                     hashlib.sha256).hexdigest()
 
 
-def unsubscribe_token(settings, subscription: EmailSubscription) -> str:
-    """For the one-click unsubscribe link in every alert: it does not expire (RFC 8058), and
-    names one subscription of one address."""
-    return _serializer(settings, "unsubscribe", timed=False).dumps(
-        {"s": subscription.id, "a": subscription.address})
+def unsubscribe_token(settings, subscription: EmailSubscription,
+                      now: datetime | None = None) -> str:
+    """For the one-click unsubscribe link in every alert (RFC 8058): names one subscription
+    of one address, and works for `UNSUBSCRIBE_LINK_DAYS` days."""
+    return _seal(settings, "unsubscribe", {"s": subscription.id, "a": subscription.address},
+                 now)
 
 
-def manage_token(settings, address: str) -> str:
-    return _serializer(settings, "manage").dumps({"a": address})
+def manage_token(settings, address: str, now: datetime | None = None) -> str:
+    """For a "manage my alerts" link: works for `alert_link_hours` hours."""
+    return _seal(settings, "manage", {"a": address}, now)
 
 
 def _url(settings, path: str) -> str:
@@ -178,7 +227,7 @@ def request_subscription(store, settings, signup: SignupRequest, *, client: str,
     if not mail.enabled(settings):
         raise InvalidInput("Email alerts are not available on this site.")
     _check_rate(store, settings, signup.address, client, now)
-    token = _serializer(settings, "confirm").dumps(signup.as_token())
+    token = _seal(settings, "confirm", signup.as_token(), now)
     link = _url(settings, f"/alerts/confirm/{token}")
     what = describe(signup.area_kind, signup.area_code, signup.categories, signup.frequency,
                     settings)
@@ -199,14 +248,14 @@ def request_subscription(store, settings, signup: SignupRequest, *, client: str,
     mail.send(settings, msg)
 
 
-def read_confirmation(settings, token: str) -> SignupRequest:
+def read_confirmation(settings, token: str, now: datetime | None = None) -> SignupRequest:
     """The sign-up a confirmation link carries (InvalidLink when forged or expired)."""
-    return SignupRequest.from_token(_load(settings, "confirm", token))
+    return SignupRequest.from_token(_load(settings, "confirm", token, now))
 
 
 def confirm(store, settings, token: str, *, now: datetime) -> SignupRequest:
     """Store the confirmed subscription (confirming twice changes nothing)."""
-    signup = read_confirmation(settings, token)
+    signup = read_confirmation(settings, token, now)
     store.save_email_subscription(
         address=signup.address, area_kind=signup.area_kind, area_code=signup.area_code,
         categories=signup.categories, frequency=signup.frequency, now=now)
@@ -222,7 +271,7 @@ def request_manage_link(store, settings, raw_address: str, *, client: str,
     _check_rate(store, settings, address, client, now)
     if not store.email_subscriptions(address):
         return
-    link = _url(settings, f"/alerts/manage/{manage_token(settings, address)}")
+    link = _url(settings, f"/alerts/manage/{manage_token(settings, address, now)}")
     text = (f"To see, change or remove your {settings.department_name} email alerts, or to "
             f"delete everything we hold about this address, open this link within "
             f"{settings.alert_link_hours} hours:\n\n  {link}\n\n-- \n{EMERGENCY}\n")
@@ -234,28 +283,32 @@ def request_manage_link(store, settings, raw_address: str, *, client: str,
                                    text=text, html=_page(body)))
 
 
-def manage_address(settings, token: str) -> str:
-    return _load(settings, "manage", token)["a"]
+def manage_address(settings, token: str, now: datetime | None = None) -> str:
+    """The address a "manage my alerts" link is for (InvalidLink when forged or expired)."""
+    return _load(settings, "manage", token, now)["a"]
 
 
-def subscriptions(store, settings, token: str) -> tuple[str, list[EmailSubscription]]:
-    address = manage_address(settings, token)
+def subscriptions(store, settings, token: str, now: datetime | None = None
+                  ) -> tuple[str, list[EmailSubscription]]:
+    """The link's address and its subscriptions."""
+    address = manage_address(settings, token, now)
     return address, store.email_subscriptions(address)
 
 
-def remove_subscription(store, settings, token: str, subscription_id: int) -> None:
+def remove_subscription(store, settings, token: str, subscription_id: int,
+                        now: datetime | None = None) -> None:
     """Remove one of the link's address's subscriptions."""
-    address = manage_address(settings, token)
+    address = manage_address(settings, token, now)
     if not any(s.id == subscription_id for s in store.email_subscriptions(address)):
         raise NotFound("No such subscription.")
     store.delete_email_subscription(subscription_id)
 
 
 def change_frequency(store, settings, token: str, subscription_id: int,
-                     frequency: str) -> EmailSubscription:
+                     frequency: str, now: datetime | None = None) -> EmailSubscription:
     """Switch one of the link's address's subscriptions between instant alerts and a daily or
     weekly digest (the link proves the address, so no new confirmation is needed)."""
-    address = manage_address(settings, token)
+    address = manage_address(settings, token, now)
     sub = next((s for s in store.email_subscriptions(address) if s.id == subscription_id),
                None)
     if sub is None:
@@ -268,23 +321,28 @@ def change_frequency(store, settings, token: str, subscription_id: int,
     return store.email_subscription(sub.id)
 
 
-def delete_everything(store, settings, token: str) -> None:
+def delete_everything(store, settings, token: str, now: datetime | None = None) -> None:
     """Erase the address, its subscriptions and what was sent to it."""
-    store.delete_email_subscriber(manage_address(settings, token))
+    store.delete_email_subscriber(manage_address(settings, token, now))
 
 
-def digest_unsubscribe_token(settings, address: str, frequency: str) -> str:
+def digest_unsubscribe_token(settings, address: str, frequency: str,
+                             now: datetime | None = None) -> str:
     """For the one-click link of a digest: stops every subscription of the address that the
-    digest serves (its daily or its weekly ones)."""
-    return _serializer(settings, "unsubscribe", timed=False).dumps(
-        {"a": address, "q": frequency})
+    digest serves (its daily or its weekly ones). Works for `UNSUBSCRIBE_LINK_DAYS` days."""
+    return _seal(settings, "unsubscribe", {"a": address, "q": frequency}, now)
 
 
-def unsubscribe(store, settings, token: str) -> str | None:
+def check_unsubscribe_link(settings, token: str, now: datetime | None = None) -> None:
+    """InvalidLink unless the unsubscribe link is authentic, current and of this release."""
+    _load(settings, "unsubscribe", token, now)
+
+
+def unsubscribe(store, settings, token: str, now: datetime | None = None) -> str | None:
     """One-click unsubscribe (RFC 8058): remove the subscription the link names (or, for a
     digest's link, the address's subscriptions of that frequency). Returns what stopped; a
     link used twice, or for a subscription already removed, succeeds quietly (None)."""
-    data = _load(settings, "unsubscribe", token, timed=False)
+    data = _load(settings, "unsubscribe", token, now)
     if "q" in data:
         subs = [s for s in store.email_subscriptions(data["a"]) if s.frequency == data["q"]]
         for sub in subs:
@@ -358,21 +416,34 @@ def _entry_text(settings, found: PublicEntry) -> tuple[str, str]:
     """(title, body): incidents in the hundred-block form; announcements with their text."""
     entry = found.entry
     if entry.source == "announcement":
-        return ("URGENT " if found.urgent else "") + entry.title, entry.description or ""
+        return (single_line(("URGENT " if found.urgent else "") + entry.title),
+                entry.description or "")
     return feeds._title(entry, settings), ""
+
+
+def grace(settings) -> timedelta:
+    """How long an entry is public before mail about it goes out (`alert_grace_minutes`).
+    Sent mail cannot be recalled: a retraction or suppression within this time cancels the
+    mail instead, because each is checked against the entry's state when it is sent."""
+    return timedelta(minutes=settings.alert_grace_minutes)
 
 
 def enqueue_alerts(store, settings, now: datetime) -> int:
     """Queue every newly public entry once per address, whatever its overlapping
-    subscriptions (instant ones; urgent announcements for every subscription)."""
+    subscriptions (instant ones; urgent announcements for every subscription), due
+    `alert_grace_minutes` after it became public. Urgent announcements do not wait: staff
+    publish them on purpose for people to act on at once (a gas leak), and they carry no
+    source row that a retraction would have to take back."""
     set_id = store.active_beat_set_id()
     if set_id is None:
         return 0
     oldest = now - timedelta(hours=settings.outbox_max_age)
-    rows = [{"subscriber_id": sid, "entry_uid": uid, "status": "pending", "due_at": at,
-             "next_attempt_at": at, "attempts": 0, "created_at": now}
-            for sid, uid, at in store.due_entries_for_email(set_id, now=now,
-                                                            oldest_event=oldest)]
+    wait = grace(settings)
+    rows = [{"subscriber_id": sid, "entry_uid": uid, "status": "pending",
+             "due_at": at if urgent else at + wait,
+             "next_attempt_at": at if urgent else at + wait, "attempts": 0, "created_at": now}
+            for sid, uid, at, urgent in store.due_entries_for_email(set_id, now=now,
+                                                                    oldest_event=oldest)]
     return store.enqueue_email_deliveries(rows)
 
 
@@ -512,9 +583,13 @@ def assemble_digests(store, settings, now: datetime) -> int:
                                     scheduled_send(settings, frequency,
                                                    due - timedelta(seconds=1)))
             # A backfill of old incidents is not news: as for instant alerts, an event must be
-            # recent (`outbox_max_age` hours) when its period begins.
+            # recent (`outbox_max_age` hours) when its period begins. Only entries public for
+            # the grace time are listed: the window of publication times runs `grace` behind
+            # the period, so one that became public just before the send time waits for the
+            # next digest instead of being lost or listed before a retraction could stop it.
+            wait = grace(settings)
             entries = store.entries_for_email_digest(
-                set_id, sid, frequency, now=now, since=start,
+                set_id, sid, frequency, now=now - wait, since=start - wait,
                 oldest_event=start - timedelta(hours=settings.outbox_max_age))
             if store.create_email_digest(subscriber_id=sid, frequency=frequency,
                                          period_start=start, period_end=due,

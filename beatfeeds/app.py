@@ -67,7 +67,10 @@ def create_app(config: dict | None = None) -> Flask:
     from .web import alerts as email_alerts  # noqa: I001
 
     csrf.exempt(api.bp)  # stateless JSON lookups; nothing changes on the server
-    csrf.exempt(email_alerts.unsubscribe)  # RFC 8058 one-click POST; the signed link decides
+    # Residents' forms set no cookie, so no session-bound token: they check the Origin
+    # instead; the RFC 8058 one-click POST has neither, and its sealed link decides.
+    for name in (*email_alerts.RESIDENT_POSTS, "unsubscribe"):
+        csrf.exempt(getattr(email_alerts, name))
 
     app.register_blueprint(assets.bp)
     app.register_blueprint(public.bp)

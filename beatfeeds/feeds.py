@@ -15,6 +15,7 @@ from lxml import etree
 from . import privacy
 from .identifiers import entry_tag
 from .models import Area, FeedEntry
+from .text import single_line
 
 FORMATS = {
     "rss": "application/rss+xml; charset=utf-8",
@@ -221,7 +222,7 @@ def build_opml(title: str, groups: list[tuple[str, list[tuple[str, str, str]]]],
 
 def _title(e: FeedEntry, settings) -> str:
     if e.title:  # boundary-change entries come with their own title
-        return e.title
+        return single_line(e.title)
     return privacy.entry_title(e.description, e.block_address, e.event_time, settings.tz, e.beat)
 
 

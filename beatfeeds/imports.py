@@ -28,6 +28,7 @@ import pandas as pd
 
 from . import columnar, forked, identifiers, pii, privacy, spatial
 from .errors import Conflict, InvalidInput, UnusableFile
+from .files import open_private
 from .models import ImportReport, IncidentRow, Rejection
 from .presets import FIELDS, PRESETS, Preset, closest_preset, detect_preset
 
@@ -885,8 +886,7 @@ def _write_report(report: ImportReport, header: list[str], settings, options: Im
         out = Path(settings.instance_path) / "reports" / (
             f"import-{now:%Y%m%dT%H%M%S}-{'dry-run' if options.dry_run else run_id}-"
             f"{source_path.stem}-rejected.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as fh:
+    with open_private(out, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["line", "reason", *map(csv_safe, header)])
         for r in report.rejections:

@@ -14,6 +14,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigurationError, PermanentPostingError, TransientPostingError
+from .files import private_dir, write_private
+from .text import single_line
 
 TIMEOUT = 30  # seconds per SMTP conversation step
 
@@ -32,17 +34,19 @@ def sender(settings) -> str:
 
 def build(settings, *, to: str, subject: str, text: str, html: str,
           headers: dict[str, str] | None = None) -> EmailMessage:
-    """A multipart/alternative message (plain text first, then HTML)."""
+    """A multipart/alternative message (plain text first, then HTML). Every header value is
+    folded onto one line first: a line break from source text would make the message
+    unsendable (or forge a header)."""
     msg = EmailMessage()
-    msg["From"] = sender(settings)
-    msg["To"] = to
-    msg["Subject"] = subject
+    msg["From"] = single_line(sender(settings))
+    msg["To"] = single_line(to)
+    msg["Subject"] = single_line(subject)
     msg["Date"] = format_datetime(datetime.now(UTC))
     domain = sender(settings).rsplit("@", 1)[-1].strip(" >") or "localhost"
     msg["Message-ID"] = make_msgid(domain=domain)
     msg["Auto-Submitted"] = "auto-generated"
     for name, value in (headers or {}).items():
-        msg[name] = value
+        msg[name] = single_line(value)
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     return msg
@@ -63,11 +67,9 @@ def send(settings, msg: EmailMessage) -> str:
     """Send one message; returns where it went. TransientPostingError (retry later) or
     PermanentPostingError (the server refused the message or the recipient)."""
     if settings.dry_run:
-        folder = Path(settings.instance_path) / "mail"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(Path(settings.instance_path) / "mail")
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
-        path.write_bytes(bytes(msg))
+        path = write_private(folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml", bytes(msg))
         return f"dry run: {path}"
     if not settings.smtp_url:
         raise ConfigurationError("Email alerts need BEATFEEDS_SMTP_URL (or BEATFEEDS_DRY_RUN).")

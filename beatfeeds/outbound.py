@@ -38,6 +38,7 @@ from .posting import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, SERVICES, OutboundPos
 from .posting import text as posttext
 from .posting.dryrun import DryRunPoster
 from .settings import ensure_secret_key
+from .text import single_line
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ def entry_fields(settings, account: OutboundAccount, entry: FeedEntry, kind: str
     when = f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')}"
     if kind == "announcement":
         label = ANNOUNCEMENT_KINDS.get(entry.category_text, entry.category_text)
-        title = ("URGENT " if urgent else "") + f"{label}: {entry.title}"
+        title = single_line(("URGENT " if urgent else "") + f"{label}: {entry.title}")
         body, category = entry.description, label
     else:
         title = feeds._title(entry, settings)

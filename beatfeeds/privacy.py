@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from . import pii
 from .categories import CATEGORIES, PUBLIC, SENSITIVE
 from .models import IncidentRow
+from .text import single_line
 
 _SPACES = re.compile(r"\s+")
 _HOUSE_NUMBER = re.compile(r"^(\d+)[A-Z]?(?:\s*[-/]\s*\d+[A-Z]?)?\s+(?!BLOCK\b)(.+)$")
@@ -113,14 +114,14 @@ def entry_title(description: str, block_address: str, event_time_utc: datetime, 
     3/25/2016 8:09 PM` (local time)."""
     local = event_time_utc.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz)
     when = f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')}"
-    what = (description or "Incident").strip()
+    what = description or "Incident"
     if block_address:
         where = f" at {block_address}"
     elif beat:
         where = f" in beat {beat}"
     else:
         where = ""
-    return f"{what}{where}, {when}"
+    return single_line(f"{what}{where}, {when}")  # a title, a subject: one line
 
 
 def snap_point(lat: float, lon: float, precision: float) -> tuple[float, float]:

@@ -30,6 +30,7 @@ from .errors import (
     UnusableFile,
     UploadTooLarge,
 )
+from .files import private_dir, write_private
 from .models import SavedPreset, StaffIncident, Upload
 from .presets import FIELDS, PRESETS, detect_preset
 
@@ -60,8 +61,7 @@ def store_upload(store, settings, fh: BinaryIO, filename: str, *, actor: str, no
 
     Over `max_bytes` raises UploadTooLarge and keeps nothing.
     """
-    folder = uploads_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(uploads_dir(settings))
     digest = hashlib.sha256()
     size = lines = 0
     tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=".incoming-", delete=False)
@@ -296,7 +296,7 @@ def _progress_writer(settings, upload_id: int, clock: Callable[[], datetime]):
 
     def write(rows: int) -> None:
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"rows": rows, "at": clock().isoformat()}))
+        write_private(tmp, json.dumps({"rows": rows, "at": clock().isoformat()}))
         os.replace(tmp, path)
 
     return write

@@ -126,6 +126,10 @@ SETTINGS: list[Setting] = [
     Setting("mail_from", "", "Email alerts: the From address, for example "
             "`SPD Beat Alerts <alerts@example.gov>`. Empty: `alerts@` and the host of "
             "`base_url`."),
+    Setting("alert_grace_minutes", 10, "Email alerts: minutes an entry must have been public "
+            "before an instant alert about it is sent or a digest lists it; a retraction or "
+            "suppression within them cancels the mail (sent mail cannot be recalled).",
+            kind=int),
     Setting("alert_link_hours", 48, "Email alerts: hours a confirmation or \"manage my "
             "alerts\" link stays valid.", kind=int),
     Setting("signup_max_per_address", 3, "Email alerts: sign-up or manage-link requests "
@@ -281,6 +285,8 @@ def load_settings(overrides: dict[str, Any] | None = None,
         raise ConfigurationError(f"timezone: unknown time zone {values['timezone']!r}") from exc
     if values["publication_delay"] < 0:
         raise ConfigurationError("publication_delay must be 0 or more minutes")
+    if values["alert_grace_minutes"] < 0:
+        raise ConfigurationError("alert_grace_minutes must be 0 or more minutes")
     if values["max_upload_mb"] < 1:
         raise ConfigurationError("max_upload_mb must be at least 1")
     if values["source_max_mb"] < 1:
@@ -342,8 +348,10 @@ def ensure_secret_key(settings: Settings) -> str:
     """The configured secret key, or one generated once and kept in the instance folder."""
     if settings.secret_key:
         return settings.secret_key
+    from .files import private_dir
+
     path = Path(settings.instance_path) / "secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

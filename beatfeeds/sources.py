@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from . import __version__, records
 from .errors import BeatfeedsError, InvalidInput, UploadTooLarge
+from .files import private_dir
 from .models import ImportSource, Upload
 from .presets import PRESETS
 
@@ -158,8 +159,7 @@ def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResul
         headers["If-None-Match"] = source.etag
     if source.last_modified:
         headers["If-Modified-Since"] = source.last_modified
-    folder = records.uploads_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(records.uploads_dir(settings))
     if urlsplit(source.location).scheme not in ("http", "https"):  # add_source checks it too
         raise InvalidInput(f"Source {source.name}: only http:// and https:// URLs are polled.")
     request = urllib.request.Request(source.location, headers=headers)
@@ -278,7 +278,7 @@ def _move(path: Path, folder: Path) -> None:
     """Move a handled file aside; if that is not allowed, its sha256 still prevents a
     second import."""
     try:
-        folder.mkdir(exist_ok=True)
+        private_dir(folder)
         target = folder / path.name
         if target.exists():
             target = folder / f"{path.stem}-{os.urandom(4).hex()}{path.suffix}"

@@ -47,6 +47,7 @@ def test_resident_subscribes_confirms_receives_and_unsubscribes(tmp_path, smtp_s
         page.get_by_role("button", name="Unsubscribe").click()
         page.get_by_role("heading", name="Unsubscribed").wait_for()
         assert store.email_subscriptions() == []
+        assert page.context.cookies() == []  # residents' pages set no cookie (issue 13)
     finally:
         server.stop()
 

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import identifiers
 from ..columnar import format_datetimes
 from ..errors import BeatNotFound, Conflict, NoActiveBeatMap, NotFound
+from ..files import create_private
 from ..models import (
     COUNTERS,
     Beat,
@@ -71,7 +72,9 @@ def make_engine(url: str) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            # It holds exact addresses and coordinates: 0600 from the start (SQLite gives
+            # the -wal and -shm files the database file's mode).
+            create_private(u.database)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -157,14 +157,15 @@ class EmailStoreMixin:
     # ---- deliveries (the email outbox) --------------------------------------------------------
     def _email_matches(self, conn, set_id: int, s, *, now: datetime, since: datetime,
                        oldest_event: datetime | None, urgent_only: bool, limit: int
-                       ) -> list[tuple[str, datetime]]:
-        """(uid, publish_at) of public incidents and announcements that match subscription
-        row `s`, became public at or after `since` and were never queued for its address."""
+                       ) -> list[tuple[str, datetime, bool]]:
+        """(uid, publish_at, urgent) of public incidents and announcements that match
+        subscription row `s`, became public at or after `since` and were never queued for its
+        address."""
         i, d = t.incidents.c, t.email_deliveries.c
         a, ab = t.announcements.c, t.announcement_beats.c
         area = self._beats_of_area(set_id, s.area_kind, s.area_code)
         cats = [c for c in s.categories.split(",") if c]
-        out: list[tuple[str, datetime]] = []
+        out: list[tuple[str, datetime, bool]] = []
         if not urgent_only:
             q = (self._public_entries_query(set_id, now)
                  .where(or_(i.publish_at >= since, i.created_at >= since))
@@ -176,14 +177,14 @@ class EmailStoreMixin:
                 q = q.where(t.incident_beats.c.beat_code.in_(area))
             if cats:
                 q = q.where(i.category.in_(cats))
-            out += [(r.uid, r.publish_at)
+            out += [(r.uid, r.publish_at, False)
                     for r in conn.execute(q.order_by(i.publish_at).limit(limit))]
         kinds = [c.removeprefix("announcement-") for c in cats
                  if c.startswith("announcement-")]
         if cats and not kinds:
             return out
         # Announcements as feeds show them: public, not withdrawn, not expired.
-        aq = (select(a.uid, a.publish_at).where(a.publish_at <= now)
+        aq = (select(a.uid, a.publish_at, a.urgent).where(a.publish_at <= now)
               .where(a.withdrawn_at.is_(None))
               .where(or_(a.expires_at.is_(None), a.expires_at > now))
               .where(or_(a.publish_at >= since, a.created_at >= since))
@@ -198,13 +199,13 @@ class EmailStoreMixin:
         if area is not None:
             aq = aq.where(or_(a.citywide.is_(True), exists().where(
                 and_(ab.announcement_id == a.id, ab.beat_code.in_(area)))))
-        out += [(r.uid, r.publish_at)
+        out += [(r.uid, r.publish_at, bool(r.urgent))
                 for r in conn.execute(aq.order_by(a.publish_at).limit(limit))]
         return out
 
     def due_entries_for_email(self, set_id: int, *, now: datetime, oldest_event: datetime,
-                              limit: int = 2000) -> list[tuple[int, str, datetime]]:
-        """(subscriber id, entry uid, publish_at) to mail one by one: public incidents and
+                              limit: int = 2000) -> list[tuple[int, str, datetime, bool]]:
+        """(subscriber id, entry uid, publish_at, urgent) to mail one by one: public incidents and
         announcements matching an instant subscription, plus urgent announcements matching
         any subscription (digest ones too: they do not wait for the digest). Only entries
         that became public after the subscription was made and were never queued for the
@@ -213,7 +214,7 @@ class EmailStoreMixin:
         with self.engine.connect() as conn:
             out = []
             for s in conn.execute(select(t.email_subscriptions)).all():
-                out += [(s.subscriber_id, uid, at) for uid, at in self._email_matches(
+                out += [(s.subscriber_id, *match) for match in self._email_matches(
                     conn, set_id, s, now=now, since=s.created_at, oldest_event=oldest_event,
                     urgent_only=s.frequency != "instant", limit=limit)]
         return out
@@ -317,7 +318,7 @@ class EmailStoreMixin:
             for s in conn.execute(select(t.email_subscriptions)
                                   .where(sub.subscriber_id == subscriber_id)
                                   .where(sub.frequency == frequency)).all():
-                for uid, at in self._email_matches(
+                for uid, at, _ in self._email_matches(
                         conn, set_id, s, now=now, since=max(since, s.created_at),
                         oldest_event=oldest_event, urgent_only=False, limit=limit):
                     seen.setdefault(uid, at)

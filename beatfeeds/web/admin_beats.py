@@ -21,6 +21,7 @@ from werkzeug.utils import secure_filename
 
 from .. import beatfiles, boundaries
 from ..errors import BeatfeedsError, InvalidBoundary, InvalidInput
+from ..files import open_private, private_dir
 from . import settings, store, utcnow
 from .auth import staff_required
 
@@ -62,9 +63,9 @@ def upload():
         flash("Choose a GeoJSON, zipped shapefile, GeoPackage or KML file.", "error")
         return redirect(url_for(".index"))
     token = secrets.token_hex(8)
-    folder = _upload_dir() / token
-    folder.mkdir(parents=True, exist_ok=True)
-    f.save(folder / name)
+    folder = private_dir(_upload_dir() / token)
+    with open_private(folder / name) as fh:
+        f.save(fh)
     try:
         preview = boundaries.inspect_beat_map(folder / name,
                                                protected=store().database_files())

@@ -1,14 +1,63 @@
-"""Email alerts for residents: sign-up, confirmation, managing and unsubscribing."""
+"""Email alerts for residents: sign-up, confirmation, managing and unsubscribing.
+
+Residents' pages set no cookie (the README promises it, and it keeps area pages cacheable), so
+their forms carry no session-bound CSRF token. Nothing a resident's form does rests on ambient
+authority: a sign-up only mails a link, and every other action needs the secret link itself.
+What a cross-site form could still do is make visitors' browsers send sign-ups from their IP
+addresses (around the per-client rate limit); so these POSTs must come from this site's own
+pages, by their `Origin` (or, failing that, `Referer`) header. The RFC 8058 one-click POST is
+the exception: mail clients send it from nowhere, and the sealed link is the authority.
+Staff pages keep the session and Flask-WTF's CSRF tokens.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
 from .. import alerts, mail
+from ..errors import Forbidden
 from . import settings, store, utcnow
 from .auth import staff_required
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
+
+# The residents' forms: no CSRF token (no cookie), the same-origin check instead.
+RESIDENT_POSTS = ("subscribe", "confirm", "manage_request", "remove", "change_frequency",
+                  "delete_everything")
+
+
+class ForeignOrigin(Forbidden):
+    user_message = ("This form was not sent from this site's own pages. Open the page on this "
+                    "site and send it from there.")
+
+
+def _origin(url: str) -> tuple[str, str] | None:
+    parts = urlsplit(url)
+    return (parts.scheme.lower(), parts.netloc.lower()) if parts.scheme and parts.netloc \
+        else None
+
+
+@bp.before_request
+def same_origin():
+    """Refuse a resident's form POST that another site made the browser send."""
+    if request.method != "POST" or request.endpoint not in {
+            f"{bp.name}.{name}" for name in RESIDENT_POSTS}:
+        return
+    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return  # the same switch that turns CSRF checks off (tests with a bare client)
+    sent = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    ours = {_origin(settings().base_url), _origin(request.host_url)}
+    if sent == "null" or _origin(sent) not in ours:
+        raise ForeignOrigin()
+
+
+@bp.after_request
+def no_referrer_elsewhere(response):
+    """A link's token is in the page's address: never send it to another site."""
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
 
 
 @bp.post("/subscribe")
@@ -28,7 +77,7 @@ def subscribe():
 
 @bp.get("/confirm/<token>")
 def confirm_form(token):
-    signup = alerts.read_confirmation(settings(), token)
+    signup = alerts.read_confirmation(settings(), token, utcnow())
     return render_template("alerts_confirm.html", token=token, signup=signup,
                            what=alerts.describe(signup.area_kind, signup.area_code,
                                                 signup.categories, signup.frequency,
@@ -60,7 +109,7 @@ def manage_request():
 
 @bp.get("/manage/<token>")
 def manage(token):
-    address, subs = alerts.subscriptions(store(), settings(), token)
+    address, subs = alerts.subscriptions(store(), settings(), token, utcnow())
     rows = [(s, alerts.describe(s.area_kind, s.area_code, s.categories, s.frequency,
                                 settings()),
              alerts.area_url(settings(), s.area_kind, s.area_code)) for s in subs]
@@ -69,20 +118,20 @@ def manage(token):
 
 @bp.post("/manage/<token>/remove/<int:subscription_id>")
 def remove(token, subscription_id):
-    alerts.remove_subscription(store(), settings(), token, subscription_id)
+    alerts.remove_subscription(store(), settings(), token, subscription_id, utcnow())
     return redirect(url_for(".manage", token=token), 303)
 
 
 @bp.post("/manage/<token>/frequency/<int:subscription_id>")
 def change_frequency(token, subscription_id):
     alerts.change_frequency(store(), settings(), token, subscription_id,
-                            request.form.get("frequency", ""))
+                            request.form.get("frequency", ""), utcnow())
     return redirect(url_for(".manage", token=token), 303)
 
 
 @bp.post("/manage/<token>/delete")
 def delete_everything(token):
-    alerts.delete_everything(store(), settings(), token)
+    alerts.delete_everything(store(), settings(), token, utcnow())
     return render_template("alerts_message.html", heading="Deleted", message=(
         "Your address, its subscriptions and the record of what was sent to it are deleted. "
         "Nothing more will be sent."))
@@ -90,14 +139,15 @@ def delete_everything(token):
 
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_form(token):
+    alerts.check_unsubscribe_link(settings(), token, utcnow())
     return render_template("alerts_unsubscribe.html", token=token)
 
 
 @bp.post("/unsubscribe/<token>")
 def unsubscribe(token):
     """RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click` here, with no
-    session or CSRF token; the signed link is the authority."""
-    what = alerts.unsubscribe(store(), settings(), token) or "this area"
+    session, CSRF token or Origin; the sealed link is the authority."""
+    what = alerts.unsubscribe(store(), settings(), token, utcnow()) or "this area"
     return render_template("alerts_message.html", heading="Unsubscribed", message=(
         f"You will receive no more email alerts for {what}."))
 
