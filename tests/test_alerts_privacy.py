@@ -32,20 +32,21 @@ def test_a_line_break_in_a_description_cannot_break_or_forge_a_header(tmp_path, 
     _confirmed(app.test_client(), inbox)
     before = len(inbox.messages)
     now = _now()
-    desc = "THEFT - CAR PROWL\r\nBcc: someone@example.net\u2028NEXT\u0085LINE\tX"
+    # (No address in the forged header: text with an e-mail address is held for review.)
+    desc = "THEFT - CAR PROWL\r\nX-Forged: yes\u2028NEXT\u0085LINE\tX"
     _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120),
                                              desc=desc)], now)
     summary = alerts.send_alerts(store, settings, now)
     assert summary["sent"] == 1 and summary["failed"] == summary["unknown"] == 0, summary
     (msg,) = inbox.messages[before:]
     assert msg["Subject"].startswith(
-        "THEFT - CAR PROWL Bcc: someone@example.net NEXT LINE X at ")
-    assert msg["Bcc"] is None and inbox.envelopes[-1][1] == ["resident@example.org"]
+        "THEFT - CAR PROWL X-Forged: yes NEXT LINE X at ")
+    assert msg["X-Forged"] is None and inbox.envelopes[-1][1] == ["resident@example.org"]
     for name, value in msg.items():
         assert not any(c in str(value) for c in "\r\n\u2028\u0085"), (name, value)
     assert store.email_deliveries()[0].status == "sent"
     text, _ = _parts(msg)
-    assert "THEFT - CAR PROWL Bcc: someone@example.net NEXT LINE X at" in text
+    assert "THEFT - CAR PROWL X-Forged: yes NEXT LINE X at" in text
 
 
 # ---- links reveal nothing and expire (point 9) ----------------------------------------------
