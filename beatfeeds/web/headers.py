@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, session
+from flask import Flask, Response
+from flask.globals import request_ctx
 
 from ..settings import Settings
 
@@ -71,7 +72,12 @@ def install(app: Flask, settings: Settings) -> None:
 def _session_cookie_pending(app: Flask) -> bool:
     """Whether Flask will write the session cookie after this hook (it saves the session
     after every after_request function has run)."""
-    current = session._get_current_object()
-    if not current and not current.modified:
+    # The session is read without the `session` proxy: using the proxy marks it accessed,
+    # and Flask then adds `Vary: Cookie` to every response, feeds included.
+    current = getattr(request_ctx._get_current_object(), "_session", None)
+    if current is None:
         return False
-    return current.modified or app.session_interface.should_set_cookie(app, current)
+    if current.modified:
+        return True  # written, or deleted when emptied: a Set-Cookie either way
+    # A signed-in session is refreshed on every request, even one that never used it.
+    return bool(current) and app.session_interface.should_set_cookie(app, current)
