@@ -269,6 +269,16 @@ def _with_stylesheet(xml: bytes) -> bytes:
     return decl + sep + pi + rest
 
 
+def _opml_date(when: datetime) -> str:
+    return (when if when.tzinfo else _aware(when)).astimezone(UTC).strftime(
+        "%a, %d %b %Y %H:%M:%S GMT")
+
+
+def date_opml(body: bytes, created: datetime) -> bytes:
+    """An OPML list built with `created=UNDATED`, with its real date written in."""
+    return body.replace(f">{_opml_date(UNDATED)}<".encode(), f">{_opml_date(created)}<".encode())
+
+
 def build_opml(title: str, groups: list[tuple[str, list[tuple[str, str, str]]]], *,
                created: datetime, owner: str) -> bytes:
     """An OPML 2.0 subscription list: groups of (text, feed URL, page URL) outlines.
@@ -278,8 +288,7 @@ def build_opml(title: str, groups: list[tuple[str, list[tuple[str, str, str]]]],
     root = etree.Element("opml", version="2.0")
     head = etree.SubElement(root, "head")
     etree.SubElement(head, "title").text = title
-    etree.SubElement(head, "dateCreated").text = _aware(created).strftime(
-        "%a, %d %b %Y %H:%M:%S GMT")
+    etree.SubElement(head, "dateCreated").text = _opml_date(created)
     etree.SubElement(head, "ownerName").text = owner
     etree.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = etree.SubElement(root, "body")

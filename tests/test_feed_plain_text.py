@@ -26,9 +26,8 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from beatfeeds import imports
-from beatfeeds.imports import ImportOptions
-
 from beatfeeds.app import resource_dir
+from beatfeeds.imports import ImportOptions
 
 from .conftest import LiveServer, need
 from .test_records import local, spd911_row, utcnow, write_rows
