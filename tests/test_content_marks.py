@@ -25,7 +25,14 @@ from beatfeeds.models import Area, Beat
 
 from .conftest import make_settings
 from .test_boundaries import draft
-from .test_records import local, spd911_row, utcnow, write_rows
+from .test_records import (  # noqa: F401  (clerk and clerk_hash are fixtures)
+    clerk,
+    clerk_hash,
+    local,
+    spd911_row,
+    utcnow,
+    write_rows,
+)
 
 SOURCE = "spd-911-incident-response"
 STAFF = "records@example.test"
@@ -236,3 +243,30 @@ def test_last_modified_never_decreases_and_moves_with_every_change(beats_store, 
                     assert feed.last_modified > last_modified, (step, op, key)
                     assert feed.etag != etag
             seen[key] = (feed.last_modified, feed.body, feed.etag)
+
+
+def test_an_area_page_has_the_same_validators_for_every_anonymous_visitor(
+        tmp_path, beats_store, thefts):
+    """The alert form's token differs per visitor; the page's validators do not."""
+    from .test_web_public import make_app
+
+    _uid, beat = thefts
+    settings = make_settings(tmp_path, dry_run=True)  # email alerts offered: the form shows
+    app = make_app(settings, beats_store)
+    url = f"/beats/{beat.code}"
+    first, second = app.test_client(), app.test_client()
+    a, b = first.get(url), second.get(url)
+    assert 'name="csrf_token"' in a.get_data(as_text=True)
+    assert a.headers["ETag"] == b.headers["ETag"]
+    assert a.headers["Last-Modified"] == b.headers["Last-Modified"]
+    assert "no-cache" in a.headers["Cache-Control"]
+    assert second.get(url, headers={"If-None-Match": a.headers["ETag"]}).status_code == 304
+
+
+def test_signed_in_staff_get_pages_without_validators(clerk, client, thefts):  # noqa: F811
+    """Their pages show their name and a sign-out form: never answered from a cache."""
+    uid, beat = thefts
+    for url in (f"/beats/{beat.code}", f"/entries/{uid}"):
+        assert "ETag" in client.get(url).headers
+        r = clerk.get(url)
+        assert r.status_code == 200 and "ETag" not in r.headers and "Last-Modified" not in r.headers
