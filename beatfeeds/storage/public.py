@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, and_, bindparam, case, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import DateTime, and_, bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from . import schema as t
 
@@ -82,13 +82,13 @@ class PublicStoreMixin:
                 found = conn.execute(select(c.fingerprint, c.changed_at)
                                      .where(c.key == key)).first()
                 if found is None:
-                    try:
-                        with conn.begin_nested():
-                            conn.execute(insert(t.content_marks).values(
-                                key=key, fingerprint=fingerprint, changed_at=first))
-                    except IntegrityError:
-                        continue  # another writer stored it first: read theirs
-                    return first
+                    ins = (postgresql.insert if self.dialect == "postgresql"
+                           else sqlite.insert)(t.content_marks)
+                    if conn.execute(ins.values(key=key, fingerprint=fingerprint,
+                                               changed_at=first)
+                                    .on_conflict_do_nothing(index_elements=["key"])).rowcount:
+                        return first
+                    continue  # another writer stored it first: read theirs
                 if found.fingerprint == fingerprint:
                     return found.changed_at
                 changed = max(now, first, found.changed_at.replace(microsecond=0)
