@@ -103,7 +103,7 @@ def feed_updated(entries: list[FeedEntry], fallback: datetime) -> datetime:
     """The newest entry change (an update, or an entry going public after its delay).
 
     Only a lower bound of a feed's last change: a removal leaves no entry behind to date it,
-    so served feeds are dated by their content's high-water mark (publishing.content_mark).
+    so served feeds are dated by their content's high-water mark (publishing.document_mark).
     """
     return max((e.changed_at for e in entries), default=fallback)
 
@@ -283,7 +283,8 @@ def build_opml(title: str, groups: list[tuple[str, list[tuple[str, str, str]]]],
                created: datetime, owner: str) -> bytes:
     """An OPML 2.0 subscription list: groups of (text, feed URL, page URL) outlines.
 
-    A group with an empty name puts its outlines at the top level.
+    A group with an empty name puts its outlines at the top level. Outline `text` and
+    `title` may hold HTML by the OPML 2.0 spec, so they are HTML-escaped like RSS texts.
     """
     root = etree.Element("opml", version="2.0")
     head = etree.SubElement(root, "head")
@@ -293,10 +294,11 @@ def build_opml(title: str, groups: list[tuple[str, list[tuple[str, str, str]]]],
     etree.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = etree.SubElement(root, "body")
     for name, outlines in groups:
-        parent = etree.SubElement(body, "outline", text=name) if name else body
+        parent = etree.SubElement(body, "outline", text=html_text(name)) if name else body
         for text, xml_url, html_url in outlines:
-            etree.SubElement(parent, "outline", type="rss", version="RSS2", text=text,
-                             title=text, xmlUrl=xml_url, htmlUrl=html_url)
+            etree.SubElement(parent, "outline", type="rss", version="RSS2",
+                             text=html_text(text), title=html_text(text), xmlUrl=xml_url,
+                             htmlUrl=html_url)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 

@@ -29,7 +29,7 @@ from beatfeeds import imports
 from beatfeeds.app import resource_dir
 from beatfeeds.imports import ImportOptions
 
-from .conftest import LiveServer, need
+from .conftest import LiveServer, make_settings, need
 from .test_records import local, spd911_row, utcnow, write_rows
 
 HOSTILE = ('<img src="http://tracker.example/p.gif"> <a href="http://evil.example/">click</a> '
@@ -190,3 +190,20 @@ def test_newsboat_shows_markup_in_a_description_as_literal_text(tmp_path, app, h
     for literal in LITERALS:
         assert literal in flat, (literal, article)
     assert "[image" not in article and "[link" not in article.lower(), article
+
+
+def test_opml_outline_texts_are_escaped(tmp_path, beats_store):
+    """OPML 2.0 lets outline text hold HTML: a department name with markup stays literal."""
+    from .test_web_public import make_app
+
+    settings = make_settings(tmp_path, department_name='<img src="http://t.example/p.gif"> & Co')
+    client = make_app(settings, beats_store).test_client()
+    root = etree.fromstring(client.get("/feeds.opml").data)
+    outlines = root.findall(".//outline[@xmlUrl]")
+    assert outlines
+    for o in outlines:
+        for name in ("text", "title"):
+            assert "<" not in o.get(name), o.get(name)
+            shown = lxml_html.fragment_fromstring(o.get(name), create_parent="div")
+            assert not list(shown.iterdescendants())
+            assert shown.text_content().startswith('<img src="http://t.example/p.gif"> & Co')
