@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from urllib.parse import quote, urlencode
 from xml.sax.saxutils import quoteattr
 
@@ -28,6 +30,10 @@ PRECINCT_NAMES = {"N": "North", "E": "East", "S": "South", "SW": "Southwest", "W
 ATOM_NS = "http://www.w3.org/2005/Atom"
 GEORSS_NS = "http://www.georss.org/georss"
 STYLESHEET = "/static/feed.xsl"  # root-relative: a browser applies XSLT only from its origin
+
+# The feed-level time while a feed is built: the body is fingerprinted without its own date
+# (which depends on the fingerprint's history), then `date_feed` writes the real one in.
+UNDATED = datetime(1901, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -89,10 +95,22 @@ def _aware(d: datetime) -> datetime:
 
 
 def feed_updated(entries: list[FeedEntry], fallback: datetime) -> datetime:
-    """Feed-level updated time: the newest entry change (an update, or an entry going public
-    after its delay), so readers revalidating with If-Modified-Since see new entries and
-    unchanged feeds keep their ETag."""
+    """The newest entry change (an update, or an entry going public after its delay).
+
+    Only a lower bound of a feed's last change: a removal leaves no entry behind to date it,
+    so served feeds are dated by their content's high-water mark (publishing.document_mark).
+    """
     return max((e.changed_at for e in entries), default=fallback)
+
+
+def html_text(text: str) -> str:
+    """Plain text as HTML that shows it verbatim (the XML layer then escapes it once more).
+
+    RSS readers take `<title>` and `<description>` as HTML, and some take Atom text as HTML
+    too, so source text such as `<img src=...>` would be a live element (a tracking pixel) in
+    residents' readers; escaped, it shows as the literal characters.
+    """
+    return html.escape(text, quote=False)
 
 
 def feed_url(settings, area: Area, fmt: str, filt: FeedFilter | None = None) -> str:
@@ -102,11 +120,16 @@ def feed_url(settings, area: Area, fmt: str, filt: FeedFilter | None = None) -> 
 
 
 def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, settings, *,
-               updated_fallback: datetime) -> bytes:
+               updated: datetime | None = None,
+               updated_fallback: datetime | None = None) -> bytes:
     """Serialise an area's entries (newest first) as RSS, Atom or JSON Feed bytes.
 
     Given a FeedContext, the feed also carries the area polygon (GeoRSS), the filter (in its
     self link, id and title) and the WebSub hub. Entry ids never depend on the filter.
+    The feed-level time is `updated`, else the newest entry change (or `updated_fallback`).
+    Markup in any text shows as its characters in every format: HTML-escaped (`html_text`)
+    in RSS and in Atom entry content (`type="html"`), `type="text"` for the other Atom
+    texts, `content_text` in JSON Feed.
     """
     ctx = area if isinstance(area, FeedContext) else FeedContext(area)
     area = ctx.area
@@ -120,7 +143,11 @@ def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, set
     subtitle = (f"Police incidents in {area.label}, published {settings.publication_delay} "
                 f"minutes after they happen, located to the hundred block. Not monitored: "
                 f"in an emergency call 911.")
-    updated = _aware(feed_updated(entries, updated_fallback))
+    if updated is None:
+        if updated_fallback is None:
+            raise TypeError("build_feed needs `updated` or `updated_fallback`")
+        updated = feed_updated(entries, updated_fallback)
+    updated = updated if updated.tzinfo else _aware(updated)
     items = [(e, _title(e, settings), entry_tag(authority, e.source, e.external_id, e.uid),
               base + (e.link or f"/entries/{e.uid}")) for e in entries]
     if fmt == "json":
@@ -129,13 +156,21 @@ def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, set
     # feedgen.util needs lxml.etree imported before its extension modules are
     from feedgen.ext.geo_entry import GeoEntryExtension
 
+    class _EntryExtension(GeoEntryExtension):
+        """The GeoRSS point, and Atom entry titles marked as plain text."""
+
+        def extend_atom(self, entry):
+            _mark_plain_text(entry)
+            return super().extend_atom(entry)
+
+    text = html_text if fmt == "rss" else str
     fg = FeedGenerator()
-    fg.register_extension("geo", _AreaExtension, GeoEntryExtension)
+    fg.register_extension("geo", _AreaExtension, _EntryExtension)
     fg.geo.context = ctx
     fg.geo.self_url = self_url
     fg.id(feed_tag(authority, area) + (f"?{query}" if query else ""))
-    fg.title(title)
-    fg.subtitle(subtitle)  # RSS <description>, Atom <subtitle>
+    fg.title(text(title))
+    fg.subtitle(text(subtitle))  # RSS <description>, Atom <subtitle>
     # feedgen takes RSS <link> from the last link given, so the page comes last.
     fg.link(href=self_url, rel="self", type=FORMATS[fmt].split(";")[0])
     fg.link(href=page, rel="alternate", type="text/html")
@@ -144,16 +179,22 @@ def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, set
     fg.generator("beatfeeds")
     fg.updated(updated)
     fg.lastBuildDate(updated)
-    for e, text, tag, link in items:
+    for e, entry_title, tag, link in items:
         fe = fg.add_entry(order="append")
         fe.id(tag)
         fe.guid(tag, permalink=False)
-        fe.title(text)
+        fe.title(text(entry_title))
         fe.link(href=link, rel="alternate", type="text/html")
         fe.published(_aware(e.event_time))
-        fe.updated(_aware(e.updated_at))
+        fe.updated(_aware(e.changed_at))
+        # Category terms and labels come from the category registry: plain words, and RSS
+        # readers take <category> as plain text.
         fe.category(term=e.category, label=privacy.category_label(e.category))
-        fe.description(_summary(e, text))
+        if fmt == "atom":
+            # Escaped HTML, not type="text": newsboat renders a text <content> as HTML.
+            fe.content(html_text(_summary(e, entry_title)), type="html")
+        else:
+            fe.description(text(_summary(e, entry_title)))
         if e.point is not None:
             fe.geo.point(f"{e.point[0]} {e.point[1]}")
     if fmt == "rss":
@@ -187,8 +228,33 @@ class _AreaExtension(BaseExtension):
         return rss_feed
 
     def extend_atom(self, atom_feed):
+        _mark_plain_text(atom_feed)
         self._add(atom_feed, f"{{{ATOM_NS}}}")
         return atom_feed
+
+
+_ATOM_TEXT = {"title", "subtitle", "summary", "content", "rights"}
+
+
+def _mark_plain_text(parent) -> None:
+    """Say `type="text"` on Atom text constructs without a type (the default, said out loud
+    for readers that guess): their content shows as typed, markup included."""
+    for elm in parent:  # feedgen writes them unqualified, under the default namespace
+        if (isinstance(elm.tag, str) and etree.QName(elm).localname in _ATOM_TEXT
+                and elm.get("src") is None):
+            elm.set("type", elm.get("type") or "text")
+
+
+def date_feed(body: bytes, fmt: str, updated: datetime) -> bytes:
+    """A feed built with `updated=UNDATED`, with its real feed-level time written in."""
+    when = updated if updated.tzinfo else _aware(updated)
+    if fmt == "rss":
+        old, new = (format_datetime(UNDATED), format_datetime(when.astimezone(UTC)))
+    elif fmt == "atom":
+        old, new = UNDATED.isoformat(), when.astimezone(UTC).isoformat()
+    else:
+        return body  # JSON Feed has no feed-level time
+    return body.replace(f">{old}<".encode(), f">{new}<".encode())
 
 
 def _with_stylesheet(xml: bytes) -> bytes:
@@ -198,25 +264,36 @@ def _with_stylesheet(xml: bytes) -> bytes:
     return decl + sep + pi + rest
 
 
+def _opml_date(when: datetime) -> str:
+    return (when if when.tzinfo else _aware(when)).astimezone(UTC).strftime(
+        "%a, %d %b %Y %H:%M:%S GMT")
+
+
+def date_opml(body: bytes, created: datetime) -> bytes:
+    """An OPML list built with `created=UNDATED`, with its real date written in."""
+    return body.replace(f">{_opml_date(UNDATED)}<".encode(), f">{_opml_date(created)}<".encode())
+
+
 def build_opml(title: str, groups: list[tuple[str, list[tuple[str, str, str]]]], *,
                created: datetime, owner: str) -> bytes:
     """An OPML 2.0 subscription list: groups of (text, feed URL, page URL) outlines.
 
-    A group with an empty name puts its outlines at the top level.
+    A group with an empty name puts its outlines at the top level. Outline `text` and
+    `title` may hold HTML by the OPML 2.0 spec, so they are HTML-escaped like RSS texts.
     """
     root = etree.Element("opml", version="2.0")
     head = etree.SubElement(root, "head")
     etree.SubElement(head, "title").text = title
-    etree.SubElement(head, "dateCreated").text = _aware(created).strftime(
-        "%a, %d %b %Y %H:%M:%S GMT")
+    etree.SubElement(head, "dateCreated").text = _opml_date(created)
     etree.SubElement(head, "ownerName").text = owner
     etree.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = etree.SubElement(root, "body")
     for name, outlines in groups:
-        parent = etree.SubElement(body, "outline", text=name) if name else body
+        parent = etree.SubElement(body, "outline", text=html_text(name)) if name else body
         for text, xml_url, html_url in outlines:
-            etree.SubElement(parent, "outline", type="rss", version="RSS2", text=text,
-                             title=text, xmlUrl=xml_url, htmlUrl=html_url)
+            etree.SubElement(parent, "outline", type="rss", version="RSS2",
+                             text=html_text(text), title=html_text(text), xmlUrl=xml_url,
+                             htmlUrl=html_url)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
@@ -258,7 +335,7 @@ def _json_item(e: FeedEntry, text: str, tag: str, link: str) -> dict:
         "title": text,
         "content_text": _summary(e, text),
         "date_published": _aware(e.event_time).isoformat(),
-        "date_modified": _aware(e.updated_at).isoformat(),
+        "date_modified": _aware(e.changed_at).isoformat(),
         "tags": [e.category],
     }
     if e.point is not None:

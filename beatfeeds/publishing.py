@@ -205,8 +205,24 @@ def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
     active = store.active_beat_set()
     fallback = active.published_at or active.created_at
     ctx = feed_context(store, settings, area, filt)
-    body = feeds.build_feed(ctx, entries, fmt, settings, updated_fallback=fallback)
-    return RenderedFeed(body, feeds.FORMATS[fmt], feeds.feed_updated(entries, fallback))
+    draft = feeds.build_feed(ctx, entries, fmt, settings, updated=feeds.UNDATED)
+    changed = document_mark(store, ("feed", area.kind, area.code or "", fmt, filt.query()),
+                            draft, first=feeds.feed_updated(entries, fallback), now=now)
+    return RenderedFeed(feeds.date_feed(draft, fmt, changed), feeds.FORMATS[fmt], changed)
+
+
+def document_mark(store, name: tuple[str, ...], content: bytes, *, first: datetime,
+                  now: datetime) -> datetime:
+    """When a public document last changed (naive UTC, whole seconds): never earlier than
+    before, and later whenever its content differs from the last time it was built.
+
+    `name` says which document (a feed in one format with one filter, a page, an OPML list);
+    `content` is all it shows, without its own date; `first` dates a document never seen.
+    Removals (retractions, suppression by a policy change, retention, a beat-map change)
+    change the content like additions do, so they move the mark too.
+    """
+    key = hashlib.sha256("\x1f".join(name).encode()).hexdigest()
+    return store.content_mark(key, hashlib.sha256(content).hexdigest(), first=first, now=now)
 
 
 def serve_area_feed(store, settings, kind: str, code: str | None, fmt: str, *, now: datetime,
@@ -299,8 +315,9 @@ def beats_geojson(store, settings) -> dict:
             "features": features}
 
 
-def opml(store, settings, *, now: datetime, precinct: str | None = None) -> bytes:
-    """OPML 2.0 list of every beat feed (of one precinct when given), grouped by precinct."""
+def opml(store, settings, *, now: datetime, precinct: str | None = None) -> RenderedFeed:
+    """OPML 2.0 list of every beat feed (of one precinct when given), grouped by precinct,
+    dated (`dateCreated`, Last-Modified) by its last change."""
     base = settings.base_url
     d = directory(store, now=now)
     if precinct is not None:
@@ -316,7 +333,12 @@ def opml(store, settings, *, now: datetime, precinct: str | None = None) -> byte
                   f"{base}/beats/{b.code}/feed.rss", f"{base}/beats/{b.code}")
                  for _s, beats in sectors for b in beats]
         outlines.append(("" if precinct is not None else label, items))
-    return feeds.build_opml(title, outlines, created=now, owner=settings.department_name)
+    draft = feeds.build_opml(title, outlines, created=feeds.UNDATED,
+                             owner=settings.department_name)
+    active = store.active_beat_set()
+    changed = document_mark(store, ("opml", precinct or ""), draft,
+                            first=active.published_at or active.created_at, now=now)
+    return RenderedFeed(feeds.date_opml(draft, changed), "text/x-opml; charset=utf-8", changed)
 
 
 def all_areas(store) -> list[Area]:

@@ -77,3 +77,19 @@ def test_feed_version_moves_only_when_feeds_may_change(beats_db, cfg, tmp_path):
     # Retention: the stamp moves when the incident (11:30) falls out of the window.
     assert beats_db.feed_version(now=NOW, since=NOW - timedelta(hours=1)) != \
         beats_db.feed_version(now=NOW, since=NOW)
+
+
+def test_content_marks_never_go_back_and_move_with_the_fingerprint(db):
+    """The high-water mark behind Last-Modified: first sighting, unchanged, changed (also within
+    the same second, and with a `now` earlier than the mark), on every backend."""
+    at = NOW.replace(microsecond=500)
+    first = NOW - timedelta(days=1)
+    assert db.content_mark("k", "a" * 64, first=first, now=at) == first
+    assert db.content_mark("k", "a" * 64, first=NOW, now=at + timedelta(hours=1)) == first
+    assert db.content_mark("k", "b" * 64, first=first, now=at) == NOW  # whole seconds
+    # A change in the same second still moves the mark by a whole second.
+    assert db.content_mark("k", "c" * 64, first=first, now=at) == NOW + timedelta(seconds=1)
+    # A clock that went back (another process, a test) cannot pull the mark back.
+    assert db.content_mark("k", "d" * 64, first=first,
+                           now=NOW - timedelta(hours=1)) == NOW + timedelta(seconds=2)
+    assert db.content_mark("other", "d" * 64, first=NOW, now=NOW) == NOW  # marks are per key

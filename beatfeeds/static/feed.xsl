@@ -1,6 +1,9 @@
 <?xml version="1.0" encoding="UTF-8"?>
 <!-- Shows an RSS 2.0 or Atom 1.0 feed of beatfeeds as a readable page when a browser opens it.
-     Feed readers ignore the stylesheet and read the feed itself. -->
+     Feed readers ignore the stylesheet and read the feed itself.
+     Every text is written with output escaping on (never disable-output-escaping): markup in
+     an entry shows as its characters. RSS texts are HTML-escaped in the feed, so the template
+     "rss-text" decodes &amp; &lt; &gt; once, as a reader does, before they are escaped again. -->
 <xsl:stylesheet version="1.0"
     xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
     xmlns:atom="http://www.w3.org/2005/Atom"
@@ -9,7 +12,11 @@
       doctype-system="about:legacy-compat"/>
 
   <xsl:template match="/">
-    <xsl:variable name="title" select="rss/channel/title | atom:feed/atom:title"/>
+    <xsl:variable name="title">
+      <xsl:call-template name="text">
+        <xsl:with-param name="node" select="rss/channel/title | atom:feed/atom:title"/>
+      </xsl:call-template>
+    </xsl:variable>
     <xsl:variable name="self" select="(rss/channel/atom:link[@rel='self'] | atom:feed/atom:link[@rel='self'])[1]/@href"/>
     <xsl:variable name="page" select="(rss/channel/link | atom:feed/atom:link[@rel='alternate']/@href)[1]"/>
     <html lang="en">
@@ -36,13 +43,17 @@
             into a feed reader (for example NetNewsWire, Feedly, Thunderbird or newsboat):
             <code><xsl:value-of select="$self"/></code></p>
           <p class="emergency">This feed is not monitored. In an emergency call 911.</p>
-          <p><xsl:value-of select="rss/channel/description | atom:feed/atom:subtitle"/></p>
+          <p><xsl:call-template name="text">
+            <xsl:with-param name="node" select="rss/channel/description | atom:feed/atom:subtitle"/>
+          </xsl:call-template></p>
           <p><a href="{$page}">Open the page of this area</a></p>
           <h2>Latest entries</h2>
           <ul>
             <xsl:for-each select="rss/channel/item">
               <li>
-                <a href="{link}"><xsl:value-of select="title"/></a>
+                <a href="{link}"><xsl:call-template name="rss-text">
+                  <xsl:with-param name="text" select="string(title)"/>
+                </xsl:call-template></a>
                 <div class="muted"><xsl:value-of select="category"/></div>
               </li>
             </xsl:for-each>
@@ -56,5 +67,46 @@
         </main>
       </body>
     </html>
+  </xsl:template>
+
+  <!-- The text of an RSS or Atom element as a reader shows it. -->
+  <xsl:template name="text">
+    <xsl:param name="node"/>
+    <xsl:choose>
+      <xsl:when test="/rss">
+        <xsl:call-template name="rss-text">
+          <xsl:with-param name="text" select="string($node)"/>
+        </xsl:call-template>
+      </xsl:when>
+      <xsl:otherwise><xsl:value-of select="$node"/></xsl:otherwise>
+    </xsl:choose>
+  </xsl:template>
+
+  <!-- Decode the three entities of HTML-escaped RSS text, left to right in one pass (so
+       "&amp;lt;" gives "&lt;", not "<"); the result is written escaped. -->
+  <xsl:template name="rss-text">
+    <xsl:param name="text"/>
+    <xsl:choose>
+      <xsl:when test="contains($text, '&amp;')">
+        <xsl:value-of select="substring-before($text, '&amp;')"/>
+        <xsl:variable name="rest" select="substring-after($text, '&amp;')"/>
+        <xsl:variable name="skip">
+          <xsl:choose>
+            <xsl:when test="starts-with($rest, 'amp;')">4</xsl:when>
+            <xsl:when test="starts-with($rest, 'lt;') or starts-with($rest, 'gt;')">3</xsl:when>
+            <xsl:otherwise>0</xsl:otherwise>
+          </xsl:choose>
+        </xsl:variable>
+        <xsl:choose>
+          <xsl:when test="starts-with($rest, 'lt;')"><xsl:text>&lt;</xsl:text></xsl:when>
+          <xsl:when test="starts-with($rest, 'gt;')"><xsl:text>&gt;</xsl:text></xsl:when>
+          <xsl:otherwise><xsl:text>&amp;</xsl:text></xsl:otherwise>
+        </xsl:choose>
+        <xsl:call-template name="rss-text">
+          <xsl:with-param name="text" select="substring($rest, $skip + 1)"/>
+        </xsl:call-template>
+      </xsl:when>
+      <xsl:otherwise><xsl:value-of select="$text"/></xsl:otherwise>
+    </xsl:choose>
   </xsl:template>
 </xsl:stylesheet>

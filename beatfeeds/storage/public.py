@@ -4,9 +4,10 @@ that area pages show. A mixin of SQLStore (it uses `_public_entries_query`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, and_, bindparam, case, func, select
+from sqlalchemy import DateTime, and_, bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from . import schema as t
 
@@ -63,6 +64,43 @@ class PublicStoreMixin:
                     .where(t.meta.c.key.not_like(_META_IGNORED)).order_by(t.meta.c.key))
             cache[with_since] = (select(*parts), meta)
         return cache[with_since]
+
+    def content_mark(self, key: str, fingerprint: str, *, first: datetime,
+                     now: datetime) -> datetime:
+        """The time the document `key` last changed, given its current content fingerprint.
+
+        A document seen for the first time is dated `first` (its newest entry change). When
+        the fingerprint differs from the stored one, the mark moves to `now`, and always at
+        least one whole second past the old mark (HTTP dates have one-second resolution), so
+        it never decreases and a validator from before the change never matches again.
+        Concurrent writers are settled by compare-and-set; times are whole seconds.
+        """
+        c = t.content_marks.c
+        first, now = first.replace(microsecond=0), now.replace(microsecond=0)
+        for _attempt in range(5):
+            with self.engine.begin() as conn:
+                found = conn.execute(select(c.fingerprint, c.changed_at)
+                                     .where(c.key == key)).first()
+                if found is None:
+                    ins = (postgresql.insert if self.dialect == "postgresql"
+                           else sqlite.insert)(t.content_marks)
+                    if conn.execute(ins.values(key=key, fingerprint=fingerprint,
+                                               changed_at=first)
+                                    .on_conflict_do_nothing(index_elements=["key"])).rowcount:
+                        return first
+                    continue  # another writer stored it first: read theirs
+                if found.fingerprint == fingerprint:
+                    return found.changed_at
+                changed = max(now, first, found.changed_at.replace(microsecond=0)
+                              + timedelta(seconds=1))
+                moved = conn.execute(
+                    update(t.content_marks)
+                    .where(c.key == key, c.fingerprint == found.fingerprint,
+                           c.changed_at == found.changed_at)
+                    .values(fingerprint=fingerprint, changed_at=changed)).rowcount
+                if moved:
+                    return changed
+        raise RuntimeError(f"content mark {key!r} kept changing under concurrent writers")
 
     def touch_feeds(self, now: datetime) -> None:
         """Mark every built feed as stale (for writers the version stamp does not see)."""

@@ -435,3 +435,15 @@ email_digests = Table(
     UniqueConstraint("subscriber_id", "frequency", "period_end", name="uq_email_digests_period"),
     Index("ix_email_digests_status_next", "status", "next_attempt_at"),
 )
+
+# ---- content marks (migration 0012) ----------------------------------------------------------
+# The high-water "last changed" time of each public document (a feed in one format with one
+# filter, an area page, an entry page, an OPML list): it moves to the time a request first
+# sees a new content fingerprint, so Last-Modified never goes back and moves on removals too.
+content_marks = Table(
+    "content_marks",
+    metadata,
+    Column("key", String(64), primary_key=True),  # SHA-256 of the document's name
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of its undated content
+    Column("changed_at", DateTime, nullable=False),
+)

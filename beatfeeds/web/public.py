@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 
 from flask import (
     Blueprint,
     abort,
     current_app,
+    g,
     make_response,
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 
@@ -51,14 +55,44 @@ def area_page(kinds, code):
     entries = publishing.area_entries(store(), settings(), area, now=utcnow(),
                                       limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     page_info = publishing.area_page_info(store(), settings(), area, now=utcnow())
-    return render_template("area.html", area=area, kinds=kinds, entries=entries[:PAGE_SIZE],
+    personal = _personal()  # read before rendering: rendering takes the flashed messages
+    body = render_template("area.html", area=area, kinds=kinds, entries=entries[:PAGE_SIZE],
                            page=page, has_next=len(entries) > PAGE_SIZE, **page_info)
+    if page > 1 or personal:  # later pages shift with every entry; no marks for them
+        return body
+    return _conditional_page(body, ("page", area.kind, area.code or ""),
+                             first=feeds.feed_updated(entries, utcnow()))
 
 
 @bp.get("/entries/<uid>")
 def entry(uid):
     e = publishing.public_entry(store(), settings(), uid, now=utcnow())
-    return render_template("entry.html", entry=e)
+    personal = _personal()
+    body = render_template("entry.html", entry=e)
+    return body if personal else _conditional_page(body, ("entry", uid), first=e.changed_at)
+
+
+# The per-visitor part of an anonymous page: the form token (its value changes per session).
+_CSRF_INPUT = re.compile(r'<input type="hidden" name="csrf_token" value="[^"]*">')
+
+
+def _personal() -> bool:
+    """True when the page shows something of this visitor's: staff signed in, or messages."""
+    return g.get("user") is not None or bool(session.get("_flashes"))
+
+
+def _conditional_page(body: str, name: tuple[str, ...], *, first):
+    """A public page with validators from its content mark: Last-Modified never goes back and
+    moves whenever what the page shows changes (an entry retracted included), so a browser
+    or cache revalidating gets the page again, not a 304, after any change."""
+    content = _CSRF_INPUT.sub("", body).encode()
+    changed = publishing.document_mark(store(), name, content, first=first, now=utcnow())
+    resp = make_response(body)
+    resp.set_etag(hashlib.sha256(content + changed.isoformat().encode()).hexdigest()[:32])
+    resp.last_modified = changed
+    resp.cache_control.no_cache = True  # revalidate every time: retractions show at once
+    resp.vary.add("Cookie")
+    return resp.make_conditional(request)
 
 
 @bp.get("/healthz")
@@ -134,13 +168,15 @@ def opml_precinct(code):
                  f"precinct-{area.code}-beats")
 
 
-def _opml(body: bytes, name: str):
-    resp = make_response(body)
-    resp.headers["Content-Type"] = "text/x-opml; charset=utf-8"
+def _opml(doc: publishing.RenderedFeed, name: str):
+    resp = make_response(doc.body)
+    resp.headers["Content-Type"] = doc.content_type
     resp.headers["Content-Disposition"] = f'inline; filename="{name}.opml"'
     resp.cache_control.public = True
     resp.cache_control.max_age = settings().feed_cache_seconds
-    return resp
+    resp.set_etag(doc.etag)
+    resp.last_modified = doc.last_modified
+    return resp.make_conditional(request)
 
 
 @bp.get("/beats.geojson")
