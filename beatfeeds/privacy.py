@@ -10,6 +10,8 @@ from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from .categories import CATEGORIES, PUBLIC, SENSITIVE
 from .models import IncidentRow
 
@@ -193,6 +195,33 @@ def prepare_row(row: IncidentRow, suppressed_categories: Iterable[str]) -> Incid
     return row
 
 
+def redo_decisions(stored: dict, suppressed_categories: Iterable[str],
+                   delay_minutes: int) -> dict:
+    """category, block_address, suppressed_reason and publish_at of a stored incident, derived
+    again from its stored raw fields under the current rules (`store.policy_inputs` rows).
+
+    The extra classification columns of a row are not stored, so the category is re-derived
+    from the category and description texts only, and never loosened: a new sensitive match
+    wins, a stored sensitive category stays, and a stored category another column decided
+    stays when these two texts alone say "other".
+    """
+    category, sensitive = classify(stored["category_text"], stored["description"])
+    old = stored["category"]
+    if not sensitive and (old in _SENSITIVE_SLUGS or category == "other"):
+        category = old
+    return {
+        "category": category,
+        "block_address": hundred_block(stored["address"]),
+        "suppressed_reason": suppression_reason(stored["sensitive"], category, stored["located"],
+                                                suppressed_categories),
+        "publish_at": publish_at(delay_minutes, stored["occurred_at"], stored["reported_at"],
+                                 stored["created_at"]),
+    }
+
+
+_SENSITIVE_SLUGS = frozenset(slug for slug, _ in SENSITIVE)
+
+
 def suppression_reason(sensitive: bool, category: str, located: bool,
                        suppressed_categories: Iterable[str]) -> str | None:
     """Why an incident is never published, or None when it may be."""
@@ -206,13 +235,40 @@ def suppression_reason(sensitive: bool, category: str, located: bool,
 
 
 def policy_fingerprint(suppressed_categories: Iterable[str], delay_minutes: int) -> str:
-    """Identifies a publication policy, so stored decisions can be redone when it changes."""
-    return f"delay={delay_minutes};suppressed={','.join(sorted(set(suppressed_categories)))}"
+    """Identifies a publication policy - the settings and the version of the rules and the
+    address generaliser - so stored decisions can be redone when it changes."""
+    return (f"rules={RULES_VERSION};delay={delay_minutes};"
+            f"suppressed={','.join(sorted(set(suppressed_categories)))}")
 
 
-def publish_at(event_time: datetime, delay_minutes: int) -> datetime:
-    """When an incident may appear in feeds: its event time plus the publication delay."""
-    return event_time + timedelta(minutes=delay_minutes)
+def publish_at(delay_minutes: int, occurred_at, reported_at, first_imported_at):
+    """When an incident may appear in feeds: `delay_minutes` after the latest of its event
+    time, report time and first import, whichever are known.
+
+    An incident that happened two hours ago but was reported (or reached beatfeeds) five
+    minutes ago is not published at once: every entry is at least the delay past the moment
+    the department could first have acted on it. Takes naive UTC datetimes (None when unknown)
+    or, for a whole chunk of an import, numpy datetime64 arrays (NaT when unknown) with
+    `first_imported_at` one datetime or an array.
+    """
+    times = (occurred_at, reported_at, first_imported_at)
+    if any(isinstance(t, np.ndarray) for t in times):
+        arrays = [t if isinstance(t, np.ndarray) else np.datetime64(t, "us") for t in times]
+        latest = np.fmax(np.fmax(arrays[0], arrays[1]), arrays[2])  # fmax skips NaT
+        return latest + np.timedelta64(int(delay_minutes), "m")
+    known = [t for t in times if t is not None]
+    if not known:
+        raise ValueError("an incident needs an event, report or import time")
+    return max(known) + timedelta(minutes=delay_minutes)
+
+
+def keep_published(new_publish_at: datetime, old_publish_at: datetime | None,
+                   now: datetime) -> datetime:
+    """publish_at of a re-imported incident: an entry already public stays public (a
+    correction never moves it later); one still held back takes the new time."""
+    if old_publish_at is not None and old_publish_at <= now:
+        return min(new_publish_at, old_publish_at)
+    return new_publish_at
 
 
 def entry_title(description: str, block_address: str, event_time_utc: datetime, tz: ZoneInfo,
