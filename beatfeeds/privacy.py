@@ -27,10 +27,10 @@ from .models import IncidentRow
 RULES_VERSION = 2
 
 STREET_TYPES = frozenset("""
-    ALY ALLEY AV AVE AVENUE BL BLVD BOULEVARD BR BRG BRIDGE BV BYP CIR CIRCLE CRES CRESCENT CT COURT
-    CRK DR DRIVE EXPY EXPRESSWAY EXT FRWY FWY FREEWAY HWY HIGHWAY LN LANE LOOP MALL PKWY
-    PARKWAY PKY AL CR HY TL TN TR PL PLACE PLZ PLAZA PT RD ROAD RP RAMP ROW SPAN SQ SQUARE ST STREET TER TERRACE
-    TRL TRAIL TUNNEL VIADUCT WALK WAY WY
+    AL ALY ALLEY AV AVE AVENUE BL BLVD BOULEVARD BR BRG BRIDGE BV BYP CIR CIRCLE CR CRES
+    CRESCENT CT COURT CRK DR DRIVE EXPY EXPRESSWAY EXT FRWY FWY FREEWAY HWY HY HIGHWAY LN LANE
+    LOOP MALL PKWY PKY PARKWAY PL PLACE PLZ PLAZA PT RD ROAD RP RAMP ROW SPAN SQ SQUARE ST
+    STREET TER TERRACE TL TN TR TRL TRAIL TUNNEL VIADUCT WALK WAY WY
 """.split())
 DIRECTIONS = frozenset("N S E W NE NW SE SW NB SB EB WB NORTH SOUTH EAST WEST".split())
 #: Streets that carry no type word.
@@ -66,8 +66,10 @@ def _is_street_token(tokens: list[str], k: int) -> bool:
         before = tokens[k - 1] if k else ""
         after = tokens[k + 1] if k + 1 < len(tokens) else ""
         beyond = tokens[k + 2] if k + 2 < len(tokens) else ""
-        if after in STREET_TYPES:  # but `1 HWY 99` is house 1 on HWY 99
-            return not (after in ROUTE_WORDS and _NUMBER.match(beyond))
+        if after in STREET_TYPES:
+            # but `1 HWY 99` is house 1 on HWY 99, `123 COURT ST` house 123 on COURT ST
+            return not (after in ROUTE_WORDS and _NUMBER.match(beyond)) and (
+                beyond not in STREET_TYPES)
         return before in ROUTE_WORDS
     return bool(_WORD.match(tok)) and tok not in _NOT_STREET_WORDS
 

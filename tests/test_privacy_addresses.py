@@ -28,7 +28,8 @@ BLOCK = re.compile(r"((?:[1-9]\d*)?)XX BLOCK OF (.+)")
 
 def is_street(name: str) -> bool:
     """A street name: words, ordinals (`8TH`), routes (`I-5`, `SR 99`), and a bare number only
-    before a street type (`N 50 ST`, `5 AV S`) or after a route word."""
+    right before the street type that ends the name (`N 50 ST`, `5 AV S`, not `123 COURT ST`)
+    or after a route word."""
     tokens = name.split(" ")
     if not tokens or "" in tokens:
         return False
@@ -37,8 +38,9 @@ def is_street(name: str) -> bool:
             continue
         if NUMBER.fullmatch(tok):
             after = tokens[k + 1] if k + 1 < len(tokens) else ""
+            beyond = tokens[k + 2] if k + 2 < len(tokens) else ""
             before = tokens[k - 1] if k else ""
-            if after in TYPES or before in ROUTE_WORDS:
+            if (after in TYPES and beyond not in TYPES) or before in ROUTE_WORDS:
                 continue
             return False
         if not WORD.fullmatch(tok) or tok in FORBIDDEN_WORDS:
@@ -82,6 +84,8 @@ def digit_runs(text: str) -> list[str]:
     ("RESIDENCE OF JOHN SMITH", ""),
     ("RESIDENCE OF JOHN SMITH, 1234 5TH AVE", "12XX BLOCK OF 5TH AVE"),
     ("1234 5TH AVE / UNION ST", "12XX BLOCK OF 5TH AVE"),  # a numbered part: its block
+    ("123 COURT ST AT UNION ST", "1XX BLOCK OF COURT ST"),  # not a street called `123 COURT`
+    ("456 BRIDGE WAY N / N 40 ST", "4XX BLOCK OF BRIDGE WAY N"),
     ("APT 3B / UNION ST", ""),
     ("SEATTLE WA 98101", ""),
     ("PINE ST", ""),  # a street without a block or a cross street is not a published form
@@ -116,7 +120,7 @@ def test_hundred_block_publishes_only_recognised_forms(address, expected):
 # ---- property: generated hostile addresses -------------------------------------------------------
 DIRS = ["N", "S", "E", "W", "NE", "NW", "SE", "SW"]
 NAMES = ["PINE", "UNION", "JEFFERSON", "MARTIN LUTHER KING JR", "LAKE CITY", "F", "AURORA",
-         "S LANE", "O'DELL", "WEST-LAKE"]
+         "S LANE", "O'DELL", "WEST-LAKE", "COURT", "TERRACE", "BRIDGE"]
 STREET_TYPE_WORDS = ["ST", "AVE", "AV", "WAY", "PL", "BLVD", "DR", "CT", "STREET", "AVENUE"]
 UNIT_WORDS = ["APT", "UNIT", "#", "STE", "SUITE", "APARTMENT", "FL", "RM", "LOT", "SPACE", "BLDG"]
 
@@ -223,6 +227,7 @@ def addresses(draw) -> tuple[str, set[str], set[str]]:
 @given(addresses())
 @example(("607 1 / 2 N 50 ST", {"6", "50"}, {"607", "1", "2"}))
 @example(("12XX BLOCK OF 5TH AVE UNIT 3B SEATTLE WA", {"12", "5"}, {"3"}))
+@example(("123 COURT ST AT UNION ST", {"1"}, {"123"}))  # a type word as a street name
 def test_generated_addresses_publish_only_safe_forms(case):
     """For every generated address, the published form is "" or matches the safe grammar
     (`is_safe`: `<hundreds>XX BLOCK OF <street>` or `<street> / <street>`), and every digit run
