@@ -223,7 +223,7 @@ def addresses(draw) -> tuple[str, set[str], set[str]]:
     return text, allowed, secret - allowed
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(addresses())
 @example(("607 1 / 2 N 50 ST", {"6", "50"}, {"607", "1", "2"}))
 @example(("12XX BLOCK OF 5TH AVE UNIT 3B SEATTLE WA", {"12", "5"}, {"3"}))
