@@ -79,9 +79,16 @@ def db():
 @pass_ctx
 @domain_errors
 def db_upgrade(ctx: Context):
-    """Run migrations to the newest schema (safe to repeat)."""
+    """Run migrations to the newest schema, then apply the publication policy to stored
+    incidents if it changed (safe to repeat)."""
     before, after = ctx.store.upgrade()
     click.echo(f"database at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+    # A new version of the rules must reach stored incidents before feeds are served again,
+    # not only when a scheduler next runs apply-publication-policy.
+    summary = jobs.apply_publication_policy(ctx.store, ctx.settings, utcnow())
+    if summary["policy"] != "unchanged":
+        click.echo(f"publication policy {summary['policy']}: "
+                   f"{summary['changed']} stored incidents changed")
 
 
 # ---- incidents ------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from .app import resource_dir
 from .models import IncidentRow
 
 SAMPLE_PRESET = "spd-911"
+#: Age of the newest sample incident once moved to the present.
+NEWEST_AGE = timedelta(hours=2)
 
 
 def default_beats_path():
@@ -21,7 +23,7 @@ def sample_incidents_path():
 
 
 def sample_shift(settings, now: datetime) -> timedelta:
-    """How far to move the sample so its newest incident is about two hours old."""
+    """How far to move the sample so its newest incident is NEWEST_AGE (two hours) old."""
     path = sample_incidents_path()
     mapping = imports.ColumnMapping.from_preset(imports.PRESETS[SAMPLE_PRESET])
     newest = max(
@@ -29,7 +31,7 @@ def sample_shift(settings, now: datetime) -> timedelta:
         for raw in imports.iter_raw_rows(path, [])
         if isinstance(r := imports.validate_row(raw, mapping, settings.tz, now), IncidentRow)
     )
-    shift = now - timedelta(hours=2) - newest
+    shift = now - NEWEST_AGE - newest
     return timedelta(minutes=int(shift.total_seconds() // 60))
 
 
@@ -48,10 +50,13 @@ def setup_demo(store, settings, *, now: datetime, echo: Callable[[str], None] = 
         echo(f"loaded and published the default beat map ({set_id})")
     if store.incident_count() == 0:
         shift = sample_shift(settings, now)
+        # Imported as of the newest (moved) incident, as a live feed would have imported them:
+        # the publication delay counts from the first import too, and a demo imported "now"
+        # would show nothing for the first BEATFEEDS_PUBLICATION_DELAY minutes.
         report = imports.import_file(
             store, sample_incidents_path(),
             imports.ImportOptions(preset=SAMPLE_PRESET, actor="demo", time_shift=shift),
-            settings, now=now)
+            settings, now=now - NEWEST_AGE)
         store.set_meta("demo_shift_days", str(shift.days))
         echo(f"imported the sample incidents: {report.line()}")
     days = store.get_meta("demo_shift_days")

@@ -141,7 +141,7 @@ def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, set
     title = f"{settings.department_name}: {area.label}" + (
         f" ({ctx.filter.describe()})" if ctx.filter else "")
     subtitle = (f"Police incidents in {area.label}, published {settings.publication_delay} "
-                f"minutes after they happen, located to the hundred block. Not monitored: "
+                f"minutes after they are reported, located to the hundred block. Not monitored: "
                 f"in an emergency call 911.")
     if updated is None:
         if updated_fallback is None:

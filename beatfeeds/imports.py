@@ -764,7 +764,9 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
         "lat": lat, "lon": lon, "source_beat": np.where(source_beat == "", None, source_beat),
         "sensitive": batch["sensitive"].to_numpy(), "suppressed_reason": suppressed_reason,
         "row_hash": hashes, "created_at": p.now, "updated_at": p.now,
-        "publish_at": event_time + np.timedelta64(int(p.settings.publication_delay), "m"),
+        # New incidents: first imported now. Updates take their stored first import time
+        # (_store_chunk), so a re-import never restarts the delay.
+        "publish_at": privacy.publish_at(p.settings.publication_delay, occurred, reported, p.now),
     })
     # Only rows that may already be stored travel with their values, to be updated.
     maybe = np.arange(len(batch)) if p.had_incidents else np.flatnonzero(was_seen[pos])
@@ -834,8 +836,10 @@ def _store_chunk(run: _Run, chunk: _Chunk | None) -> None:
         run.store.update_incidents(
             run.conn, [(existing[bkeys[i]][0], r) for i, r in zip(changed, rows, strict=True)],
             hashes=[hashes[i] for i in changed],
-            publish_at=[r.event_time + timedelta(minutes=run.settings.publication_delay)
-                        for r in rows],
+            publish_at=[privacy.keep_published(
+                privacy.publish_at(run.settings.publication_delay, r.occurred_at, r.reported_at,
+                                   existing[bkeys[i]][2]),
+                existing[bkeys[i]][3], run.now) for i, r in zip(changed, rows, strict=True)],
             run_id=run.run_id, now=run.now)
 
 
@@ -973,7 +977,9 @@ def preview_rows(store, path: str | Path, options: ImportOptions, settings, *,
         p.external_id, p.description = row.external_id, row.description
         p.category, p.block_address = row.category, row.block_address
         p.event_time = row.event_time
-        p.publish_at = privacy.publish_at(row.event_time, settings.publication_delay)
+        # as if imported now; an incident stored earlier keeps its own first import time
+        p.publish_at = privacy.publish_at(settings.publication_delay, row.occurred_at,
+                                          row.reported_at, now)
         p.beat = codes.get(row.line)
         if not row.located:
             p.status, p.reason = "unlocated", "no location: stored, never published"

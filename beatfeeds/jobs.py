@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from . import boundaries, pii, privacy
+from . import boundaries, privacy
 from .errors import BeatfeedsError
 
 log = logging.getLogger(__name__)
@@ -39,27 +39,24 @@ def activate_scheduled_beat_maps(store, settings, now: datetime) -> dict:
 
 
 def apply_publication_policy(store, settings, now: datetime) -> dict:
-    """Redo stored publication decisions after the suppression list or the delay changed."""
+    """Redo stored publication decisions after the rules, the suppression list or the delay
+    changed."""
     fingerprint = privacy.policy_fingerprint(settings.suppressed_categories,
                                              settings.publication_delay)
     if store.get_meta("publication_policy") == fingerprint:
         return {"changed": 0, "policy": "unchanged"}
     suppressed = set(settings.suppressed_categories)
-    delay = timedelta(minutes=settings.publication_delay)
+    decided = ("category", "block_address", "suppressed_reason", "publish_at")
     changed, last = 0, 0
     while batch := store.policy_inputs(last, 5000):
         results = []
-        for (i, sensitive, category, located, event_time, old_reason, old_publish,
-             description, category_text, released_digest) in batch:
-            reason = privacy.suppression_reason(
-                sensitive, category, located, suppressed,
-                review=pii.review_hold(description, category_text, released_digest))
-            publish = event_time + delay
-            if reason != old_reason or publish != old_publish:
-                results.append((i, reason, publish))
+        for stored in batch:
+            new = privacy.redo_decisions(stored, suppressed, settings.publication_delay)
+            if any(new[k] != stored[k] for k in decided):
+                results.append({"id": stored["id"], **new})
         store.set_policy_results(results, now)
         changed += len(results)
-        last = batch[-1][0]
+        last = batch[-1]["id"]
     store.set_meta("publication_policy", fingerprint)
     log.info("apply-publication-policy: %d incidents changed (%s)", changed, fingerprint)
     return {"changed": changed, "policy": fingerprint}

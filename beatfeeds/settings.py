@@ -52,8 +52,9 @@ SETTINGS: list[Setting] = [
             file_variant=True),
     Setting("timezone", "America/Los_Angeles", "IANA time zone of the department: naive times "
             "in imported files are read in it, and entry text shows times in it."),
-    Setting("publication_delay", 60, "Minutes after the event time before an incident is "
-            "published (Seattle's Tweets by Beat used 60).", kind=int),
+    Setting("publication_delay", 60, "Minutes after the latest of the event, report and first "
+            "import times before an incident is published (Seattle's Tweets by Beat used 60).",
+            kind=int),
     Setting("department_name", "Seattle Police Department", "Name shown in feed titles and pages."),
     Setting("feed_max_entries", 50, "Most entries in one feed.", kind=int),
     Setting("suppressed_categories", ["sexual-offense", "domestic-violence", "juvenile",

@@ -275,6 +275,12 @@ def _import(store, settings, tmp_path, rows, now):
                        now=now)
 
 
+def _delay_ago(settings, now: datetime) -> datetime:
+    """An import time that makes incidents older than it public exactly at `now`, after the
+    subscriptions made just before (the delay counts from the import too)."""
+    return now - timedelta(minutes=settings.publication_delay)
+
+
 def _row(settings, i, when, **kw):
     from .test_imports import good
 
@@ -301,7 +307,7 @@ def test_each_entry_reaches_an_address_once_with_headers_parts_and_working_links
         _row(settings, 1, now - timedelta(minutes=120)),  # public, car prowl
         _row(settings, 2, now - timedelta(minutes=10)),  # still within the publication delay
         _row(settings, 3, now - timedelta(minutes=90), dv="Y"),  # never published
-    ], now)
+    ], _delay_ago(settings, now))
     summary = alerts.send_alerts(store, settings, now)
     assert summary["sent"] == 1 and summary["failed"] == 0
     new = inbox.messages[before:]
@@ -335,7 +341,8 @@ def test_a_delivery_interrupted_mid_send_becomes_unknown_and_is_not_resent(tmp_p
     _confirmed(app.test_client(), inbox)
     before = len(inbox.messages)
     now = _now()
-    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))], now)
+    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))],
+            _delay_ago(settings, now))
     assert alerts.enqueue_alerts(store, settings, now) == 1
     (d,) = store.email_deliveries()
     assert store.claim_email_delivery(d.id, now - timedelta(hours=1))  # then the process died
@@ -356,7 +363,8 @@ def test_an_unreachable_server_is_retried_with_backoff(tmp_path):
     app.test_client().post(_link(msg.get_body(("plain",)).get_content(), "/alerts/confirm/"))
     down = make_settings(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
     now = _now()
-    _import(store, down, tmp_path, [_row(down, 1, now - timedelta(minutes=120))], now)
+    _import(store, down, tmp_path, [_row(down, 1, now - timedelta(minutes=120))],
+            _delay_ago(down, now))
     assert alerts.send_alerts(store, down, now)["retry"] == 1
     (d,) = store.email_deliveries()
     assert d.status == "pending" and d.next_attempt_at > now and "SMTP" in d.error

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from beatfeeds import alerts
 
 from .conftest import load_default_beats, make_settings
-from .test_alerts import _import, _row
+from .test_alerts import _delay_ago, _import, _row
 from .test_storage_contract import backend_url, cfg  # noqa: F401 (fixtures)
 
 
@@ -41,7 +41,7 @@ def test_subscriptions_and_deliveries_on_each_backend(cfg, tmp_path):  # noqa: F
 
         _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120)),
                                             _row(settings, 2, now - timedelta(minutes=100))],
-                now)
+                _delay_ago(settings, now))
         assert alerts.enqueue_alerts(store, settings, now) == 2  # K3 and W overlap: once each
         assert alerts.enqueue_alerts(store, settings, now) == 0
         summary = alerts.send_alerts(store, settings, now)
@@ -74,7 +74,7 @@ def test_digests_on_each_backend(cfg, tmp_path):  # noqa: F811
         sid = store.email_subscriptions(a)[0].subscriber_id
         _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120)),
                                             _row(settings, 2, now - timedelta(minutes=100))],
-                now)
+                _delay_ago(settings, now))
         assert alerts.enqueue_alerts(store, settings, now) == 0  # digest subscriptions wait
         entries = store.entries_for_email_digest(store.active_beat_set_id(), sid, "daily",
                                                  now=now, since=start)

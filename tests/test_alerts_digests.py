@@ -169,7 +169,7 @@ def test_overlapping_subscriptions_get_each_entry_once_grouped_by_area(tmp_path,
         _row(settings, 2, t1 - timedelta(hours=2)),  # K3 car prowl: beat K3's digest
         _burglary(_row(settings, 3, t1 - timedelta(hours=2), lat=lat, lon=lon)),  # W digest
         _row(settings, 4, t1 - timedelta(hours=2), lat=lat, lon=lon),  # matches nothing
-    ], t1)
+    ], t1 - timedelta(hours=2))  # imported as they happened: public an hour before t1
     urgent = announcements.create_announcement(
         store, settings, kind="alert", title="Gas leak on 8th Ave", body="Avoid the area.",
         beats=["K3"], urgent=True, actor="records@example.org", now=t1)
@@ -384,7 +384,7 @@ def test_sigkill_mid_send_leaves_the_message_unknown_and_never_resends_it(
     store.save_email_subscription(address=A, area_kind="beat", area_code="K3", categories=(),
                                   frequency=frequency, now=now - timedelta(days=1))
     _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(hours=2))],
-            now - timedelta(minutes=30))
+            now - timedelta(hours=2))  # imported as it happened: public an hour ago
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEATFEEDS_")}
     env.update(BEATFEEDS_DATABASE_URL=settings.database_url,
                BEATFEEDS_SECRET_KEY=settings.secret_key,

@@ -45,13 +45,14 @@ def site(tmp_path):
 
 
 def add_incident(tmp_path, store, settings, cad_id: str, beat: str = "K3", hours_ago: float = 3):
-    """Import one new incident in `beat`, already past its publication delay."""
+    """Import one new incident in `beat`, already past its publication delay: imported as it
+    happened, `hours_ago` (the delay counts from the import too)."""
     _, rows = sample_rows()
     template = next(r for r in rows if r["Zone/Beat"] == beat)
-    now = utcnow()
+    event = utcnow() - timedelta(hours=hours_ago)
     path = tmp_path / f"new-{cad_id}.csv"
-    write_incidents(path, [fresh_row(template, cad_id, now - timedelta(hours=hours_ago))])
-    report = import_file(store, path, ImportOptions(preset="spd-911"), settings, now=now)
+    write_incidents(path, [fresh_row(template, cad_id, event)])
+    report = import_file(store, path, ImportOptions(preset="spd-911"), settings, now=event)
     assert report.counters["new"] == 1
     return template
 
@@ -191,8 +192,10 @@ def test_publication_after_the_delay_invalidates_the_cache(site, tmp_path):
     k3 = next(r for r in rows if r["Zone/Beat"] == "K3")
     now = utcnow()
     path = tmp_path / "held.csv"
-    write_incidents(path, [fresh_row(k3, "920000001", now - timedelta(minutes=30))])
-    import_file(store, path, ImportOptions(preset="spd-911"), settings, now=now)
+    event = now - timedelta(minutes=30)
+    write_incidents(path, [fresh_row(k3, "920000001", event)])
+    # imported as it happened: public the delay (60 minutes) after the import
+    import_file(store, path, ImportOptions(preset="spd-911"), settings, now=event)
 
     def served(at):
         return publishing.serve_area_feed(store, settings, "beat", "K3", "json", now=at,

@@ -51,8 +51,12 @@ def setup(tmp_path, **overrides):
     return store, settings
 
 
-def import_incidents(store, settings, tmp_path, rows, now=T):
+def import_incidents(store, settings, tmp_path, rows, now=None):
+    """Import rows; by default one publication delay before T, so that incidents older than
+    the delay are public at T (the delay counts from the first import too)."""
     path = write_csv(tmp_path / f"inc-{len(list(tmp_path.iterdir()))}.csv", rows)
+    if now is None:
+        now = T - timedelta(minutes=settings.publication_delay)
     return import_file(store, path, ImportOptions(maps=dict(MAPS), source="t"), settings, now=now)
 
 
@@ -135,7 +139,7 @@ def test_old_and_earlier_entries_are_not_posted(tmp_path, httpserver):
     store, settings = setup(tmp_path)
     httpserver.expect_request("/hook").respond_with_data("ok")
     import_incidents(store, settings, tmp_path, [incident(settings, 1, 300)],
-                     now=T - timedelta(hours=3))  # public before the account existed
+                     now=T - timedelta(hours=4))  # public before the account existed
     add(store, settings, "webhook", httpserver.url_for("/hook"), {"secret": "s"})
     import_incidents(store, settings, tmp_path, [incident(settings, 2, 60 * 30)])  # 30 h old
     assert send(store, settings, T)["enqueued"] == 0

@@ -68,7 +68,8 @@ def clerk(app, beats_store, clerk_hash):
 
 @pytest.fixture
 def mixed_file(tmp_path) -> Path:
-    """Five rows: old theft (publishes), fresh theft (delayed), child luring (suppressed),
+    """Five rows: old theft and fresh theft (both delayed: the delay counts from the import
+    too), child luring (suppressed),
     a bad date with a formula in it (rejected), a point outside every beat (unassigned)."""
     now = utcnow()
     old, fresh = local(now - timedelta(days=2)), local(now - timedelta(minutes=5))
@@ -118,12 +119,12 @@ def test_upload_is_stored_queued_previewed_then_imported_by_the_job(
     assert "Preview" in page and 'data-status="queued"' in page
     assert "12XX BLOCK OF 3RD AVE" in page  # 1234 3RD AVE, published as its hundred block
     assert "1234 3RD AVE" not in page
-    assert "publishes" in page and "delayed until" in page
+    assert "delayed until" in page and "publishes" not in page  # not before the delay
     assert "suppressed: " in page and "juvenile" in page
     assert "rejected: " in page and "unrecognised date" in page
     assert "unassigned: outside every beat" in page
     preview = records.preview_upload(beats_store, settings, up, now=utcnow())
-    assert [p.status for p in preview] == ["publishes", "delayed", "suppressed", "rejected",
+    assert [p.status for p in preview] == ["delayed", "delayed", "suppressed", "rejected",
                                            "unassigned"]
     assert preview[0].beat == "M3" and preview[0].category == "car-prowl"
     assert "<td>M3</td>" in page  # the beat it joins, computed by our spatial join

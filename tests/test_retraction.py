@@ -27,13 +27,15 @@ from .test_records import (  # noqa: F401  (clerk and clerk_hash are fixtures)
 @pytest.fixture
 def published(beats_store, settings, tmp_path):
     """One theft and one burglary two days old, both published; returns the theft's uid."""
-    when = local(utcnow() - timedelta(days=2))
+    event = utcnow() - timedelta(days=2)
+    when = local(event)
     path = write_rows(tmp_path / "export.csv", [
         spd911_row(501, when, addr="1234 3RD AVE"),
         spd911_row(502, when, desc="BURGLARY - RESIDENTIAL", group="BURGLARY"),
     ])
+    # imported as they happened (the delay counts from the first import too)
     report = imports.import_file(beats_store, path, ImportOptions(preset="spd-911"), settings,
-                                 now=utcnow())
+                                 now=event)
     assert report.counters["new"] == 2
     return identifiers.entry_uid("spd-911-incident-response", "501",
                                  beats_store.identifier_key())

@@ -79,16 +79,13 @@ def site(tmp_path_factory):
     _, rows = sample_rows()
     k3 = next(r for r in rows if r["Zone/Beat"] == "K3")
     now = utcnow()
-    fresh = tmp / "fresh.csv"
-    write_incidents(
-        fresh,
-        [
-            fresh_row(k3, "900000001", now - timedelta(hours=3)),
-            fresh_row(k3, "900000002", now - timedelta(minutes=5)),
-        ],
-    )
-    report = import_file(store, fresh, ImportOptions(preset="spd-911"), settings, now=now)
-    assert report.counters["new"] == 2
+    # Each imported as it happened: the delay counts from the import too.
+    for cad_id, event in (("900000001", now - timedelta(hours=3)),
+                          ("900000002", now - timedelta(minutes=5))):
+        fresh = tmp / f"fresh-{cad_id}.csv"
+        write_incidents(fresh, [fresh_row(k3, cad_id, event)])
+        report = import_file(store, fresh, ImportOptions(preset="spd-911"), settings, now=event)
+        assert report.counters["new"] == 1
     app = make_app(settings, store)
     return {"app": app, "client": app.test_client(), "store": store, "settings": settings}
 
@@ -330,7 +327,7 @@ def test_last_modified_moves_when_a_held_entry_is_published(tmp_path):
     _, rows = sample_rows()
     k3 = next(r for r in rows if r["Zone/Beat"] == "K3")
     now = utcnow()
-    imported_at = now - timedelta(minutes=50)
+    imported_at = now - timedelta(minutes=65)  # as incident 2 happened
     path = tmp_path / "today.csv"
     write_incidents(
         path,

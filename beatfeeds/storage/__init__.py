@@ -452,15 +452,18 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
                           report_path=r.report_path, error=r.error) for r in rows]
 
     def existing_incidents(self, conn: Connection, source: str,
-                           external_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
-        """external_id -> (incident id, row hash) for ids already stored."""
-        out: dict[str, tuple[int, str]] = {}
+                           external_ids: Sequence[str]
+                           ) -> dict[str, tuple[int, str, datetime, datetime]]:
+        """external_id -> (incident id, row hash, created_at, publish_at) for ids already
+        stored (created_at is the first import time)."""
+        out: dict[str, tuple[int, str, datetime, datetime]] = {}
         c = t.incidents.c
         for i in range(0, len(external_ids), _KEY_BATCH):
             batch = external_ids[i:i + _KEY_BATCH]
-            for r in conn.execute(select(c.external_id, c.id, c.row_hash)
+            for r in conn.execute(select(c.external_id, c.id, c.row_hash, c.created_at,
+                                         c.publish_at)
                                   .where(c.source == source).where(c.external_id.in_(batch))):
-                out[r.external_id] = (r.id, r.row_hash)
+                out[r.external_id] = (r.id, r.row_hash, r.created_at, r.publish_at)
         return out
 
     def source_has_incidents(self, conn: Connection, source: str) -> bool:
@@ -634,26 +637,31 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         if values:
             conn.execute(insert(t.incident_beats), values)
 
-    def policy_inputs(self, after_id: int, limit: int) -> list[tuple]:
-        """(id, sensitive, category, located, event_time, suppressed_reason, publish_at,
-        description, category_text, released_digest), by id."""
+    def policy_inputs(self, after_id: int, limit: int) -> list[dict]:
+        """What the publication policy decides from, for incidents after `after_id`, by id:
+        the stored raw fields (id, sensitive, category_text, description, address, located,
+        occurred_at, reported_at, created_at) and the stored decisions (category,
+        block_address, suppressed_reason, publish_at)."""
         c = t.incidents.c
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(
-                select(c.id, c.sensitive, c.category, c.lat.is_not(None), c.event_time,
-                       c.suppressed_reason, c.publish_at, c.description, c.category_text,
-                       c.released_digest)
+            return [dict(r._mapping) for r in conn.execute(
+                select(c.id, c.sensitive, c.category_text, c.description, c.address,
+                       c.lat.is_not(None).label("located"), c.occurred_at, c.reported_at,
+                       c.created_at, c.category, c.block_address, c.suppressed_reason,
+                       c.publish_at, c.released_digest)
                 .where(c.id > after_id).order_by(c.id).limit(limit))]
 
-    def set_policy_results(self, rows: Sequence[tuple[int, str | None, datetime]],
-                           now: datetime) -> None:
-        """Store (id, suppressed_reason, publish_at) decisions redone under a new policy."""
+    def set_policy_results(self, rows: Sequence[dict], now: datetime) -> None:
+        """Store decisions redone under a new policy: dicts of id, category, block_address,
+        suppressed_reason and publish_at."""
         if not rows:
             return
         with self.engine.begin() as conn:
             conn.execute(update(t.incidents).where(t.incidents.c.id == bindparam("_id")), [
-                {"_id": i, "suppressed_reason": r, "publish_at": p, "updated_at": now}
-                for i, r, p in rows])
+                {"_id": r["id"], "category": r["category"], "block_address": r["block_address"],
+                 "suppressed_reason": r["suppressed_reason"], "publish_at": r["publish_at"],
+                 "updated_at": now}
+                for r in rows])
 
     def incident_count(self) -> int:
         with self.engine.connect() as conn:
