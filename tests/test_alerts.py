@@ -281,6 +281,12 @@ def _delay_ago(settings, now: datetime) -> datetime:
     return now - timedelta(minutes=settings.publication_delay)
 
 
+def _due(settings, now: datetime) -> datetime:
+    """When instant alerts of entries that became public at `now` go out: after the grace
+    time that lets a retraction stop them."""
+    return now + timedelta(minutes=settings.alert_grace_minutes)
+
+
 def _row(settings, i, when, **kw):
     from .test_imports import good
 
@@ -308,7 +314,7 @@ def test_each_entry_reaches_an_address_once_with_headers_parts_and_working_links
         _row(settings, 2, now - timedelta(minutes=10)),  # still within the publication delay
         _row(settings, 3, now - timedelta(minutes=90), dv="Y"),  # never published
     ], _delay_ago(settings, now))
-    summary = alerts.send_alerts(store, settings, now)
+    summary = alerts.send_alerts(store, settings, _due(settings, now))
     assert summary["sent"] == 1 and summary["failed"] == 0
     new = inbox.messages[before:]
     assert [m["To"] for m in new] == ["resident@example.org"]  # once, despite K3 and W
@@ -324,7 +330,7 @@ def test_each_entry_reaches_an_address_once_with_headers_parts_and_working_links
     assert client.get(entry_path).status_code == 200
 
     # Nothing twice, and the entry held back by the delay goes out once it is public.
-    assert alerts.send_alerts(store, settings, now)["sent"] == 0
+    assert alerts.send_alerts(store, settings, _due(settings, now))["sent"] == 0
     later = now + timedelta(minutes=60)
     assert alerts.send_alerts(store, settings, later)["sent"] == 1
     assert len(inbox.messages) == before + 2
@@ -365,7 +371,7 @@ def test_an_unreachable_server_is_retried_with_backoff(tmp_path):
     now = _now()
     _import(store, down, tmp_path, [_row(down, 1, now - timedelta(minutes=120))],
             _delay_ago(down, now))
-    assert alerts.send_alerts(store, down, now)["retry"] == 1
+    assert alerts.send_alerts(store, down, _due(down, now))["retry"] == 1
     (d,) = store.email_deliveries()
     assert d.status == "pending" and d.next_attempt_at > now and "SMTP" in d.error
 

@@ -11,7 +11,7 @@ from beatfeeds import alerts
 from beatfeeds.app import create_app
 
 from .conftest import LiveServer
-from .test_alerts import _app, _delay_ago, _import, _link, _now, _row, smtp_server  # noqa: F401
+from .test_alerts import _app, _delay_ago, _due, _import, _link, _now, _row, smtp_server  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +39,7 @@ def test_resident_subscribes_confirms_receives_and_unsubscribes(tmp_path, smtp_s
         now = _now()
         _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))],
                 _delay_ago(settings, now))
-        assert alerts.send_alerts(store, settings, now)["sent"] == 1
+        assert alerts.send_alerts(store, settings, _due(settings, now))["sent"] == 1
         alert = smtp_server.messages[-1].get_body(("plain",)).get_content()
         page.goto(local(_link(alert, "/entries/")))
         assert "BLOCK OF 8TH AVE NE" in page.content()

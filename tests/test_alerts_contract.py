@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from beatfeeds import alerts
 
 from .conftest import load_default_beats, make_settings
-from .test_alerts import _delay_ago, _import, _row
+from .test_alerts import _delay_ago, _due, _import, _row
 from .test_storage_contract import backend_url, cfg  # noqa: F401 (fixtures)
 
 
@@ -44,10 +44,10 @@ def test_subscriptions_and_deliveries_on_each_backend(cfg, tmp_path):  # noqa: F
                 _delay_ago(settings, now))
         assert alerts.enqueue_alerts(store, settings, now) == 2  # K3 and W overlap: once each
         assert alerts.enqueue_alerts(store, settings, now) == 0
-        summary = alerts.send_alerts(store, settings, now)
+        summary = alerts.send_alerts(store, settings, _due(settings, now))
         assert summary["sent"] == 2
         assert len(list((tmp_path / "instance" / "mail").glob("*.eml"))) == 2
-        assert store.email_sends_since(now - timedelta(minutes=1)) == 2
+        assert store.email_sends_since(_due(settings, now) - timedelta(minutes=1)) == 2
         assert {d.address for d in store.email_deliveries(status="sent")} == {a}
         assert store.delete_email_subscriber(a)
         assert store.email_deliveries() == [] and store.email_subscriptions(a) == []

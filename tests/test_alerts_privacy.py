@@ -19,7 +19,7 @@ from beatfeeds import alerts
 from beatfeeds.app import create_app
 
 from . import test_alerts
-from .test_alerts import _confirmed, _import, _now, _parts, _row
+from .test_alerts import _confirmed, _delay_ago, _due, _import, _now, _parts, _row
 
 # The loopback SMTP server and the mail-enabled app of test_alerts, as fixtures here too.
 smtp_server = test_alerts.smtp_server
@@ -35,8 +35,8 @@ def test_a_line_break_in_a_description_cannot_break_or_forge_a_header(tmp_path, 
     # (No address in the forged header: text with an e-mail address is held for review.)
     desc = "THEFT - CAR PROWL\r\nX-Forged: yes\u2028NEXT\u0085LINE\tX"
     _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120),
-                                             desc=desc)], now)
-    summary = alerts.send_alerts(store, settings, now)
+                                             desc=desc)], _delay_ago(settings, now))
+    summary = alerts.send_alerts(store, settings, _due(settings, now))
     assert summary["sent"] == 1 and summary["failed"] == summary["unknown"] == 0, summary
     (msg,) = inbox.messages[before:]
     assert msg["Subject"].startswith(
@@ -113,8 +113,9 @@ def test_no_link_in_any_mail_reveals_the_address_when_decoded(tmp_path, mailapp)
                                   categories=(), frequency="daily", now=_now() - timedelta(
                                       days=3))
     now = _now()
-    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))], now)
-    alerts.send_alerts(store, settings, now)  # the instant alert
+    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))],
+            _delay_ago(settings, now))
+    alerts.send_alerts(store, settings, _due(settings, now))  # the instant alert
     day = alerts.scheduled_send(settings, "daily", now + timedelta(days=1))
     alerts.send_alerts(store, settings, day)  # and the daily digest
     kinds = {m["Subject"].split()[0] for m in inbox.messages}
@@ -217,7 +218,8 @@ def test_no_public_get_route_sets_a_cookie(tmp_path, mailapp, strict):
     if strict:  # as in production: CSRF protection on
         app = create_app({"store": store, **settings.as_dict()})
     now = _now()
-    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))], now)
+    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))],
+            _delay_ago(settings, now))
     client = app.test_client()
     ours = {"Origin": "http://feeds.example.test"}  # what a browser sends with the form
     client.post("/alerts/subscribe", headers=ours, data={
@@ -317,7 +319,7 @@ def test_instant_alerts_wait_the_grace_time_and_a_retraction_cancels_them(tmp_pa
     event = t0 + timedelta(minutes=5)
     public = event + timedelta(minutes=settings.publication_delay)
     _import(store, settings, tmp_path, [_row(settings, 1, event), _row(settings, 2, event),
-                                        _row(settings, 3, event)], t0 + timedelta(minutes=6))
+                                        _row(settings, 3, event)], event)
     uids = sorted(e.uid for e in store.public_entries(store.active_beat_set_id(),
                                                         now=public))
     assert len(uids) == 3
@@ -353,7 +355,7 @@ def test_grace_zero_sends_as_soon_as_public(tmp_path, smtp_server):
     store.save_email_subscription(address="resident@example.org", area_kind="beat",
                                   area_code="K3", categories=(), frequency="instant", now=t0)
     event = t0 + timedelta(minutes=5)
-    _import(store, settings, tmp_path, [_row(settings, 1, event)], t0 + timedelta(minutes=6))
+    _import(store, settings, tmp_path, [_row(settings, 1, event)], event)
     public = event + timedelta(minutes=settings.publication_delay)
     assert _send(store, settings, public)["sent"] == 1
 

@@ -25,7 +25,7 @@ import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
-from beatfeeds import imports
+from beatfeeds import identifiers, imports
 from beatfeeds.app import resource_dir
 from beatfeeds.imports import ImportOptions
 
@@ -47,10 +47,12 @@ def hostile(beats_store, settings, tmp_path):
     when = local(utcnow() - timedelta(days=1))
     path = write_rows(tmp_path / "export.csv", [
         spd911_row(701, when, desc=HOSTILE, group="CAR PROWL")])
+    # imported two hours ago: public now (the delay counts from the first import too)
     report = imports.import_file(beats_store, path, ImportOptions(preset="spd-911"), settings,
-                                 now=utcnow())
+                                 now=utcnow() - timedelta(hours=2))
     assert report.counters["new"] == 1
-    uid = imports.entry_uid("spd-911-incident-response", "701")
+    uid = identifiers.entry_uid("spd-911-incident-response", "701",
+                                beats_store.identifier_key())
     entry = beats_store.staff_incident(uid)
     where = {"beat": entry.beat, "sector": entry.beat[:1], "category": entry.category}
     return uid, {fmt: [u.format(fmt=fmt, **where) for u in FEEDS] for fmt in ("rss", "atom")}

@@ -33,8 +33,9 @@ NAMED = "JOHN SMITH, DOB 01/02/1990"
 
 
 def import_rows(store, settings, path):
+    # first imported two hours ago: the publication delay counts from the first import too
     return imports.import_file(store, path, ImportOptions(preset="spd-911"), settings,
-                               now=utcnow())
+                               now=utcnow() - timedelta(hours=2))
 
 
 @pytest.fixture
@@ -118,8 +119,11 @@ def test_release_publishes_it_as_it_is_audited_and_it_outlasts_reimports_and_the
 
 def test_the_policy_job_holds_back_rows_stored_before_the_rule(beats_store, settings, held):
     # As an instance upgraded from a version without the rule has them: published.
-    beats_store.set_policy_results([(_incident_id(beats_store, "602"), None,
-                                     utcnow() - timedelta(days=1))], utcnow())
+    e = beats_store.staff_incident(held)
+    beats_store.set_policy_results([{
+        "id": _incident_id(beats_store, "602"), "category": e.category,
+        "block_address": e.block_address, "suppressed_reason": None,
+        "publish_at": utcnow() - timedelta(days=1)}], utcnow())
     assert beats_store.staff_incident(held).status(utcnow()) == "published"
     beats_store.set_meta("publication_policy", "delay=60;suppressed=")  # the old fingerprint
     jobs.apply_publication_policy(beats_store, settings, utcnow())
@@ -175,7 +179,7 @@ def test_the_preview_flags_the_row_and_the_result_counts_it(clerk, beats_store, 
     uid = upload_id(upload(clerk, path))
     preview = records.preview_upload(beats_store, settings, beats_store.get_upload(uid),
                                      now=utcnow())
-    assert [p.status for p in preview] == ["publishes", "needs review"]
+    assert [p.status for p in preview] == ["delayed", "needs review"]  # a new row imported now waits its delay
     assert "looks like it contains a residence" in preview[1].reason
     page = clerk.get(f"/records/imports/{uid}").get_data(as_text=True)
     assert 'class="preview-needs-review"' in page
