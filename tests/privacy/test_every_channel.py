@@ -93,16 +93,16 @@ def test_no_public_document_leaks(findings, check):
 def test_every_public_hostile_row_reaches_every_channel(audit):
     """Positive control: the scan would see a leak, because it sees the published rows."""
     public = {r.marker for r in audit.hostile.values() if r.expect == "public"}
-    for channel, names in (("feed", ("/feed.atom", "/beats/K3/feed.rss", "/beats/K3/feed.json")),
-                           ("page", ("/beats/K3",))):
-        for name in names:
-            doc = next(d for d in audit.by_channel(channel) if d.name == name)
-            missing = {m for m in public if m not in doc.text}
-            assert not missing, f"{name} lacks {sorted(missing)}"
+    for names in (["/feed.atom"], ["/beats/K3/feed.rss"], ["/beats/K3/feed.json"],
+                  ["/beats/K3", "/beats/K3?page=2"]):  # a page lists 25 entries
+        text_ = " ".join(d.text for d in audit.docs if d.name in names)
+        missing = {m for m in public if m not in text_}
+        assert not missing, f"{names} lack {sorted(missing)}"
     for channel in ("mail", "post", "webhook"):
         seen = {m for d in audit.by_channel(channel) for m in scan.MARKER.findall(d.text)}
         assert public <= seen, f"{channel} lacks {sorted(public - seen)}"
-    digests = [d for d in audit.by_channel("mail") if d.name.startswith("digest")]
+    # (the first run sent the digest already due; the next one comes a day later)
+    digests = [d for d in audit.by_channel("mail") if " to digest@" in d.name]
     assert digests and public <= {m for d in digests for m in scan.MARKER.findall(d.text)}
 
 
