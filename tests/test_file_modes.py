@@ -84,7 +84,8 @@ def test_everything_the_instance_holds_is_private(tmp_path, runner, monkeypatch,
     assert store.email_subscriptions()
     now = utcnow()  # after the subscription: the entry is news to it
     _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))], now)
-    assert alerts.send_alerts(store, settings, now + timedelta(minutes=30))["sent"] == 1
+    due = now + timedelta(minutes=settings.publication_delay + settings.alert_grace_minutes)
+    assert alerts.send_alerts(store, settings, due)["sent"] == 1
     assert len(list((instance / "mail").glob("*.eml"))) == 2
 
     with store.engine.connect() as conn:  # while a connection is open, WAL files exist

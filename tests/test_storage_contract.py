@@ -210,7 +210,7 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
         fire_row("11/20/2026 10:00:00 AM +0000"), fire_row("11/20/2026 10:05:00 AM +0000"),
         fire_row("11/20/2026 10:10:00 AM +0000", number="F1")])
     fire_opts = ImportOptions(preset="seattle-fire-911")
-    assert imports.import_file(bare, fire, fire_opts, cfg, now=NOW).counters["new"] == 3
+    assert imports.import_file(bare, fire, fire_opts, cfg, now=IMPORTED).counters["new"] == 3
 
     def old_uid(source, external_id):
         return hashlib.sha256(f"{source}\x1f{external_id}".encode()).hexdigest()[:20]
