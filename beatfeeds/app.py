@@ -32,6 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(resource_dir("templates")),
                 instance_path=settings.instance_path, static_folder=None)
     app.json = guards.JSONProvider(app)
+    app.url_map.converters["int"] = guards.BoundedIntConverter  # before any route is added
     app.config.update(
         SECRET_KEY=ensure_secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,

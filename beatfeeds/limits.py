@@ -10,7 +10,7 @@ PASSWORD = 1024  # far above any passphrase, far below what would make hashing c
 CODE = 64  # beat, sector and precinct codes, enum-like values (kind, role, frequency, ...)
 NAME = 255  # file names, preset and source names
 SEARCH = 200  # search boxes: /find, /records/entries
-NEXT = 2048  # a sign-in's return path
+NEXT = 2048  # a sign-in's return path (longer ones are ignored, not refused)
 QUERY_VALUE = 1000  # any other query-string value
 FORM_VALUE = 10_000  # any other form value (free text such as an announcement's body)
 QUERY_STRING = 8192  # a whole query string, in bytes
@@ -23,7 +23,7 @@ LOG_VALUE = 200  # what a log line keeps of a value from outside
 # thing on every form that uses it).
 FIELDS = {
     "email": EMAIL, "address": EMAIL, "password": PASSWORD, "new_password": PASSWORD,
-    "confirm_password": PASSWORD, "beat": CODE, "q": SEARCH, "next": NEXT,
+    "confirm_password": PASSWORD, "beat": CODE, "q": SEARCH, "next": QUERY_STRING,
     "area_kind": CODE, "area_code": CODE, "category": CODE, "exclude": QUERY_VALUE,
     "frequency": CODE, "kind": CODE, "role": CODE, "outcome": CODE, "reason": CODE,
     "status": CODE, "preset": NAME, "save_as": NAME, "source": NAME, "filename": NAME,

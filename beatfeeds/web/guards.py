@@ -10,7 +10,7 @@ from urllib.parse import quote, unquote, urlsplit
 from flask import abort, current_app, request, session
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RequestRedirect
+from werkzeug.routing import IntegerConverter, RequestRedirect
 
 from .. import limits
 from ..errors import InvalidInput
@@ -103,6 +103,15 @@ def _routable(path: str) -> bool:
     except HTTPException:
         return False
     return True
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:...>` matching only what every database's integer id columns hold (PostgreSQL's
+    `integer`): `/…/99999999999999999999` is a 404, not an overflow in the driver (a 500)."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 class JSONProvider(DefaultJSONProvider):
