@@ -8,15 +8,18 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import create_engine, event
 
 from beatfeeds import accounts
 from beatfeeds.app import create_app
+from beatfeeds.storage import SQLStore
 
 from ..conftest import NOW
+from .. import test_storage_contract
 
 ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"
+backend_url = test_storage_contract.backend_url  # the fixture: SQLite, and PostgreSQL in CI
 DEPLOYMENT = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
 
@@ -113,3 +116,27 @@ def test_per_request_and_per_run_library_lines_are_quiet_unless_debugging(
         assert logging.getLogger("waitress").isEnabledFor(logging.ERROR)  # real errors stay
     finally:
         create_app({"TESTING": True, "store": beats_store, **settings.as_dict()})
+
+
+# ---- the write check on each backend ----------------------------------------------------------
+def read_only_store(url: str) -> SQLStore:
+    """A second store on the same database whose connections may not write."""
+    if url.startswith("sqlite"):
+        store = SQLStore.from_url(url)
+        on_every_connection(store, "PRAGMA query_only=ON")
+        return store
+    return SQLStore(create_engine(
+        url, connect_args={"options": "-c default_transaction_read_only=on"}))
+
+
+def test_the_write_check_on_each_backend(backend_url):
+    store = SQLStore.from_url(backend_url)
+    store.upgrade()
+    assert store.check_writable() is None
+    ro = read_only_store(backend_url)
+    try:
+        assert ro.check_writable() == "read-only"
+        assert ro.is_current()  # reads still work: only the write check notices
+    finally:
+        ro.engine.dispose()
+        store.engine.dispose()
