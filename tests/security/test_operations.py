@@ -14,8 +14,8 @@ from beatfeeds import accounts
 from beatfeeds.app import create_app
 from beatfeeds.storage import SQLStore
 
-from ..conftest import NOW
 from .. import test_storage_contract
+from ..conftest import NOW
 
 ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"
