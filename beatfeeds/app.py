@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -10,10 +9,12 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from .feeds import area_label
+from .logsetup import configure_logging
 from .privacy import category_label
 from .publishing import FeedCache
 from .settings import ensure_secret_key, load_settings
 from .storage import SQLStore
+from .web import guards
 
 PACKAGE = Path(__file__).parent
 
@@ -30,25 +31,21 @@ def create_app(config: dict | None = None) -> Flask:
     settings = load_settings(config)
     app = Flask(__name__, template_folder=str(resource_dir("templates")),
                 instance_path=settings.instance_path, static_folder=None)
+    app.json = guards.JSONProvider(app)
+    app.url_map.converters["int"] = guards.BoundedIntConverter  # before any route is added
     app.config.update(
         SECRET_KEY=ensure_secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_lifetime),
-        # The upload limit plus room for the other form fields; checked before reading.
-        MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024 + 64 * 1024,
+        # The largest body any route accepts; web.guards lowers it per route before reading.
+        MAX_CONTENT_LENGTH=guards.upload_body_limit(settings),
         WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the session
     )
     app.config.update({k: v for k, v in config.items() if k.isupper()
                        and not k.startswith("BEATFEEDS_")})
-    logging.basicConfig(level=settings.log_level)
-    logging.getLogger().setLevel(settings.log_level)  # the CLI may have configured logging first
-    if logging.getLogger().level > logging.DEBUG:
-        # Health checks ask for the schema revision and the scheduler ticks every few seconds:
-        # their libraries' INFO lines would drown our one-line job summaries.
-        for noisy in ("alembic.runtime.migration", "apscheduler"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(settings.log_level)
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -85,6 +82,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(email_alerts.bp)
     errors.register(app)
     headers.install(app, settings)
+    # First of all: before CSRF checking (or anything) parses a body, refuse oversized ones.
+    app.before_request_funcs.setdefault(None, []).insert(0, guards.guard_request)
     app.jinja_env.globals["settings"] = settings
     app.jinja_env.globals.update(email_alerts.template_globals(settings))
     app.jinja_env.filters["category_label"] = category_label

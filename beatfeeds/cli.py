@@ -13,8 +13,9 @@ import click
 from . import accounts, boundaries, imports, jobs, outbound, records, sources
 from . import progress as progress_display
 from .errors import BeatfeedsError, InvalidBoundary, UnusableFile
+from .logsetup import configure_logging
 from .posting import CREDENTIAL_FIELDS, SERVICES
-from .settings import load_settings
+from .settings import Settings, load_settings
 from .storage import SQLStore
 
 log = logging.getLogger(__name__)
@@ -667,7 +668,7 @@ def scheduler(ctx: Context):
     """Run the scheduler in this process (until interrupted)."""
     from .scheduler import build_scheduler
 
-    logging.getLogger().setLevel(ctx.settings.log_level)
+    configure_logging(ctx.settings.log_level)
     _require_schema(ctx.store)
     click.echo(f"scheduler running {len(jobs.JOBS)} jobs; Ctrl-C to stop")
     build_scheduler(ctx.store, ctx.settings, background=False).start()
@@ -695,11 +696,21 @@ def serve(host, port, threads):
     _serve(create_app(), host, port, threads)
 
 
+def waitress_options(settings: Settings) -> dict:
+    """waitress's limits for this site: no request body larger than the largest upload plus
+    its form fields, refused (413) as soon as its Content-Length is read, before the body.
+    (Smaller limits per route are the app's: web.guards.)"""
+    from .web.guards import upload_body_limit
+
+    return {"ident": "beatfeeds", "max_request_body_size": upload_body_limit(settings)}
+
+
 def _serve(app, host: str, port: int, threads: int) -> None:
     import waitress
 
     click.echo(f"serving on http://{host}:{port}")
-    waitress.serve(app, host=host, port=port, threads=threads, ident="beatfeeds")
+    settings = app.extensions["beatfeeds.settings"]
+    waitress.serve(app, host=host, port=port, threads=threads, **waitress_options(settings))
 
 
 @main.command()

@@ -117,3 +117,11 @@ class PermanentPostingError(PostingError):
 class PostOutcomeUnknown(PostingError):
     """The request may have reached a service that has no duplicate guard (X): retrying
     could post twice, so an admin has to look."""
+
+
+class DatabaseUnavailable(BeatfeedsError):
+    """The database refuses writes for now: read-only, locked by another writer, or busy."""
+
+    http_status = 503
+    user_message = "The database is read-only or busy; try again shortly."
+    retry_after = 5  # seconds, sent as Retry-After

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from .. import identifiers
 from ..columnar import format_datetimes
@@ -65,6 +66,24 @@ _SORT_CACHE_KIB = 2 * 1024  # and while it rebuilds indexes (see rebuild_inciden
 _SQLITE_PAGE_SIZE = 16384
 _BULK_LOAD_ROWS = 20_000  # from this size on, an import into a smaller table defers indexes
 _KEY_BATCH = 500  # keys per IN (...) query, well under every backend's parameter limit
+
+# What SQLite and PostgreSQL say when they refuse a write for now (not a bug of ours).
+_UNAVAILABLE = (
+    ("readonly database", "read-only"), ("read-only transaction", "read-only"),
+    ("database is locked", "locked by another writer"), ("database is busy", "busy"),
+    ("lock timeout", "locked by another writer"), ("could not obtain lock", "locked by another writer"),
+    ("disk i/o error", "unwritable (disk I/O error)"), ("database or disk is full", "full"),
+)
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """"read-only", "locked by another writer"... when `exc` is the database refusing a
+    write for now; None for any other error."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    for needle, reason in _UNAVAILABLE:
+        if needle in text:
+            return reason
+    return None
 
 
 def make_engine(url: str) -> Engine:
@@ -182,6 +201,32 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         with self.engine.connect() as conn:
             conn.execute(select(1))
         return True
+
+    def check_writable(self, timeout: float = 1.0) -> str | None:
+        """None when a write can start within `timeout` seconds; else why it cannot (the
+        database is read-only, or another writer holds its lock). The write touches the
+        schema revision row and is rolled back."""
+        ms = max(int(timeout * 1000), 1)
+        try:
+            with self.engine.connect() as conn:
+                if conn.dialect.name == "sqlite":
+                    busy = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
+                else:
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                try:
+                    conn.exec_driver_sql(
+                        "UPDATE alembic_version SET version_num = version_num")
+                finally:
+                    conn.rollback()
+                    if conn.dialect.name == "sqlite":  # back to the pool's own setting
+                        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy)}")
+        except DBAPIError as exc:
+            reason = unavailable_reason(exc)
+            if reason is None:
+                raise
+            return reason
+        return None
 
     # ---- meta ---------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

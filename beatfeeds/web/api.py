@@ -24,7 +24,7 @@ def _coordinate(name: str, limit: float) -> float:
         raise InvalidInput(f"{name} must be a number.")  # JSON true, lists, objects
     try:
         v = float(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit JSON integer
         raise InvalidInput(f"{name} must be a number.") from None
     if not math.isfinite(v) or abs(v) > limit:
         raise InvalidInput(f"{name} must be between -{limit:g} and {limit:g}.")

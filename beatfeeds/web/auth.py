@@ -11,6 +11,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, sessi
 from .. import accounts
 from ..errors import AuthError, Forbidden, InvalidInput, TooManyAttempts
 from . import settings, store, utcnow
+from .guards import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -76,10 +77,7 @@ def login():
             session["user_id"] = user.id
             session["pw_stamp"] = _stamp(user.password_changed_at)
             session["signed_in_at"] = time.time()
-            target = request.args.get("next", "")
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("staff.home")
-            return redirect(target)
+            return redirect(safe_next(request.args.get("next"), url_for("staff.home")))
     return render_template("login.html", error=error), status
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -20,14 +21,16 @@ from flask import (
 )
 
 from .. import feeds, publishing
-from ..errors import AreaNotFound
+from ..errors import AreaNotFound, InvalidInput
 from ..feeds import FORMATS
 from . import settings, store, utcnow
 
 bp = Blueprint("public", __name__)
 
+HEALTH_WRITE_TIMEOUT = 1.0  # seconds a health check waits for the write lock
 KINDS = {"beats": "beat", "sectors": "sector", "precincts": "precinct"}
 PAGE_SIZE = 25
+MAX_PAGE = 10_000  # offsets beyond any real archive (and inside every integer type)
 
 
 @bp.get("/")
@@ -51,7 +54,7 @@ def area_page(kinds, code):
     area = publishing.resolve_area(store(), KINDS[kinds], code)
     if area.code != code:
         return redirect(url_for(".area_page", kinds=kinds, code=area.code), 301)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = _page_number()
     entries = publishing.area_entries(store(), settings(), area, now=utcnow(),
                                       limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     page_info = publishing.area_page_info(store(), settings(), area, now=utcnow())
@@ -62,6 +65,14 @@ def area_page(kinds, code):
         return body
     return _conditional_page(body, ("page", area.kind, area.code or ""),
                              first=feeds.feed_updated(entries, utcnow()))
+
+
+def _page_number() -> int:
+    """`?page=`: 1 when missing, not a number or below 1; a 400 past MAX_PAGE."""
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    if page > MAX_PAGE:
+        raise InvalidInput(f"There are at most {MAX_PAGE:,} pages.")
+    return page
 
 
 @bp.get("/entries/<uid>")
@@ -102,9 +113,15 @@ def healthz():
         ok = s.is_current()
         body = {"status": "ok" if ok else "migrations pending", "database": s.dialect,
                 "active_beat_map": s.active_beat_set_id()}
+        # Reads alone would pass with a read-only or locked database, where sign-in,
+        # imports and sign-ups fail: a write must be able to start.
+        unwritable = s.check_writable(timeout=HEALTH_WRITE_TIMEOUT) if ok else None
     except Exception as exc:  # the point of a health check is to answer when things fail
         current_app.logger.error("health check: database unreachable: %s", exc)
         return {"status": "database unreachable", "database": s.dialect}, 503
+    if unwritable:
+        current_app.logger.warning("health check: database %s", unwritable)
+        return {**body, "status": f"database {unwritable}"}, 503, {"Retry-After": "5"}
     return body, 200 if ok else 503
 
 
@@ -116,8 +133,11 @@ def _feed(kind: str, code: str | None, fmt: str):
     area, feed = publishing.serve_area_feed(store(), settings(), kind, code, fmt, now=utcnow(),
                                             filt=filt, cache=feed_cache())
     if feed is None:
-        return redirect(url_for(".area_feed", kinds=kind + "s", code=area.code, fmt=fmt,
-                                **request.args.to_dict(flat=False)), 301)
+        # The query string is carried over as it came, never as url_for keywords: `?code=`,
+        # `?fmt=`, `?endpoint=` or `?_anchor=` would collide with url_for's own arguments.
+        query = urlencode(list(request.args.items(multi=True)))
+        return redirect(url_for(".area_feed", kinds=kind + "s", code=area.code, fmt=fmt)
+                        + (f"?{query}" if query else ""), 301)
     resp = make_response(feed.body)
     etag = feed.etag
     if _browser_wants_page(feed.content_type):
