@@ -134,6 +134,9 @@ def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
     if result.counters.get("swapped"):
         click.echo(f"note: latitude and longitude were swapped in {result.counters['swapped']} "
                    f"rows (read the right way round; see docs/csv-format.md)", err=True)
+    if result.counters.get("cleaned"):
+        click.echo(f"note: control characters (which no feed can carry) were removed from the "
+                   f"text of {result.counters['cleaned']} rows", err=True)
     if result.rejections:
         for r in result.rejections[:10]:
             click.echo(f"  line {r.line}: {r.reason}", err=True)

@@ -17,7 +17,7 @@ from lxml import etree
 from . import privacy
 from .identifiers import entry_tag
 from .models import Area, FeedEntry
-from .text import single_line
+from .text import single_line, xml_text
 
 FORMATS = {
     "rss": "application/rss+xml; charset=utf-8",
@@ -110,7 +110,7 @@ def html_text(text: str) -> str:
     too, so source text such as `<img src=...>` would be a live element (a tracking pixel) in
     residents' readers; escaped, it shows as the literal characters.
     """
-    return html.escape(text, quote=False)
+    return html.escape(xml_text(text), quote=False)
 
 
 def feed_url(settings, area: Area, fmt: str, filt: FeedFilter | None = None) -> str:
@@ -163,7 +163,7 @@ def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, set
             _mark_plain_text(entry)
             return super().extend_atom(entry)
 
-    text = html_text if fmt == "rss" else str
+    text = html_text if fmt == "rss" else xml_text
     fg = FeedGenerator()
     fg.register_extension("geo", _AreaExtension, _EntryExtension)
     fg.geo.context = ctx
@@ -332,8 +332,8 @@ def _json_item(e: FeedEntry, text: str, tag: str, link: str) -> dict:
     item = {
         "id": tag,
         "url": link,
-        "title": text,
-        "content_text": _summary(e, text),
+        "title": xml_text(text),  # the same text in every format
+        "content_text": xml_text(_summary(e, text)),
         "date_published": _aware(e.event_time).isoformat(),
         "date_modified": _aware(e.changed_at).isoformat(),
         "tags": [e.category],

@@ -31,6 +31,7 @@ from .errors import Conflict, InvalidInput, UnusableFile
 from .files import open_private
 from .models import ImportReport, IncidentRow, Rejection
 from .presets import FIELDS, PRESETS, Preset, closest_preset, detect_preset
+from .text import xml_text
 
 log = logging.getLogger(__name__)
 
@@ -441,6 +442,7 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
                           dry_run=options.dry_run)
     counters = report.counters
     counters["swapped"] = 0
+    counters["cleaned"] = 0  # rows whose text held characters no feed can carry (removed)
     tz = settings.tz
     join_sets = store.beat_sets_for_join()
     indexes = {s: spatial.BeatIndex(store.beats(s)) for s in join_sets}
@@ -527,6 +529,9 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
     if counters["swapped"]:
         log.warning("import %s: latitude and longitude swapped in %d rows; read the right way "
                     "round", path.name, counters["swapped"])
+    if counters["cleaned"]:
+        log.warning("import %s: control characters removed from the text of %d rows",
+                    path.name, counters["cleaned"])
     log.info("import %s (%s): %s", path.name, mapping.source, report.line())
     return report
 
@@ -730,6 +735,7 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
             np.zeros(0, dtype=object),) * 3, {}, {})
     p.seen.add(key_hashes[pos], row_hashes[pos])
     batch = valid.iloc[pos].reset_index(drop=True)
+    counters["cleaned"] = _drop_non_xml(batch)
     bkeys = [keys[i] for i in pos.tolist()]
     hashes = [digests[i].hex() for i in pos]
     lat, lon = batch["lat"].to_numpy(), batch["lon"].to_numpy()
@@ -775,6 +781,20 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
                   dict(zip(maybe.tolist(), range(len(maybe)), strict=True)),
                   columns["external_id"], was_seen[pos], columns["row_hash"], category[maybe],
                   suppressed_reason[maybe], block_address[maybe], beats, columns, review)
+
+
+def _drop_non_xml(batch) -> int:
+    """Remove from the text columns the characters no feed can carry (control characters;
+    text.xml_text), once per distinct value; the number of rows that had any."""
+    touched = np.zeros(len(batch), dtype=bool)
+    for name in ("category_text", "description", "address"):
+        codes, uniq = pd.factorize(batch[name].to_numpy())
+        clean = np.array([xml_text(v) for v in uniq], dtype=object)
+        differs = clean != np.asarray(uniq, dtype=object)
+        if differs.any():
+            batch[name] = clean[codes]
+            touched |= differs[codes]
+    return int(touched.sum())
 
 
 def _take(columns: dict[str, object], rows: np.ndarray) -> dict[str, object]:

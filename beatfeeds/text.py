@@ -13,3 +13,13 @@ _BREAKS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
 def single_line(text: str | None) -> str:
     """`text` on one line: every whitespace or control run folded into one space, trimmed."""
     return _BREAKS.sub(" ", text or "").strip()
+
+
+# Characters XML 1.0 cannot carry at all (not even escaped): C0 controls but tab, LF and CR,
+# lone surrogates, U+FFFE and U+FFFF. One ESC byte in a description made RSS and Atom fail.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str | None) -> str:
+    """`text` without the characters XML 1.0 forbids (they carry no meaning in an entry)."""
+    return _NOT_XML.sub("", text or "")
