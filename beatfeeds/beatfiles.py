@@ -39,7 +39,7 @@ DRIVERS = {"geojson": {"GeoJSON"}, "zip": {"ESRI Shapefile"}, "shapefile": {"ESR
            "gpkg": {"GPKG"}, "kml": {"KML", "LIBKML"}}
 # Drivers that read other files, run code or SQL, or go to the network: never registered
 # when beatfeeds is the first to load GDAL (the format checks above stand either way).
-SKIPPED_DRIVERS = ("OGR_VRT", "VRT", "SQLite", "CSV", "HTTP", "WFS", "OAPIF", "OGCAPI", "CSW",
+SKIPPED_DRIVERS = ("OGR_VRT", "SQLite", "CSV", "HTTP", "WFS", "OAPIF", "OGCAPI", "CSW",
                    "Elasticsearch", "Carto", "AmigoCloud", "NGW", "PLSCENES", "EEDA", "ADBC",
                    "GDALG", "GPSBabel", "OGR_PDS", "PDS4", "VICAR", "MBTiles", "PMTiles", "MVT")
 GDAL_OPTIONS = {
@@ -119,7 +119,6 @@ def _gdal():
     network access off."""
     skip = set(filter(None, os.environ.get("OGR_SKIP", "").split(",")))
     os.environ["OGR_SKIP"] = ",".join(sorted(skip | set(SKIPPED_DRIVERS)))
-    os.environ.setdefault("GDAL_SKIP", "VRT")
     import pyogrio
 
     pyogrio.set_gdal_config_options(GDAL_OPTIONS)
