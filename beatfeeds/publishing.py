@@ -62,6 +62,8 @@ class FeedCache:
         self._items: OrderedDict[tuple, tuple[str, str, object]] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[tuple, list] = {}  # key -> [lock, threads using it]
+        self._shared: tuple[str, object] | None = None  # (version, per_version's value)
+        self._shared_lock = threading.Lock()
         self.hits = 0
         self.builds = 0
         self.rechecks = 0  # global stamp moved, the feed's own did not: kept without building
@@ -121,9 +123,18 @@ class FeedCache:
                 if not slot[1]:
                     del self._building[key]
 
+    def per_version(self, version: str, compute: Callable[[], object]):
+        """`compute()`, once per `version` however many threads ask (the per-beat stamps
+        that every feed's own stamp is made from)."""
+        with self._shared_lock:
+            if self._shared is None or self._shared[0] != version:
+                self._shared = (version, compute())
+            return self._shared[1]
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._shared = None
 
 
 @dataclass
@@ -230,12 +241,26 @@ def feed_version(store, settings, *, now: datetime) -> str:
     return f"{stamp}|{store.announcements_version(now)}"  # announcements start and end too
 
 
-def area_version(store, settings, area: Area, *, now: datetime) -> str:
-    """The stamp of what one area's feeds show (see SQLStore.area_feed_version): read when
-    feed_version moved, to rebuild only the feeds that changed."""
-    stamp = store.area_feed_version(area.beat_set_id, now=now,
-                                    since=retention_start(settings, now), **_area_kw(area))
-    return f"{stamp}|{store.announcements_version(now)}"
+def area_feed_stamps(store, settings, *, now: datetime) -> dict[str | None, str]:
+    """The stamps area_version combines (see SQLStore.area_feed_stamps), announcements
+    included: read once per feed_version, shared by every feed."""
+    stamps = store.area_feed_stamps(store.active_beat_set().id, now=now,
+                                    since=retention_start(settings, now))
+    stamps[None] += repr(store.announcements_version(now))
+    return stamps
+
+
+def area_version(store, area: Area, stamps: dict[str | None, str]) -> str:
+    """The stamp of what one area's feeds show: its beats' stamps from `stamps`
+    (area_feed_stamps), the beat map, the meta table and the announcements."""
+    if area.kind == "city":
+        codes = sorted(k for k in stamps if k is not None)
+    else:
+        field = {"beat": "code", "sector": "sector", "precinct": "precinct"}[area.kind]
+        codes = sorted(b.code for b in store.beats(area.beat_set_id)
+                       if getattr(b, field) == area.code)
+    parts = [stamps[None], str(area.beat_set_id), *(f"{c}={stamps.get(c)}" for c in codes)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
@@ -294,13 +319,16 @@ def serve_area_feed(store, settings, kind: str, code: str | None, fmt: str, *, n
     if kind != "city" and area.code != code:
         return area, None
 
+    def own_version(built_area: Area) -> str:
+        stamps = cache.per_version(version, lambda: area_feed_stamps(store, settings, now=now))
+        return area_version(store, built_area, stamps)
+
     def build():
         # The area's stamp is read before the build: a write in between rebuilds next time.
-        own = area_version(store, settings, area, now=now)
+        own = own_version(area)
         return (area, area_feed(store, settings, area, fmt, now=now, filt=filt)), own
 
-    return cache.fetch(key, version, build,
-                       lambda built: area_version(store, settings, built[0], now=now))
+    return cache.fetch(key, version, build, lambda built: own_version(built[0]))
 
 
 def area_stats(store, settings, area: Area, *, now: datetime) -> AreaStats:

@@ -36,7 +36,7 @@ class PublicStoreMixin:
         after the delay), the oldest entry still inside the retention window, and the meta
         table (policy changes, staff actions that may change feeds, and any writer that calls
         `touch_feeds`). Sign-ins and other audit rows a stranger can cause are not part of it.
-        When it moves, `area_feed_version` tells which feeds really changed.
+        When it moves, `area_feed_stamps` tells which feeds really changed.
         """
         stamp, meta_q = self._feed_version_statements(since is not None)
         with self.engine.connect() as conn:
@@ -44,31 +44,34 @@ class PublicStoreMixin:
             meta = conn.execute(meta_q).all()
         return "|".join(str(v) for v in row) + "|" + repr([tuple(m) for m in meta])
 
-    def area_feed_version(self, set_id: int, *, now: datetime, since: datetime | None = None,
-                          beat: str | None = None, sector: str | None = None,
-                          precinct: str | None = None) -> str:
-        """A stamp of what one area's feeds are made of: its public entries under the map
-        `set_id` (how many, which, their newest change and publication, the oldest still
-        retained), the active beat map and the meta table.
+    def area_feed_stamps(self, set_id: int, *, now: datetime,
+                         since: datetime | None = None) -> dict[str | None, str]:
+        """What each beat's feeds are made of under the map `set_id`: per beat code, a stamp
+        of its public entries (how many, which, their newest change and publication, the
+        oldest and newest still retained); under None, the active beat map and the meta table.
 
-        It reads every public entry of the area, so it is read only when `feed_version`
-        moved: an import into one beat then rebuilds that beat's, sector's, precinct's and
-        the city's feeds, and no other.
+        One pass over the public entries for all beats at once, so it is read once each time
+        `feed_version` moves, not per feed: an area's feeds changed when the stamps of its
+        beats did (an import into one beat rebuilds that beat's, sector's, precinct's and the
+        city's feeds, and no other).
         """
-        i = t.incidents.c
-        q = self._area_filter(self._public_entries_query(set_id, now), beat, sector, precinct)
+        i, j = t.incidents.c, t.incident_beats.c
+        q = self._public_entries_query(set_id, now)
         if since is not None:
             q = q.where(i.event_time >= since)
-        q = q.with_only_columns(func.count(), func.sum(i.id), func.max(i.updated_at),
-                                func.max(i.publish_at), func.min(i.event_time),
-                                func.max(i.event_time))
+        q = (q.with_only_columns(j.beat_code, func.count(), func.sum(i.id),
+                                 func.max(i.updated_at), func.max(i.publish_at),
+                                 func.min(i.event_time), func.max(i.event_time))
+             .group_by(j.beat_code))
         bs = t.beat_sets.c
         with self.engine.connect() as conn:
-            row = conn.execute(q).one()
+            stamps: dict[str | None, str] = {
+                r[0]: "|".join(str(v) for v in r[1:]) for r in conn.execute(q)}
             active = conn.execute(select(bs.id, bs.published_at)
                                   .where(bs.status == "active")).all()
             meta = conn.execute(self._feed_version_statements(False)[1]).all()
-        return "|".join(str(v) for v in (*row, *active)) + "|" + repr([tuple(m) for m in meta])
+        stamps[None] = repr([tuple(a) for a in active]) + repr([tuple(m) for m in meta])
+        return stamps
 
     def _feed_version_statements(self, with_since: bool):
         """The stamp's two statements, built once per store: feed requests read them all the
