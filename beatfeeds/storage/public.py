@@ -15,6 +15,9 @@ from .locks import unavailable_reason, write_wait
 
 # Meta keys that do not change what feeds show (state of the WebSub ping job itself).
 _META_IGNORED = "websub.%"
+# Seconds a Last-Modified mark waits to be stored: a reader must not wait for an import, but
+# need not give up on the instant another request writes for a millisecond.
+_MARK_WAIT = 0.05
 
 
 class PublicStoreMixin:
@@ -111,7 +114,7 @@ class PublicStoreMixin:
         it is stored by the first build after the lock is released, at a time no earlier.
         """
         try:
-            with write_wait(0):
+            with write_wait(_MARK_WAIT):
                 return self._store_content_mark(key, fingerprint, first=first, now=now)
         except DBAPIError as exc:
             if unavailable_reason(exc) is None:
