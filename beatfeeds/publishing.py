@@ -50,11 +50,12 @@ class FeedCache:
 
     A lookup reads the global stamp (`feed_version`, a handful of index lookups); while it
     has not moved, the feed is served as built. When it moved (an import, an entry passing its
-    delay, a staff action), the feed's own stamp (`area_version`, which reads the area's
-    entries) decides: unchanged, the feed is kept under the new global stamp; changed, it is
-    rebuilt. Only one thread builds a given feed at a time; others asking for it wait and take
-    the result. Sign-ins and other stranger-made writes move neither stamp. Least recently
-    used feeds are dropped beyond `max_items` (filters multiply the number of distinct feeds).
+    delay, a staff action), the feed's own stamp (`area_version`: its beats' stamps, read in
+    one pass for all feeds once per global stamp) decides: unchanged, the feed is kept under
+    the new global stamp; changed, it is rebuilt. Only one thread builds a given feed at a
+    time; others asking for it wait and take the result. Sign-ins and other stranger-made
+    writes move neither stamp. Least recently used feeds are dropped beyond `max_items`
+    (filters multiply the number of distinct feeds).
     """
 
     def __init__(self, max_items: int = 2048):
@@ -77,11 +78,6 @@ class FeedCache:
             self._items.move_to_end(key)
             self.hits += 1
             return found[2]
-
-    def put(self, key: tuple, version: str, feed, own_version: str = "") -> None:
-        with self._lock:
-            self.builds += 1
-            self._store(key, version, own_version, feed)
 
     def _store(self, key: tuple, version: str, own_version: str, feed) -> None:
         self._items[key] = (version, own_version, feed)
