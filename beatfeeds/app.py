@@ -13,7 +13,7 @@ from .logsetup import configure_logging
 from .privacy import category_label
 from .publishing import FeedCache
 from .settings import ensure_secret_key, load_settings
-from .storage import SQLStore
+from .storage import SQLStore, write_wait
 from .web import guards
 
 PACKAGE = Path(__file__).parent
@@ -51,6 +51,7 @@ def create_app(config: dict | None = None) -> Flask:
 
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+    app.wsgi_app = ShortWrites(app.wsgi_app, settings.request_write_wait)
     app.extensions["beatfeeds.settings"] = settings
     app.extensions["beatfeeds.feed_cache"] = FeedCache()
     app.extensions["beatfeeds.store"] = config.get("store") or SQLStore.from_url(
@@ -90,6 +91,20 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.filters["precinct_label"] = lambda code: area_label("precinct", code)
     app.jinja_env.filters["localtime"] = lambda d: format_local(d, settings.tz)
     return app
+
+
+class ShortWrites:
+    """WSGI middleware: writes made while answering a request wait at most `seconds` for
+    another writer's lock, then fail as a locked database (answered 503 with Retry-After by
+    web.errors), so an import cannot tie up the server's threads one visitor at a time."""
+
+    def __init__(self, wsgi_app, seconds: float):
+        self.wsgi_app = wsgi_app
+        self.seconds = seconds
+
+    def __call__(self, environ, start_response):
+        with write_wait(self.seconds):
+            return self.wsgi_app(environ, start_response)
 
 
 def format_local(d, tz) -> str:

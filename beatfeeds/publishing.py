@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,41 +46,91 @@ class AreaStats:
 
 
 class FeedCache:
-    """Built feeds in memory, each kept with the version stamp it was built under.
+    """Built feeds in memory, each kept with the two stamps it was built under.
 
-    A lookup reads the stamp (`store.feed_version`, a handful of index lookups) and rebuilds
-    only when it moved, so imports, publications, retractions and boundary changes made by any
-    process show up on the next request. Least recently used feeds are dropped beyond
-    `max_items` (filters multiply the number of distinct feeds).
+    A lookup reads the global stamp (`feed_version`, a handful of index lookups); while it
+    has not moved, the feed is served as built. When it moved (an import, an entry passing its
+    delay, a staff action), the feed's own stamp (`area_version`: its beats' stamps, read in
+    one pass for all feeds once per global stamp) decides: unchanged, the feed is kept under
+    the new global stamp; changed, it is rebuilt. Only one thread builds a given feed at a
+    time; others asking for it wait and take the result. Sign-ins and other stranger-made
+    writes move neither stamp. Least recently used feeds are dropped beyond `max_items`
+    (filters multiply the number of distinct feeds).
     """
 
     def __init__(self, max_items: int = 2048):
         self.max_items = max_items
-        self._items: OrderedDict[tuple, tuple[str, object]] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple[str, str, object]] = OrderedDict()
         self._lock = threading.Lock()
+        self._building: dict[tuple, list] = {}  # key -> [lock, threads using it]
+        self._shared: tuple[str, object] | None = None  # (version, per_version's value)
+        self._shared_lock = threading.Lock()
         self.hits = 0
         self.builds = 0
+        self.rechecks = 0  # global stamp moved, the feed's own did not: kept without building
 
     def get(self, key: tuple, version: str):
+        """The value stored under `key` when it was built under `version`, else None."""
         with self._lock:
             found = self._items.get(key)
             if found is None or found[0] != version:
                 return None
             self._items.move_to_end(key)
             self.hits += 1
-            return found[1]
+            return found[2]
 
-    def put(self, key: tuple, version: str, feed) -> None:
+    def _store(self, key: tuple, version: str, own_version: str, feed) -> None:
+        self._items[key] = (version, own_version, feed)
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+
+    def fetch(self, key: tuple, version: str, build: Callable[[], tuple[object, str]],
+              own_version: Callable[[object], str]):
+        """The value under `key`: cached while `version` holds; else kept when
+        `own_version(value)` equals the stamp it was built with; else `build()`, which
+        returns (value, its own stamp). One build per key at a time."""
+        found = self.get(key, version)
+        if found is not None:
+            return found
         with self._lock:
-            self.builds += 1
-            self._items[key] = (version, feed)
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
+            slot = self._building.setdefault(key, [threading.Lock(), 0])
+            slot[1] += 1
+        try:
+            with slot[0]:
+                found = self.get(key, version)  # built while this thread waited
+                if found is not None:
+                    return found
+                with self._lock:
+                    stale = self._items.get(key)
+                if stale is not None and stale[1] and own_version(stale[2]) == stale[1]:
+                    with self._lock:
+                        self.rechecks += 1
+                        self._store(key, version, stale[1], stale[2])
+                    return stale[2]
+                value, own = build()
+                with self._lock:
+                    self.builds += 1
+                    self._store(key, version, own, value)
+                return value
+        finally:
+            with self._lock:
+                slot[1] -= 1
+                if not slot[1]:
+                    del self._building[key]
+
+    def per_version(self, version: str, compute: Callable[[], object]):
+        """`compute()`, once per `version` however many threads ask (the per-beat stamps
+        that every feed's own stamp is made from)."""
+        with self._shared_lock:
+            if self._shared is None or self._shared[0] != version:
+                self._shared = (version, compute())
+            return self._shared[1]
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._shared = None
 
 
 @dataclass
@@ -187,6 +237,28 @@ def feed_version(store, settings, *, now: datetime) -> str:
     return f"{stamp}|{store.announcements_version(now)}"  # announcements start and end too
 
 
+def area_feed_stamps(store, settings, *, now: datetime) -> dict[str | None, str]:
+    """The stamps area_version combines (see SQLStore.area_feed_stamps), announcements
+    included: read once per feed_version, shared by every feed."""
+    stamps = store.area_feed_stamps(store.active_beat_set().id, now=now,
+                                    since=retention_start(settings, now))
+    stamps[None] += repr(store.announcements_version(now))
+    return stamps
+
+
+def area_version(store, area: Area, stamps: dict[str | None, str]) -> str:
+    """The stamp of what one area's feeds show: its beats' stamps from `stamps`
+    (area_feed_stamps), the beat map, the meta table and the announcements."""
+    if area.kind == "city":
+        codes = sorted(k for k in stamps if k is not None)
+    else:
+        field = {"beat": "code", "sector": "sector", "precinct": "precinct"}[area.kind]
+        codes = sorted(b.code for b in store.beats(area.beat_set_id)
+                       if getattr(b, field) == area.code)
+    parts = [stamps[None], str(area.beat_set_id), *(f"{c}={stamps.get(c)}" for c in codes)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
               filt: FeedFilter | None = None) -> RenderedFeed:
     """Build an area's feed in one format, with the time of its last change (uncached: the
@@ -230,7 +302,8 @@ def serve_area_feed(store, settings, kind: str, code: str | None, fmt: str, *, n
     """The feed a URL names, from the cache when the version stamp has not moved.
 
     On a hit nothing but the stamp is read: the area was resolved when the feed was built, and
-    the stamp covers the active beat map. Returns (area, None) when the URL's code is not the
+    the stamp covers the active beat map. When the stamp moved, the area's own stamp decides
+    whether to rebuild (see FeedCache). Returns (area, None) when the URL's code is not the
     canonical one (the caller redirects); AreaNotFound when there is no such area.
     """
     key = ("served", kind, code, fmt, filt.query())
@@ -241,9 +314,17 @@ def serve_area_feed(store, settings, kind: str, code: str | None, fmt: str, *, n
     area = resolve_area(store, kind, code)
     if kind != "city" and area.code != code:
         return area, None
-    feed = area_feed(store, settings, area, fmt, now=now, filt=filt)
-    cache.put(key, version, (area, feed))
-    return area, feed
+
+    def own_version(built_area: Area) -> str:
+        stamps = cache.per_version(version, lambda: area_feed_stamps(store, settings, now=now))
+        return area_version(store, built_area, stamps)
+
+    def build():
+        # The area's stamp is read before the build: a write in between rebuilds next time.
+        own = own_version(area)
+        return (area, area_feed(store, settings, area, fmt, now=now, filt=filt)), own
+
+    return cache.fetch(key, version, build, lambda built: own_version(built[0]))
 
 
 def area_stats(store, settings, area: Area, *, now: datetime) -> AreaStats:

@@ -64,6 +64,9 @@ SETTINGS: list[Setting] = [
     Setting("login_max_attempts", 5, "Failed sign-ins allowed per email and per client address "
             "within `login_window` minutes before sign-in is refused.", kind=int),
     Setting("login_window", 15, "Minutes over which failed sign-ins are counted.", kind=int),
+    Setting("request_write_wait", 2.0, "Seconds a web request waits for another writer (an "
+            "import) to release the database before answering 503 with Retry-After.",
+            kind=float),
     Setting("demo_notice", "", "Text shown on every page, for example to say that timestamps "
             "were shifted. `beatfeeds demo` sets it."),
     Setting("max_upload_mb", 200, "Largest incident file, in megabytes, that staff may upload "

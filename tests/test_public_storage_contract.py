@@ -93,3 +93,21 @@ def test_content_marks_never_go_back_and_move_with_the_fingerprint(db):
     assert db.content_mark("k", "d" * 64, first=first,
                            now=NOW - timedelta(hours=1)) == NOW + timedelta(seconds=2)
     assert db.content_mark("other", "d" * 64, first=NOW, now=NOW) == NOW  # marks are per key
+
+
+def test_feed_stamps_leave_out_sign_ins_and_move_per_beat(beats_db, cfg, tmp_path):
+    """Issue 14, point 2: a stranger's audit rows move no stamp; an entry moves its beat's."""
+    later = NOW + timedelta(hours=2)
+    set_id = beats_db.active_beat_set().id
+    version = beats_db.feed_version(now=later)
+    stamps = beats_db.area_feed_stamps(set_id, now=later)
+    beats_db.audit("-", "auth.failed", "someone@example.org", now=NOW)
+    beats_db.record_login_attempt("someone@example.org", "client", False, NOW)
+    assert beats_db.feed_version(now=later) == version
+    assert beats_db.area_feed_stamps(set_id, now=later) == stamps
+    import_rows(beats_db, cfg, tmp_path / "a.csv", [row("1", when="2026-11-26T11:30:00Z")],
+                now=NOW)
+    moved = beats_db.area_feed_stamps(set_id, now=later)
+    assert {k for k in moved.keys() | stamps.keys() if moved.get(k) != stamps.get(k)} == {"K3"}
+    beats_db.audit("records@example.org", "incidents.retract", "entry:x", now=NOW)
+    assert beats_db.area_feed_stamps(set_id, now=later)[None] != moved[None]  # staff: all

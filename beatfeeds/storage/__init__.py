@@ -51,6 +51,14 @@ from ..privacy import snap_point
 from . import schema as t
 from .boundaries import BoundaryStoreMixin
 from .email import EmailStoreMixin
+from .locks import (  # noqa: F401 (the storage layer's own names)
+    LOCK_WAIT,
+    follow_write_wait,
+    reset_write_wait,
+    set_write_wait,
+    unavailable_reason,
+    write_wait,
+)
 from .outbound import OutboundStoreMixin
 from .public import PublicStoreMixin
 from .records import RecordsStoreMixin
@@ -66,24 +74,14 @@ _SQLITE_PAGE_SIZE = 16384
 _BULK_LOAD_ROWS = 20_000  # from this size on, an import into a smaller table defers indexes
 _KEY_BATCH = 500  # keys per IN (...) query, well under every backend's parameter limit
 
-# What SQLite and PostgreSQL say when they refuse a write for now (not a bug of ours).
-_UNAVAILABLE = (
-    ("readonly database", "read-only"), ("read-only transaction", "read-only"),
-    ("database is locked", "locked by another writer"), ("database is busy", "busy"),
-    ("lock timeout", "locked by another writer"), ("could not obtain lock", "locked by another writer"),
-    ("disk i/o error", "unwritable (disk I/O error)"), ("database or disk is full", "full"),
-)
-
-
-def unavailable_reason(exc: BaseException) -> str | None:
-    """"read-only", "locked by another writer"... when `exc` is the database refusing a
-    write for now; None for any other error."""
-    text = str(getattr(exc, "orig", None) or exc).lower()
-    for needle, reason in _UNAVAILABLE:
-        if needle in text:
-            return reason
-    return None
-
+# Audit actions that change nothing a feed shows, or whose effect the feed stamps already see
+# (imports write incident rows and an import run). Every other action marks feeds as possibly
+# changed: a new kind of staff action is covered until someone proves it need not be.
+# Sign-ins are here above all: a stranger writes them, and must not make feeds rebuild.
+_QUIET_AUDIT = ("auth.", "users.", "presets.", "sources.", "outbound.", "outbox.", "alerts.",
+                "incidents.upload", "incidents.map", "incidents.cancel", "incidents.import",
+                "incidents.remove-files")
+STAFF_CHANGE_META = "feeds.staff_change"
 
 def make_engine(url: str) -> Engine:
     """An engine with the connection settings beatfeeds relies on."""
@@ -93,7 +91,7 @@ def make_engine(url: str) -> Engine:
             # It holds exact addresses and coordinates: 0600 from the start (SQLite gives
             # the -wal and -shm files the database file's mode).
             create_private(u.database)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": LOCK_WAIT})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -103,12 +101,15 @@ def make_engine(url: str) -> Engine:
             cur.execute(f"PRAGMA page_size={_SQLITE_PAGE_SIZE}")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(LOCK_WAIT * 1000)}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
+        follow_write_wait(engine, "PRAGMA busy_timeout={ms}", int(LOCK_WAIT * 1000))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    follow_write_wait(engine, "SET lock_timeout = {ms}", 0)  # 0: PostgreSQL waits forever
+    return engine
 
 
 def _alembic_config(conn: Connection):
@@ -836,15 +837,25 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
     def audit(self, actor: str, action: str, target: str | None = None,
               detail: dict | None = None, *, now: datetime, conn: Connection | None = None
               ) -> None:
-        """Append to the audit log (inside `conn`'s transaction when given)."""
+        """Append to the audit log (inside `conn`'s transaction when given).
+
+        A staff action that may change what feeds show also moves STAFF_CHANGE_META, which
+        the feed stamps read; sign-ins and the like do not (see _QUIET_AUDIT).
+        """
         stmt = insert(t.audit_log).values(
             at=now, actor=actor, action=action, target=target,
             detail=json.dumps(detail, sort_keys=True, default=str) if detail else None)
         if conn is not None:
-            conn.execute(stmt)
+            self._append_audit(conn, stmt, action)
             return
         with self.engine.begin() as c:
-            c.execute(stmt)
+            self._append_audit(c, stmt, action)
+
+    def _append_audit(self, conn: Connection, stmt, action: str) -> None:
+        entry_id = conn.execute(stmt).inserted_primary_key[0]
+        if not action.startswith(_QUIET_AUDIT):
+            conn.execute(delete(t.meta).where(t.meta.c.key == STAFF_CHANGE_META))
+            conn.execute(insert(t.meta).values(key=STAFF_CHANGE_META, value=str(entry_id)))
 
     def audit_log(self, limit: int = 200) -> list[dict]:
         with self.engine.connect() as conn:

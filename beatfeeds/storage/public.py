@@ -8,11 +8,16 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, and_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from . import schema as t
+from .locks import unavailable_reason, write_wait
 
 # Meta keys that do not change what feeds show (state of the WebSub ping job itself).
 _META_IGNORED = "websub.%"
+# Seconds a Last-Modified mark waits to be stored: a reader must not wait for an import, but
+# need not give up on the instant another request writes for a millisecond.
+_MARK_WAIT = 0.05
 
 
 class PublicStoreMixin:
@@ -30,16 +35,46 @@ class PublicStoreMixin:
 
         It is made of index lookups and small tables only, so it can be read on every feed
         request: the active beat map and when it was published (boundary changes), the last
-        import run (imports), the last audit entry (retractions and other staff actions), the
-        newest entry that has become public by `now` (publication after the delay), the oldest
-        entry still inside the retention window, and the meta table (policy changes, and any
-        writer that calls `touch_feeds`).
+        import run (imports), the newest entry that has become public by `now` (publication
+        after the delay), the oldest entry still inside the retention window, and the meta
+        table (policy changes, staff actions that may change feeds, and any writer that calls
+        `touch_feeds`). Sign-ins and other audit rows a stranger can cause are not part of it.
+        When it moves, `area_feed_stamps` tells which feeds really changed.
         """
         stamp, meta_q = self._feed_version_statements(since is not None)
         with self.engine.connect() as conn:
             row = conn.execute(stamp, {"now": now, "since": since}).one()
             meta = conn.execute(meta_q).all()
         return "|".join(str(v) for v in row) + "|" + repr([tuple(m) for m in meta])
+
+    def area_feed_stamps(self, set_id: int, *, now: datetime,
+                         since: datetime | None = None) -> dict[str | None, str]:
+        """What each beat's feeds are made of under the map `set_id`: per beat code, a stamp
+        of its public entries (how many, which, their newest change and publication, the
+        oldest and newest still retained); under None, the active beat map and the meta table.
+
+        One pass over the public entries for all beats at once, so it is read once each time
+        `feed_version` moves, not per feed: an area's feeds changed when the stamps of its
+        beats did (an import into one beat rebuilds that beat's, sector's, precinct's and the
+        city's feeds, and no other).
+        """
+        i, j = t.incidents.c, t.incident_beats.c
+        q = self._public_entries_query(set_id, now)
+        if since is not None:
+            q = q.where(i.event_time >= since)
+        q = (q.with_only_columns(j.beat_code, func.count(), func.sum(i.id),
+                                 func.max(i.updated_at), func.max(i.publish_at),
+                                 func.min(i.event_time), func.max(i.event_time))
+             .group_by(j.beat_code))
+        bs = t.beat_sets.c
+        with self.engine.connect() as conn:
+            stamps: dict[str | None, str] = {
+                r[0]: "|".join(str(v) for v in r[1:]) for r in conn.execute(q)}
+            active = conn.execute(select(bs.id, bs.published_at)
+                                  .where(bs.status == "active")).all()
+            meta = conn.execute(self._feed_version_statements(False)[1]).all()
+        stamps[None] = repr([tuple(a) for a in active]) + repr([tuple(m) for m in meta])
+        return stamps
 
     def _feed_version_statements(self, with_since: bool):
         """The stamp's two statements, built once per store: feed requests read them all the
@@ -53,7 +88,6 @@ class PublicStoreMixin:
                 select(bs.published_at).where(bs.status == "active").scalar_subquery(),
                 select(func.max(t.import_runs.c.id)).scalar_subquery(),
                 select(func.max(t.import_runs.c.finished_at)).scalar_subquery(),
-                select(func.max(t.audit_log.c.id)).scalar_subquery(),
                 select(func.max(i.publish_at)).where(i.publish_at <= now).scalar_subquery(),
             ]
             if with_since:
@@ -74,7 +108,30 @@ class PublicStoreMixin:
         least one whole second past the old mark (HTTP dates have one-second resolution), so
         it never decreases and a validator from before the change never matches again.
         Concurrent writers are settled by compare-and-set; times are whole seconds.
+
+        Readers call this, so it never waits for another writer: while one holds the lock
+        (a long import), the mark is worked out as above and returned without being stored;
+        it is stored by the first build after the lock is released, at a time no earlier.
         """
+        try:
+            with write_wait(_MARK_WAIT):
+                return self._store_content_mark(key, fingerprint, first=first, now=now)
+        except DBAPIError as exc:
+            if unavailable_reason(exc) is None:
+                raise
+        c = t.content_marks.c
+        with self.engine.connect() as conn:
+            found = conn.execute(select(c.fingerprint, c.changed_at)
+                                 .where(c.key == key)).first()
+        first, now = first.replace(microsecond=0), now.replace(microsecond=0)
+        if found is None:
+            return first
+        if found.fingerprint == fingerprint:
+            return found.changed_at
+        return max(now, first, found.changed_at.replace(microsecond=0) + timedelta(seconds=1))
+
+    def _store_content_mark(self, key: str, fingerprint: str, *, first: datetime,
+                            now: datetime) -> datetime:
         c = t.content_marks.c
         first, now = first.replace(microsecond=0), now.replace(microsecond=0)
         for _attempt in range(5):

@@ -50,8 +50,9 @@ def read_only(beats_store, admin):
 
 @pytest.fixture
 def locked(beats_store, settings, admin):
-    """Another process holds the write lock (an import on SQLite). Requests wait 0.3 s for
-    it rather than the production 30 s, to keep the test short."""
+    """Another process holds the write lock (an import on SQLite). Requests wait for it as
+    long as BEATFEEDS_REQUEST_WRITE_WAIT says (2 s); other connections 0.3 s rather than the
+    production 30 s, to keep the test short."""
     on_every_connection(beats_store, "PRAGMA busy_timeout=300")
     other = sqlite3.connect(sqlite_path(settings), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
