@@ -389,7 +389,7 @@ def test_keys_seen_in_a_run_are_found_with_their_newest_hash():
         queries = rng.integers(0, 5_000, 300).astype(np.uint64)
         found, stored = seen.lookup(queries)
         assert found.tolist() == [int(q) in reference for q in queries]
-        assert [int(h) for h, f in zip(stored, found) if f] == [
+        assert [int(h) for h, f in zip(stored, found, strict=False) if f] == [
             reference[int(q)] for q in queries if int(q) in reference]
         seen.add(keys, hashes)
-        reference.update(zip(keys.tolist(), hashes.tolist()))
+        reference.update(zip(keys.tolist(), hashes.tolist(), strict=False))

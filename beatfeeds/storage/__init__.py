@@ -595,11 +595,11 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
             # tuples built first (SQLAlchemy wants one), and no GIL for it on the caller.
             cursor = conn.connection.dbapi_connection.cursor()
             try:
-                cursor.executemany(prepared.sql, zip(*prepared.rows.columns))
+                cursor.executemany(prepared.sql, zip(*prepared.rows.columns, strict=False))
             finally:
                 cursor.close()
         elif prepared.rows:
-            conn.exec_driver_sql(prepared.sql, list(zip(*prepared.rows.columns)))
+            conn.exec_driver_sql(prepared.sql, list(zip(*prepared.rows.columns, strict=False)))
         if prepared.beat_rows:
             conn.exec_driver_sql(prepared.beat_sql, prepared.beat_rows)
 
@@ -874,7 +874,7 @@ class _Rows:
         return self.n
 
     def __iter__(self):
-        return zip(*self.columns)
+        return zip(*self.columns, strict=False)
 
 
 @dataclass
