@@ -60,8 +60,9 @@ def set_password(store, email: str, password: str, *, actor: str, now: datetime)
     email = normalise_email(email)
     check_password_strength(password)
     store.update_user(email, password_hash=_hasher.hash(password), password_changed_at=now)
-    store.audit(actor, "users.password" if actor == email else "users.reset_password", email,
-                now=now)
+    store.audit(
+        actor, "users.password" if actor == email else "users.reset_password", email, now=now
+    )
 
 
 def change_own_password(store, user: User, current: str, new: str, *, now: datetime) -> None:
@@ -78,15 +79,18 @@ def client_key(remote_addr: str | None) -> str:
     return hashlib.sha256((remote_addr or "-").encode()).hexdigest()[:32]
 
 
-def authenticate(store, settings, email: str, password: str, *, remote_addr: str | None,
-                 now: datetime) -> User:
+def authenticate(
+    store, settings, email: str, password: str, *, remote_addr: str | None, now: datetime
+) -> User:
     """The user for these credentials; AuthError or TooManyAttempts otherwise."""
     email = (email or "").strip().lower()
     client = client_key(remote_addr)
     since = now - timedelta(minutes=settings.login_window)
     limit = settings.login_max_attempts
-    if (store.failed_logins_since(since, email=email) >= limit
-            or store.failed_logins_since(since, client=client) >= limit * 4):
+    if (
+        store.failed_logins_since(since, email=email) >= limit
+        or store.failed_logins_since(since, client=client) >= limit * 4
+    ):
         store.audit(email or "-", "auth.throttled", email, now=now)
         raise TooManyAttempts()
     user = store.user_by_email(email) if email else None

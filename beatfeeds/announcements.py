@@ -61,16 +61,27 @@ def parse_polygon(text: str):
     return geom
 
 
-def resolve_targets(store, set_id: int, *, beats=(), sectors=(), precincts=(),
-                    city: bool = False, polygon: str | None = None) -> tuple[list[str], dict]:
+def resolve_targets(
+    store,
+    set_id: int,
+    *,
+    beats=(),
+    sectors=(),
+    precincts=(),
+    city: bool = False,
+    polygon: str | None = None,
+) -> tuple[list[str], dict]:
     """The beat codes an announcement reaches, and the target as staff chose it."""
     all_beats = store.beats(set_id)
     target: dict = {}
     if city:
         return [b.code for b in all_beats], {"city": True}
     chosen: set[str] = set()
-    for kind, values, attr in (("beats", beats, "code"), ("sectors", sectors, "sector"),
-                               ("precincts", precincts, "precinct")):
+    for kind, values, attr in (
+        ("beats", beats, "code"),
+        ("sectors", sectors, "sector"),
+        ("precincts", precincts, "precinct"),
+    ):
         codes = _parse_codes(values)
         if not codes:
             continue
@@ -90,16 +101,31 @@ def resolve_targets(store, set_id: int, *, beats=(), sectors=(), precincts=(),
         target["polygon"] = shapely.geometry.mapping(geom)
         chosen |= hit
     if not chosen:
-        raise InvalidInput("Choose where the announcement applies: beats, sectors, precincts, "
-                           "the whole city, or an area drawn on the map.")
+        raise InvalidInput(
+            "Choose where the announcement applies: beats, sectors, precincts, "
+            "the whole city, or an area drawn on the map."
+        )
     return sorted(chosen), target
 
 
-def create_announcement(store, settings, *, kind: str, title: str, body: str,
-                        beats=(), sectors=(), precincts=(), city: bool = False,
-                        polygon: str | None = None, urgent: bool = False,
-                        starts_at: datetime | None = None, expires_at: datetime | None = None,
-                        actor: str, now: datetime) -> Announcement:
+def create_announcement(
+    store,
+    settings,
+    *,
+    kind: str,
+    title: str,
+    body: str,
+    beats=(),
+    sectors=(),
+    precincts=(),
+    city: bool = False,
+    polygon: str | None = None,
+    urgent: bool = False,
+    starts_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    actor: str,
+    now: datetime,
+) -> Announcement:
     """Store an announcement for its areas. Times are naive UTC."""
     if kind not in ANNOUNCEMENT_KINDS:
         raise InvalidInput(f"Type must be one of {', '.join(ANNOUNCEMENT_KINDS)}.")
@@ -108,8 +134,7 @@ def create_announcement(store, settings, *, kind: str, title: str, body: str,
     if not title:
         raise InvalidInput("Give the announcement a title.")
     if len(title) > MAX_TITLE or len(body) > MAX_BODY:
-        raise InvalidInput(f"Titles are limited to {MAX_TITLE} characters and texts to "
-                           f"{MAX_BODY}.")
+        raise InvalidInput(f"Titles are limited to {MAX_TITLE} characters and texts to {MAX_BODY}.")
     if urgent and kind not in URGENT_KINDS:
         raise InvalidInput("Only alerts and missing-person announcements can be urgent.")
     start = max(starts_at or now, now)
@@ -118,22 +143,54 @@ def create_announcement(store, settings, *, kind: str, title: str, body: str,
     if expires_at is not None and expires_at <= publish_at:
         raise InvalidInput("The announcement would expire before it is published.")
     set_id = store.active_beat_set().id
-    codes, target = resolve_targets(store, set_id, beats=beats, sectors=sectors,
-                                    precincts=precincts, city=city, polygon=polygon)
+    codes, target = resolve_targets(
+        store, set_id, beats=beats, sectors=sectors, precincts=precincts, city=city, polygon=polygon
+    )
     uid = "a" + secrets.token_hex(9)
     store.add_announcement(
-        uid=uid, kind=kind, title=title, body=body, urgent=urgent, citywide=bool(city),
-        target=json.dumps(target), beat_set_id=set_id, publish_at=publish_at,
-        expires_at=expires_at, created_at=now, updated_at=now, created_by=actor,
-        beats=[] if city else codes)
-    store.audit(actor, "announcements.add", f"announcement:{uid}",
-                {"kind": kind, "title": title, "urgent": urgent, "beats": len(codes),
-                 "publish_at": publish_at.isoformat()}, now=now)
+        uid=uid,
+        kind=kind,
+        title=title,
+        body=body,
+        urgent=urgent,
+        citywide=bool(city),
+        target=json.dumps(target),
+        beat_set_id=set_id,
+        publish_at=publish_at,
+        expires_at=expires_at,
+        created_at=now,
+        updated_at=now,
+        created_by=actor,
+        beats=[] if city else codes,
+    )
+    store.audit(
+        actor,
+        "announcements.add",
+        f"announcement:{uid}",
+        {
+            "kind": kind,
+            "title": title,
+            "urgent": urgent,
+            "beats": len(codes),
+            "publish_at": publish_at.isoformat(),
+        },
+        now=now,
+    )
     return store.announcement(uid)
 
 
-def edit_announcement(store, settings, uid: str, *, kind: str, title: str, body: str,
-                      expires_at: datetime | None, actor: str, now: datetime) -> Announcement:
+def edit_announcement(
+    store,
+    settings,
+    uid: str,
+    *,
+    kind: str,
+    title: str,
+    body: str,
+    expires_at: datetime | None,
+    actor: str,
+    now: datetime,
+) -> Announcement:
     """Correct an announcement's type, title, text or expiry (its areas and start stay).
 
     Feeds show the new text at once. Posts already made stay as they are, unless the type
@@ -144,21 +201,28 @@ def edit_announcement(store, settings, uid: str, *, kind: str, title: str, body:
     if kind not in ANNOUNCEMENT_KINDS:
         raise InvalidInput(f"Type must be one of {', '.join(ANNOUNCEMENT_KINDS)}.")
     if ann.urgent and kind not in URGENT_KINDS:
-        raise InvalidInput("This announcement is urgent: only an alert or a missing-person "
-                           "announcement can be urgent.")
+        raise InvalidInput(
+            "This announcement is urgent: only an alert or a missing-person "
+            "announcement can be urgent."
+        )
     title = " ".join((title or "").split())
     body = (body or "").strip().replace("\r\n", "\n")
     if not title:
         raise InvalidInput("Give the announcement a title.")
     if len(title) > MAX_TITLE or len(body) > MAX_BODY:
-        raise InvalidInput(f"Titles are limited to {MAX_TITLE} characters and texts to "
-                           f"{MAX_BODY}.")
+        raise InvalidInput(f"Titles are limited to {MAX_TITLE} characters and texts to {MAX_BODY}.")
     if expires_at is not None and expires_at <= ann.publish_at:
         raise InvalidInput("The announcement would expire before it is published.")
-    store.update_announcement(uid, kind=kind, title=title, body=body, expires_at=expires_at,
-                              updated_at=now)
-    store.audit(actor, "announcements.edit", f"announcement:{uid}",
-                {"kind": kind, "title": title, "kind_changed": kind != ann.kind}, now=now)
+    store.update_announcement(
+        uid, kind=kind, title=title, body=body, expires_at=expires_at, updated_at=now
+    )
+    store.audit(
+        actor,
+        "announcements.edit",
+        f"announcement:{uid}",
+        {"kind": kind, "title": title, "kind_changed": kind != ann.kind},
+        now=now,
+    )
     return store.announcement(uid)
 
 
@@ -181,21 +245,34 @@ def _titled(store, entries: list[FeedEntry]) -> list[FeedEntry]:
     return entries
 
 
-def area_announcements(store, area: Area, *, now: datetime, limit: int,
-                       categories=(), exclude=()) -> list[FeedEntry]:
+def area_announcements(
+    store, area: Area, *, now: datetime, limit: int, categories=(), exclude=()
+) -> list[FeedEntry]:
     """Announcements public now in an area, as feed entries (filtered like incidents)."""
     kw = {area.kind: area.code} if area.kind != "city" else {}
     entries = store.public_announcements(area.beat_set_id, now=now, limit=limit, **kw)
-    entries = [e for e in entries if (not categories or e.category in categories)
-               and e.category not in exclude]
+    entries = [
+        e
+        for e in entries
+        if (not categories or e.category in categories) and e.category not in exclude
+    ]
     return _titled(store, entries)
 
 
-def with_announcements(store, area: Area, entries: list[FeedEntry], *, now: datetime,
-                       limit: int, categories=(), exclude=()) -> list[FeedEntry]:
+def with_announcements(
+    store,
+    area: Area,
+    entries: list[FeedEntry],
+    *,
+    now: datetime,
+    limit: int,
+    categories=(),
+    exclude=(),
+) -> list[FeedEntry]:
     """An area's entries merged with its announcements, newest first."""
-    extra = area_announcements(store, area, now=now, limit=limit, categories=categories,
-                               exclude=exclude)
+    extra = area_announcements(
+        store, area, now=now, limit=limit, categories=categories, exclude=exclude
+    )
     if not extra:
         return entries
     return sorted(entries + extra, key=lambda e: e.event_time, reverse=True)[:limit]

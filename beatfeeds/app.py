@@ -29,8 +29,12 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app: settings, store, blueprints, error handlers."""
     config = dict(config or {})
     settings = load_settings(config)
-    app = Flask(__name__, template_folder=str(resource_dir("templates")),
-                instance_path=settings.instance_path, static_folder=None)
+    app = Flask(
+        __name__,
+        template_folder=str(resource_dir("templates")),
+        instance_path=settings.instance_path,
+        static_folder=None,
+    )
     app.json = guards.JSONProvider(app)
     app.url_map.converters["int"] = guards.BoundedIntConverter  # before any route is added
     app.config.update(
@@ -43,8 +47,9 @@ def create_app(config: dict | None = None) -> Flask:
         MAX_CONTENT_LENGTH=guards.upload_body_limit(settings),
         WTF_CSRF_TIME_LIMIT=None,  # tokens live as long as the session
     )
-    app.config.update({k: v for k, v in config.items() if k.isupper()
-                       and not k.startswith("BEATFEEDS_")})
+    app.config.update(
+        {k: v for k, v in config.items() if k.isupper() and not k.startswith("BEATFEEDS_")}
+    )
     configure_logging(settings.log_level)
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -55,7 +60,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["beatfeeds.settings"] = settings
     app.extensions["beatfeeds.feed_cache"] = FeedCache()
     app.extensions["beatfeeds.store"] = config.get("store") or SQLStore.from_url(
-        settings.database_url)
+        settings.database_url
+    )
     csrf = CSRFProtect(app)
 
     from .web import admin_outbound  # noqa: I001 (kept apart: one line per feature)
@@ -110,5 +116,7 @@ class ShortWrites:
 def format_local(d, tz) -> str:
     """A naive-UTC datetime as local time for pages: `3/25/2016 8:09 PM PDT`."""
     local = d.replace(tzinfo=UTC).astimezone(tz)
-    return f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')} " \
-           f"{local.tzname()}"
+    return (
+        f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')} "
+        f"{local.tzname()}"
+    )

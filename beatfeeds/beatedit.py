@@ -100,8 +100,11 @@ def reshape_beat(beats: list[Beat], code: str, geojson) -> Edit:
             base = changed.get(best, next(b.geometry for b in others if b.code == best))
             changed[best] = _polygonal(shapely.union_all([base, piece]))
     originals = {b.code: b.geometry for b in others}
-    changed = {c: g for c, g in changed.items()
-               if g is None or g.symmetric_difference(originals[c]).area > _DUST}
+    changed = {
+        c: g
+        for c, g in changed.items()
+        if g is None or g.symmetric_difference(originals[c]).area > _DUST
+    }
     remove = [code]
     add = [Beat(code, me.sector, me.precinct, new, me.name)]
     for b in others:
@@ -112,8 +115,9 @@ def reshape_beat(beats: list[Beat], code: str, geojson) -> Edit:
     gone = sorted(c for c in changed if changed[c] is None)
     note = f"; {', '.join(gone)} covered entirely and removed" if gone else ""
     touched = sorted(c for c in changed if changed[c] is not None)
-    return Edit(remove, add, f"reshaped {code}" + (f" (and {', '.join(touched)})"
-                                                   if touched else "") + note)
+    return Edit(
+        remove, add, f"reshaped {code}" + (f" (and {', '.join(touched)})" if touched else "") + note
+    )
 
 
 def split_beat(beats: list[Beat], code: str, line_geojson, new_code: str) -> Edit:
@@ -127,9 +131,14 @@ def split_beat(beats: list[Beat], code: str, line_geojson, new_code: str) -> Edi
     pieces.sort(key=lambda p: p.area, reverse=True)
     keep = _polygonal(pieces[0])
     rest = _polygonal(shapely.union_all(pieces[1:]))
-    return Edit([code], [Beat(code, me.sector, me.precinct, keep, me.name),
-                         Beat(new_code, me.sector, me.precinct, rest)],
-                f"split {code} into {code} and {new_code}")
+    return Edit(
+        [code],
+        [
+            Beat(code, me.sector, me.precinct, keep, me.name),
+            Beat(new_code, me.sector, me.precinct, rest),
+        ],
+        f"split {code} into {code} and {new_code}",
+    )
 
 
 def merge_beats(beats: list[Beat], code: str, other: str) -> Edit:
@@ -140,20 +149,28 @@ def merge_beats(beats: list[Beat], code: str, other: str) -> Edit:
     if me.geometry.distance(them.geometry) > SNAP_DEGREES:
         raise InvalidInput(f"Beats {code} and {other} do not touch; only neighbours merge.")
     merged = _polygonal(shapely.union_all([me.geometry, them.geometry]))
-    return Edit([code, other], [Beat(code, me.sector, me.precinct, merged, me.name)],
-                f"merged {other} into {code}")
+    return Edit(
+        [code, other],
+        [Beat(code, me.sector, me.precinct, merged, me.name)],
+        f"merged {other} into {code}",
+    )
 
 
-def rename_beat(beats: list[Beat], code: str, new_code: str | None, sector: str | None,
-                precinct: str | None) -> Edit:
+def rename_beat(
+    beats: list[Beat], code: str, new_code: str | None, sector: str | None, precinct: str | None
+) -> Edit:
     """Change a beat's code, sector or precinct."""
     me = _find(beats, code)
     target = code if not new_code or new_code.strip() == code else _new_code(beats, new_code)
     sector = (sector or "").strip() or None
     precinct = (precinct or "").strip() or None
-    return Edit([code], [Beat(target, sector, precinct, me.geometry, me.name)],
-                f"renamed {code} to {target}" if target != code
-                else f"set sector {sector or '-'} and precinct {precinct or '-'} of {code}")
+    return Edit(
+        [code],
+        [Beat(target, sector, precinct, me.geometry, me.name)],
+        f"renamed {code} to {target}"
+        if target != code
+        else f"set sector {sector or '-'} and precinct {precinct or '-'} of {code}",
+    )
 
 
 def apply_edit(beats: list[Beat], op: dict) -> Edit:

@@ -33,15 +33,48 @@ from pathlib import Path, PurePosixPath
 
 from .errors import UnusableFile
 
-FORMATS = {".geojson": "geojson", ".json": "geojson", ".zip": "zip", ".shp": "shapefile",
-           ".gpkg": "gpkg", ".kml": "kml"}
-DRIVERS = {"geojson": {"GeoJSON"}, "zip": {"ESRI Shapefile"}, "shapefile": {"ESRI Shapefile"},
-           "gpkg": {"GPKG"}, "kml": {"KML", "LIBKML"}}
+FORMATS = {
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".zip": "zip",
+    ".shp": "shapefile",
+    ".gpkg": "gpkg",
+    ".kml": "kml",
+}
+DRIVERS = {
+    "geojson": {"GeoJSON"},
+    "zip": {"ESRI Shapefile"},
+    "shapefile": {"ESRI Shapefile"},
+    "gpkg": {"GPKG"},
+    "kml": {"KML", "LIBKML"},
+}
 # Drivers that read other files, run code or SQL, or go to the network: never registered
 # when beatfeeds is the first to load GDAL (the format checks above stand either way).
-SKIPPED_DRIVERS = ("OGR_VRT", "SQLite", "CSV", "HTTP", "WFS", "OAPIF", "OGCAPI", "CSW",
-                   "Elasticsearch", "Carto", "AmigoCloud", "NGW", "PLSCENES", "EEDA", "ADBC",
-                   "GDALG", "GPSBabel", "OGR_PDS", "PDS4", "VICAR", "MBTiles", "PMTiles", "MVT")
+SKIPPED_DRIVERS = (
+    "OGR_VRT",
+    "SQLite",
+    "CSV",
+    "HTTP",
+    "WFS",
+    "OAPIF",
+    "OGCAPI",
+    "CSW",
+    "Elasticsearch",
+    "Carto",
+    "AmigoCloud",
+    "NGW",
+    "PLSCENES",
+    "EEDA",
+    "ADBC",
+    "GDALG",
+    "GPSBabel",
+    "OGR_PDS",
+    "PDS4",
+    "VICAR",
+    "MBTiles",
+    "PMTiles",
+    "MVT",
+)
 GDAL_OPTIONS = {
     # /vsicurl/ only "sees" files with these extensions: none, so nothing is ever fetched.
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".beatfeeds-no-network",
@@ -53,8 +86,19 @@ GDAL_OPTIONS = {
 }
 ZIP_MAX_MEMBERS = 100
 ZIP_MAX_BYTES = 256 * 2**20  # unpacked; a real city's beat shapefile is a few MB
-SHAPEFILE_PARTS = {".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".xml",
-                   ".qmd", ".fix"}
+SHAPEFILE_PARTS = {
+    ".shp",
+    ".shx",
+    ".dbf",
+    ".prj",
+    ".cpg",
+    ".qix",
+    ".sbn",
+    ".sbx",
+    ".xml",
+    ".qmd",
+    ".fix",
+}
 GPKG_APPLICATION_IDS = {0x47504B47, 0x47503130, 0x47503131}  # "GPKG", "GP10", "GP11"
 SUFFIXES = tuple(FORMATS)
 
@@ -64,14 +108,17 @@ def declared_format(path: str | Path) -> str:
     name = Path(path).name
     fmt = FORMATS.get(Path(name).suffix.lower())
     if fmt is None:
-        raise UnusableFile(f"{name}: a beat map must be GeoJSON (.geojson, .json), a zipped "
-                           "shapefile (.zip), a GeoPackage (.gpkg) or KML (.kml).")
+        raise UnusableFile(
+            f"{name}: a beat map must be GeoJSON (.geojson, .json), a zipped "
+            "shapefile (.zip), a GeoPackage (.gpkg) or KML (.kml)."
+        )
     return fmt
 
 
 @contextmanager
-def readable_beat_file(path: str | Path, *, protected: Iterable[str | Path] = ()
-                       ) -> Iterator[tuple[Path, str]]:
+def readable_beat_file(
+    path: str | Path, *, protected: Iterable[str | Path] = ()
+) -> Iterator[tuple[Path, str]]:
     """(the path GDAL may open, its format) after the checks above; zips are unpacked into a
     temporary folder that is removed afterwards. `protected` files (the app's own database)
     are refused whatever they are called."""
@@ -90,8 +137,12 @@ def readable_beat_file(path: str | Path, *, protected: Iterable[str | Path] = ()
         with _unpacked_shapefile(path) as shp:
             yield shp, fmt
         return
-    {"geojson": _check_geojson, "shapefile": _check_shapefile, "gpkg": _check_gpkg,
-     "kml": _check_kml}[fmt](path)
+    {
+        "geojson": _check_geojson,
+        "shapefile": _check_shapefile,
+        "gpkg": _check_gpkg,
+        "kml": _check_kml,
+    }[fmt](path)
     yield path, fmt
 
 
@@ -106,8 +157,9 @@ def read_frame(path: str | Path, *, protected: Iterable[str | Path] = ()):
         except Exception as exc:  # pyogrio raises many types for unreadable files
             raise UnusableFile(f"Cannot read {Path(path).name} as a map: {exc}") from exc
         if info.get("driver") not in DRIVERS[fmt]:
-            raise UnusableFile(f"{Path(path).name} is not a {fmt} file (GDAL reads it as "
-                               f"{info.get('driver')}).")
+            raise UnusableFile(
+                f"{Path(path).name} is not a {fmt} file (GDAL reads it as {info.get('driver')})."
+            )
         try:
             return gpd.read_file(readable, engine="pyogrio")
         except Exception as exc:  # pyogrio raises many types for unreadable files
@@ -140,8 +192,7 @@ def _check_geojson(path: Path) -> None:
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise UnusableFile(f"{path.name} is not valid JSON: {exc}"[:300]) from None
     if not isinstance(doc, dict) or doc.get("type") not in ("FeatureCollection", "Feature"):
-        raise UnusableFile(f"{path.name} is JSON but not a GeoJSON FeatureCollection or "
-                           "Feature.")
+        raise UnusableFile(f"{path.name} is JSON but not a GeoJSON FeatureCollection or Feature.")
 
 
 def _check_shapefile(path: Path) -> None:
@@ -168,9 +219,12 @@ def _check_gpkg(path: Path) -> None:
         raise UnusableFile(f"{path.name} has no gpkg_contents table: not a GeoPackage.")
     for _kind, name, sql in rows:
         if re.search(r"CREATE\s+VIRTUAL\s+TABLE", sql or "", re.I) and not name.startswith(
-                "rtree_"):
-            raise UnusableFile(f"{path.name} defines a virtual table ({name}); beat maps "
-                               "are plain GeoPackage tables.")
+            "rtree_"
+        ):
+            raise UnusableFile(
+                f"{path.name} defines a virtual table ({name}); beat maps "
+                "are plain GeoPackage tables."
+            )
 
 
 def _check_kml(path: Path) -> None:
@@ -192,8 +246,10 @@ def _unpacked_shapefile(path: Path) -> Iterator[Path]:
     with zipfile.ZipFile(path) as zf:
         members = zf.infolist()
         if len(members) > ZIP_MAX_MEMBERS:
-            raise UnusableFile(f"{path.name} holds {len(members)} files; a zipped shapefile "
-                               f"holds at most {ZIP_MAX_MEMBERS}.")
+            raise UnusableFile(
+                f"{path.name} holds {len(members)} files; a zipped shapefile "
+                f"holds at most {ZIP_MAX_MEMBERS}."
+            )
         parts = []
         for m in members:
             name = PurePosixPath(m.filename.replace("\\", "/"))
@@ -207,8 +263,7 @@ def _unpacked_shapefile(path: Path) -> Iterator[Path]:
                 parts.append((m, name))
         shps = [n for _, n in parts if n.suffix.lower() == ".shp"]
         if len(shps) != 1:
-            raise UnusableFile(f"{path.name} must hold exactly one .shp file (found "
-                               f"{len(shps)}).")
+            raise UnusableFile(f"{path.name} must hold exactly one .shp file (found {len(shps)}).")
         stem = shps[0].with_suffix("")
         folder = Path(tempfile.mkdtemp(prefix="beatfeeds-map-"))
         try:
@@ -223,7 +278,8 @@ def _unpacked_shapefile(path: Path) -> Iterator[Path]:
                         if total > ZIP_MAX_BYTES:
                             raise UnusableFile(
                                 f"{path.name} unpacks to more than "
-                                f"{ZIP_MAX_BYTES // 2**20} MB; a beat map is far smaller.")
+                                f"{ZIP_MAX_BYTES // 2**20} MB; a beat map is far smaller."
+                            )
                         dst.write(chunk)
             shp = folder / "map.shp"
             _check_shapefile(shp)

@@ -35,26 +35,36 @@ class LoadedBeatMap:
     crs: str
 
 
-def _guess(columns, given: str | None, guesses: tuple[str, ...], what: str,
-           required: bool) -> str | None:
+def _guess(
+    columns, given: str | None, guesses: tuple[str, ...], what: str, required: bool
+) -> str | None:
     if given:
         if given not in columns:
-            raise UnusableFile(f"The file has no {what} field {given!r}; fields are: "
-                               f"{', '.join(c for c in columns if c != 'geometry')}.")
+            raise UnusableFile(
+                f"The file has no {what} field {given!r}; fields are: "
+                f"{', '.join(c for c in columns if c != 'geometry')}."
+            )
         return given
     for g in guesses:
         if g in columns:
             return g
     if required:
-        raise UnusableFile(f"Cannot tell which field holds the {what}; pass it explicitly. "
-                           f"Fields are: {', '.join(c for c in columns if c != 'geometry')}.")
+        raise UnusableFile(
+            f"Cannot tell which field holds the {what}; pass it explicitly. "
+            f"Fields are: {', '.join(c for c in columns if c != 'geometry')}."
+        )
     return None
 
 
-def read_beat_map(path: str | Path, *, code_field: str | None = None,
-                  sector_field: str | None = None, precinct_field: str | None = None,
-                  skip_codes: tuple[str, ...] = (),
-                  protected: tuple[str | Path, ...] = ()) -> LoadedBeatMap:
+def read_beat_map(
+    path: str | Path,
+    *,
+    code_field: str | None = None,
+    sector_field: str | None = None,
+    precinct_field: str | None = None,
+    skip_codes: tuple[str, ...] = (),
+    protected: tuple[str | Path, ...] = (),
+) -> LoadedBeatMap:
     """Read a beat map file in any CRS, reprojected to EPSG:4326, with its problems listed.
 
     The file is opened only as the format its name declares (`beatfiles`); `protected` files
@@ -70,8 +80,10 @@ def read_beat_map(path: str | Path, *, code_field: str | None = None,
     if frame.crs is None or frame.crs.is_geographic:
         minx, miny, maxx, maxy = frame.total_bounds
         if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-            raise UnusableFile("The coordinates look projected (outside ±180/±90) but the file "
-                               "names no projected CRS; export it with its CRS or in EPSG:4326.")
+            raise UnusableFile(
+                "The coordinates look projected (outside ±180/±90) but the file "
+                "names no projected CRS; export it with its CRS or in EPSG:4326."
+            )
         if frame.crs is None:
             frame = frame.set_crs(4326)
     crs = frame.crs.to_string()
@@ -83,8 +95,11 @@ def read_beat_map(path: str | Path, *, code_field: str | None = None,
     seen: dict[str, int] = {}
     for n, row in enumerate(frame.itertuples(index=False), start=1):
         raw_code = getattr(row, code_f)
-        code = "" if raw_code is None or (isinstance(raw_code, float) and np.isnan(raw_code)) \
+        code = (
+            ""
+            if raw_code is None or (isinstance(raw_code, float) and np.isnan(raw_code))
             else str(raw_code).strip()
+        )
         if not code:
             skipped.append(f"feature {n}: no beat code")
             continue
@@ -99,12 +114,19 @@ def read_beat_map(path: str | Path, *, code_field: str | None = None,
         if geom is not None and shapely.has_z(geom):  # KML and some shapefiles carry Z
             geom = shapely.force_2d(geom)
         problems += spatial.geometry_problems(code, geom)
-        beats.append(Beat(code=code, sector=_text(row, sector_f), precinct=_text(row, precinct_f),
-                          geometry=geom))
+        beats.append(
+            Beat(
+                code=code,
+                sector=_text(row, sector_f),
+                precinct=_text(row, precinct_f),
+                geometry=geom,
+            )
+        )
     if not beats:
         problems.append("the file holds no beats")
-    return LoadedBeatMap(beats=beats, problems=problems, skipped=skipped, code_field=code_f,
-                         crs=crs)
+    return LoadedBeatMap(
+        beats=beats, problems=problems, skipped=skipped, code_field=code_f, crs=crs
+    )
 
 
 def _text(row, fieldname: str | None) -> str | None:
@@ -123,8 +145,7 @@ class BeatMapPreview:
     guesses: dict[str, str | None]  # "code" / "sector" / "precinct" -> field
 
 
-def inspect_beat_map(path: str | Path, *,
-                     protected: tuple[str | Path, ...] = ()) -> BeatMapPreview:
+def inspect_beat_map(path: str | Path, *, protected: tuple[str | Path, ...] = ()) -> BeatMapPreview:
     """The fields of a map file with sample values and the guessed code/sector/precinct fields."""
     frame = beatfiles.read_frame(path, protected=protected)
     fields = [c for c in frame.columns if c != "geometry"]
@@ -141,42 +162,84 @@ def inspect_beat_map(path: str | Path, *,
     return BeatMapPreview(len(frame), crs, fields, samples, guesses)
 
 
-def load_beat_map(store, path: str | Path, *, code_field: str | None = None,
-                  sector_field: str | None = None, precinct_field: str | None = None,
-                  name: str | None = None, effective: date | None = None,
-                  actor: str = "cli", now: datetime) -> int:
+def load_beat_map(
+    store,
+    path: str | Path,
+    *,
+    code_field: str | None = None,
+    sector_field: str | None = None,
+    precinct_field: str | None = None,
+    name: str | None = None,
+    effective: date | None = None,
+    actor: str = "cli",
+    now: datetime,
+) -> int:
     """Validate a beat map file and store it as a draft; returns the new map's id."""
-    loaded = read_beat_map(path, code_field=code_field, sector_field=sector_field,
-                           precinct_field=precinct_field, protected=store.database_files())
+    loaded = read_beat_map(
+        path,
+        code_field=code_field,
+        sector_field=sector_field,
+        precinct_field=precinct_field,
+        protected=store.database_files(),
+    )
     if loaded.problems:
-        raise InvalidBoundary(f"{Path(path).name} has {len(loaded.problems)} problem(s)",
-                              problems=loaded.problems)
-    set_id = store.create_beat_set(name or Path(path).stem, loaded.beats,
-                                   effective_date=effective, source_filename=Path(path).name,
-                                   created_by=actor, now=now)
-    store.audit(actor, "beats.load", f"beat_set:{set_id}",
-                {"file": Path(path).name, "beats": len(loaded.beats), "crs": loaded.crs,
-                 "skipped": loaded.skipped}, now=now)
+        raise InvalidBoundary(
+            f"{Path(path).name} has {len(loaded.problems)} problem(s)", problems=loaded.problems
+        )
+    set_id = store.create_beat_set(
+        name or Path(path).stem,
+        loaded.beats,
+        effective_date=effective,
+        source_filename=Path(path).name,
+        created_by=actor,
+        now=now,
+    )
+    store.audit(
+        actor,
+        "beats.load",
+        f"beat_set:{set_id}",
+        {
+            "file": Path(path).name,
+            "beats": len(loaded.beats),
+            "crs": loaded.crs,
+            "skipped": loaded.skipped,
+        },
+        now=now,
+    )
     log.info("loaded beat map %s from %s: %d beats", set_id, Path(path).name, len(loaded.beats))
     return set_id
 
 
-def publish_beat_map(store, set_id: int, *, actor: str = "cli", now: datetime,
-                     tolerances: Tolerances | None = None, rollback: bool = False) -> int:
+def publish_beat_map(
+    store,
+    set_id: int,
+    *,
+    actor: str = "cli",
+    now: datetime,
+    tolerances: Tolerances | None = None,
+    rollback: bool = False,
+) -> int:
     """Make a beat map active: join every located incident to it, then switch. Returns joined."""
     # A rollback restores a map that was in use: its outline is not checked against the
     # map being undone, or an undo could be refused for the very gap it should restore.
     problems = blocking(validate_beat_set(store, set_id, tolerances, replacing_active=not rollback))
     if problems:
-        raise InvalidBoundary(f"beat map {set_id} does not validate",
-                              problems=[str(p) for p in problems])
+        raise InvalidBoundary(
+            f"beat map {set_id} does not validate", problems=[str(p) for p in problems]
+        )
     before = store.active_beat_set_id()
-    changes = (boundary_changes(store, before, set_id, tolerances or Tolerances())
-               if before is not None else [])
+    changes = (
+        boundary_changes(store, before, set_id, tolerances or Tolerances())
+        if before is not None
+        else []
+    )
     # Sectors, precincts and the city hear of the redraw too (stored with the beat changes).
-    announced = (area_changes(store.beats(before), store.beats(set_id), changes)
-                 + [city_change(store.get_beat_set(set_id), changes, rollback=rollback)]
-                 if before is not None else [])
+    announced = (
+        area_changes(store.beats(before), store.beats(set_id), changes)
+        + [city_change(store.get_beat_set(set_id), changes, rollback=rollback)]
+        if before is not None
+        else []
+    )
     index = spatial.BeatIndex(store.beats(set_id))
     joined = 0
     for batch in store.located_incidents_missing_join(set_id):
@@ -186,10 +249,17 @@ def publish_beat_map(store, set_id: int, *, actor: str = "cli", now: datetime,
         joined += len(batch)
     previous = store.publish_beat_set(set_id, now=now)
     store.record_boundary_changes(set_id, previous, changes + announced, now=now)
-    store.audit(actor, "beats.publish", f"beat_set:{set_id}",
-                {"previous": previous, "joined": joined,
-                 "changes": {k: [c.code for c in changes if c.kind == k]
-                             for k in BEAT_CHANGES}}, now=now)
+    store.audit(
+        actor,
+        "beats.publish",
+        f"beat_set:{set_id}",
+        {
+            "previous": previous,
+            "joined": joined,
+            "changes": {k: [c.code for c in changes if c.kind == k] for k in BEAT_CHANGES},
+        },
+        now=now,
+    )
     log.info("published beat map %s (previous %s); joined %d incidents", set_id, previous, joined)
     return joined
 
@@ -205,8 +275,12 @@ class Tolerances:
 
     @classmethod
     def from_settings(cls, settings) -> Tolerances:
-        return cls(settings.beat_overlap_tolerance, settings.beat_gap_tolerance,
-                   settings.beat_sliver_area, settings.beat_reshape_tolerance)
+        return cls(
+            settings.beat_overlap_tolerance,
+            settings.beat_gap_tolerance,
+            settings.beat_sliver_area,
+            settings.beat_reshape_tolerance,
+        )
 
 
 @dataclass
@@ -225,16 +299,23 @@ class BoundaryProblem:
         return f"{self.severity}: {self.message}{where}"
 
     def as_dict(self) -> dict:
-        return {"severity": self.severity, "kind": self.kind, "codes": self.codes,
-                "message": self.message, "lon": self.lon, "lat": self.lat}
+        return {
+            "severity": self.severity,
+            "kind": self.kind,
+            "codes": self.codes,
+            "message": self.message,
+            "lon": self.lon,
+            "lat": self.lat,
+        }
 
 
 def _parts(geom) -> list:
     return [g for g in getattr(geom, "geoms", [geom]) if not g.is_empty and g.area > 0]
 
 
-def check_beats(beats: list[Beat], outline: list[Beat] | None,
-                tol: Tolerances) -> list[BoundaryProblem]:
+def check_beats(
+    beats: list[Beat], outline: list[Beat] | None, tol: Tolerances
+) -> list[BoundaryProblem]:
     """Validate beat polygons: geometry, duplicate codes, overlaps, gaps and slivers.
 
     Areas are measured in metres in the UTM zone of the map. Gaps are pieces of the
@@ -266,10 +347,17 @@ def check_beats(beats: list[Beat], outline: list[Beat] | None,
         key = b.code.strip().upper()
         if key in seen:
             p = b.geometry.representative_point() if b.code in {g.code for g in good} else None
-            out.append(BoundaryProblem(
-                "error", "duplicate", [seen[key], b.code],
-                f"beats {seen[key]} and {b.code}: the same code (codes are not case-sensitive "
-                f"in addresses)", p.x if p else None, p.y if p else None))
+            out.append(
+                BoundaryProblem(
+                    "error",
+                    "duplicate",
+                    [seen[key], b.code],
+                    f"beats {seen[key]} and {b.code}: the same code (codes are not case-sensitive "
+                    f"in addresses)",
+                    p.x if p else None,
+                    p.y if p else None,
+                )
+            )
         seen.setdefault(key, b.code)
     if not good:
         return out
@@ -291,38 +379,57 @@ def check_beats(beats: list[Beat], outline: list[Beat] | None,
             continue
         inter = geoms[i].intersection(geoms[j])
         if inter.area > tol.overlap:
-            out.append(BoundaryProblem(
-                "error", "overlap", [codes[i], codes[j]],
-                f"beats {codes[i]} and {codes[j]} overlap by {inter.area:,.0f} m²",
-                *at(inter)))
+            out.append(
+                BoundaryProblem(
+                    "error",
+                    "overlap",
+                    [codes[i], codes[j]],
+                    f"beats {codes[i]} and {codes[j]} overlap by {inter.area:,.0f} m²",
+                    *at(inter),
+                )
+            )
 
     union = shapely.union_all(geoms)
     if outline:
-        ref = gpd.GeoSeries([b.geometry for b in outline if b.geometry is not None],
-                            crs=4326).to_crs(utm)
+        ref = gpd.GeoSeries(
+            [b.geometry for b in outline if b.geometry is not None], crs=4326
+        ).to_crs(utm)
         ref = shapely.union_all(ref.make_valid().values)
     else:
         ref = shapely.union_all([shapely.Polygon(p.exterior) for p in _parts(union)])
     for gap in _parts(ref.difference(union)):
         if gap.area > tol.gap:
             near = sorted({codes[k] for k in tree.query(gap.buffer(1.0), predicate="intersects")})
-            out.append(BoundaryProblem(
-                "error", "gap", near,
-                f"{gap.area:,.0f} m² inside the map's outline is in no beat"
-                + (f" (next to {', '.join(near)})" if near else ""), *at(gap)))
+            out.append(
+                BoundaryProblem(
+                    "error",
+                    "gap",
+                    near,
+                    f"{gap.area:,.0f} m² inside the map's outline is in no beat"
+                    + (f" (next to {', '.join(near)})" if near else ""),
+                    *at(gap),
+                )
+            )
 
     for code, geom in zip(codes, geoms, strict=True):
         for part in _parts(geom):
             # Mean width 2A/P: a long thin strip is a sliver even when its area is not tiny.
             if part.area < tol.sliver or 2 * part.area / part.length < 5.0:
-                out.append(BoundaryProblem(
-                    "warning", "sliver", [code],
-                    f"beat {code} has a sliver of {part.area:,.0f} m²", *at(part)))
+                out.append(
+                    BoundaryProblem(
+                        "warning",
+                        "sliver",
+                        [code],
+                        f"beat {code} has a sliver of {part.area:,.0f} m²",
+                        *at(part),
+                    )
+                )
     return sorted(out, key=lambda p: (p.severity != "error", p.kind, p.codes))
 
 
-def validate_beat_set(store, set_id: int, tolerances: Tolerances | None = None, *,
-                      replacing_active: bool = True) -> list[BoundaryProblem]:
+def validate_beat_set(
+    store, set_id: int, tolerances: Tolerances | None = None, *, replacing_active: bool = True
+) -> list[BoundaryProblem]:
     """Problems of a stored beat map, errors first; NotFound for an unknown id.
 
     Gaps are looked for inside the outline of the map it would replace (the active one);
@@ -330,8 +437,11 @@ def validate_beat_set(store, set_id: int, tolerances: Tolerances | None = None, 
     """
     store.get_beat_set(set_id)
     active = store.active_beat_set_id()
-    outline = (store.beats(active) if replacing_active and active is not None
-               and active != set_id else None)
+    outline = (
+        store.beats(active)
+        if replacing_active and active is not None and active != set_id
+        else None
+    )
     return check_beats(store.beats(set_id), outline, tolerances or Tolerances())
 
 
@@ -348,8 +458,13 @@ def edit_beat_map(store, set_id: int, op: dict, *, actor: str, now: datetime) ->
         store.audit(actor, "beats.copy", f"beat_set:{set_id}", {"from": bs.id}, now=now)
     edit = beatedit.apply_edit(store.beats(set_id), op)
     store.replace_beats(set_id, edit.remove, edit.add)
-    store.audit(actor, "beats.edit", f"beat_set:{set_id}",
-                {"op": op.get("op"), "summary": edit.summary}, now=now)
+    store.audit(
+        actor,
+        "beats.edit",
+        f"beat_set:{set_id}",
+        {"op": op.get("op"), "summary": edit.summary},
+        now=now,
+    )
     log.info("beat map %s: %s", set_id, edit.summary)
     return set_id
 
@@ -360,10 +475,16 @@ def export_beat_set(store, set_id: int | None, path: str | Path) -> int:
     store.get_beat_set(set_id)  # NotFound for an unknown id
     beats = store.beats(set_id)
     import geopandas as gpd  # imported where used: it adds 0.3 s to every CLI start-up
+
     frame = gpd.GeoDataFrame(
-        {"beat": [b.code for b in beats], "sector": [b.sector for b in beats],
-         "precinct": [b.precinct for b in beats]},
-        geometry=[b.geometry for b in beats], crs=4326)
+        {
+            "beat": [b.code for b in beats],
+            "sector": [b.sector for b in beats],
+            "precinct": [b.precinct for b in beats],
+        },
+        geometry=[b.geometry for b in beats],
+        crs=4326,
+    )
     Path(path).write_text(frame.to_json(drop_id=True))
     return len(beats)
 
@@ -402,8 +523,10 @@ class BeatMapDiff:
         counts: dict[tuple, int] = {}
         for m in self.moves:
             counts[(m.old, m.new)] = counts.get((m.old, m.new), 0) + 1
-        return sorted(((a, b, n) for (a, b), n in counts.items()),
-                      key=lambda x: (-x[2], x[0] or "", x[1] or ""))
+        return sorted(
+            ((a, b, n) for (a, b), n in counts.items()),
+            key=lambda x: (-x[2], x[0] or "", x[1] or ""),
+        )
 
 
 def _changed_share(a, b) -> float:
@@ -434,8 +557,14 @@ def diff_beats(old: list[Beat], new: list[Beat], tolerance: float) -> tuple:
     return added, removed, reshaped, unchanged, renamed
 
 
-def diff_beat_sets(store, new_id: int, old_id: int | None = None, *,
-                   tolerance: float = 0.001, since: datetime | None = None) -> BeatMapDiff:
+def diff_beat_sets(
+    store,
+    new_id: int,
+    old_id: int | None = None,
+    *,
+    tolerance: float = 0.001,
+    since: datetime | None = None,
+) -> BeatMapDiff:
     """Beats added, removed, renamed and reshaped (area changed above `tolerance`) against
     the active map; with `since`, also the incidents from then on that would change beat."""
     old_id = old_id if old_id is not None else store.active_beat_set().id
@@ -452,20 +581,35 @@ def diff_beat_sets(store, new_id: int, old_id: int | None = None, *,
                 before[unjoined] = spatial.BeatIndex(old).assign(lon[unjoined], lat[unjoined])
             after = spatial.BeatIndex(new).assign(lon, lat)
             renames = dict(renamed)
-            moved = np.array([a != b and renames.get(a) != b
-                              for a, b in zip(before, after, strict=True)], dtype=bool)
-            code_of = {int(i): (a, b) for i, a, b in
-                       zip(ids[moved], before[moved], after[moved], strict=True)}
+            moved = np.array(
+                [a != b and renames.get(a) != b for a, b in zip(before, after, strict=True)],
+                dtype=bool,
+            )
+            code_of = {
+                int(i): (a, b)
+                for i, a, b in zip(ids[moved], before[moved], after[moved], strict=True)
+            }
             for i, uid, when, block, category in store.incident_summaries(ids[moved]):
                 moves.append(IncidentMove(uid, when, block, category, *code_of[i]))
-    return BeatMapDiff(old_id, new_id, added=added, removed=removed, reshaped=reshaped,
-                       unchanged=unchanged, renamed=renamed, moves=moves, since=since,
-                       areas=_area_preview(old, new, new_id, _beat_changes(
-                           old, new, added, removed, reshaped, renamed)))
+    return BeatMapDiff(
+        old_id,
+        new_id,
+        added=added,
+        removed=removed,
+        reshaped=reshaped,
+        unchanged=unchanged,
+        renamed=renamed,
+        moves=moves,
+        since=since,
+        areas=_area_preview(
+            old, new, new_id, _beat_changes(old, new, added, removed, reshaped, renamed)
+        ),
+    )
 
 
-def _area_preview(old: list[Beat], new: list[Beat], new_id: int,
-                  changes: list[BoundaryChange]) -> list[tuple[str, str]]:
+def _area_preview(
+    old: list[Beat], new: list[Beat], new_id: int, changes: list[BoundaryChange]
+) -> list[tuple[str, str]]:
     """The entries sector and precinct feeds would carry if `new_id` were published."""
     from .feeds import area_label  # feeds does not import this module
 
@@ -490,21 +634,25 @@ def successors(old_geom, new: list[Beat]) -> list[str]:
     return [c for _, c in sorted(out, key=lambda x: (-x[0], x[1]))]
 
 
-def boundary_changes(store, old_id: int, new_id: int,
-                     tolerances: Tolerances) -> list[BoundaryChange]:
+def boundary_changes(
+    store, old_id: int, new_id: int, tolerances: Tolerances
+) -> list[BoundaryChange]:
     """The per-beat changes publishing `new_id` in place of `old_id` makes."""
     old, new = store.beats(old_id), store.beats(new_id)
     added, removed, reshaped, _, renamed = diff_beats(old, new, tolerances.reshape)
     return _beat_changes(old, new, added, removed, reshaped, renamed)
 
 
-def _beat_changes(old: list[Beat], new: list[Beat], added, removed, reshaped,
-                  renamed) -> list[BoundaryChange]:
+def _beat_changes(
+    old: list[Beat], new: list[Beat], added, removed, reshaped, renamed
+) -> list[BoundaryChange]:
     by_code = {b.code: b.geometry for b in old}
-    return ([BoundaryChange("added", c) for c in added]
-            + [BoundaryChange("removed", c, successors(by_code[c], new)) for c in removed]
-            + [BoundaryChange("renamed", a, [b]) for a, b in renamed]
-            + [BoundaryChange("reshaped", c, share=share) for c, share in reshaped])
+    return (
+        [BoundaryChange("added", c) for c in added]
+        + [BoundaryChange("removed", c, successors(by_code[c], new)) for c in removed]
+        + [BoundaryChange("renamed", a, [b]) for a, b in renamed]
+        + [BoundaryChange("reshaped", c, share=share) for c, share in reshaped]
+    )
 
 
 def retired_beat(store, code: str) -> BoundaryChange | None:
@@ -513,12 +661,14 @@ def retired_beat(store, code: str) -> BoundaryChange | None:
     Returns None when the code never existed or came back since.
     """
     wanted = code.upper()
-    for change in (store.boundary_changes(code=code, kinds=BEAT_CHANGES)
-                   or store.boundary_changes(code=wanted, kinds=BEAT_CHANGES)):
+    for change in store.boundary_changes(code=code, kinds=BEAT_CHANGES) or store.boundary_changes(
+        code=wanted, kinds=BEAT_CHANGES
+    ):
         if change.code.upper() == wanted and change.kind in ("renamed", "removed"):
             return change
-        if change.kind in ("added", "renamed") and wanted in (x.upper() for x in
-                                                              change.new_codes + [change.code]):
+        if change.kind in ("added", "renamed") and wanted in (
+            x.upper() for x in change.new_codes + [change.code]
+        ):
             return None
     return None
 
@@ -530,16 +680,28 @@ def beat_system_entries(store, code: str, *, now: datetime) -> list[FeedEntry]:
         text = _change_text(c, code)
         if text is None:
             continue
-        out.append(FeedEntry(
-            uid=f"boundary{c.id}", title=text, category="boundary-change",
-            category_text="Beat boundary change", description=text, block_address="",
-            event_time=c.at, updated_at=c.at, publish_at=c.at, beat=code, source="beat-map",
-            external_id=f"change/{c.id}"))
+        out.append(
+            FeedEntry(
+                uid=f"boundary{c.id}",
+                title=text,
+                category="boundary-change",
+                category_text="Beat boundary change",
+                description=text,
+                block_address="",
+                event_time=c.at,
+                updated_at=c.at,
+                publish_at=c.at,
+                beat=code,
+                source="beat-map",
+                external_id=f"change/{c.id}",
+            )
+        )
     return out
 
 
-def with_beat_system_entries(store, entries: list[FeedEntry], code: str, *, now: datetime,
-                             limit: int) -> list[FeedEntry]:
+def with_beat_system_entries(
+    store, entries: list[FeedEntry], code: str, *, now: datetime, limit: int
+) -> list[FeedEntry]:
     """A beat's incident entries merged with its boundary-change entries, newest first."""
     system = beat_system_entries(store, code, now=now)
     if not system:
@@ -564,8 +726,10 @@ def system_entry(store, uid: str) -> FeedEntry | None:
 
 def _change_text(c: BoundaryChange, code: str) -> str | None:
     if c.kind == "reshaped" and c.code == code:
-        return (f"The boundary of beat {code} changed ({c.share:.1%} of its area) with beat "
-                f"map {c.beat_set_id}.")
+        return (
+            f"The boundary of beat {code} changed ({c.share:.1%} of its area) with beat "
+            f"map {c.beat_set_id}."
+        )
     if c.kind == "added" and c.code == code:
         return f"Beat {code} was created with beat map {c.beat_set_id}."
     if c.kind == "renamed" and c.code == code:
@@ -574,8 +738,10 @@ def _change_text(c: BoundaryChange, code: str) -> str | None:
         return f"Beat {c.code} was renamed {code} with beat map {c.beat_set_id}."
     if c.kind == "removed" and c.code == code:
         names = ", ".join(c.new_codes) or "no beat"
-        return (f"Beat {code} no longer exists since beat map {c.beat_set_id}. Its area now "
-                f"belongs to {names}: subscribe to their feeds instead.")
+        return (
+            f"Beat {code} no longer exists since beat map {c.beat_set_id}. Its area now "
+            f"belongs to {names}: subscribe to their feeds instead."
+        )
     return None
 
 
@@ -588,8 +754,9 @@ def _members(beats: list[Beat], kind: str) -> dict[str, set[str]]:
     return out
 
 
-def area_changes(old: list[Beat], new: list[Beat],
-                 changes: list[BoundaryChange]) -> list[BoundaryChange]:
+def area_changes(
+    old: list[Beat], new: list[Beat], changes: list[BoundaryChange]
+) -> list[BoundaryChange]:
     """What a publication changes for each sector and precinct, from its beats' changes.
 
     An area changed when it gained or lost a beat or one of its beats was renamed or
@@ -649,10 +816,15 @@ def area_changes(old: list[Beat], new: list[Beat],
 
 def city_change(new_set, changes: list[BoundaryChange], *, rollback: bool) -> BoundaryChange:
     """The city feed's one entry about a publication: which map, and what changed."""
-    detail = {"map": new_set.name, "rollback": rollback,
-              **{k: sorted(c.code for c in changes if c.kind == k)
-                 for k in ("added", "removed", "reshaped")},
-              "renamed": sorted([c.code, c.new_codes[0]] for c in changes if c.kind == "renamed")}
+    detail = {
+        "map": new_set.name,
+        "rollback": rollback,
+        **{
+            k: sorted(c.code for c in changes if c.kind == k)
+            for k in ("added", "removed", "reshaped")
+        },
+        "renamed": sorted([c.code, c.new_codes[0]] for c in changes if c.kind == "renamed"),
+    }
     return BoundaryChange("city", "city", [], detail=detail)
 
 
@@ -668,8 +840,9 @@ def retired_area(store, kind: str, code: str) -> BoundaryChange | None:
         change = _change_of(c)
         if c.code.upper() == wanted and change in ("renamed", "removed"):
             return c
-        if ((change == "added" and c.code.upper() == wanted)
-                or (change == "renamed" and wanted in (x.upper() for x in c.new_codes))):
+        if (change == "added" and c.code.upper() == wanted) or (
+            change == "renamed" and wanted in (x.upper() for x in c.new_codes)
+        ):
             return None
     return None
 
@@ -687,27 +860,36 @@ def _area_change_text(c: BoundaryChange, code: str) -> str | None:
     change = _change_of(c)
     label = area_label(c.kind, code)
     if change == "removed" and c.code == code:
-        where = (", ".join(area_label(c.kind, x) for x in c.new_codes) or "no " + c.kind)
-        return (f"{label} no longer exists since beat map {c.beat_set_id}. Its beats now "
-                f"belong to {where}: subscribe to their feeds instead.")
+        where = ", ".join(area_label(c.kind, x) for x in c.new_codes) or "no " + c.kind
+        return (
+            f"{label} no longer exists since beat map {c.beat_set_id}. Its beats now "
+            f"belong to {where}: subscribe to their feeds instead."
+        )
     parts = []
     if change == "renamed" and code in c.new_codes:
-        parts.append(f"{area_label(c.kind, c.code)} is now {label} (beat map {c.beat_set_id}); "
-                     f"its pages and feeds moved here")
+        parts.append(
+            f"{area_label(c.kind, c.code)} is now {label} (beat map {c.beat_set_id}); "
+            f"its pages and feeds moved here"
+        )
     elif change == "added" and c.code == code:
         members = d.get("gained", [])
-        return (f"{label} was created with beat map {c.beat_set_id}"
-                + (f"; it includes {_beats(members)}." if members else "."))
+        return f"{label} was created with beat map {c.beat_set_id}" + (
+            f"; it includes {_beats(members)}." if members else "."
+        )
     elif not (change == "changed" and c.code == code):
         return None
     if d.get("gained"):
         parts.append(f"{label} now includes {_beats(d['gained'])}")
     for beat, areas in sorted(d.get("moved", {}).items()):
-        parts.append(f"beat {beat} moved to " + (" and ".join(area_label(c.kind, a)
-                                                              for a in areas) or "no " + c.kind))
+        parts.append(
+            f"beat {beat} moved to "
+            + (" and ".join(area_label(c.kind, a) for a in areas) or "no " + c.kind)
+        )
     for beat, heirs in sorted(d.get("removed", {}).items()):
-        parts.append(f"beat {beat} was removed" + (f" (its area now belongs to {_beats(heirs)})"
-                                                   if heirs else ""))
+        parts.append(
+            f"beat {beat} was removed"
+            + (f" (its area now belongs to {_beats(heirs)})" if heirs else "")
+        )
     for a, b in d.get("renamed", []):
         parts.append(f"beat {a} was renamed {b}")
     if d.get("reshaped"):
@@ -722,20 +904,35 @@ def _area_change_text(c: BoundaryChange, code: str) -> str | None:
 def _city_text(c: BoundaryChange) -> str:
     d = c.detail or {}
     name = f" ({d['map']})" if d.get("map") else ""
-    head = (f"Beat map {c.beat_set_id}{name} is in effect again (a rollback)" if d.get("rollback")
-            else f"A new beat map was published: beat map {c.beat_set_id}{name}")
-    parts = [f"{_beats(d[k])} {'was' if len(d[k]) == 1 else 'were'} {k}"
-             for k in ("added", "removed", "reshaped") if d.get(k)]
+    head = (
+        f"Beat map {c.beat_set_id}{name} is in effect again (a rollback)"
+        if d.get("rollback")
+        else f"A new beat map was published: beat map {c.beat_set_id}{name}"
+    )
+    parts = [
+        f"{_beats(d[k])} {'was' if len(d[k]) == 1 else 'were'} {k}"
+        for k in ("added", "removed", "reshaped")
+        if d.get(k)
+    ]
     parts += [f"beat {a} was renamed {b}" for a, b in d.get("renamed", [])]
     return head + (": " + "; ".join(parts) if parts else "; no beat changed") + "."
 
 
 def _system_entry(c: BoundaryChange, text: str, **where) -> FeedEntry:
     return FeedEntry(
-        uid=f"boundary{c.id}", title=text, category="boundary-change",
-        category_text="Beat boundary change", description=text, block_address="",
-        event_time=c.at, updated_at=c.at, publish_at=c.at, source="beat-map",
-        external_id=f"change/{c.id}", **where)
+        uid=f"boundary{c.id}",
+        title=text,
+        category="boundary-change",
+        category_text="Beat boundary change",
+        description=text,
+        block_address="",
+        event_time=c.at,
+        updated_at=c.at,
+        publish_at=c.at,
+        source="beat-map",
+        external_id=f"change/{c.id}",
+        **where,
+    )
 
 
 def _area_entry(c: BoundaryChange, code: str) -> FeedEntry | None:
@@ -750,21 +947,22 @@ def _city_entry(c: BoundaryChange) -> FeedEntry:
     return _system_entry(c, _city_text(c), link="/")
 
 
-def area_system_entries(store, kind: str, code: str | None, *,
-                        now: datetime) -> list[FeedEntry]:
+def area_system_entries(store, kind: str, code: str | None, *, now: datetime) -> list[FeedEntry]:
     """The boundary-change entries of any area's feed, newest first: a beat's changes; the
     redraws that changed a sector or precinct; every publication for the city."""
     if kind == "beat":
         return beat_system_entries(store, code, now=now)
     if kind == "city":
         return [_city_entry(c) for c in store.boundary_changes(kinds=("city",), until=now)]
-    found = (_area_entry(c, code) for c in store.boundary_changes(code=code, until=now,
-                                                                  kinds=(kind,)))
+    found = (
+        _area_entry(c, code) for c in store.boundary_changes(code=code, until=now, kinds=(kind,))
+    )
     return [e for e in found if e is not None]
 
 
-def with_system_entries(store, entries: list[FeedEntry], kind: str, code: str | None, *,
-                        now: datetime, limit: int) -> list[FeedEntry]:
+def with_system_entries(
+    store, entries: list[FeedEntry], kind: str, code: str | None, *, now: datetime, limit: int
+) -> list[FeedEntry]:
     """An area's entries merged with its boundary-change entries, newest first."""
     system = area_system_entries(store, kind, code, now=now)
     if not system:
@@ -784,23 +982,37 @@ def editor_geojson(store, set_id: int, tolerances: Tolerances) -> dict:
     if active is not None and active != set_id:
         old = store.beats(active)
         added, gone, reshaped, _, renamed = diff_beats(old, beats, tolerances.reshape)
-        change = ({c: "added" for c in added} | {c: "reshaped" for c, _ in reshaped}
-                  | {b: "renamed" for _, b in renamed})
+        change = (
+            {c: "added" for c in added}
+            | {c: "reshaped" for c, _ in reshaped}
+            | {b: "renamed" for _, b in renamed}
+        )
         removed = [b for b in old if b.code in gone]
     problems = validate_beat_set(store, set_id, tolerances)
 
     def feature(b: Beat, kind: str) -> dict:
-        return {"type": "Feature", "id": b.code,
-                "properties": {"code": b.code, "sector": b.sector, "precinct": b.precinct,
-                               "change": kind},
-                "geometry": shapely.geometry.mapping(b.geometry)}
+        return {
+            "type": "Feature",
+            "id": b.code,
+            "properties": {
+                "code": b.code,
+                "sector": b.sector,
+                "precinct": b.precinct,
+                "change": kind,
+            },
+            "geometry": shapely.geometry.mapping(b.geometry),
+        }
 
     return {
         "beat_set": {"id": bs.id, "name": bs.name, "status": bs.status, "active": active},
-        "beats": {"type": "FeatureCollection",
-                  "features": [feature(b, change.get(b.code, "unchanged")) for b in beats]},
-        "removed": {"type": "FeatureCollection",
-                    "features": [feature(b, "removed") for b in removed]},
+        "beats": {
+            "type": "FeatureCollection",
+            "features": [feature(b, change.get(b.code, "unchanged")) for b in beats],
+        },
+        "removed": {
+            "type": "FeatureCollection",
+            "features": [feature(b, "removed") for b in removed],
+        },
         "problems": [p.as_dict() for p in problems],
     }
 
@@ -810,34 +1022,58 @@ def area_geojson(store, set_id: int, kind: str) -> dict:
     store.get_beat_set(set_id)
     beats = store.beats(set_id)
     if kind == "beats":
-        feats = [({"beat": b.code, "sector": b.sector, "precinct": b.precinct}, b.geometry)
-                 for b in beats]
+        feats = [
+            ({"beat": b.code, "sector": b.sector, "precinct": b.precinct}, b.geometry)
+            for b in beats
+        ]
     elif kind in ("sectors", "precincts"):
         key = kind[:-1]
         groups = spatial.dissolve(beats, key)
         precinct_of = {b.sector: b.precinct for b in beats}
-        feats = [(({"sector": k, "precinct": precinct_of.get(k)} if key == "sector"
-                   else {"precinct": k}), g) for k, g in sorted(groups.items())]
+        feats = [
+            (
+                (
+                    {"sector": k, "precinct": precinct_of.get(k)}
+                    if key == "sector"
+                    else {"precinct": k}
+                ),
+                g,
+            )
+            for k, g in sorted(groups.items())
+        ]
     else:
         raise NotFound(f"No such layer {kind!r}.")
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": props, "geometry": shapely.geometry.mapping(g)}
-        for props, g in feats]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": props, "geometry": shapely.geometry.mapping(g)}
+            for props, g in feats
+        ],
+    }
 
 
-def schedule_beat_map(store, set_id: int, effective: date, *, actor: str = "cli",
-                      now: datetime, tolerances: Tolerances | None = None) -> None:
+def schedule_beat_map(
+    store,
+    set_id: int,
+    effective: date,
+    *,
+    actor: str = "cli",
+    now: datetime,
+    tolerances: Tolerances | None = None,
+) -> None:
     """Publish a draft on a date: the scheduler activates it when the date comes."""
     problems = blocking(validate_beat_set(store, set_id, tolerances))
     if problems:
-        raise InvalidBoundary(f"beat map {set_id} does not validate",
-                              problems=[str(p) for p in problems])
+        raise InvalidBoundary(
+            f"beat map {set_id} does not validate", problems=[str(p) for p in problems]
+        )
     store.schedule_beat_set(set_id, effective)
     store.audit(actor, "beats.schedule", f"beat_set:{set_id}", {"effective": effective}, now=now)
 
 
-def rollback_beat_map(store, *, actor: str = "cli", now: datetime,
-                      tolerances: Tolerances | None = None) -> int:
+def rollback_beat_map(
+    store, *, actor: str = "cli", now: datetime, tolerances: Tolerances | None = None
+) -> int:
     """Republish the most recently retired beat map; returns its id."""
     previous = store.last_retired_beat_set_id()
     if previous is None:

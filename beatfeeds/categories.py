@@ -50,34 +50,58 @@ CATEGORIES: dict[str, str] = {
 }
 
 SENSITIVE_RULES: list[tuple[str, str]] = [
-    ("sexual-offense", r"\bRAPE|\bSEX|\bLEWD|\bINDECEN|\bPROSTITUT|\bMOLEST|\bPORN|\bVOYEUR"
-                       r"|\bPEEP|\bEXPOSURE|\bPIMP|\bHUMAN TRAFFICK"),
+    (
+        "sexual-offense",
+        r"\bRAPE|\bSEX|\bLEWD|\bINDECEN|\bPROSTITUT|\bMOLEST|\bPORN|\bVOYEUR"
+        r"|\bPEEP|\bEXPOSURE|\bPIMP|\bHUMAN TRAFFICK",
+    ),
     # Abuse or neglect of an elderly or vulnerable adult is, like domestic violence, harm by
     # someone close to the victim; it shares the category (and its default suppression, also
     # on instances with their own BEATFEEDS_SUPPRESSED_CATEGORIES) rather than adding one.
-    ("domestic-violence", r"\bDOMESTIC|\bDV\b|\bFAMILY VIOLENCE|\bPROTECTION ORDER"
-                          r"|\bNO.CONTACT ORDER|\bORDER VIOLATION"
-                          r"|\bELDER(?:LY)?\s*(?:-\s*)?(?:ABUSE|NEGLECT|EXPLOIT)"
-                          r"|\bVULNERABLE ADULT|\bADULT (?:ABUSE|NEGLECT)"),
-    ("missing-person", r"\bMISSING\s*-\s*(?:\(|CHILD|ADULT|PERSON)|\bPERSONS?\s*-\s*LOST"
-                       r"|\bMISSING PERSON|\bRUNAWAY|\bAMBER ALERT|\bSILVER ALERT|\bALZHEIMER"
-                       r"|\bFOUND\s*-?\s*PERSON"),
+    (
+        "domestic-violence",
+        r"\bDOMESTIC|\bDV\b|\bFAMILY VIOLENCE|\bPROTECTION ORDER"
+        r"|\bNO.CONTACT ORDER|\bORDER VIOLATION"
+        r"|\bELDER(?:LY)?\s*(?:-\s*)?(?:ABUSE|NEGLECT|EXPLOIT)"
+        r"|\bVULNERABLE ADULT|\bADULT (?:ABUSE|NEGLECT)",
+    ),
+    (
+        "missing-person",
+        r"\bMISSING\s*-\s*(?:\(|CHILD|ADULT|PERSON)|\bPERSONS?\s*-\s*LOST"
+        r"|\bMISSING PERSON|\bRUNAWAY|\bAMBER ALERT|\bSILVER ALERT|\bALZHEIMER"
+        r"|\bFOUND\s*-?\s*PERSON",
+    ),
     # MINOR is a child only where it does not qualify an injury or a collision.
-    ("juvenile", r"\bCHILD|\bJUVENILE|\bMINOR\b(?!\s*(?:-\s*)?(?:INJUR|DAMAGE|COLLISION|ACCIDENT"
-                 r"|TRAFFIC|COMPLAINT|VIOLATION OF))|\bKIDNAP|\bSCHOOL\s+(THREAT|LOCKDOWN)"),
-    ("behavioral-health", r"\bCRISIS|\bBEHAVIORAL HEALTH|\bSUICID|\bMENTAL|\bOVERDOSE"
-                          r"|\bINVOLUNTARY|\bDETOX|\bWELFARE CHECK"),
-    ("medical", r"\bMEDIC(?:AL|S)?\b|\bAID RESPONSE|\bSICK PERSON|\bPERSON DOWN|\bDOWN PERSON"
-                r"|\bMAN DOWN|\bINJURED PERSON|^INJURED\s*-|\bUNCONSCIOUS|\bCARDIAC"),
+    (
+        "juvenile",
+        r"\bCHILD|\bJUVENILE|\bMINOR\b(?!\s*(?:-\s*)?(?:INJUR|DAMAGE|COLLISION|ACCIDENT"
+        r"|TRAFFIC|COMPLAINT|VIOLATION OF))|\bKIDNAP|\bSCHOOL\s+(THREAT|LOCKDOWN)",
+    ),
+    (
+        "behavioral-health",
+        r"\bCRISIS|\bBEHAVIORAL HEALTH|\bSUICID|\bMENTAL|\bOVERDOSE"
+        r"|\bINVOLUNTARY|\bDETOX|\bWELFARE CHECK",
+    ),
+    (
+        "medical",
+        r"\bMEDIC(?:AL|S)?\b|\bAID RESPONSE|\bSICK PERSON|\bPERSON DOWN|\bDOWN PERSON"
+        r"|\bMAN DOWN|\bINJURED PERSON|^INJURED\s*-|\bUNCONSCIOUS|\bCARDIAC",
+    ),
     ("death", r"\bDEATH|\bDEAD BODY|\bDECEASED|\bCASUALT(?:Y|IES)\b|\bDOA\b|\bCORONER"),
 ]
 
 PUBLIC_RULES: list[tuple[str, str]] = [
     ("false-alarm", r"ALACAD|FALSE ALARM|\bALARM"),
-    ("collision", r"COLLISION|MOTOR VEHICLE ACCIDENT|MOTOR VEHICLE INCIDENT|\bMVC\b|\bMVA\b"
-                  r"|HIT AND RUN|ACCIDENT"),
+    (
+        "collision",
+        r"COLLISION|MOTOR VEHICLE ACCIDENT|MOTOR VEHICLE INCIDENT|\bMVC\b|\bMVA\b"
+        r"|HIT AND RUN|ACCIDENT",
+    ),
     ("car-prowl", r"CAR PROWL"),
-    ("vehicle-theft", r"AUTO THEFT|VEHICLE THEFT|STOLEN (VEH|AUTO|CAR)|AUTO RECOVER|MOTOR VEHICLE THEFT"),
+    (
+        "vehicle-theft",
+        r"AUTO THEFT|VEHICLE THEFT|STOLEN (VEH|AUTO|CAR)|AUTO RECOVER|MOTOR VEHICLE THEFT",
+    ),
     ("burglary", r"BURGLAR|\bBURG\b"),
     ("robbery", r"ROBBERY"),
     ("assault", r"ASSAULT|\bASLT\b|FIGHT|SHOOTING|STABBING|HOMICIDE|DRIVE BY|AGGRAVATED"),

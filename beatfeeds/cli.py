@@ -88,8 +88,9 @@ def db_upgrade(ctx: Context):
     # not only when a scheduler next runs apply-publication-policy.
     summary = jobs.apply_publication_policy(ctx.store, ctx.settings, utcnow())
     if summary["policy"] != "unchanged":
-        click.echo(f"publication policy {summary['policy']}: "
-                   f"{summary['changed']} stored incidents changed")
+        click.echo(
+            f"publication policy {summary['policy']}: {summary['changed']} stored incidents changed"
+        )
 
 
 # ---- incidents ------------------------------------------------------------------------------------
@@ -100,26 +101,43 @@ def incidents():
 
 @incidents.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--preset", help="Column layout: spd-911, spd-crime, spd-call-data, seattle-fire-911, "
-              "or a preset saved on /records/imports.")
-@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
-              help="Map one field to a column (repeat); needs --source.")
+@click.option(
+    "--preset",
+    help="Column layout: spd-911, spd-crime, spd-call-data, seattle-fire-911, "
+    "or a preset saved on /records/imports.",
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Map one field to a column (repeat); needs --source.",
+)
 @click.option("--source", help="Dataset name; incident identity is (source, external id).")
 @click.option("--dry-run", is_flag=True, help="Validate and count, change nothing.")
-@click.option("--report", type=click.Path(dir_okay=False),
-              help="Where to write rejected rows (default: the instance folder).")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    help="Where to write rejected rows (default: the instance folder).",
+)
 @pass_ctx
 def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
     """Import an incident CSV: exit 0 if every row was usable, 1 if some were rejected,
     2 if the file cannot be imported."""
     try:
-        options = imports.ImportOptions(preset=preset, maps=imports.parse_map_options(maps),
-                                        source=source, dry_run=dry_run, report_path=report)
+        options = imports.ImportOptions(
+            preset=preset,
+            maps=imports.parse_map_options(maps),
+            source=source,
+            dry_run=dry_run,
+            report_path=report,
+        )
         _require_schema(ctx.store)
         options = records.resolve_options(ctx.store, options)  # saved presets by name
         progress = _progress_printer(file)
-        result = imports.import_file(ctx.store, file, options, ctx.settings, now=utcnow(),
-                                     progress=progress)
+        result = imports.import_file(
+            ctx.store, file, options, ctx.settings, now=utcnow(), progress=progress
+        )
     except UnusableFile as exc:
         click.echo(f"error: {file.name}: {exc.message}", err=True)
         sys.exit(2)
@@ -132,11 +150,17 @@ def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
     click.echo(f"{'dry run: ' if dry_run else ''}{file.name}: source {result.source}{detected}")
     click.echo(result.line())
     if result.counters.get("swapped"):
-        click.echo(f"note: latitude and longitude were swapped in {result.counters['swapped']} "
-                   f"rows (read the right way round; see docs/csv-format.md)", err=True)
+        click.echo(
+            f"note: latitude and longitude were swapped in {result.counters['swapped']} "
+            f"rows (read the right way round; see docs/csv-format.md)",
+            err=True,
+        )
     if result.counters.get("cleaned"):
-        click.echo(f"note: control characters (which no feed can carry) were removed from the "
-                   f"text of {result.counters['cleaned']} rows", err=True)
+        click.echo(
+            f"note: control characters (which no feed can carry) were removed from the "
+            f"text of {result.counters['cleaned']} rows",
+            err=True,
+        )
     if result.rejections:
         for r in result.rejections[:10]:
             click.echo(f"  line {r.line}: {r.reason}", err=True)
@@ -157,10 +181,13 @@ def incidents_review(ctx: Context, limit):
     held, total = records.entries_for_review(ctx.store, limit)
     for e in held:
         why = e.suppressed_reason.partition(": ")[2]
-        click.echo(f"{e.uid}  {e.event_time:%Y-%m-%d %H:%M}Z  {e.source} {e.external_id}  "
-                   f"{_single_line(e.description)!r}  ({why})")
-    click.echo(f"{total} held back for review" + (f"; {len(held)} shown" if total > len(held)
-                                                    else ""))
+        click.echo(
+            f"{e.uid}  {e.event_time:%Y-%m-%d %H:%M}Z  {e.source} {e.external_id}  "
+            f"{_single_line(e.description)!r}  ({why})"
+        )
+    click.echo(
+        f"{total} held back for review" + (f"; {len(held)} shown" if total > len(held) else "")
+    )
 
 
 @incidents.command("release")
@@ -180,8 +207,11 @@ def _single_line(text: str) -> str:
 
 @incidents.command("retract")
 @click.argument("uid")
-@click.option("--reason", required=True,
-              help="Why it is withdrawn: wrong address, sealed record, victim request...")
+@click.option(
+    "--reason",
+    required=True,
+    help="Why it is withdrawn: wrong address, sealed record, victim request...",
+)
 @pass_ctx
 @domain_errors
 def incidents_retract(ctx: Context, uid, reason):
@@ -213,17 +243,26 @@ def beats():
 @click.option("--sector-field")
 @click.option("--precinct-field")
 @click.option("--name", help="Name of the beat map (default: the file name).")
-@click.option("--effective", type=click.DateTime(formats=["%Y-%m-%d"]),
-              help="Date the map takes effect (YYYY-MM-DD).")
+@click.option(
+    "--effective",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Date the map takes effect (YYYY-MM-DD).",
+)
 @pass_ctx
 @domain_errors
 def beats_load(ctx: Context, file, code_field, sector_field, precinct_field, name, effective):
     """Load a beat map file as a draft and print its id."""
     _require_schema(ctx.store)
     set_id = boundaries.load_beat_map(
-        ctx.store, file, code_field=code_field, sector_field=sector_field,
-        precinct_field=precinct_field, name=name,
-        effective=effective.date() if effective else None, now=utcnow())
+        ctx.store,
+        file,
+        code_field=code_field,
+        sector_field=sector_field,
+        precinct_field=precinct_field,
+        name=name,
+        effective=effective.date() if effective else None,
+        now=utcnow(),
+    )
     bs = ctx.store.get_beat_set(set_id)
     click.echo(f"{set_id}\tdraft\t{bs.beat_count} beats\t{bs.name}")
 
@@ -234,8 +273,9 @@ def beats_load(ctx: Context, file, code_field, sector_field, precinct_field, nam
 def beats_list(ctx: Context):
     """One beat map per line: id, status, beats, effective date, name."""
     for bs in ctx.store.list_beat_sets():
-        click.echo(f"{bs.id}\t{bs.status}\t{bs.beat_count} beats\t"
-                   f"{bs.effective_date or '-'}\t{bs.name}")
+        click.echo(
+            f"{bs.id}\t{bs.status}\t{bs.beat_count} beats\t{bs.effective_date or '-'}\t{bs.name}"
+        )
 
 
 @beats.command("validate")
@@ -245,7 +285,8 @@ def beats_list(ctx: Context):
 def beats_validate(ctx: Context, set_id):
     """Check a stored beat map's polygons; exit 1 with the reasons when it does not validate."""
     problems = boundaries.validate_beat_set(
-        ctx.store, set_id, boundaries.Tolerances.from_settings(ctx.settings))
+        ctx.store, set_id, boundaries.Tolerances.from_settings(ctx.settings)
+    )
     for p in problems:
         click.echo(str(p))
     if boundaries.blocking(problems):
@@ -256,19 +297,32 @@ def beats_validate(ctx: Context, set_id):
 
 @beats.command("publish")
 @click.argument("set_id", type=int)
-@click.option("--at", "at", type=click.DateTime(formats=["%Y-%m-%d"]),
-              help="Publish on this date (YYYY-MM-DD, local) instead of now.")
+@click.option(
+    "--at",
+    "at",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Publish on this date (YYYY-MM-DD, local) instead of now.",
+)
 @pass_ctx
 @domain_errors
 def beats_publish(ctx: Context, set_id, at):
     """Make a beat map the active one (the previous one is retired, never deleted)."""
     if at is not None:
-        boundaries.schedule_beat_map(ctx.store, set_id, at.date(), now=utcnow(),
-                                     tolerances=boundaries.Tolerances.from_settings(ctx.settings))
+        boundaries.schedule_beat_map(
+            ctx.store,
+            set_id,
+            at.date(),
+            now=utcnow(),
+            tolerances=boundaries.Tolerances.from_settings(ctx.settings),
+        )
         click.echo(f"beat map {set_id} is scheduled for {at.date()}")
         return
     joined = boundaries.publish_beat_map(
-        ctx.store, set_id, now=utcnow(), tolerances=boundaries.Tolerances.from_settings(ctx.settings))
+        ctx.store,
+        set_id,
+        now=utcnow(),
+        tolerances=boundaries.Tolerances.from_settings(ctx.settings),
+    )
     click.echo(f"beat map {set_id} is active; {joined} incidents joined to it")
 
 
@@ -278,16 +332,20 @@ def beats_publish(ctx: Context, set_id, at):
 def beats_rollback(ctx: Context):
     """Republish the most recently retired beat map."""
     set_id = boundaries.rollback_beat_map(
-        ctx.store, now=utcnow(), tolerances=boundaries.Tolerances.from_settings(ctx.settings))
+        ctx.store, now=utcnow(), tolerances=boundaries.Tolerances.from_settings(ctx.settings)
+    )
     click.echo(f"beat map {set_id} is active again")
 
 
 @beats.command("diff")
 @click.argument("set_id", type=int)
 @click.option("--against", type=int, help="Compare with this map (default: the active one).")
-@click.option("--tolerance", type=float,
-              help="Share of a beat's area that must change for it to count as reshaped "
-                   "(default: BEATFEEDS_BEAT_RESHAPE_TOLERANCE, 0.001).")
+@click.option(
+    "--tolerance",
+    type=float,
+    help="Share of a beat's area that must change for it to count as reshaped "
+    "(default: BEATFEEDS_BEAT_RESHAPE_TOLERANCE, 0.001).",
+)
 @click.option("--moves", is_flag=True, help="List each recent incident that would change beat.")
 @pass_ctx
 @domain_errors
@@ -295,9 +353,12 @@ def beats_diff(ctx: Context, set_id, against, tolerance, moves):
     """Beats added, removed, renamed and reshaped between two maps, and incidents that move."""
     s = ctx.settings
     d = boundaries.diff_beat_sets(
-        ctx.store, set_id, against,
+        ctx.store,
+        set_id,
+        against,
         tolerance=tolerance if tolerance is not None else s.beat_reshape_tolerance,
-        since=utcnow() - timedelta(days=s.beat_diff_days))
+        since=utcnow() - timedelta(days=s.beat_diff_days),
+    )
     click.echo(f"beat map {d.old_id} -> {d.new_id}")
     click.echo(f"added: {' '.join(d.added) or '-'}")
     click.echo(f"removed: {' '.join(d.removed) or '-'}")
@@ -312,8 +373,10 @@ def beats_diff(ctx: Context, set_id, against, tolerance, moves):
         click.echo(f"  {old or '(none)'} -> {new or '(none)'}: {n}")
     if moves:
         for m in d.moves:
-            click.echo(f"  {m.uid}\t{m.event_time:%Y-%m-%d %H:%M}\t{m.old or '-'} -> "
-                       f"{m.new or '-'}\t{m.block_address}")
+            click.echo(
+                f"  {m.uid}\t{m.event_time:%Y-%m-%d %H:%M}\t{m.old or '-'} -> "
+                f"{m.new or '-'}\t{m.block_address}"
+            )
 
 
 @beats.command("export")
@@ -381,15 +444,22 @@ def sources_group():
 @click.option("--folder", type=click.Path(file_okay=False), help="A folder to watch.")
 @click.option("--url", help="An http(s) URL to fetch, for example a Socrata CSV export.")
 @click.option("--preset", help="Column layout (default: detected from each file).")
-@click.option("--interval", default=15, show_default=True, type=int,
-              help="Minutes between polls.")
+@click.option("--interval", default=15, show_default=True, type=int, help="Minutes between polls.")
 @pass_ctx
 @domain_errors
 def sources_add(ctx: Context, name, folder, url, preset, interval):
     """Poll a folder or URL every INTERVAL minutes (run by `beatfeeds scheduler`)."""
     _require_schema(ctx.store)
-    s = sources.add_source(ctx.store, name, folder=folder, url=url, preset=preset,
-                           interval_minutes=interval, actor="cli", now=utcnow())
+    s = sources.add_source(
+        ctx.store,
+        name,
+        folder=folder,
+        url=url,
+        preset=preset,
+        interval_minutes=interval,
+        actor="cli",
+        now=utcnow(),
+    )
     click.echo(f"added source {s.name}: {s.kind} {s.location}, every {s.interval_minutes} min")
 
 
@@ -401,8 +471,10 @@ def sources_list(ctx: Context):
     for s in ctx.store.list_sources():
         last = f"{s.last_polled_at:%Y-%m-%d %H:%M} UTC" if s.last_polled_at else "never"
         status = (s.last_status or "-") + (f": {s.last_error}" if s.last_error else "")
-        click.echo(f"{s.name}\t{s.kind}\t{s.location}\t{s.preset or 'detect'}\t"
-                   f"every {s.interval_minutes} min\t{last}\t{status}")
+        click.echo(
+            f"{s.name}\t{s.kind}\t{s.location}\t{s.preset or 'detect'}\t"
+            f"every {s.interval_minutes} min\t{last}\t{status}"
+        )
 
 
 @sources_group.command("remove")
@@ -422,8 +494,9 @@ def sources_remove(ctx: Context, name):
 def sources_poll(ctx: Context, names):
     """Poll the named sources (default: all) now, whatever their interval."""
     _require_schema(ctx.store)
-    summary = sources.poll_sources(ctx.store, ctx.settings, utcnow(),
-                                   names=list(names) or None, force=True)
+    summary = sources.poll_sources(
+        ctx.store, ctx.settings, utcnow(), names=list(names) or None, force=True
+    )
     click.echo(" ".join(f"{k} {v}" for k, v in summary.items()))
     sys.exit(1 if summary["failed"] else 0)
 
@@ -444,8 +517,10 @@ def presets_list(ctx: Context):
         p = u.preset
         cols = ",".join(f"{f}={c}" for f, c in sorted(p.columns.items()))
         saved = f"{p.created_at:%Y-%m-%d %H:%M} UTC" if p.created_at else "-"
-        click.echo(f"{p.name}\t{p.source}\t{cols}\t{p.created_by or '-'}\t{saved}\t"
-                   f"{','.join(u.sources) or '-'}")
+        click.echo(
+            f"{p.name}\t{p.source}\t{cols}\t{p.created_by or '-'}\t{saved}\t"
+            f"{','.join(u.sources) or '-'}"
+        )
 
 
 @presets_group.command("delete")
@@ -474,9 +549,11 @@ def outbound_list(ctx: Context):
     _require_schema(ctx.store)
     for s in outbound.list_accounts(ctx.store):
         a, c = s.account, s.counts
-        click.echo(f"{a.id}\t{a.service}\t{s.area}\t{s.target}\t{a.status}\t"
-                   f"pending {c['pending']} sent {c['sent']} failed {c['failed']} "
-                   f"unknown {c['unknown']}\t{a.label}")
+        click.echo(
+            f"{a.id}\t{a.service}\t{s.area}\t{s.target}\t{a.status}\t"
+            f"pending {c['pending']} sent {c['sent']} failed {c['failed']} "
+            f"unknown {c['unknown']}\t{a.label}"
+        )
 
 
 # credential name -> the `outbound add` option that supplies it (secrets only from files)
@@ -499,12 +576,23 @@ def _read_secret(path: str, option: str) -> str:
 @outbound_group.command("add")
 @click.argument("service", type=click.Choice(list(SERVICES)))
 @click.argument("area", metavar="AREA")
-@click.option("--url", "--instance", "--server", "endpoint", metavar="URL",
-              help="Webhook URL (--url), Mastodon instance (--instance), or Bluesky PDS / X API "
-                   "server (--server; defaults https://bsky.social, https://api.twitter.com).")
+@click.option(
+    "--url",
+    "--instance",
+    "--server",
+    "endpoint",
+    metavar="URL",
+    help="Webhook URL (--url), Mastodon instance (--instance), or Bluesky PDS / X API "
+    "server (--server; defaults https://bsky.social, https://api.twitter.com).",
+)
 @click.option("--identifier", help="Bluesky handle or DID.")
-@click.option("--token-file", "--access-token-file", "access_token_file", metavar="PATH",
-              help="Mastodon access token (write:statuses), or X access token.")
+@click.option(
+    "--token-file",
+    "--access-token-file",
+    "access_token_file",
+    metavar="PATH",
+    help="Mastodon access token (write:statuses), or X access token.",
+)
 @click.option("--app-password-file", metavar="PATH", help="Bluesky app password.")
 @click.option("--secret-file", metavar="PATH", help="Webhook signing secret.")
 @click.option("--consumer-key-file", metavar="PATH", help="X API key.")
@@ -513,22 +601,30 @@ def _read_secret(path: str, option: str) -> str:
 @click.option("--label", default="", help="Name shown to admins (default: service and area).")
 @click.option("--handle", default="", help="The account's handle, for your reference.")
 @click.option("--template", default="", help="Post text template (default: title, body, link).")
-@click.option("--profile-template", default="",
-              help="Profile text template; must carry the not-monitored / call 911 notice.")
+@click.option(
+    "--profile-template",
+    default="",
+    help="Profile text template; must carry the not-monitored / call 911 notice.",
+)
 @pass_ctx
 @domain_errors
-def outbound_add(ctx: Context, service, area, endpoint, label, handle, template,
-                 profile_template, **given):
+def outbound_add(
+    ctx: Context, service, area, endpoint, label, handle, template, profile_template, **given
+):
     """Connect AREA (city, precinct:W, sector:K or beat:K3) to an account and print its id.
 
     Secrets are read only from files, or from standard input with PATH `-`, never from the
     command line. They are stored encrypted and never shown again."""
-    fields = {_credential_param(name, secret): (name, secret)
-              for name, _, secret in CREDENTIAL_FIELDS[service]}
+    fields = {
+        _credential_param(name, secret): (name, secret)
+        for name, _, secret in CREDENTIAL_FIELDS[service]
+    }
     unused = [k for k, v in given.items() if v is not None and k not in fields]
     if unused:
-        raise click.UsageError(", ".join("--" + k.replace("_", "-") for k in unused)
-                               + f" is not used by {SERVICES[service]}.")
+        raise click.UsageError(
+            ", ".join("--" + k.replace("_", "-") for k in unused)
+            + f" is not used by {SERVICES[service]}."
+        )
     missing = ["--" + k.replace("_", "-") for k in fields if given.get(k) is None]
     if missing:
         raise click.UsageError(f"{SERVICES[service]} needs {', '.join(missing)}.")
@@ -543,12 +639,25 @@ def outbound_add(ctx: Context, service, area, endpoint, label, handle, template,
     kind, code = outbound.parse_area(area)
     _require_schema(ctx.store)
     account_id = outbound.add_account(
-        ctx.store, ctx.settings, area_kind=kind, area_code=code, service=service, label=label,
-        endpoint=endpoint or "", credentials=credentials, template=template,
-        profile_template=profile_template, handle=handle, actor="cli", now=utcnow())
+        ctx.store,
+        ctx.settings,
+        area_kind=kind,
+        area_code=code,
+        service=service,
+        label=label,
+        endpoint=endpoint or "",
+        credentials=credentials,
+        template=template,
+        profile_template=profile_template,
+        handle=handle,
+        actor="cli",
+        now=utcnow(),
+    )
     a = ctx.store.outbound_account(account_id)
-    click.echo(f"added outbound account {a.id}: {a.label} ({outbound.public_target(a)}); "
-               "its credentials are stored encrypted and will not be shown again")
+    click.echo(
+        f"added outbound account {a.id}: {a.label} ({outbound.public_target(a)}); "
+        "its credentials are stored encrypted and will not be shown again"
+    )
 
 
 @outbound_group.command("pause")
@@ -587,8 +696,7 @@ def outbound_remove(ctx: Context, account_id):
 @domain_errors
 def outbound_test(ctx: Context, account_id):
     """Send a test post now (nothing is sent under BEATFEEDS_DRY_RUN); exit 1 if it failed."""
-    result = outbound.test_account(ctx.store, ctx.settings, account_id, actor="cli",
-                                   now=utcnow())
+    result = outbound.test_account(ctx.store, ctx.settings, account_id, actor="cli", now=utcnow())
     if result.startswith("failed"):
         click.echo(f"test post for account {account_id}: {result}", err=True)
         sys.exit(1)
@@ -610,8 +718,7 @@ def mail_pause(ctx: Context):
 
     _require_schema(ctx.store)
     alerts.set_paused(ctx.store, True, actor="cli", now=utcnow())
-    click.echo("all mail paused: alerts are queued and digests wait until `beatfeeds mail "
-               "resume`")
+    click.echo("all mail paused: alerts are queued and digests wait until `beatfeeds mail resume`")
 
 
 @mail_group.command("resume")
@@ -744,7 +851,6 @@ def demo(host, port, no_serve):
         _serve(app, host, port, threads=8)
     finally:
         sched.shutdown(wait=False)
-
 
 
 if __name__ == "__main__":

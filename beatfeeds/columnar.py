@@ -27,8 +27,15 @@ from .models import IncidentRow, Rejection
 # Date layouts tried on a column's first value; the column is then parsed with the first that
 # fits, and values it does not fit go to the per-row parser (which knows every layout).
 _DATE_FORMATS = (
-    "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M",
-    "%m/%d/%Y", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
 )
 _OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%m/%d/%Y %I:%M:%S %p %z")
@@ -77,8 +84,13 @@ def csv_rows(lines, delimiter: str, first_line: int) -> Iterator[tuple[int, list
         yield start, cells
 
 
-def check_cells(start: int, cells: list[str] | Exception, width: int, max_field: int,
-                rejections: list[Rejection]) -> bool:
+def check_cells(
+    start: int,
+    cells: list[str] | Exception,
+    width: int,
+    max_field: int,
+    rejections: list[Rejection],
+) -> bool:
     """True when a record can be used; otherwise a rejection is recorded (blank lines: neither)."""
     if isinstance(cells, Exception):
         rejections.append(Rejection(start, f"unreadable CSV: {cells}"))
@@ -86,12 +98,16 @@ def check_cells(start: int, cells: list[str] | Exception, width: int, max_field:
     if not cells or (len(cells) == 1 and not cells[0].strip()):
         return False  # blank line
     if len(cells) != width:
-        rejections.append(Rejection(start, f"has {len(cells)} fields, the header has {width}",
-                                    raw_text(cells)))
+        rejections.append(
+            Rejection(start, f"has {len(cells)} fields, the header has {width}", raw_text(cells))
+        )
         return False
     if any(len(c) > max_field for c in cells):
-        rejections.append(Rejection(start, f"a field is longer than {max_field} characters",
-                                    raw_text(cells)[:200]))
+        rejections.append(
+            Rejection(
+                start, f"a field is longer than {max_field} characters", raw_text(cells)[:200]
+            )
+        )
         return False
     return True
 
@@ -107,10 +123,19 @@ def _cells_frame(rows: list[list[str]], needed: list[int]) -> pd.DataFrame:
     return pd.DataFrame({i: [r[i] for r in rows] for i in needed}, dtype=object)
 
 
-def iter_raw_frames(path: Path, *, encoding: str, delimiter: str, width: int, needed: list[int],
-                    chunk_rows: int, max_field: int, rejections: list[Rejection],
-                    block_bytes: int = csvblocks.BLOCK_BYTES,
-                    max_record: int = csvblocks.MAX_RECORD_BYTES) -> Iterator[RawFrame]:
+def iter_raw_frames(
+    path: Path,
+    *,
+    encoding: str,
+    delimiter: str,
+    width: int,
+    needed: list[int],
+    chunk_rows: int,
+    max_field: int,
+    rejections: list[Rejection],
+    block_bytes: int = csvblocks.BLOCK_BYTES,
+    max_record: int = csvblocks.MAX_RECORD_BYTES,
+) -> Iterator[RawFrame]:
     """The file's records after the header, in chunks of at most `chunk_rows`."""
     with open(path, "rb") as fh:
         head = fh.read(64 * 1024)
@@ -118,21 +143,44 @@ def iter_raw_frames(path: Path, *, encoding: str, delimiter: str, width: int, ne
         end = csvblocks.header_end(head)
         if bare_cr or end < 0:
             # Old Mac line ends (or a header longer than 64 KiB): the csv module, streaming.
-            yield from _csv_module_frames(path, encoding, delimiter, width, needed, chunk_rows,
-                                          max_field, rejections)
+            yield from _csv_module_frames(
+                path, encoding, delimiter, width, needed, chunk_rows, max_field, rejections
+            )
             return
         fh.seek(end)
         first_line = 1 + head[:end].count(b"\n")
-        for block in csvblocks.iter_blocks(fh, delimiter=delimiter, first_line=first_line,
-                                           block_bytes=block_bytes, max_record=max_record):
+        for block in csvblocks.iter_blocks(
+            fh,
+            delimiter=delimiter,
+            first_line=first_line,
+            block_bytes=block_bytes,
+            max_record=max_record,
+        ):
             for a in range(0, len(block), chunk_rows):
-                yield _block_frame(block, a, min(a + chunk_rows, len(block)), encoding,
-                                   delimiter, width, needed, max_field, rejections)
+                yield _block_frame(
+                    block,
+                    a,
+                    min(a + chunk_rows, len(block)),
+                    encoding,
+                    delimiter,
+                    width,
+                    needed,
+                    max_field,
+                    rejections,
+                )
 
 
-def _block_frame(block: csvblocks.Block, a: int, b: int, encoding: str, delimiter: str,
-                 width: int, needed: list[int], max_field: int,
-                 rejections: list[Rejection]) -> RawFrame:
+def _block_frame(
+    block: csvblocks.Block,
+    a: int,
+    b: int,
+    encoding: str,
+    delimiter: str,
+    width: int,
+    needed: list[int],
+    max_field: int,
+    rejections: list[Rejection],
+) -> RawFrame:
     length = block.ends[a:b] - block.starts[a:b]
     good = (block.fields[a:b] == width) & ~block.suspect[a:b] & (length <= max_field)
     good &= ~((block.fields[a:b] == 1) & (length < 64))  # maybe a line of spaces: csv decides
@@ -140,15 +188,26 @@ def _block_frame(block: csvblocks.Block, a: int, b: int, encoding: str, delimite
     frame = None
     if len(good_idx):
         if len(good_idx) == b - a:
-            payload = block.data[block.starts[a]:block.ends[b - 1]]
+            payload = block.data[block.starts[a] : block.ends[b - 1]]
         else:
-            payload = b"\n".join(block.data[block.starts[i]:block.ends[i]] for i in good_idx)
+            payload = b"\n".join(block.data[block.starts[i] : block.ends[i]] for i in good_idx)
         try:
-            frame = pd.read_csv(io.BytesIO(payload), sep=delimiter, header=None,
-                                names=list(range(width)), usecols=needed, dtype=str,
-                                na_filter=False, keep_default_na=False, skip_blank_lines=True,
-                                encoding=encoding, encoding_errors="replace", engine="c",
-                                quotechar='"', doublequote=True)
+            frame = pd.read_csv(
+                io.BytesIO(payload),
+                sep=delimiter,
+                header=None,
+                names=list(range(width)),
+                usecols=needed,
+                dtype=str,
+                na_filter=False,
+                keep_default_na=False,
+                skip_blank_lines=True,
+                encoding=encoding,
+                encoding_errors="replace",
+                engine="c",
+                quotechar='"',
+                doublequote=True,
+            )
         except (ValueError, pd.errors.ParserError):
             frame = None
         if frame is not None and len(frame) != len(good_idx):
@@ -163,8 +222,7 @@ def _block_frame(block: csvblocks.Block, a: int, b: int, encoding: str, delimite
     extra_rows, extra_lines = [], []
     for i in others:
         text = block.record(i).decode(encoding, errors="replace")
-        for start, cells in csv_rows(io.StringIO(text, newline=""), delimiter,
-                                     int(block.lines[i])):
+        for start, cells in csv_rows(io.StringIO(text, newline=""), delimiter, int(block.lines[i])):
             if check_cells(start, cells, width, max_field, rejections):
                 extra_rows.append(cells)
                 extra_lines.append(start)
@@ -181,8 +239,9 @@ def _block_frame(block: csvblocks.Block, a: int, b: int, encoding: str, delimite
     return RawFrame(frame, lines, refs, block, encoding, delimiter, b - a)
 
 
-def _csv_module_frames(path, encoding, delimiter, width, needed, chunk_rows, max_field,
-                       rejections) -> Iterator[RawFrame]:
+def _csv_module_frames(
+    path, encoding, delimiter, width, needed, chunk_rows, max_field, rejections
+) -> Iterator[RawFrame]:
     with open(path, newline="", encoding=encoding, errors="replace") as fh:
         rows = csv_rows(fh, delimiter, 1)
         next(rows, None)  # the header
@@ -193,11 +252,25 @@ def _csv_module_frames(path, encoding, delimiter, width, needed, chunk_rows, max
                 batch.append(cells)
                 lines.append(start)
             if read >= chunk_rows:
-                yield RawFrame(_cells_frame(batch, needed), np.array(lines, dtype=np.int64),
-                               batch, None, encoding, delimiter, read)
+                yield RawFrame(
+                    _cells_frame(batch, needed),
+                    np.array(lines, dtype=np.int64),
+                    batch,
+                    None,
+                    encoding,
+                    delimiter,
+                    read,
+                )
                 batch, lines, read = [], [], 0
-        yield RawFrame(_cells_frame(batch, needed), np.array(lines, dtype=np.int64), batch,
-                       None, encoding, delimiter, read)
+        yield RawFrame(
+            _cells_frame(batch, needed),
+            np.array(lines, dtype=np.int64),
+            batch,
+            None,
+            encoding,
+            delimiter,
+            read,
+        )
 
 
 # ---- column-wise validation ---------------------------------------------------------------
@@ -212,8 +285,9 @@ def _truncate(values: np.ndarray, limit: int) -> np.ndarray:
     return values
 
 
-def parse_dates(values: np.ndarray, tz: ZoneInfo, *, offset_is_local: bool
-                ) -> tuple[np.ndarray, np.ndarray]:
+def parse_dates(
+    values: np.ndarray, tz: ZoneInfo, *, offset_is_local: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """(naive UTC datetime64[ns] with NaT for blanks, mask of values left to the per-row parser).
 
     The layout is taken from the first value; values that do not fit it, local times that
@@ -251,16 +325,21 @@ def parse_dates(values: np.ndarray, tz: ZoneInfo, *, offset_is_local: bool
         else:
             naive[rest] = parsed.to_numpy(dtype="datetime64[ns]")
     if not has_offset:
-        local = pd.Series(naive).dt.tz_localize(tz, ambiguous=np.ones(n, dtype=bool),
-                                                 nonexistent="NaT")
+        local = pd.Series(naive).dt.tz_localize(
+            tz, ambiguous=np.ones(n, dtype=bool), nonexistent="NaT"
+        )
         out = local.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
     return out, np.isnat(out) & ~blank
 
 
 # Zero-padded layouts read straight from the bytes: (length, {part: (offset, width)},
 # {offset: literal byte}, 12-hour clock?).
-_US12 = (22, {"m": (0, 2), "d": (3, 2), "Y": (6, 4), "H": (11, 2), "M": (14, 2), "S": (17, 2)},
-         {2: b"/", 5: b"/", 10: b" ", 13: b":", 16: b":", 19: b" ", 21: b"M"}, True)
+_US12 = (
+    22,
+    {"m": (0, 2), "d": (3, 2), "Y": (6, 4), "H": (11, 2), "M": (14, 2), "S": (17, 2)},
+    {2: b"/", 5: b"/", 10: b" ", 13: b":", 16: b":", 19: b" ", 21: b"M"},
+    True,
+)
 _ISO = {"Y": (0, 4), "m": (5, 2), "d": (8, 2), "H": (11, 2), "M": (14, 2), "S": (17, 2)}
 _FIXED = {
     "%m/%d/%Y %I:%M:%S %p": _US12,
@@ -289,7 +368,7 @@ def _fixed_width(values: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray]:
         good &= b[:, offset] == char[0]
     num = {}
     for name, (offset, width) in parts.items():
-        digits = b[:, offset:offset + width].astype(np.int64) - 48
+        digits = b[:, offset : offset + width].astype(np.int64) - 48
         good &= ((digits >= 0) & (digits <= 9)).all(axis=1)
         num[name] = (digits * (10 ** np.arange(width - 1, -1, -1))).sum(axis=1)
     hour = num["H"]
@@ -303,7 +382,8 @@ def _fixed_width(values: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray]:
     days = months.astype("datetime64[D]") + (num["d"] - 1)
     good &= days.astype("datetime64[M]") == months  # 31 April is not a date
     stamp = (days.astype("datetime64[s]") + hour * 3600 + num["M"] * 60 + num["S"]).astype(
-        "datetime64[ns]")
+        "datetime64[ns]"
+    )
     idx = np.flatnonzero(ok)
     out[idx[good]] = stamp[good]
     read = np.zeros(n, dtype=bool)
@@ -311,8 +391,7 @@ def _fixed_width(values: np.ndarray, layout) -> tuple[np.ndarray, np.ndarray]:
     return out, read
 
 
-def format_datetimes(values: np.ndarray, *, sep: str = "T", unit: str = "us"
-                     ) -> list[str | None]:
+def format_datetimes(values: np.ndarray, *, sep: str = "T", unit: str = "us") -> list[str | None]:
     """datetime64 values as the text `np.datetime_as_string(values, unit)` writes (with `sep`
     between date and time), NaT as None, at a third of its cost: each distinct day is
     written once and the time of day looked up in a table. unit: "us" or "s" (truncating,
@@ -352,7 +431,7 @@ _TIMES_OF_DAY: np.ndarray | None = None
 
 
 def _times_of_day() -> np.ndarray:
-    """"HH:MM:SS" of each second of a day, as an (86400, 8) array of ASCII codes."""
+    """ "HH:MM:SS" of each second of a day, as an (86400, 8) array of ASCII codes."""
     global _TIMES_OF_DAY
     if _TIMES_OF_DAY is None:
         s = np.arange(86_400)
@@ -378,7 +457,8 @@ def _coordinates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """(numbers with NaN for blanks, blank mask, mask of values that are not finite numbers)."""
     blank = values == ""
     nums = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
-        dtype="float64", copy=True)
+        dtype="float64", copy=True
+    )
     return nums, blank, ~blank & ~np.isfinite(nums)
 
 
@@ -396,8 +476,20 @@ class Checks:
     time_shift: timedelta | None = None
 
 
-VALID_COLUMNS = ("line", "external_id", "occurred_at", "reported_at", "category_text",
-                 "description", "address", "lat", "lon", "source_beat", "sensitive", "swapped")
+VALID_COLUMNS = (
+    "line",
+    "external_id",
+    "occurred_at",
+    "reported_at",
+    "category_text",
+    "description",
+    "address",
+    "lat",
+    "lon",
+    "source_beat",
+    "sensitive",
+    "swapped",
+)
 
 
 def validate_frame(raw: RawFrame, checks: Checks, rejections: list[Rejection]) -> pd.DataFrame:
@@ -433,8 +525,9 @@ def validate_frame(raw: RawFrame, checks: Checks, rejections: list[Rejection]) -
     times = {}
     for fieldname in ("occurred_at", "reported_at"):
         if fieldname in cols:
-            times[fieldname], bad = parse_dates(field(fieldname), checks.tz,
-                                                offset_is_local=m.offset_is_local)
+            times[fieldname], bad = parse_dates(
+                field(fieldname), checks.tz, offset_is_local=m.offset_is_local
+            )
             slow |= bad
         else:
             times[fieldname] = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -475,13 +568,23 @@ def validate_frame(raw: RawFrame, checks: Checks, rejections: list[Rejection]) -
     else:
         sensitive = np.zeros(n, dtype=bool)
     source_beat = _truncate(field("beat"), 32)  # "" for none: pandas would make None a NaN
-    valid = pd.DataFrame({
-        "line": raw.lines, "external_id": key, "occurred_at": occurred, "reported_at": reported,
-        "category_text": _truncate(category, 500), "description": _truncate(description, 2000),
-        "address": _truncate(field("address"), 500), "lat": lat, "lon": lon,
-        "source_beat": source_beat, "sensitive": sensitive,
-        "swapped": np.zeros(n, dtype=bool), "_oor": out_of_range,
-    })
+    valid = pd.DataFrame(
+        {
+            "line": raw.lines,
+            "external_id": key,
+            "occurred_at": occurred,
+            "reported_at": reported,
+            "category_text": _truncate(category, 500),
+            "description": _truncate(description, 2000),
+            "address": _truncate(field("address"), 500),
+            "lat": lat,
+            "lon": lon,
+            "source_beat": source_beat,
+            "sensitive": sensitive,
+            "swapped": np.zeros(n, dtype=bool),
+            "_oor": out_of_range,
+        }
+    )
     for k, c in enumerate(m.classification_columns):
         valid[f"cls{k}"] = _truncate(_strip(column(c)), 500)
 
@@ -495,8 +598,9 @@ def validate_frame(raw: RawFrame, checks: Checks, rejections: list[Rejection]) -
     if slow.any():
         valid = valid[~slow]
         if fixed:
-            valid = pd.concat([valid, _rows_frame(fixed, len(m.classification_columns))],
-                              ignore_index=True).sort_values("line", kind="stable")
+            valid = pd.concat(
+                [valid, _rows_frame(fixed, len(m.classification_columns))], ignore_index=True
+            ).sort_values("line", kind="stable")
     valid = valid.reset_index(drop=True)
     valid = _swap_coordinates(valid, checks, raw, rejections)
     if checks.time_shift:
@@ -507,8 +611,10 @@ def validate_frame(raw: RawFrame, checks: Checks, rejections: list[Rejection]) -
 
 def _rows_frame(rows: list[IncidentRow], ncls: int) -> pd.DataFrame:
     def dt(values):
-        return np.array([np.datetime64(v, "ns") if v else np.datetime64("NaT") for v in values],
-                        dtype="datetime64[ns]")
+        return np.array(
+            [np.datetime64(v, "ns") if v else np.datetime64("NaT") for v in values],
+            dtype="datetime64[ns]",
+        )
 
     data = {
         "line": np.array([r.line for r in rows], dtype=np.int64),
@@ -530,8 +636,9 @@ def _rows_frame(rows: list[IncidentRow], ncls: int) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _swap_coordinates(valid: pd.DataFrame, checks: Checks, raw: RawFrame,
-                      rejections: list[Rejection]) -> pd.DataFrame:
+def _swap_coordinates(
+    valid: pd.DataFrame, checks: Checks, raw: RawFrame, rejections: list[Rejection]
+) -> pd.DataFrame:
     """Put right latitude/longitude given the wrong way round: only when the point as given
     is outside the beat map (or impossible) and the swapped point is inside it."""
     if checks.covers is None or not len(valid):
@@ -556,7 +663,9 @@ def _swap_coordinates(valid: pd.DataFrame, checks: Checks, raw: RawFrame,
         from .imports import parse_coordinate  # the reason exactly as the per-row check words it
 
         lines = set(valid.loc[bad, "line"].tolist())
-        by_line = {int(raw.lines[i]): i for i in range(len(raw.lines)) if int(raw.lines[i]) in lines}
+        by_line = {
+            int(raw.lines[i]): i for i in range(len(raw.lines)) if int(raw.lines[i]) in lines
+        }
         for i in np.flatnonzero(bad):
             reason = ""
             for v, what, limit in ((lat[i], "latitude", 90), (lon[i], "longitude", 180)):

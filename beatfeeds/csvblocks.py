@@ -38,7 +38,7 @@ class Block:
         return len(self.starts)
 
     def record(self, i: int) -> bytes:
-        return self.data[self.starts[i]:self.ends[i]]
+        return self.data[self.starts[i] : self.ends[i]]
 
 
 def _outside_quotes(positions: np.ndarray, quotes: np.ndarray) -> np.ndarray:
@@ -48,8 +48,9 @@ def _outside_quotes(positions: np.ndarray, quotes: np.ndarray) -> np.ndarray:
     return (np.searchsorted(quotes, positions) & 1) == 0
 
 
-def split_block(buf: bytes, *, delimiter: int, first_line: int, final: bool
-                ) -> tuple[Block, int, int]:
+def split_block(
+    buf: bytes, *, delimiter: int, first_line: int, final: bool
+) -> tuple[Block, int, int]:
     """Records of `buf` -> (block, bytes consumed, line feeds consumed).
 
     Unless `final`, the tail after the last record-ending line feed is left for the next block.
@@ -60,8 +61,11 @@ def split_block(buf: bytes, *, delimiter: int, first_line: int, final: bool
     record_lf = lf[_outside_quotes(lf, quotes)]
     if final:
         consumed = len(buf)
-        ends = record_lf if (len(record_lf) and record_lf[-1] == len(buf) - 1) else \
-            np.append(record_lf, len(buf))
+        ends = (
+            record_lf
+            if (len(record_lf) and record_lf[-1] == len(buf) - 1)
+            else np.append(record_lf, len(buf))
+        )
         lf_used = len(lf)
     else:
         if not len(record_lf):
@@ -102,9 +106,14 @@ def split_block(buf: bytes, *, delimiter: int, first_line: int, final: bool
     return block, consumed, lf_used
 
 
-def iter_blocks(fh: BinaryIO, *, delimiter: str, first_line: int,
-                block_bytes: int = BLOCK_BYTES,
-                max_record: int = MAX_RECORD_BYTES) -> Iterator[Block]:
+def iter_blocks(
+    fh: BinaryIO,
+    *,
+    delimiter: str,
+    first_line: int,
+    block_bytes: int = BLOCK_BYTES,
+    max_record: int = MAX_RECORD_BYTES,
+) -> Iterator[Block]:
     """Blocks of whole records from `fh`, positioned at the first record after the header."""
     d = ord(delimiter)
     carry = b""
@@ -128,8 +137,14 @@ def iter_blocks(fh: BinaryIO, *, delimiter: str, first_line: int,
             cut = carry.find(b"\n") + 1 or len(carry)
             record = carry[:cut].rstrip(b"\r\n")
             one = np.array([0], dtype=np.int64)
-            yield Block(record, one * 0, one * 0 + len(record), one * 0 + line,
-                        one * 0 - 1, np.ones(1, dtype=bool))
+            yield Block(
+                record,
+                one * 0,
+                one * 0 + len(record),
+                one * 0 + line,
+                one * 0 - 1,
+                np.ones(1, dtype=bool),
+            )
             line += carry[:cut].count(b"\n")
             carry = carry[cut:]
         if final:

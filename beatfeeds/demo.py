@@ -43,9 +43,15 @@ def setup_demo(store, settings, *, now: datetime, echo: Callable[[str], None] = 
     store.upgrade()
     if not store.list_beat_sets():
         set_id = boundaries.load_beat_map(
-            store, default_beats_path(), code_field="beat", sector_field="sector",
-            precinct_field="precinct", name="Seattle Police beats 2018-present (default)",
-            actor="demo", now=now)
+            store,
+            default_beats_path(),
+            code_field="beat",
+            sector_field="sector",
+            precinct_field="precinct",
+            name="Seattle Police beats 2018-present (default)",
+            actor="demo",
+            now=now,
+        )
         boundaries.publish_beat_map(store, set_id, actor="demo", now=now)
         echo(f"loaded and published the default beat map ({set_id})")
     if store.incident_count() == 0:
@@ -54,13 +60,18 @@ def setup_demo(store, settings, *, now: datetime, echo: Callable[[str], None] = 
         # the publication delay counts from the first import too, and a demo imported "now"
         # would show nothing for the first BEATFEEDS_PUBLICATION_DELAY minutes.
         report = imports.import_file(
-            store, sample_incidents_path(),
+            store,
+            sample_incidents_path(),
             imports.ImportOptions(preset=SAMPLE_PRESET, actor="demo", time_shift=shift),
-            settings, now=now - NEWEST_AGE)
+            settings,
+            now=now - NEWEST_AGE,
+        )
         store.set_meta("demo_shift_days", str(shift.days))
         echo(f"imported the sample incidents: {report.line()}")
     days = store.get_meta("demo_shift_days")
     if days is None:
         return ""
-    return (f"Demo: real Seattle Police 911 incidents from March 2016 (data.seattle.gov, CC0), "
-            f"with timestamps moved forward {days} days so the newest is about two hours old.")
+    return (
+        f"Demo: real Seattle Police 911 incidents from March 2016 (data.seattle.gov, CC0), "
+        f"with timestamps moved forward {days} days so the newest is about two hours old."
+    )

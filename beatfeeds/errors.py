@@ -76,8 +76,9 @@ class TooManyAttempts(BeatfeedsError):
 
 
 class TooManySignups(TooManyAttempts):
-    user_message = ("Too many email alert requests from here or for this address. Wait an hour "
-                    "and try again.")
+    user_message = (
+        "Too many email alert requests from here or for this address. Wait an hour and try again."
+    )
 
 
 class Forbidden(BeatfeedsError):

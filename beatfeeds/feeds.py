@@ -49,7 +49,8 @@ class FeedFilter:
     def query(self) -> str:
         """The canonical query string (sorted, no duplicates), "" without a filter."""
         pairs = [("category", c) for c in sorted(set(self.categories))] + [
-            ("exclude", c) for c in sorted(set(self.exclude))]
+            ("exclude", c) for c in sorted(set(self.exclude))
+        ]
         return urlencode(pairs)
 
     def describe(self) -> str:
@@ -57,8 +58,9 @@ class FeedFilter:
         if self.categories:
             parts.append(", ".join(privacy.category_label(c) for c in sorted(set(self.categories))))
         if self.exclude:
-            parts.append("without " + ", ".join(privacy.category_label(c)
-                                                for c in sorted(set(self.exclude))))
+            parts.append(
+                "without " + ", ".join(privacy.category_label(c) for c in sorted(set(self.exclude)))
+            )
         return "; ".join(parts)
 
 
@@ -81,13 +83,16 @@ def area_label(kind: str, code: str | None) -> str:
 
 
 def feed_tag(authority: str, area: Area) -> str:
-    return f"tag:{authority}:feed/{area.kind}" + (f"/{quote(area.code, safe='')}" if area.code else "")
+    return f"tag:{authority}:feed/{area.kind}" + (
+        f"/{quote(area.code, safe='')}" if area.code else ""
+    )
 
 
 def area_path(area: Area) -> str:
     """The site path of an area's page ("" for the city)."""
     return {"city": "", "precinct": "/precincts/", "sector": "/sectors/", "beat": "/beats/"}[
-        area.kind] + (quote(area.code, safe="") if area.code else "")
+        area.kind
+    ] + (quote(area.code, safe="") if area.code else "")
 
 
 def _aware(d: datetime) -> datetime:
@@ -119,9 +124,15 @@ def feed_url(settings, area: Area, fmt: str, filt: FeedFilter | None = None) -> 
     return f"{settings.base_url}{area_path(area)}/feed.{fmt}" + (f"?{query}" if query else "")
 
 
-def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, settings, *,
-               updated: datetime | None = None,
-               updated_fallback: datetime | None = None) -> bytes:
+def build_feed(
+    area: Area | FeedContext,
+    entries: list[FeedEntry],
+    fmt: str,
+    settings,
+    *,
+    updated: datetime | None = None,
+    updated_fallback: datetime | None = None,
+) -> bytes:
     """Serialise an area's entries (newest first) as RSS, Atom or JSON Feed bytes.
 
     Given a FeedContext, the feed also carries the area polygon (GeoRSS), the filter (in its
@@ -139,17 +150,27 @@ def build_feed(area: Area | FeedContext, entries: list[FeedEntry], fmt: str, set
     self_url = feed_url(settings, area, fmt, ctx.filter)
     query = ctx.filter.query()
     title = f"{settings.department_name}: {area.label}" + (
-        f" ({ctx.filter.describe()})" if ctx.filter else "")
-    subtitle = (f"Police incidents in {area.label}, published {settings.publication_delay} "
-                f"minutes after they are reported, located to the hundred block. Not monitored: "
-                f"in an emergency call 911.")
+        f" ({ctx.filter.describe()})" if ctx.filter else ""
+    )
+    subtitle = (
+        f"Police incidents in {area.label}, published {settings.publication_delay} "
+        f"minutes after they are reported, located to the hundred block. Not monitored: "
+        f"in an emergency call 911."
+    )
     if updated is None:
         if updated_fallback is None:
             raise TypeError("build_feed needs `updated` or `updated_fallback`")
         updated = feed_updated(entries, updated_fallback)
     updated = updated if updated.tzinfo else _aware(updated)
-    items = [(e, _title(e, settings), entry_tag(authority, e.source, e.external_id, e.uid),
-              base + (e.link or f"/entries/{e.uid}")) for e in entries]
+    items = [
+        (
+            e,
+            _title(e, settings),
+            entry_tag(authority, e.source, e.external_id, e.uid),
+            base + (e.link or f"/entries/{e.uid}"),
+        )
+        for e in entries
+    ]
     if fmt == "json":
         return _json_feed(title, subtitle, page, self_url, items, ctx)
 
@@ -240,8 +261,11 @@ def _mark_plain_text(parent) -> None:
     """Say `type="text"` on Atom text constructs without a type (the default, said out loud
     for readers that guess): their content shows as typed, markup included."""
     for elm in parent:  # feedgen writes them unqualified, under the default namespace
-        if (isinstance(elm.tag, str) and etree.QName(elm).localname in _ATOM_TEXT
-                and elm.get("src") is None):
+        if (
+            isinstance(elm.tag, str)
+            and etree.QName(elm).localname in _ATOM_TEXT
+            and elm.get("src") is None
+        ):
             elm.set("type", elm.get("type") or "text")
 
 
@@ -260,13 +284,16 @@ def date_feed(body: bytes, fmt: str, updated: datetime) -> bytes:
 def _with_stylesheet(xml: bytes) -> bytes:
     """Add the XSL stylesheet that lets a browser show the feed as a page (readers ignore it)."""
     decl, sep, rest = xml.partition(b"?>")
-    pi = f"\n<?xml-stylesheet type=\"text/xsl\" href={quoteattr(STYLESHEET)}?>".encode()
+    pi = f'\n<?xml-stylesheet type="text/xsl" href={quoteattr(STYLESHEET)}?>'.encode()
     return decl + sep + pi + rest
 
 
 def _opml_date(when: datetime) -> str:
-    return (when if when.tzinfo else _aware(when)).astimezone(UTC).strftime(
-        "%a, %d %b %Y %H:%M:%S GMT")
+    return (
+        (when if when.tzinfo else _aware(when))
+        .astimezone(UTC)
+        .strftime("%a, %d %b %Y %H:%M:%S GMT")
+    )
 
 
 def date_opml(body: bytes, created: datetime) -> bytes:
@@ -274,8 +301,13 @@ def date_opml(body: bytes, created: datetime) -> bytes:
     return body.replace(f">{_opml_date(UNDATED)}<".encode(), f">{_opml_date(created)}<".encode())
 
 
-def build_opml(title: str, groups: list[tuple[str, list[tuple[str, str, str]]]], *,
-               created: datetime, owner: str) -> bytes:
+def build_opml(
+    title: str,
+    groups: list[tuple[str, list[tuple[str, str, str]]]],
+    *,
+    created: datetime,
+    owner: str,
+) -> bytes:
     """An OPML 2.0 subscription list: groups of (text, feed URL, page URL) outlines.
 
     A group with an empty name puts its outlines at the top level. Outline `text` and
@@ -291,9 +323,16 @@ def build_opml(title: str, groups: list[tuple[str, list[tuple[str, str, str]]]],
     for name, outlines in groups:
         parent = etree.SubElement(body, "outline", text=html_text(name)) if name else body
         for text, xml_url, html_url in outlines:
-            etree.SubElement(parent, "outline", type="rss", version="RSS2",
-                             text=html_text(text), title=html_text(text), xmlUrl=xml_url,
-                             htmlUrl=html_url)
+            etree.SubElement(
+                parent,
+                "outline",
+                type="rss",
+                version="RSS2",
+                text=html_text(text),
+                title=html_text(text),
+                xmlUrl=xml_url,
+                htmlUrl=html_url,
+            )
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
@@ -306,8 +345,11 @@ def _title(e: FeedEntry, settings) -> str:
 def _summary(e: FeedEntry, text: str) -> str:
     if e.source == "announcement":  # the department's own text, for the areas it targets
         return f"{text}. {e.description}" if e.description else text
-    where = f"Beat {e.beat}" + (f", sector {e.sector}" if e.sector else "") + (
-        f", {area_label('precinct', e.precinct)}" if e.precinct else "")
+    where = (
+        f"Beat {e.beat}"
+        + (f", sector {e.sector}" if e.sector else "")
+        + (f", {area_label('precinct', e.precinct)}" if e.precinct else "")
+    )
     return f"{text}. {privacy.category_label(e.category)}. {where}."
 
 

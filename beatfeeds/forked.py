@@ -45,8 +45,9 @@ class iterate:  # noqa: N801 - used like a function, in a with statement
     def __init__(self, make: Callable[[], Iterator[T]]):
         ctx = multiprocessing.get_context("fork")
         self._reader, writer = ctx.Pipe(duplex=False)
-        self._child = ctx.Process(target=_child, args=(make, self._reader, writer),
-                                  daemon=True, name="beatfeeds-parse")
+        self._child = ctx.Process(
+            target=_child, args=(make, self._reader, writer), daemon=True, name="beatfeeds-parse"
+        )
         self._child.start()
         writer.close()
 
@@ -65,8 +66,9 @@ class iterate:  # noqa: N801 - used like a function, in a with statement
                 kind, payload = self._reader.recv()
             except EOFError:
                 self._child.join()
-                raise ChildFailed("the parsing process ended unexpectedly (exit code "
-                                  f"{self._child.exitcode})") from None
+                raise ChildFailed(
+                    f"the parsing process ended unexpectedly (exit code {self._child.exitcode})"
+                ) from None
             if kind == _ITEM:
                 yield payload
             elif kind == _DONE:

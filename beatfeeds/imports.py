@@ -58,11 +58,16 @@ class ColumnMapping:
 
     @classmethod
     def from_preset(cls, preset: Preset, source: str | None = None) -> ColumnMapping:
-        return cls(columns=dict(preset.columns), source=source or preset.source, preset=preset,
-                   classification_columns=preset.classification_columns,
-                   location_column=preset.location_column,
-                   key_fallback_columns=preset.key_fallback_columns,
-                   offset_is_local=preset.offset_is_local, strip_prefix=preset.strip_prefix)
+        return cls(
+            columns=dict(preset.columns),
+            source=source or preset.source,
+            preset=preset,
+            classification_columns=preset.classification_columns,
+            location_column=preset.location_column,
+            key_fallback_columns=preset.key_fallback_columns,
+            offset_is_local=preset.offset_is_local,
+            strip_prefix=preset.strip_prefix,
+        )
 
     def missing_columns(self, header: list[str]) -> list[str]:
         cols = set(header)
@@ -81,15 +86,20 @@ def parse_map_options(maps: list[str] | tuple[str, ...]) -> dict[str, str]:
         if not sep or not column.strip():
             raise InvalidInput(f"--map {m!r}: expected FIELD=COLUMN")
         if fieldname not in FIELDS:
-            raise InvalidInput(f"--map {m!r}: unknown field {fieldname!r}; fields are "
-                               f"{', '.join(FIELDS)}")
+            raise InvalidInput(
+                f"--map {m!r}: unknown field {fieldname!r}; fields are {', '.join(FIELDS)}"
+            )
         out[fieldname] = column.strip()
     return out
 
 
-def resolve_mapping(header: list[str], *, preset: str | None = None,
-                    maps: dict[str, str] | None = None, source: str | None = None
-                    ) -> ColumnMapping:
+def resolve_mapping(
+    header: list[str],
+    *,
+    preset: str | None = None,
+    maps: dict[str, str] | None = None,
+    source: str | None = None,
+) -> ColumnMapping:
     """The mapping for a file: a named preset, explicit --map columns, or auto-detection."""
     if preset and maps:
         raise InvalidInput("Give either a preset or --map columns, not both.")
@@ -99,8 +109,10 @@ def resolve_mapping(header: list[str], *, preset: str | None = None,
         mapping = ColumnMapping.from_preset(PRESETS[preset], source)
     elif maps:
         if not source:
-            raise InvalidInput("With --map, name the dataset with --source so that incidents "
-                               "from overlapping exports merge.")
+            raise InvalidInput(
+                "With --map, name the dataset with --source so that incidents "
+                "from overlapping exports merge."
+            )
         mapping = ColumnMapping(columns=dict(maps), source=source)
     else:
         found = detect_preset(header)
@@ -109,7 +121,8 @@ def resolve_mapping(header: list[str], *, preset: str | None = None,
             raise UnusableFile(
                 f"No preset matches this file's columns. The closest, {best.name}, needs "
                 f"columns not found: {', '.join(missing)}. Map the columns with --map "
-                f"FIELD=COLUMN (fields: {', '.join(FIELDS)}).")
+                f"FIELD=COLUMN (fields: {', '.join(FIELDS)})."
+            )
         mapping = ColumnMapping.from_preset(found, source)
     if "external_id" not in mapping.columns and not mapping.key_fallback_columns:
         raise UnusableFile("The mapping names no external_id column (the incident's key).")
@@ -181,12 +194,20 @@ def iter_raw_rows(path: Path, rejections: list[Rejection]) -> Iterator[RawRow]:
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue  # blank line
             if len(cells) != width:
-                rejections.append(Rejection(start, f"has {len(cells)} fields, the header has "
-                                                   f"{width}", _raw(cells)))
+                rejections.append(
+                    Rejection(
+                        start, f"has {len(cells)} fields, the header has {width}", _raw(cells)
+                    )
+                )
                 continue
             if any(len(c) > MAX_FIELD_BYTES for c in cells):
-                rejections.append(Rejection(start, f"a field is longer than {MAX_FIELD_BYTES} "
-                                                   f"characters", _raw(cells)[:200]))
+                rejections.append(
+                    Rejection(
+                        start,
+                        f"a field is longer than {MAX_FIELD_BYTES} characters",
+                        _raw(cells)[:200],
+                    )
+                )
                 continue
             yield RawRow(start, dict(zip(header, cells, strict=True)))
 
@@ -198,10 +219,14 @@ def _raw(cells: list[str]) -> str:
 
 
 # ---- field parsing ----------------------------------------------------------------------------
-_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?"
-                  r"\s*(Z|[+-]\d{2}:?\d{2})?$")
-_US = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
-                 r"\s*([AaPp][Mm])?)?\s*(Z|[+-]\d{2}:?\d{2})?$")
+_ISO = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2})?$"
+)
+_US = re.compile(
+    r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
+    r"\s*([AaPp][Mm])?)?\s*(Z|[+-]\d{2}:?\d{2})?$"
+)
 _UTC = ZoneInfo("UTC")
 
 
@@ -272,8 +297,13 @@ _LOCATION = re.compile(r"^\(?\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\)?$")
 _TRUE = {"true", "yes", "y", "1", "t", "x"}
 
 
-def validate_row(raw: RawRow, mapping: ColumnMapping, tz: ZoneInfo, now: datetime,
-                 covers: Callable[[float, float], bool] | None = None) -> IncidentRow | Rejection:
+def validate_row(
+    raw: RawRow,
+    mapping: ColumnMapping,
+    tz: ZoneInfo,
+    now: datetime,
+    covers: Callable[[float, float], bool] | None = None,
+) -> IncidentRow | Rejection:
     """One raw row -> an IncidentRow, or a Rejection naming the line and the reason.
 
     With `covers(lon, lat)` (is a point inside the beat map?), latitude and longitude given
@@ -346,19 +376,28 @@ def validate_row(raw: RawRow, mapping: ColumnMapping, tz: ZoneInfo, now: datetim
         return s.lstrip(mapping.strip_prefix).strip() if mapping.strip_prefix else s
 
     return IncidentRow(
-        line=raw.line, source=mapping.source, external_id=external_id, reported_at=reported,
-        occurred_at=occurred, category_text=text("category")[:500],
+        line=raw.line,
+        source=mapping.source,
+        external_id=external_id,
+        reported_at=reported,
+        occurred_at=occurred,
+        category_text=text("category")[:500],
         description=(text("description") or text("category"))[:2000],
-        address=get("address")[:500], lat=lat, lon=lon, source_beat=get("beat")[:32] or None,
+        address=get("address")[:500],
+        lat=lat,
+        lon=lon,
+        source_beat=get("beat")[:32] or None,
         sensitive=get("sensitive").lower() in _TRUE,
-        classification_texts=tuple(v.get(c, "").strip()[:500]
-                                   for c in mapping.classification_columns),
+        classification_texts=tuple(
+            v.get(c, "").strip()[:500] for c in mapping.classification_columns
+        ),
         coordinates_swapped=swapped,
     )
 
 
-def _swapped_point(lat_text: str, lon_text: str,
-                   covers: Callable[[float, float], bool] | None) -> tuple[float, float] | None:
+def _swapped_point(
+    lat_text: str, lon_text: str, covers: Callable[[float, float], bool] | None
+) -> tuple[float, float] | None:
     """(lat, lon) read the other way round, when that point is inside the beat map."""
     if covers is None:
         return None
@@ -374,9 +413,19 @@ def _swapped_point(lat_text: str, lon_text: str,
 
 def row_hash(row: IncidentRow) -> str:
     """Fingerprint of everything a row says, to tell unchanged rows from corrections."""
-    parts = [row.external_id, _iso(row.occurred_at), _iso(row.reported_at), row.category_text,
-             row.description, row.address, repr(row.lat), repr(row.lon), row.source_beat or "",
-             str(row.sensitive), *row.classification_texts]
+    parts = [
+        row.external_id,
+        _iso(row.occurred_at),
+        _iso(row.reported_at),
+        row.category_text,
+        row.description,
+        row.address,
+        repr(row.lat),
+        repr(row.lon),
+        row.source_beat or "",
+        str(row.sensitive),
+        *row.classification_texts,
+    ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -415,16 +464,25 @@ def _estimate_rows(path: Path) -> int:
 
 
 def _mapped_columns(mapping: ColumnMapping) -> list[str]:
-    cols = [*mapping.columns.values(), *mapping.classification_columns,
-            *mapping.key_fallback_columns]
+    cols = [
+        *mapping.columns.values(),
+        *mapping.classification_columns,
+        *mapping.key_fallback_columns,
+    ]
     if mapping.location_column:
         cols.append(mapping.location_column)
     return cols
 
 
-def import_file(store, path: str | Path, options: ImportOptions, settings, *,
-                now: datetime | None = None,
-                progress: Callable[[int], None] | None = None) -> ImportReport:
+def import_file(
+    store,
+    path: str | Path,
+    options: ImportOptions,
+    settings,
+    *,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
     """Import one incident file in a single transaction and report what happened.
 
     The file is streamed in chunks (`options.chunk_rows` rows): each is parsed and validated
@@ -435,11 +493,14 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
     now = now or datetime.now(UTC).replace(tzinfo=None)
     encoding, delimiter = sniff_text(path)
     header = read_header(path)
-    mapping = resolve_mapping(header, preset=options.preset, maps=options.maps or None,
-                              source=options.source)
-    report = ImportReport(source=mapping.source,
-                          preset=mapping.preset.name if mapping.preset else None,
-                          dry_run=options.dry_run)
+    mapping = resolve_mapping(
+        header, preset=options.preset, maps=options.maps or None, source=options.source
+    )
+    report = ImportReport(
+        source=mapping.source,
+        preset=mapping.preset.name if mapping.preset else None,
+        dry_run=options.dry_run,
+    )
     counters = report.counters
     counters["swapped"] = 0
     counters["cleaned"] = 0  # rows whose text held characters no feed can carry (removed)
@@ -454,26 +515,48 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
     needed = sorted({col_index[c] for c in _mapped_columns(mapping) if c in col_index})
 
     def per_row(line: int, cells: list[str]) -> IncidentRow | Rejection:
-        return validate_row(RawRow(line, dict(zip(header, cells, strict=True))), mapping, tz,
-                            now, covers=covers_one)
+        return validate_row(
+            RawRow(line, dict(zip(header, cells, strict=True))), mapping, tz, now, covers=covers_one
+        )
 
-    checks = columnar.Checks(mapping=mapping, col_index=col_index, tz=tz, now=now,
-                             validate_row=per_row, covers=covers, time_shift=options.time_shift)
+    checks = columnar.Checks(
+        mapping=mapping,
+        col_index=col_index,
+        tz=tz,
+        now=now,
+        validate_row=per_row,
+        covers=covers,
+        time_shift=options.time_shift,
+    )
     ncls = len(mapping.classification_columns)
 
     with store.transaction(rollback=True) as conn:
         had_incidents = store.source_has_incidents(conn, mapping.source)
-    planner = _Planner(store=store, source=mapping.source, settings=settings, indexes=indexes,
-                       primary=primary, ncls=ncls, now=now, had_incidents=had_incidents)
+    planner = _Planner(
+        store=store,
+        source=mapping.source,
+        settings=settings,
+        indexes=indexes,
+        primary=primary,
+        ncls=ncls,
+        now=now,
+        had_incidents=had_incidents,
+    )
 
     def chunks() -> Iterator[tuple]:
         """(planned chunk, records read, rejections) per chunk of the file: everything about
         a chunk that needs no database."""
         rejected: list[Rejection] = []
-        for raw in columnar.iter_raw_frames(path, encoding=encoding, delimiter=delimiter,
-                                            width=len(header), needed=needed,
-                                            chunk_rows=options.chunk_rows,
-                                            max_field=MAX_FIELD_BYTES, rejections=rejected):
+        for raw in columnar.iter_raw_frames(
+            path,
+            encoding=encoding,
+            delimiter=delimiter,
+            width=len(header),
+            needed=needed,
+            chunk_rows=options.chunk_rows,
+            max_field=MAX_FIELD_BYTES,
+            rejections=rejected,
+        ):
             valid = columnar.validate_frame(raw, checks, rejected)
             yield _plan_chunk(planner, valid, _row_hashes(valid, ncls)), raw.records, rejected[:]
             rejected.clear()
@@ -484,22 +567,44 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
     uid_key = store.identifier_key()  # read (or made) before the run's write transaction
     # A big file is parsed in a child process while this one writes: two cores, not one.
     apart = forked.available() and expected >= PARSE_APART_ROWS
-    with (forked.iterate(chunks) if apart else contextlib.nullcontext(chunks())) as parsed, \
-            store.transaction(rollback=options.dry_run, foreign_keys=False) as conn:
-        run_id = store.start_import_run(conn, source=mapping.source, filename=path.name,
-                                        file_sha256=_digest(path), preset=report.preset,
-                                        user_email=options.actor, now=now)
+    with (
+        forked.iterate(chunks) if apart else contextlib.nullcontext(chunks()) as parsed,
+        store.transaction(rollback=options.dry_run, foreign_keys=False) as conn,
+    ):
+        run_id = store.start_import_run(
+            conn,
+            source=mapping.source,
+            filename=path.name,
+            file_sha256=_digest(path),
+            preset=report.preset,
+            user_email=options.actor,
+            now=now,
+        )
         report.run_id = None if options.dry_run else run_id
-        run = _Run(store=store, conn=conn, source=mapping.source, counters=counters,
-                   settings=settings, run_id=run_id, now=now, ncls=ncls,
-                   had_incidents=had_incidents, writer=_Writer(),
-                   next_id=store.first_free_incident_id(conn), uid_key=uid_key)
+        run = _Run(
+            store=store,
+            conn=conn,
+            source=mapping.source,
+            counters=counters,
+            settings=settings,
+            run_id=run_id,
+            now=now,
+            ncls=ncls,
+            had_incidents=had_incidents,
+            writer=_Writer(),
+            next_id=store.first_free_incident_id(conn),
+            uid_key=uid_key,
+        )
         if not had_incidents and store.source_has_incidents(conn, mapping.source):
-            raise Conflict(f"Another import of {mapping.source} finished while this one "
-                           "started; nothing was imported. Import the file again.")
+            raise Conflict(
+                f"Another import of {mapping.source} finished while this one "
+                "started; nothing was imported. Import the file again."
+            )
         if not store.beat_sets_exist(conn, indexes):  # rows will reference them unchecked
-            raise Conflict("A beat map was deleted while this import started; nothing was "
-                           "imported. Import the file again.")
+            raise Conflict(
+                "A beat map was deleted while this import started; nothing was "
+                "imported. Import the file again."
+            )
         deferred = store.defer_incident_indexes(conn, expected)
         processed = 0
         try:
@@ -517,21 +622,39 @@ def import_file(store, path: str | Path, options: ImportOptions, settings, *,
         report.rejections.sort(key=lambda r: r.line)
         # Every row read ends in exactly one of these; unreadable lines are rejections too.
         counters["rejected"] = len(report.rejections)
-        counters["read"] = sum(counters[k] for k in
-                               ("new", "updated", "unchanged", "duplicate", "rejected"))
+        counters["read"] = sum(
+            counters[k] for k in ("new", "updated", "unchanged", "duplicate", "rejected")
+        )
         report.report_path = _write_report(report, header, settings, options, path, run_id, now)
-        store.finish_import_run(conn, run_id, counters=counters, rejections=report.rejections,
-                                report_path=report.report_path, now=now)
+        store.finish_import_run(
+            conn,
+            run_id,
+            counters=counters,
+            rejections=report.rejections,
+            report_path=report.report_path,
+            now=now,
+        )
         if not options.dry_run:
-            store.audit(options.actor, "incidents.import", f"import_run:{run_id}",
-                        {"file": path.name, "source": mapping.source} | counters, now=now,
-                        conn=conn)
+            store.audit(
+                options.actor,
+                "incidents.import",
+                f"import_run:{run_id}",
+                {"file": path.name, "source": mapping.source} | counters,
+                now=now,
+                conn=conn,
+            )
     if counters["swapped"]:
-        log.warning("import %s: latitude and longitude swapped in %d rows; read the right way "
-                    "round", path.name, counters["swapped"])
+        log.warning(
+            "import %s: latitude and longitude swapped in %d rows; read the right way round",
+            path.name,
+            counters["swapped"],
+        )
     if counters["cleaned"]:
-        log.warning("import %s: control characters removed from the text of %d rows",
-                    path.name, counters["cleaned"])
+        log.warning(
+            "import %s: control characters removed from the text of %d rows",
+            path.name,
+            counters["cleaned"],
+        )
     log.info("import %s (%s): %s", path.name, mapping.source, report.line())
     return report
 
@@ -626,6 +749,7 @@ def _row_hashes(valid, ncls: int) -> list[bytes]:
     """SHA-256 of everything a row says (as `row_hash`), column-wise."""
     if not len(valid):
         return []
+
     def iso(values) -> list[str]:
         return [v or "" for v in columnar.format_datetimes(values.to_numpy(), unit="s")]
 
@@ -635,12 +759,19 @@ def _row_hashes(valid, ncls: int) -> list[bytes]:
             out[i] = "None"
         return out
 
-    parts = [valid["external_id"].tolist(), iso(valid["occurred_at"]),
-             iso(valid["reported_at"]), valid["category_text"].tolist(),
-             valid["description"].tolist(), valid["address"].tolist(), num(valid["lat"]),
-             num(valid["lon"]), [b or "" for b in valid["source_beat"].tolist()],
-             ["True" if v else "False" for v in valid["sensitive"].tolist()],
-             *(valid[f"cls{k}"].tolist() for k in range(ncls))]
+    parts = [
+        valid["external_id"].tolist(),
+        iso(valid["occurred_at"]),
+        iso(valid["reported_at"]),
+        valid["category_text"].tolist(),
+        valid["description"].tolist(),
+        valid["address"].tolist(),
+        num(valid["lat"]),
+        num(valid["lon"]),
+        [b or "" for b in valid["source_beat"].tolist()],
+        ["True" if v else "False" for v in valid["sensitive"].tolist()],
+        *(valid[f"cls{k}"].tolist() for k in range(ncls)),
+    ]
     sha = hashlib.sha256
     return [sha(b).digest() for b in map(str.encode, map("\x1f".join, zip(*parts, strict=True)))]
 
@@ -648,23 +779,41 @@ def _row_hashes(valid, ncls: int) -> list[bytes]:
 def _policy(batch, located: np.ndarray, ncls: int, source: str, suppressed) -> tuple:
     """(category, suppressed_reason, needs review?) arrays: privacy.prepare_row (and so the
     personal-data check) once per distinct wording."""
-    arrays = [batch["category_text"].to_numpy(), batch["description"].to_numpy(),
-              *(batch[f"cls{k}"].to_numpy() for k in range(ncls)),
-              batch["sensitive"].to_numpy(), located]
+    arrays = [
+        batch["category_text"].to_numpy(),
+        batch["description"].to_numpy(),
+        *(batch[f"cls{k}"].to_numpy() for k in range(ncls)),
+        batch["sensitive"].to_numpy(),
+        located,
+    ]
     codes, first = _factorize_rows(arrays)
     cats, reasons, review = [], [], []
     for i in first:
         ct, desc, *cls, sens, loc = (a[i] for a in arrays)
-        row = IncidentRow(line=0, source=source, external_id="", reported_at=None,
-                          occurred_at=None, category_text=ct, description=desc, address="",
-                          lat=0.0 if loc else None, lon=0.0 if loc else None, source_beat=None,
-                          sensitive=bool(sens), classification_texts=tuple(cls))
+        row = IncidentRow(
+            line=0,
+            source=source,
+            external_id="",
+            reported_at=None,
+            occurred_at=None,
+            category_text=ct,
+            description=desc,
+            address="",
+            lat=0.0 if loc else None,
+            lon=0.0 if loc else None,
+            source_beat=None,
+            sensitive=bool(sens),
+            classification_texts=tuple(cls),
+        )
         privacy.prepare_row(row, suppressed)
         cats.append(row.category)
         reasons.append(row.suppressed_reason)
         review.append(pii.is_review_reason(row.suppressed_reason))
-    return (np.array(cats, dtype=object)[codes], np.array(reasons, dtype=object)[codes],
-            np.array(review, dtype=bool)[codes])
+    return (
+        np.array(cats, dtype=object)[codes],
+        np.array(reasons, dtype=object)[codes],
+        np.array(review, dtype=bool)[codes],
+    )
 
 
 def _factorize_rows(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -731,8 +880,17 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
     counters["duplicate"] += int(earlier.sum()) + int(stored.sum())
     pos = pos[~stored]
     if not len(pos):
-        return _Chunk(counters, valid.iloc[:0], {}, [], np.zeros(0, dtype=bool), [], *(
-            np.zeros(0, dtype=object),) * 3, {}, {})
+        return _Chunk(
+            counters,
+            valid.iloc[:0],
+            {},
+            [],
+            np.zeros(0, dtype=bool),
+            [],
+            *(np.zeros(0, dtype=object),) * 3,
+            {},
+            {},
+        )
     p.seen.add(key_hashes[pos], row_hashes[pos])
     batch = valid.iloc[pos].reset_index(drop=True)
     counters["cleaned"] = _drop_non_xml(batch)
@@ -741,8 +899,9 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
     lat, lon = batch["lat"].to_numpy(), batch["lon"].to_numpy()
     located = np.isfinite(lat) & np.isfinite(lon)
     counters["unlocated"] += int((~located).sum())
-    category, suppressed_reason, review = _policy(batch, located, p.ncls, p.source,
-                                                  p.settings.suppressed_categories)
+    category, suppressed_reason, review = _policy(
+        batch, located, p.ncls, p.source, p.settings.suppressed_categories
+    )
     codes_, uniq = pd.factorize(batch["address"].to_numpy())
     blocks = np.array([privacy.hundred_block(a) for a in uniq], dtype=object)
     block_address = blocks[codes_] if len(uniq) else np.full(len(batch), "", dtype=object)
@@ -761,26 +920,50 @@ def _plan_chunk(p: _Planner, valid, digests: list[bytes]) -> _Chunk | None:
     event_time = np.where(np.isnat(occurred), reported, occurred)
     source_beat = batch["source_beat"].to_numpy(dtype=object)
     # Not the uids: the writing process, the less busy one, adds them (_store_chunk).
-    columns = p.store.bind_incident_columns({
-        "source": p.source, "external_id": bkeys,
-        "reported_at": reported, "occurred_at": occurred, "event_time": event_time,
-        "category": category, "category_text": batch["category_text"].to_numpy(),
-        "description": batch["description"].to_numpy(),
-        "address": batch["address"].to_numpy(), "block_address": block_address,
-        "lat": lat, "lon": lon, "source_beat": np.where(source_beat == "", None, source_beat),
-        "sensitive": batch["sensitive"].to_numpy(), "suppressed_reason": suppressed_reason,
-        "row_hash": hashes, "created_at": p.now, "updated_at": p.now,
-        # New incidents: first imported now. Updates take their stored first import time
-        # (_store_chunk), so a re-import never restarts the delay.
-        "publish_at": privacy.publish_at(p.settings.publication_delay, occurred, reported, p.now),
-    })
+    columns = p.store.bind_incident_columns(
+        {
+            "source": p.source,
+            "external_id": bkeys,
+            "reported_at": reported,
+            "occurred_at": occurred,
+            "event_time": event_time,
+            "category": category,
+            "category_text": batch["category_text"].to_numpy(),
+            "description": batch["description"].to_numpy(),
+            "address": batch["address"].to_numpy(),
+            "block_address": block_address,
+            "lat": lat,
+            "lon": lon,
+            "source_beat": np.where(source_beat == "", None, source_beat),
+            "sensitive": batch["sensitive"].to_numpy(),
+            "suppressed_reason": suppressed_reason,
+            "row_hash": hashes,
+            "created_at": p.now,
+            "updated_at": p.now,
+            # New incidents: first imported now. Updates take their stored first import time
+            # (_store_chunk), so a re-import never restarts the delay.
+            "publish_at": privacy.publish_at(
+                p.settings.publication_delay, occurred, reported, p.now
+            ),
+        }
+    )
     # Only rows that may already be stored travel with their values, to be updated.
     maybe = np.arange(len(batch)) if p.had_incidents else np.flatnonzero(was_seen[pos])
     # Keys and hashes are the bound columns themselves: they travel once, compactly.
-    return _Chunk(counters, batch.iloc[maybe].reset_index(drop=True),
-                  dict(zip(maybe.tolist(), range(len(maybe)), strict=True)),
-                  columns["external_id"], was_seen[pos], columns["row_hash"], category[maybe],
-                  suppressed_reason[maybe], block_address[maybe], beats, columns, review)
+    return _Chunk(
+        counters,
+        batch.iloc[maybe].reset_index(drop=True),
+        dict(zip(maybe.tolist(), range(len(maybe)), strict=True)),
+        columns["external_id"],
+        was_seen[pos],
+        columns["row_hash"],
+        category[maybe],
+        suppressed_reason[maybe],
+        block_address[maybe],
+        beats,
+        columns,
+        review,
+    )
 
 
 def _drop_non_xml(batch) -> int:
@@ -799,9 +982,14 @@ def _drop_non_xml(batch) -> int:
 
 def _take(columns: dict[str, object], rows: np.ndarray) -> dict[str, object]:
     """These rows of bound columns (values shared by every row stay as they are)."""
-    return {k: v[rows] if isinstance(v, np.ndarray) else
-            type(v)(v[i] for i in rows.tolist()) if isinstance(v, list) else v
-            for k, v in columns.items()}
+    return {
+        k: v[rows]
+        if isinstance(v, np.ndarray)
+        else type(v)(v[i] for i in rows.tolist())
+        if isinstance(v, list)
+        else v
+        for k, v in columns.items()
+    }
 
 
 def _store_chunk(run: _Run, chunk: _Chunk | None) -> None:
@@ -815,8 +1003,11 @@ def _store_chunk(run: _Run, chunk: _Chunk | None) -> None:
     bkeys, hashes = chunk.keys, chunk.hashes
     if not bkeys:
         return
-    lookup = bkeys if run.had_incidents else [k for k, seen in zip(
-        bkeys, chunk.was_seen.tolist(), strict=True) if seen]
+    lookup = (
+        bkeys
+        if run.had_incidents
+        else [k for k, seen in zip(bkeys, chunk.was_seen.tolist(), strict=True) if seen]
+    )
     existing = {}
     if lookup:  # a first import of a dataset writes on while this chunk is prepared
         run.writer.wait()  # the previous chunk's rows must be visible to this lookup
@@ -831,43 +1022,65 @@ def _store_chunk(run: _Run, chunk: _Chunk | None) -> None:
     counters["needs_review"] += int(chunk.review[new].sum())
     if len(new):
         columns = chunk.columns if len(new) == len(bkeys) else _take(chunk.columns, new)
-        columns = columns | {"first_run_id": run.run_id, "last_run_id": run.run_id,
-                             "uid": identifiers.entry_uids(run.source, columns["external_id"],
-                                                          run.uid_key)}
+        columns = columns | {
+            "first_run_id": run.run_id,
+            "last_run_id": run.run_id,
+            "uid": identifiers.entry_uids(run.source, columns["external_id"], run.uid_key),
+        }
         new_beats = {s: codes[new] for s, codes in chunk.beats.items()}
         if run.next_id is None:  # the database numbers them, on the writer's turn
-            run.writer.submit(run.store.insert_incident_columns, run.conn, columns,
-                              beats=new_beats)
+            run.writer.submit(run.store.insert_incident_columns, run.conn, columns, beats=new_beats)
         else:  # numbered here, while the writer still writes the previous chunk
-            prepared = run.store.prepare_incident_columns(run.conn, columns, beats=new_beats,
-                                                          ids=range(run.next_id,
-                                                                    run.next_id + len(new)))
+            prepared = run.store.prepare_incident_columns(
+                run.conn, columns, beats=new_beats, ids=range(run.next_id, run.next_id + len(new))
+            )
             run.next_id += len(new)
             run.writer.submit(run.store.insert_prepared_incidents, run.conn, prepared)
     if changed:
         run.writer.wait()
         batch = chunk.batch
         at = chunk.batch_rows
-        rows = [_incident_row(batch, at[i], run, chunk.category[at[i]],
-                              chunk.block_address[at[i]], chunk.suppressed_reason[at[i]],
-                              {s: c[i] for s, c in chunk.beats.items()})
-                for i in changed]
+        rows = [
+            _incident_row(
+                batch,
+                at[i],
+                run,
+                chunk.category[at[i]],
+                chunk.block_address[at[i]],
+                chunk.suppressed_reason[at[i]],
+                {s: c[i] for s, c in chunk.beats.items()},
+            )
+            for i in changed
+        ]
         _apply_releases(run, [existing[bkeys[i]][0] for i in changed], rows)
         run.store.update_incidents(
-            run.conn, [(existing[bkeys[i]][0], r) for i, r in zip(changed, rows, strict=True)],
+            run.conn,
+            [(existing[bkeys[i]][0], r) for i, r in zip(changed, rows, strict=True)],
             hashes=[hashes[i] for i in changed],
-            publish_at=[privacy.keep_published(
-                privacy.publish_at(run.settings.publication_delay, r.occurred_at, r.reported_at,
-                                   existing[bkeys[i]][2]),
-                existing[bkeys[i]][3], run.now) for i, r in zip(changed, rows, strict=True)],
-            run_id=run.run_id, now=run.now)
+            publish_at=[
+                privacy.keep_published(
+                    privacy.publish_at(
+                        run.settings.publication_delay,
+                        r.occurred_at,
+                        r.reported_at,
+                        existing[bkeys[i]][2],
+                    ),
+                    existing[bkeys[i]][3],
+                    run.now,
+                )
+                for i, r in zip(changed, rows, strict=True)
+            ],
+            run_id=run.run_id,
+            now=run.now,
+        )
 
 
 def _apply_releases(run: _Run, ids: list[int], rows: list[IncidentRow]) -> None:
     """Keep the releases records staff gave: an updated row held back as `needs review`
     publishes if its texts are the ones released (pii.review_hold); counts the rest."""
-    held = [(i, r) for i, r in zip(ids, rows, strict=True)
-            if pii.is_review_reason(r.suppressed_reason)]
+    held = [
+        (i, r) for i, r in zip(ids, rows, strict=True) if pii.is_review_reason(r.suppressed_reason)
+    ]
     if not held:
         return
     released = run.store.released_digests(run.conn, [i for i, _ in held])
@@ -876,27 +1089,50 @@ def _apply_releases(run: _Run, ids: list[int], rows: list[IncidentRow]) -> None:
         run.counters["needs_review"] += r.suppressed_reason is not None
 
 
-def _incident_row(batch, i: int, run: _Run, category: str, block_address: str,
-                  suppressed_reason: str | None, beat_codes: dict) -> IncidentRow:
+def _incident_row(
+    batch,
+    i: int,
+    run: _Run,
+    category: str,
+    block_address: str,
+    suppressed_reason: str | None,
+    beat_codes: dict,
+) -> IncidentRow:
     r = batch.iloc[i]
 
     def dt(v):
         return None if pd.isna(v) else pd.Timestamp(v).to_pydatetime()
 
     return IncidentRow(
-        line=int(r["line"]), source=run.source, external_id=r["external_id"],
-        reported_at=dt(r["reported_at"]), occurred_at=dt(r["occurred_at"]),
-        category_text=r["category_text"], description=r["description"], address=r["address"],
+        line=int(r["line"]),
+        source=run.source,
+        external_id=r["external_id"],
+        reported_at=dt(r["reported_at"]),
+        occurred_at=dt(r["occurred_at"]),
+        category_text=r["category_text"],
+        description=r["description"],
+        address=r["address"],
         lat=None if pd.isna(r["lat"]) else float(r["lat"]),
-        lon=None if pd.isna(r["lon"]) else float(r["lon"]), source_beat=r["source_beat"] or None,
+        lon=None if pd.isna(r["lon"]) else float(r["lon"]),
+        source_beat=r["source_beat"] or None,
         sensitive=bool(r["sensitive"]),
         classification_texts=tuple(r[f"cls{k}"] for k in range(run.ncls)),
-        category=category, block_address=block_address, suppressed_reason=suppressed_reason,
-        beat_codes=beat_codes)
+        category=category,
+        block_address=block_address,
+        suppressed_reason=suppressed_reason,
+        beat_codes=beat_codes,
+    )
 
 
-def _write_report(report: ImportReport, header: list[str], settings, options: ImportOptions,
-                  source_path: Path, run_id: int, now: datetime) -> str | None:
+def _write_report(
+    report: ImportReport,
+    header: list[str],
+    settings,
+    options: ImportOptions,
+    source_path: Path,
+    run_id: int,
+    now: datetime,
+) -> str | None:
     """Write rejected rows (line, reason, then the row's own columns) to a CSV.
 
     It goes to --report or the instance folder, never beside the input; staff can fix the
@@ -907,9 +1143,14 @@ def _write_report(report: ImportReport, header: list[str], settings, options: Im
     if options.report_path:
         out = Path(options.report_path)
     else:
-        out = Path(settings.instance_path) / "reports" / (
-            f"import-{now:%Y%m%dT%H%M%S}-{'dry-run' if options.dry_run else run_id}-"
-            f"{source_path.stem}-rejected.csv")
+        out = (
+            Path(settings.instance_path)
+            / "reports"
+            / (
+                f"import-{now:%Y%m%dT%H%M%S}-{'dry-run' if options.dry_run else run_id}-"
+                f"{source_path.stem}-rejected.csv"
+            )
+        )
     with open_private(out, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["line", "reason", *map(csv_safe, header)])
@@ -935,7 +1176,6 @@ def csv_safe(value: str) -> str:
     return value
 
 
-
 # ---- preview ------------------------------------------------------------------------------------
 @dataclass
 class PreviewRow:
@@ -954,12 +1194,14 @@ class PreviewRow:
     publish_at: datetime | None = None  # UTC, naive
 
 
-def preview_rows(store, path: str | Path, options: ImportOptions, settings, *,
-                 now: datetime, limit: int = 20) -> tuple[ColumnMapping, list[PreviewRow]]:
+def preview_rows(
+    store, path: str | Path, options: ImportOptions, settings, *, now: datetime, limit: int = 20
+) -> tuple[ColumnMapping, list[PreviewRow]]:
     """The first `limit` rows of a file as they would publish; nothing is stored."""
     path = Path(path)
-    mapping = resolve_mapping(read_header(path), preset=options.preset,
-                              maps=options.maps or None, source=options.source)
+    mapping = resolve_mapping(
+        read_header(path), preset=options.preset, maps=options.maps or None, source=options.source
+    )
     rejections: list[Rejection] = []
     out: list[PreviewRow] = []
     valid: list[IncidentRow] = []
@@ -979,15 +1221,17 @@ def preview_rows(store, path: str | Path, options: ImportOptions, settings, *,
             out.append(PreviewRow(result.line, ""))
         if len(out) >= limit:
             break
-    for rej in rejections[:max(limit - len(out), 0)]:
+    for rej in rejections[: max(limit - len(out), 0)]:
         out.append(PreviewRow(rej.line, "rejected", rej.reason))
     active = store.active_beat_set_id()
     located = [r for r in valid if r.located]
     codes: dict[int, str | None] = {}
     if active is not None and located:
         index = spatial.BeatIndex(store.beats(active))
-        assigned = index.assign(np.array([r.lon for r in located], dtype="float64"),
-                                np.array([r.lat for r in located], dtype="float64"))
+        assigned = index.assign(
+            np.array([r.lon for r in located], dtype="float64"),
+            np.array([r.lat for r in located], dtype="float64"),
+        )
         codes = {r.line: c for r, c in zip(located, assigned, strict=True)}
     by_line = {r.line: r for r in valid}
     for p in out:
@@ -998,15 +1242,18 @@ def preview_rows(store, path: str | Path, options: ImportOptions, settings, *,
         p.category, p.block_address = row.category, row.block_address
         p.event_time = row.event_time
         # as if imported now; an incident stored earlier keeps its own first import time
-        p.publish_at = privacy.publish_at(settings.publication_delay, row.occurred_at,
-                                          row.reported_at, now)
+        p.publish_at = privacy.publish_at(
+            settings.publication_delay, row.occurred_at, row.reported_at, now
+        )
         p.beat = codes.get(row.line)
         if not row.located:
             p.status, p.reason = "unlocated", "no location: stored, never published"
         elif pii.is_review_reason(row.suppressed_reason):
             p.status = "needs review"
-            p.reason = (row.suppressed_reason.partition(": ")[2] + "; held back until records "
-                        "staff release it (/records/review)")
+            p.reason = (
+                row.suppressed_reason.partition(": ")[2] + "; held back until records "
+                "staff release it (/records/review)"
+            )
         elif row.suppressed_reason:
             p.status, p.reason = "suppressed", row.suppressed_reason
         elif p.beat is None:

@@ -30,8 +30,13 @@ def activate_scheduled_beat_maps(store, settings, now: datetime) -> dict:
     published = []
     for bs in store.list_beat_sets():
         if bs.status == "scheduled" and bs.effective_date and bs.effective_date <= local_today:
-            boundaries.publish_beat_map(store, bs.id, actor="scheduler", now=now,
-                                        tolerances=boundaries.Tolerances.from_settings(settings))
+            boundaries.publish_beat_map(
+                store,
+                bs.id,
+                actor="scheduler",
+                now=now,
+                tolerances=boundaries.Tolerances.from_settings(settings),
+            )
             published.append(bs.id)
     summary = {"published": published}
     log.info("activate-scheduled-beat-maps: %s", summary)
@@ -41,8 +46,9 @@ def activate_scheduled_beat_maps(store, settings, now: datetime) -> dict:
 def apply_publication_policy(store, settings, now: datetime) -> dict:
     """Redo stored publication decisions after the rules, the suppression list or the delay
     changed."""
-    fingerprint = privacy.policy_fingerprint(settings.suppressed_categories,
-                                             settings.publication_delay)
+    fingerprint = privacy.policy_fingerprint(
+        settings.suppressed_categories, settings.publication_delay
+    )
     if store.get_meta("publication_policy") == fingerprint:
         return {"changed": 0, "policy": "unchanged"}
     suppressed = set(settings.suppressed_categories)
@@ -130,16 +136,32 @@ def retract_posts(store, settings, now: datetime) -> dict:
 JOBS: dict[str, Job] = {
     j.name: j
     for j in [
-        Job("activate-scheduled-beat-maps", activate_scheduled_beat_maps, 60,
-            activate_scheduled_beat_maps.__doc__.splitlines()[0]),
-        Job("apply-publication-policy", apply_publication_policy, 60,
-            apply_publication_policy.__doc__.splitlines()[0]),
-        Job("process-import-queue", process_import_queue, 5,
-            process_import_queue.__doc__.splitlines()[0]),
+        Job(
+            "activate-scheduled-beat-maps",
+            activate_scheduled_beat_maps,
+            60,
+            activate_scheduled_beat_maps.__doc__.splitlines()[0],
+        ),
+        Job(
+            "apply-publication-policy",
+            apply_publication_policy,
+            60,
+            apply_publication_policy.__doc__.splitlines()[0],
+        ),
+        Job(
+            "process-import-queue",
+            process_import_queue,
+            5,
+            process_import_queue.__doc__.splitlines()[0],
+        ),
         Job("poll-sources", poll_sources, 30, poll_sources.__doc__.splitlines()[0]),
         Job("ping-websub-hub", ping_websub_hub, 60, ping_websub_hub.__doc__.splitlines()[0]),
-        Job("prune-login-attempts", prune_login_attempts, 3600,
-            prune_login_attempts.__doc__.splitlines()[0]),
+        Job(
+            "prune-login-attempts",
+            prune_login_attempts,
+            3600,
+            prune_login_attempts.__doc__.splitlines()[0],
+        ),
         Job("prune-uploads", prune_uploads, 3600, prune_uploads.__doc__.splitlines()[0]),
         Job("send-outbox", send_outbox, 30, send_outbox.__doc__.splitlines()[0]),
         Job("retract-posts", retract_posts, 60, retract_posts.__doc__.splitlines()[0]),

@@ -7,8 +7,11 @@ import logging
 # Lines libraries write per request or per run: at INFO/WARNING they drown our one-line job
 # summaries (waitress warns "Task queue depth is N" on every queued request under load;
 # APScheduler logs each run; Alembic each revision check of /healthz). Shown when debugging.
-NOISY = {"alembic.runtime.migration": logging.WARNING, "apscheduler": logging.WARNING,
-         "waitress.queue": logging.ERROR}
+NOISY = {
+    "alembic.runtime.migration": logging.WARNING,
+    "apscheduler": logging.WARNING,
+    "waitress.queue": logging.ERROR,
+}
 
 
 def configure_logging(level: str | int) -> None:

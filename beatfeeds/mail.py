@@ -32,8 +32,9 @@ def sender(settings) -> str:
     return f"alerts@{host}"
 
 
-def build(settings, *, to: str, subject: str, text: str, html: str,
-          headers: dict[str, str] | None = None) -> EmailMessage:
+def build(
+    settings, *, to: str, subject: str, text: str, html: str, headers: dict[str, str] | None = None
+) -> EmailMessage:
     """A multipart/alternative message (plain text first, then HTML). Every header value is
     folded onto one line first: a line break from source text would make the message
     unsendable (or forge a header)."""
@@ -55,12 +56,17 @@ def build(settings, *, to: str, subject: str, text: str, html: str,
 def _parse_url(url: str) -> dict:
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ConfigurationError("BEATFEEDS_SMTP_URL must look like smtp://user:password@host:587 "
-                                 "or smtps://user:password@host:465.")
-    return {"tls": parts.scheme == "smtps", "host": parts.hostname,
-            "port": parts.port or (465 if parts.scheme == "smtps" else 25),
-            "user": unquote(parts.username) if parts.username else None,
-            "password": unquote(parts.password) if parts.password else None}
+        raise ConfigurationError(
+            "BEATFEEDS_SMTP_URL must look like smtp://user:password@host:587 "
+            "or smtps://user:password@host:465."
+        )
+    return {
+        "tls": parts.scheme == "smtps",
+        "host": parts.hostname,
+        "port": parts.port or (465 if parts.scheme == "smtps" else 25),
+        "user": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+    }
 
 
 def send(settings, msg: EmailMessage) -> str:
@@ -76,8 +82,9 @@ def send(settings, msg: EmailMessage) -> str:
     cfg = _parse_url(settings.smtp_url)
     try:
         if cfg["tls"]:
-            smtp = smtplib.SMTP_SSL(cfg["host"], cfg["port"], timeout=TIMEOUT,
-                                    context=ssl.create_default_context())
+            smtp = smtplib.SMTP_SSL(
+                cfg["host"], cfg["port"], timeout=TIMEOUT, context=ssl.create_default_context()
+            )
         else:
             smtp = smtplib.SMTP(cfg["host"], cfg["port"], timeout=TIMEOUT)
         with smtp:
@@ -89,18 +96,21 @@ def send(settings, msg: EmailMessage) -> str:
                 smtp.login(cfg["user"], cfg["password"] or "")
             refused = smtp.send_message(msg)
     except smtplib.SMTPAuthenticationError as exc:
-        raise PermanentPostingError(f"The SMTP server refused the user name or password "
-                                    f"({exc.smtp_code}).") from None
+        raise PermanentPostingError(
+            f"The SMTP server refused the user name or password ({exc.smtp_code})."
+        ) from None
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
-        cls = TransientPostingError if all(400 <= c < 500 for c in codes) else \
-            PermanentPostingError
-        raise cls(f"The SMTP server refused the recipient ({', '.join(map(str, codes))}).") \
-            from None
+        cls = TransientPostingError if all(400 <= c < 500 for c in codes) else PermanentPostingError
+        raise cls(
+            f"The SMTP server refused the recipient ({', '.join(map(str, codes))})."
+        ) from None
     except smtplib.SMTPResponseException as exc:
         cls = TransientPostingError if 400 <= exc.smtp_code < 500 else PermanentPostingError
-        raise cls(f"The SMTP server answered {exc.smtp_code}: "
-                  f"{exc.smtp_error.decode(errors='replace')[:200]}") from None
+        raise cls(
+            f"The SMTP server answered {exc.smtp_code}: "
+            f"{exc.smtp_error.decode(errors='replace')[:200]}"
+        ) from None
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         raise TransientPostingError(f"Could not reach the SMTP server: {exc}") from None
     if refused:

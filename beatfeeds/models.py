@@ -9,8 +9,17 @@ from .pii import is_review_reason
 
 # needs_review: rows stored by the run (new or updated) whose text looks like personal data,
 # held back until records staff release them (pii).
-COUNTERS = ("read", "new", "updated", "unchanged", "duplicate", "unlocated", "unassigned", "rejected",
-            "needs_review")
+COUNTERS = (
+    "read",
+    "new",
+    "updated",
+    "unchanged",
+    "duplicate",
+    "unlocated",
+    "unassigned",
+    "rejected",
+    "needs_review",
+)
 
 BEAT_SET_STATUSES = ("draft", "scheduled", "active", "retired")
 
@@ -280,8 +289,16 @@ class StaffIncident:
 
 
 # ---- outbound accounts, outbox, announcements -------------------------------------------------
-OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "unknown", "superseded", "cancelled",
-                   "deleted")
+OUTBOX_STATUSES = (
+    "pending",
+    "sending",
+    "sent",
+    "failed",
+    "unknown",
+    "superseded",
+    "cancelled",
+    "deleted",
+)
 
 
 @dataclass

@@ -55,8 +55,12 @@ Clock = Callable[[], datetime]
 def _fernet(settings) -> Fernet:
     """Fernet keyed by HKDF-SHA256 of the secret key (a key used for nothing else)."""
     secret = ensure_secret_key(settings).encode()
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"beatfeeds outbound accounts",
-               info=b"credentials v1").derive(secret)
+    key = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"beatfeeds outbound accounts",
+        info=b"credentials v1",
+    ).derive(secret)
     return Fernet(base64.urlsafe_b64encode(key))
 
 
@@ -68,16 +72,30 @@ def decrypt_credentials(settings, token: str) -> dict:
     try:
         return json.loads(_fernet(settings).decrypt(token.encode()))
     except InvalidToken:
-        raise ConfigurationError("The account's credentials cannot be decrypted: the secret key "
-                                 "changed since they were entered. Remove the account and add "
-                                 "it again.") from None
+        raise ConfigurationError(
+            "The account's credentials cannot be decrypted: the secret key "
+            "changed since they were entered. Remove the account and add "
+            "it again."
+        ) from None
 
 
 # ---- accounts ---------------------------------------------------------------------------------
-def add_account(store, settings, *, area_kind: str, area_code: str | None, service: str,
-                label: str, endpoint: str, credentials: dict, template: str = "",
-                profile_template: str = "", handle: str | None = None, actor: str,
-                now: datetime) -> int:
+def add_account(
+    store,
+    settings,
+    *,
+    area_kind: str,
+    area_code: str | None,
+    service: str,
+    label: str,
+    endpoint: str,
+    credentials: dict,
+    template: str = "",
+    profile_template: str = "",
+    handle: str | None = None,
+    actor: str,
+    now: datetime,
+) -> int:
     """Connect an area to an account; the credentials are stored encrypted, never shown."""
     if service not in SERVICES:
         raise InvalidInput(f"Service must be one of {', '.join(SERVICES)}.")
@@ -100,13 +118,26 @@ def add_account(store, settings, *, area_kind: str, area_code: str | None, servi
     label = (label or "").strip() or f"{SERVICES[service]} for {area.label}"
     handle = (handle or creds.get("identifier") or "").strip() or None
     account_id = store.add_outbound_account(
-        area_kind=area.kind, area_code=area.code, service=service, label=label[:200],
-        endpoint=endpoint, handle=handle, credentials=encrypt_credentials(settings, creds),
-        template=template, profile_template=profile_template, status="active",
-        created_at=now, created_by=actor)
-    store.audit(actor, "outbound.add", f"account {account_id}",
-                {"service": service, "area": area.label,
-                 "endpoint": _without_userinfo(endpoint)}, now=now)
+        area_kind=area.kind,
+        area_code=area.code,
+        service=service,
+        label=label[:200],
+        endpoint=endpoint,
+        handle=handle,
+        credentials=encrypt_credentials(settings, creds),
+        template=template,
+        profile_template=profile_template,
+        status="active",
+        created_at=now,
+        created_by=actor,
+    )
+    store.audit(
+        actor,
+        "outbound.add",
+        f"account {account_id}",
+        {"service": service, "area": area.label, "endpoint": _without_userinfo(endpoint)},
+        now=now,
+    )
     return account_id
 
 
@@ -115,8 +146,9 @@ def parse_area(spec: str) -> tuple[str, str | None]:
     kind, _, code = (spec or "").strip().partition(":")
     kind, code = kind.strip().lower(), code.strip()
     if kind not in AREA_KINDS:
-        raise InvalidInput(f"Area must be city, precinct:CODE, sector:CODE or beat:CODE, "
-                           f"not {spec!r}.")
+        raise InvalidInput(
+            f"Area must be city, precinct:CODE, sector:CODE or beat:CODE, not {spec!r}."
+        )
     if kind == "city":
         if code:
             raise InvalidInput("The city area takes no code: write `city`.")
@@ -129,8 +161,7 @@ def parse_area(spec: str) -> tuple[str, str | None]:
 def public_target(account: OutboundAccount) -> str:
     """Where an account posts (server or webhook URL, handle), with any user name or password
     written into the URL left out: safe to print."""
-    return _without_userinfo(account.endpoint) + (f" ({account.handle})" if account.handle
-                                                  else "")
+    return _without_userinfo(account.endpoint) + (f" ({account.handle})" if account.handle else "")
 
 
 def _without_userinfo(url: str) -> str:
@@ -155,29 +186,38 @@ def list_accounts(store) -> list[AccountSummary]:
     out = []
     for account in store.list_outbound_accounts():
         c = by_account.get(account.id, {})
-        counts = {"pending": c.get("pending", 0) + c.get("sending", 0),
-                  "sent": c.get("sent", 0), "failed": c.get("failed", 0),
-                  "unknown": c.get("unknown", 0)}
+        counts = {
+            "pending": c.get("pending", 0) + c.get("sending", 0),
+            "sent": c.get("sent", 0),
+            "failed": c.get("failed", 0),
+            "unknown": c.get("unknown", 0),
+        }
         spec = account.area_kind + (f":{account.area_code}" if account.area_code else "")
-        out.append(AccountSummary(account, spec, area_label(account), public_target(account),
-                                  counts))
+        out.append(
+            AccountSummary(account, spec, area_label(account), public_target(account), counts)
+        )
     return out
 
 
-def set_account_paused(store, account_id: int, paused: bool, *, actor: str,
-                       now: datetime) -> None:
+def set_account_paused(store, account_id: int, paused: bool, *, actor: str, now: datetime) -> None:
     """Pause (nothing is sent; items wait) or resume an account."""
     store.update_outbound_account(account_id, status="paused" if paused else "active")
-    store.audit(actor, "outbound.pause" if paused else "outbound.resume",
-                f"account {account_id}", now=now)
+    store.audit(
+        actor, "outbound.pause" if paused else "outbound.resume", f"account {account_id}", now=now
+    )
 
 
 def remove_account(store, account_id: int, *, actor: str, now: datetime) -> None:
     """Forget an account, its credentials and its outbox (posts already made stay up)."""
     account = store.outbound_account(account_id)
     store.delete_outbound_account(account_id)
-    store.audit(actor, "outbound.remove", f"account {account_id}",
-                {"service": account.service, "label": account.label}, now=now)
+    store.audit(
+        actor,
+        "outbound.remove",
+        f"account {account_id}",
+        {"service": account.service, "label": account.label},
+        now=now,
+    )
 
 
 def area_label(account: OutboundAccount) -> str:
@@ -191,53 +231,73 @@ def area_url(settings, account: OutboundAccount) -> str:
 
 def profile_text(settings, account: OutboundAccount) -> str:
     """The account's profile (bio) text, with the not-monitored / call 911 notice."""
-    return posttext.render(account.profile_template, {
-        "department": settings.department_name, "area": area_label(account),
-        "delay": str(settings.publication_delay), "feed": area_url(settings, account)})
+    return posttext.render(
+        account.profile_template,
+        {
+            "department": settings.department_name,
+            "area": area_label(account),
+            "delay": str(settings.publication_delay),
+            "feed": area_url(settings, account),
+        },
+    )
 
 
 def poster_for(store, settings, account: OutboundAccount):
     """The adapter for an account (a dry-run stand-in under BEATFEEDS_DRY_RUN)."""
     creds = decrypt_credentials(settings, account.credentials)
-    poster = make_poster(account.service, account.endpoint, creds,
-                         timeout=settings.outbound_timeout, char_limit=account.char_limit)
+    poster = make_poster(
+        account.service,
+        account.endpoint,
+        creds,
+        timeout=settings.outbound_timeout,
+        char_limit=account.char_limit,
+    )
     if settings.dry_run:
         return DryRunPoster(poster, account.char_limit)
     return poster
 
 
-def test_account(store, settings, account_id: int, *, actor: str, now: datetime,
-                 posters: Callable | None = None) -> str:
+def test_account(
+    store, settings, account_id: int, *, actor: str, now: datetime, posters: Callable | None = None
+) -> str:
     """Send a test post now (it bypasses the outbox) and record the result on the account."""
     account = store.outbound_account(account_id)
     poster = (posters or poster_for)(store, settings, account)
     link = area_url(settings, account)
-    fields = {"title": f"Test post from {settings.department_name}'s feeds for "
-                       f"{area_label(account)}.",
-              "body": profile_text(settings, account), "link": link}
+    fields = {
+        "title": f"Test post from {settings.department_name}'s feeds for {area_label(account)}.",
+        "body": profile_text(settings, account),
+        "link": link,
+    }
     try:
         limit = poster.char_limit()
         if account.service == "mastodon" and not settings.dry_run:
             store.update_outbound_account(account_id, char_limit=limit)
         text = posttext.fit("{title}\n{body}\n{link}", fields, poster.measure, limit)
-        sent = poster.post(OutboundPost(
-            text=text, link=link, key=f"beatfeeds-test-{account_id}-{int(time.time())}",
-            created_at=now, payload={"event": "test", "entry": {}}))
+        sent = poster.post(
+            OutboundPost(
+                text=text,
+                link=link,
+                key=f"beatfeeds-test-{account_id}-{int(time.time())}",
+                created_at=now,
+                payload={"event": "test", "entry": {}},
+            )
+        )
     except PostingError as exc:
         result = f"failed: {exc.message}"
     except ConfigurationError as exc:
         result = f"failed: {exc.message}"
     else:
         where = sent.url or sent.remote_id
-        result = ("dry run: nothing was sent" if settings.dry_run else f"sent: {where}")
+        result = "dry run: nothing was sent" if settings.dry_run else f"sent: {where}"
     store.update_outbound_account(account_id, last_test_at=now, last_test_result=result[:1000])
-    store.audit(actor, "outbound.test", f"account {account_id}", {"result": result[:200]},
-                now=now)
+    store.audit(actor, "outbound.test", f"account {account_id}", {"result": result[:200]}, now=now)
     return result
 
 
-def update_profile(store, settings, account_id: int, *, actor: str, now: datetime,
-                   posters: Callable | None = None) -> str:
+def update_profile(
+    store, settings, account_id: int, *, actor: str, now: datetime, posters: Callable | None = None
+) -> str:
     """Write the profile text (with its not-monitored / call 911 notice) to the account's
     bio where the service's API allows it (Mastodon, Bluesky)."""
     account = store.outbound_account(account_id)
@@ -245,8 +305,10 @@ def update_profile(store, settings, account_id: int, *, actor: str, now: datetim
     if settings.dry_run:
         result = "dry run: the profile was not changed"
     elif not hasattr(poster, "set_profile"):
-        result = (f"failed: {SERVICES[account.service]} has no API for this; paste the text "
-                  "into the profile by hand")
+        result = (
+            f"failed: {SERVICES[account.service]} has no API for this; paste the text "
+            "into the profile by hand"
+        )
     else:
         try:
             poster.set_profile(profile_text(settings, account))
@@ -254,8 +316,9 @@ def update_profile(store, settings, account_id: int, *, actor: str, now: datetim
             result = f"failed: {exc.message}"
         else:
             result = "profile updated"
-    store.audit(actor, "outbound.profile", f"account {account_id}", {"result": result[:200]},
-                now=now)
+    store.audit(
+        actor, "outbound.profile", f"account {account_id}", {"result": result[:200]}, now=now
+    )
     return result
 
 
@@ -264,8 +327,9 @@ def entry_link(settings, uid: str) -> str:
     return f"{settings.base_url}/entries/{uid}"
 
 
-def entry_fields(settings, account: OutboundAccount, entry: FeedEntry, kind: str,
-                 urgent: bool = False) -> dict[str, str]:
+def entry_fields(
+    settings, account: OutboundAccount, entry: FeedEntry, kind: str, urgent: bool = False
+) -> dict[str, str]:
     """What a post template can use, for one entry."""
     local = entry.event_time.replace(tzinfo=UTC).astimezone(settings.tz)
     when = f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')}"
@@ -276,11 +340,19 @@ def entry_fields(settings, account: OutboundAccount, entry: FeedEntry, kind: str
     else:
         title = feeds._title(entry, settings)
         body, category = "", privacy.category_label(entry.category)
-    return {"title": title, "body": body, "category": category,
-            "address": entry.block_address, "when": when, "area": area_label(account),
-            "beat": entry.beat or "", "sector": entry.sector or "",
-            "precinct": feeds.area_label("precinct", entry.precinct) if entry.precinct else "",
-            "department": settings.department_name, "link": entry_link(settings, entry.uid)}
+    return {
+        "title": title,
+        "body": body,
+        "category": category,
+        "address": entry.block_address,
+        "when": when,
+        "area": area_label(account),
+        "beat": entry.beat or "",
+        "sector": entry.sector or "",
+        "precinct": feeds.area_label("precinct", entry.precinct) if entry.precinct else "",
+        "department": settings.department_name,
+        "link": entry_link(settings, entry.uid),
+    }
 
 
 def post_text(poster, account: OutboundAccount, fields: dict[str, str]) -> str:
@@ -302,12 +374,23 @@ def enqueue_due(store, settings, now: datetime) -> int:
     oldest = now - timedelta(hours=settings.outbox_max_age)
     added = 0
     for account in store.list_outbound_accounts(active_only=True):
-        rows = [{"account_id": account.id, "entry_uid": uid, "entry_kind": kind,
-                 "category": category, "status": "pending", "due_at": publish_at,
-                 "next_attempt_at": publish_at, "attempts": 0, "dry_run": False,
-                 "created_at": now}
-                for uid, kind, category, publish_at in store.due_entries_for_account(
-                    account, set_id, now=now, oldest_event=oldest)]
+        rows = [
+            {
+                "account_id": account.id,
+                "entry_uid": uid,
+                "entry_kind": kind,
+                "category": category,
+                "status": "pending",
+                "due_at": publish_at,
+                "next_attempt_at": publish_at,
+                "attempts": 0,
+                "dry_run": False,
+                "created_at": now,
+            }
+            for uid, kind, category, publish_at in store.due_entries_for_account(
+                account, set_id, now=now, oldest_event=oldest
+            )
+        ]
         added += store.enqueue_outbox(rows)
     return added
 
@@ -318,20 +401,31 @@ def recover_interrupted(store, now: datetime) -> dict:
     out = {"requeued": 0, "unknown": 0}
     for item in store.stale_sending_items(now - LEASE):
         if item.service == "x":
-            store.finish_outbox_item(item.id, status="unknown", error=(
-                "Interrupted while sending. X has no duplicate guard, so it was not retried: "
-                "check the account, then mark it sent or send it again."))
+            store.finish_outbox_item(
+                item.id,
+                status="unknown",
+                error=(
+                    "Interrupted while sending. X has no duplicate guard, so it was not retried: "
+                    "check the account, then mark it sent or send it again."
+                ),
+            )
             out["unknown"] += 1
         else:
-            store.finish_outbox_item(item.id, status="pending", next_attempt_at=now, error=(
-                "Interrupted while sending; retried with the same duplicate guard."))
+            store.finish_outbox_item(
+                item.id,
+                status="pending",
+                next_attempt_at=now,
+                error=("Interrupted while sending; retried with the same duplicate guard."),
+            )
             out["requeued"] += 1
     return out
 
 
 def _within_limits(store, poster, account_id: int, now: datetime) -> bool:
-    return all(store.sends_since(account_id, now - timedelta(seconds=seconds)) < count
-               for count, seconds in poster.limits)
+    return all(
+        store.sends_since(account_id, now - timedelta(seconds=seconds)) < count
+        for count, seconds in poster.limits
+    )
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -358,12 +452,27 @@ def _current_entry(store, settings, item: OutboxItem, now: datetime):
     return (entry, False), None
 
 
-def send_outbox(store, settings, now: datetime, *, clock: Clock | None = None,
-                posters: Callable | None = None, limit: int = 200) -> dict:
+def send_outbox(
+    store,
+    settings,
+    now: datetime,
+    *,
+    clock: Clock | None = None,
+    posters: Callable | None = None,
+    limit: int = 200,
+) -> dict:
     """Enqueue what is due, then send pending items whose time has come."""
     clock = clock or _default_clock(now)
-    summary = {"enqueued": enqueue_due(store, settings, now), "sent": 0, "retry": 0,
-               "failed": 0, "unknown": 0, "deferred": 0, "cancelled": 0, "superseded": 0}
+    summary = {
+        "enqueued": enqueue_due(store, settings, now),
+        "sent": 0,
+        "retry": 0,
+        "failed": 0,
+        "unknown": 0,
+        "deferred": 0,
+        "cancelled": 0,
+        "superseded": 0,
+    }
     recovered = recover_interrupted(store, now)
     summary["unknown"] += recovered["unknown"]
     make = posters or poster_for
@@ -402,42 +511,67 @@ def _send_one(store, settings, account, poster, item: OutboxItem, clock: Clock) 
     at = clock()
     current, other = _current_entry(store, settings, item, at)
     if current is None:
-        store.finish_outbox_item(item.id, status=other, error=(
-            "The entry is no longer public." if other == "cancelled"
-            else "A correction changed the category; the new category is posted instead."))
+        store.finish_outbox_item(
+            item.id,
+            status=other,
+            error=(
+                "The entry is no longer public."
+                if other == "cancelled"
+                else "A correction changed the category; the new category is posted instead."
+            ),
+        )
         return other
     entry, urgent = current
     try:
         fields = entry_fields(settings, account, entry, item.entry_kind, urgent)
         text = post_text(poster, account, fields)
-        sent = poster.post(OutboundPost(
-            text=text, link=fields["link"], key=f"beatfeeds-outbox-{item.id}",
-            created_at=item.created_at,
-            payload={"event": "entry.published", "entry": _payload(entry, item, fields)}))
+        sent = poster.post(
+            OutboundPost(
+                text=text,
+                link=fields["link"],
+                key=f"beatfeeds-outbox-{item.id}",
+                created_at=item.created_at,
+                payload={"event": "entry.published", "entry": _payload(entry, item, fields)},
+            )
+        )
     except TransientPostingError as exc:
         at = clock()
         attempts = item.attempts + 1
         if exc.retry_at:
             store.update_outbound_account(account.id, blocked_until=exc.retry_at)
         if attempts >= MAX_ATTEMPTS:
-            store.finish_outbox_item(item.id, status="failed",
-                                     error=f"gave up after {attempts} attempts: {exc.message}")
+            store.finish_outbox_item(
+                item.id, status="failed", error=f"gave up after {attempts} attempts: {exc.message}"
+            )
             return "failed"
         retry = max(exc.retry_at or at, at + _backoff(attempts))
-        store.finish_outbox_item(item.id, status="pending", next_attempt_at=retry,
-                                 error=exc.message)
+        store.finish_outbox_item(
+            item.id, status="pending", next_attempt_at=retry, error=exc.message
+        )
         return "rate-limited" if exc.retry_at else "retry"
     except PostOutcomeUnknown as exc:
-        store.finish_outbox_item(item.id, status="unknown", error=(
-            f"{exc.message}. The post may or may not have been made; check the account, then "
-            "mark it sent or send it again."))
+        store.finish_outbox_item(
+            item.id,
+            status="unknown",
+            error=(
+                f"{exc.message}. The post may or may not have been made; check the account, then "
+                "mark it sent or send it again."
+            ),
+        )
         return "unknown"
     except (PermanentPostingError, ConfigurationError) as exc:
         store.finish_outbox_item(item.id, status="failed", error=exc.message)
         return "failed"
-    store.finish_outbox_item(item.id, status="sent", sent_at=clock(), text=text,
-                             remote_id=sent.remote_id, remote_url=sent.url,
-                             dry_run=bool(settings.dry_run), error=None)
+    store.finish_outbox_item(
+        item.id,
+        status="sent",
+        sent_at=clock(),
+        text=text,
+        remote_id=sent.remote_id,
+        remote_url=sent.url,
+        dry_run=bool(settings.dry_run),
+        error=None,
+    )
     if account.service == "mastodon" and account.char_limit is None and not settings.dry_run:
         account.char_limit = poster.char_limit()  # read from the instance; keep it
         store.update_outbound_account(account.id, char_limit=account.char_limit)
@@ -445,11 +579,19 @@ def _send_one(store, settings, account, poster, item: OutboxItem, clock: Clock) 
 
 
 def _payload(entry: FeedEntry, item: OutboxItem, fields: dict[str, str]) -> dict:
-    return {"uid": entry.uid, "kind": item.entry_kind, "category": entry.category,
-            "title": fields["title"], "body": fields["body"], "address": entry.block_address,
-            "event_time": entry.event_time.replace(tzinfo=UTC).isoformat(),
-            "beat": entry.beat, "sector": entry.sector, "precinct": entry.precinct,
-            "url": fields["link"]}
+    return {
+        "uid": entry.uid,
+        "kind": item.entry_kind,
+        "category": entry.category,
+        "title": fields["title"],
+        "body": fields["body"],
+        "address": entry.block_address,
+        "event_time": entry.event_time.replace(tzinfo=UTC).isoformat(),
+        "beat": entry.beat,
+        "sector": entry.sector,
+        "precinct": entry.precinct,
+        "url": fields["link"],
+    }
 
 
 def retract_posts(store, settings, now: datetime, *, posters: Callable | None = None) -> dict:
@@ -476,8 +618,9 @@ def retract_posts(store, settings, now: datetime, *, posters: Callable | None = 
             summary["retry"] += 1
             continue
         except (PostingError, ConfigurationError) as exc:
-            store.finish_outbox_item(item.id, status="failed",
-                                     error=f"could not delete the post: {exc.message}")
+            store.finish_outbox_item(
+                item.id, status="failed", error=f"could not delete the post: {exc.message}"
+            )
             summary["failed"] += 1
             continue
         store.mark_outbox_deleted(item.id, deleted_at=now)
@@ -492,11 +635,16 @@ def resolve_unknown(store, item_id: int, outcome: str, *, actor: str, now: datet
     if item.status != "unknown":
         raise Conflict(f"Outbox item {item_id} is {item.status}, not unknown.")
     if outcome == "sent":
-        store.finish_outbox_item(item_id, status="sent", sent_at=now,
-                                 error=f"confirmed as posted by {actor}")
+        store.finish_outbox_item(
+            item_id, status="sent", sent_at=now, error=f"confirmed as posted by {actor}"
+        )
     elif outcome == "retry":
-        store.finish_outbox_item(item_id, status="pending", next_attempt_at=now,
-                                 error=f"sent again on request of {actor}")
+        store.finish_outbox_item(
+            item_id,
+            status="pending",
+            next_attempt_at=now,
+            error=f"sent again on request of {actor}",
+        )
     elif outcome == "drop":
         store.finish_outbox_item(item_id, status="failed", error=f"dropped by {actor}")
     else:

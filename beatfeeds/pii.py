@@ -18,28 +18,45 @@ import re
 from functools import lru_cache
 
 NEEDS_REVIEW = "needs review"
-RULE_VERSION = 1  # raise when the rule changes: stored decisions are redone (privacy.policy_fingerprint)
+RULE_VERSION = (
+    1  # raise when the rule changes: stored decisions are redone (privacy.policy_fingerprint)
+)
 _MONTH = r"(?:JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|SEPT|OCT|NOV|DEC)[A-Z]*\.?"
 
 # (what it looks like, pattern on the upper-cased text with single spaces), first match wins.
-_PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((kind, re.compile(rx)) for kind, rx in (
-    ("a date of birth", r"\bD\s?\.?\s?O\s?\.?\s?B\b|\bDATE OF BIRTH\b|\bBIRTH ?DATE\b"
-                        r"|\bBORN (?:ON |IN )?(?:\d|" + _MONTH + ")"),
-    ("an e-mail address", r"[A-Z0-9._%+-]+@[A-Z0-9-]+(?:\.[A-Z0-9-]+)*\.[A-Z]{2,}\b"),
-    ("an SSN-like number", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])|\bSSN\b|\bSOCIAL SECURITY\b"),
-    ("a phone number", r"(?<![\d-])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}"
-                       r"(?![\d-])|(?<![\d-])\d{3}-\d{4}(?![\d-])"
-                       r"|\b(?:PHONE|PH|TEL|CELL|MOBILE)\b[ #:.]*\d{7,}"),
-    ("a full date", r"(?<![\d/.-])\d{1,2}([/.-])\d{1,2}\1(?:19|20)\d{2}(?![\d/.-])"
-                    r"|(?<![\d/.-])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/\d{2}(?![\d/.-])"
-                    r"|(?<![\d/.-])(?:1[89]|20)\d{2}([/.-])(?:0?[1-9]|1[0-2])\2"
-                    r"(?:0?[1-9]|[12]\d|3[01])(?![\d/.-])"
-                    r"|\b" + _MONTH + r" \d{1,2}(?:ST|ND|RD|TH)?,? (?:19|20)\d{2}\b"
-                    r"|\b\d{1,2} " + _MONTH + r",? (?:19|20)\d{2}\b"),
-    ("a residence", r"\b(?:RESIDENCE|RES|HOME|HOUSE|APARTMENT|APT) OF\b"),
-    ("a personal name", r"\b(?:MR|MRS|MS|MISS|MX)\.? [A-Z][A-Z'-]+"
-                        r"|\bNAMED [A-Z]{2,}|\bNAME(?: IS| ?:) ?[A-Z]{2,}"),
-))
+_PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple(
+    (kind, re.compile(rx))
+    for kind, rx in (
+        (
+            "a date of birth",
+            r"\bD\s?\.?\s?O\s?\.?\s?B\b|\bDATE OF BIRTH\b|\bBIRTH ?DATE\b"
+            r"|\bBORN (?:ON |IN )?(?:\d|" + _MONTH + ")",
+        ),
+        ("an e-mail address", r"[A-Z0-9._%+-]+@[A-Z0-9-]+(?:\.[A-Z0-9-]+)*\.[A-Z]{2,}\b"),
+        ("an SSN-like number", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])|\bSSN\b|\bSOCIAL SECURITY\b"),
+        (
+            "a phone number",
+            r"(?<![\d-])(?:\+?1[ .-]?)?(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}"
+            r"(?![\d-])|(?<![\d-])\d{3}-\d{4}(?![\d-])"
+            r"|\b(?:PHONE|PH|TEL|CELL|MOBILE)\b[ #:.]*\d{7,}",
+        ),
+        (
+            "a full date",
+            r"(?<![\d/.-])\d{1,2}([/.-])\d{1,2}\1(?:19|20)\d{2}(?![\d/.-])"
+            r"|(?<![\d/.-])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/\d{2}(?![\d/.-])"
+            r"|(?<![\d/.-])(?:1[89]|20)\d{2}([/.-])(?:0?[1-9]|1[0-2])\2"
+            r"(?:0?[1-9]|[12]\d|3[01])(?![\d/.-])"
+            r"|\b" + _MONTH + r" \d{1,2}(?:ST|ND|RD|TH)?,? (?:19|20)\d{2}\b"
+            r"|\b\d{1,2} " + _MONTH + r",? (?:19|20)\d{2}\b",
+        ),
+        ("a residence", r"\b(?:RESIDENCE|RES|HOME|HOUSE|APARTMENT|APT) OF\b"),
+        (
+            "a personal name",
+            r"\b(?:MR|MRS|MS|MISS|MX)\.? [A-Z][A-Z'-]+"
+            r"|\bNAMED [A-Z]{2,}|\bNAME(?: IS| ?:) ?[A-Z]{2,}",
+        ),
+    )
+)
 _SPACES = re.compile(r"\s+")
 # `LAST, FIRST`, `LAST, FIRST M` or `LAST, FIRST MIDDLE` as a clause of its own (the whole
 # text, or between commas, semicolons, brackets or " - ", or after "BY", "VICTIM"...), FIRST
@@ -49,10 +66,12 @@ _SPACES = re.compile(r"\s+")
 _LAST_FIRST = re.compile(
     r"(?=(?:^|[;:(/]|, | - |\b(?:BY|VICTIM|SUSPECT|SUBJECT|SUBJ|RP|COMPLAINANT|OWNER|DRIVER) )"
     r"\s*([A-Z][A-Z'-]+), ?([A-Z][A-Z'-]+)(?: ([A-Z][A-Z'-]*)\.?)?"
-    r"(?= ?(?:$|[,;:)/]| - )))")
+    r"(?= ?(?:$|[,;:)/]| - )))"
+)
 # `FIRST LAST` at the start of a clause, followed by a comma: "JOHN SMITH, ..."
 _FIRST_LAST = re.compile(
-    r"(?=(?:^|[;:(/]|, | - )\s*([A-Z][A-Z'-]+) (?:[A-Z]\.? )?([A-Z][A-Z'-]+),)")
+    r"(?=(?:^|[;:(/]|, | - )\s*([A-Z][A-Z'-]+) (?:[A-Z]\.? )?([A-Z][A-Z'-]+),)"
+)
 
 
 @lru_cache(maxsize=1)
@@ -61,22 +80,100 @@ def given_names() -> frozenset[str]:
     from .app import resource_dir  # the wheel or the repository: the one place that knows
 
     path = resource_dir("data") / "given_names.txt"
-    return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-                     if line.strip() and not line.startswith("#"))
+    return frozenset(
+        line.strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
 
 
 # Words that are given names in the Census lists but are also ordinary incident wording.
-_NOT_NAMES = frozenset({
-    "ASIA", "AUGUST", "AUTUMN", "BILL", "CHANCE", "CHARITY", "CHINA", "CHRISTIAN", "CLEMENT",
-    "CRYSTAL", "DALE", "DAWN", "DESTINY", "DOLLY", "EARLY", "ECHO", "FAITH", "FLORIDA",
-    "FOREST", "FORREST", "FRANK", "GALE", "GARLAND", "GEORGIA", "GOLDIE", "GRACE", "GRANT",
-    "HARMONY", "HOPE", "IRIS", "ISLAND", "IVORY", "IVY", "JACK", "JADE", "JAN", "JEWEL",
-    "JOY", "JUNE", "JUSTICE", "KING", "LAKE", "LANE", "LONG", "MAJOR", "MARCH", "MARK",
-    "MARSHALL", "MAY", "MERCEDES", "MERCY", "MILES", "MONDAY", "PARIS", "PATIENCE", "PEARL",
-    "PENNY", "PRECIOUS", "RAY", "REED", "RICH", "ROBIN", "ROCKY", "ROSE", "RUBY", "SAGE",
-    "SALLY", "SHIRLEY", "SKY", "STAR", "STERLING", "SUMMER", "SUNNY", "TEMPLE", "TROY",
-    "VAN", "VIRGINIA", "WADE", "WARD", "WILL", "WINTER", "YOUNG",
-})
+_NOT_NAMES = frozenset(
+    {
+        "ASIA",
+        "AUGUST",
+        "AUTUMN",
+        "BILL",
+        "CHANCE",
+        "CHARITY",
+        "CHINA",
+        "CHRISTIAN",
+        "CLEMENT",
+        "CRYSTAL",
+        "DALE",
+        "DAWN",
+        "DESTINY",
+        "DOLLY",
+        "EARLY",
+        "ECHO",
+        "FAITH",
+        "FLORIDA",
+        "FOREST",
+        "FORREST",
+        "FRANK",
+        "GALE",
+        "GARLAND",
+        "GEORGIA",
+        "GOLDIE",
+        "GRACE",
+        "GRANT",
+        "HARMONY",
+        "HOPE",
+        "IRIS",
+        "ISLAND",
+        "IVORY",
+        "IVY",
+        "JACK",
+        "JADE",
+        "JAN",
+        "JEWEL",
+        "JOY",
+        "JUNE",
+        "JUSTICE",
+        "KING",
+        "LAKE",
+        "LANE",
+        "LONG",
+        "MAJOR",
+        "MARCH",
+        "MARK",
+        "MARSHALL",
+        "MAY",
+        "MERCEDES",
+        "MERCY",
+        "MILES",
+        "MONDAY",
+        "PARIS",
+        "PATIENCE",
+        "PEARL",
+        "PENNY",
+        "PRECIOUS",
+        "RAY",
+        "REED",
+        "RICH",
+        "ROBIN",
+        "ROCKY",
+        "ROSE",
+        "RUBY",
+        "SAGE",
+        "SALLY",
+        "SHIRLEY",
+        "SKY",
+        "STAR",
+        "STERLING",
+        "SUMMER",
+        "SUNNY",
+        "TEMPLE",
+        "TROY",
+        "VAN",
+        "VIRGINIA",
+        "WADE",
+        "WARD",
+        "WILL",
+        "WINTER",
+        "YOUNG",
+    }
+)
 
 
 def _is_given(word: str) -> bool:
@@ -132,7 +229,6 @@ def text_digest(description: str, category_text: str) -> str:
 def review_hold(description: str, category_text: str, released_digest: str | None) -> str | None:
     """The `needs review` reason of stored texts, unless staff released exactly these texts."""
     reason = review_reason(description, category_text)
-    if reason and released_digest and released_digest == text_digest(description,
-                                                                       category_text):
+    if reason and released_digest and released_digest == text_digest(description, category_text):
         return None
     return reason

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-FIELDS = ("external_id", "reported_at", "occurred_at", "category", "description", "address",
-          "lat", "lon", "beat", "sensitive")
+FIELDS = (
+    "external_id",
+    "reported_at",
+    "occurred_at",
+    "category",
+    "description",
+    "address",
+    "lat",
+    "lon",
+    "beat",
+    "sensitive",
+)
 
 
 @dataclass(frozen=True)
@@ -48,11 +58,17 @@ PRESETS: dict[str, Preset] = {
                 "lon": "Longitude",
                 "beat": "Zone/Beat",
             },
-            classification_columns=("Event Clearance SubGroup", "Initial Type Description",
-                                    "Initial Type Subgroup", "Initial Type Group"),
+            classification_columns=(
+                "Event Clearance SubGroup",
+                "Initial Type Description",
+                "Initial Type Subgroup",
+                "Initial Type Group",
+            ),
             location_column="Incident Location",
-            notes=("Event Clearance Date is the event time.",
-                   "Incident Location is '(lat, lon)', latitude first."),
+            notes=(
+                "Event Clearance Date is the event time.",
+                "Incident Location is '(lat, lon)', latitude first.",
+            ),
         ),
         Preset(
             name="spd-crime",
@@ -70,8 +86,10 @@ PRESETS: dict[str, Preset] = {
                 "beat": "Beat",
             },
             classification_columns=("Crime Against Category",),
-            notes=("Report Number repeats across offenses; Offense ID is unique.",
-                   "Longitude = Latitude = 0 means no location."),
+            notes=(
+                "Report Number repeats across offenses; Offense ID is unique.",
+                "Longitude = Latitude = 0 means no location.",
+            ),
         ),
         Preset(
             name="spd-call-data",
@@ -106,9 +124,11 @@ PRESETS: dict[str, Preset] = {
             location_column="Report Location",
             key_fallback_columns=("Datetime", "Address", "Type"),
             offset_is_local=True,
-            notes=("Datetime carries '+0000' but is local time.",
-                   "Incident Number is blank in some rows: the key is then a hash of "
-                   "Datetime, Address and Type."),
+            notes=(
+                "Datetime carries '+0000' but is local time.",
+                "Incident Number is blank in some rows: the key is then a hash of "
+                "Datetime, Address and Type.",
+            ),
         ),
     ]
 }

@@ -28,24 +28,30 @@ from .text import single_line
 #: re-derived by the apply-publication-policy job (the version is part of the fingerprint).
 RULES_VERSION = 2
 
-STREET_TYPES = frozenset("""
+STREET_TYPES = frozenset(
+    """
     AL ALY ALLEY AV AVE AVENUE BL BLVD BOULEVARD BR BRG BRIDGE BV BYP CIR CIRCLE CR CRES
     CRESCENT CT COURT CRK DR DRIVE EXPY EXPRESSWAY EXT FRWY FWY FREEWAY HWY HY HIGHWAY LN LANE
     LOOP MALL PKWY PKY PARKWAY PL PLACE PLZ PLAZA PT RD ROAD RP RAMP ROW SPAN SQ SQUARE ST
     STREET TER TERRACE TL TN TR TRL TRAIL TUNNEL VIADUCT WALK WAY WY
-""".split())
+""".split()
+)
 DIRECTIONS = frozenset("N S E W NE NW SE SW NB SB EB WB NORTH SOUTH EAST WEST".split())
 #: Streets that carry no type word.
 TYPELESS_STREETS = frozenset({"BROADWAY"})
 #: Words after which a number is a route number (`SR 99`, `HWY 99`, `I 5`).
 ROUTE_WORDS = frozenset({"I", "SR", "US", "HWY", "ROUTE", "INTERSTATE"})
 #: Words that are never part of a street name: a unit, box, block or person follows them.
-_NOT_STREET_WORDS = frozenset("""
+_NOT_STREET_WORDS = frozenset(
+    """
     APT APARTMENT UNIT STE SUITE FL FLOOR RM ROOM LOT SPACE SPC BLDG BUILDING TRLR DEPT
     PO BOX BLOCK RESIDENCE RES AT AND
-""".split())
-_UNIT = re.compile(r"(?:#|\b(?:APT|APARTMENT|UNIT|STE|SUITE|FL|FLOOR|RM|ROOM|LOT|SPACE|SPC|BLDG"
-                   r"|BUILDING|TRLR)\b)\s*#?\s*(?:[A-Z]?\d[\w-]*|[A-Z]\b)?")
+""".split()
+)
+_UNIT = re.compile(
+    r"(?:#|\b(?:APT|APARTMENT|UNIT|STE|SUITE|FL|FLOOR|RM|ROOM|LOT|SPACE|SPC|BLDG"
+    r"|BUILDING|TRLR)\b)\s*#?\s*(?:[A-Z]?\d[\w-]*|[A-Z]\b)?"
+)
 _PO_BOX = re.compile(r"\bP\s*O\s+BOX\b|\bPOST OFFICE BOX\b|\bPOB\b")
 _FRACTION = re.compile(r"\b(\d+)(?:\s+|\s*-\s*)([1-7])\s*/\s*([2-8])\b|\b(\d+)\s*½")
 _RANGE = re.compile(r"\b(\d+)[A-Z]?\s*-\s*\d+[A-Z]?\b")
@@ -71,7 +77,8 @@ def _is_street_token(tokens: list[str], k: int) -> bool:
         if after in STREET_TYPES:
             # but `1 HWY 99` is house 1 on HWY 99, `123 COURT ST` house 123 on COURT ST
             return not (after in ROUTE_WORDS and _NUMBER.match(beyond)) and (
-                beyond not in STREET_TYPES)
+                beyond not in STREET_TYPES
+            )
         return before in ROUTE_WORDS
     return bool(_WORD.match(tok)) and tok not in _NOT_STREET_WORDS
 
@@ -85,11 +92,19 @@ def _street(tokens: list[str]) -> str | None:
             break
         tok = tokens[k]
         prev = tokens[k - 1] if k else ""
-        if best == k and tok not in STREET_TYPES and tok not in DIRECTIONS and not (
-                _NUMBER.match(tok) and prev in ROUTE_WORDS):
+        if (
+            best == k
+            and tok not in STREET_TYPES
+            and tok not in DIRECTIONS
+            and not (_NUMBER.match(tok) and prev in ROUTE_WORDS)
+        ):
             break  # a complete street goes on only with a type or direction (`S LANE ST`)
-        if (tok in STREET_TYPES and k > 0) or tok in TYPELESS_STREETS or _ROUTE.match(tok) or (
-                _NUMBER.match(tok) and prev in ROUTE_WORDS):
+        if (
+            (tok in STREET_TYPES and k > 0)
+            or tok in TYPELESS_STREETS
+            or _ROUTE.match(tok)
+            or (_NUMBER.match(tok) and prev in ROUTE_WORDS)
+        ):
             best = k + 1
         elif tok in DIRECTIONS and best == k:  # a direction after a complete street: `AV S`
             best = k + 1
@@ -118,7 +133,7 @@ def _block(tokens: list[str]) -> str | None:
         hundreds = _hundreds(tok)
         if hundreds is None:
             continue
-        rest = tokens[i + 1:]
+        rest = tokens[i + 1 :]
         if rest[:1] == ["BLOCK"]:
             rest = rest[2:] if rest[1:2] == ["OF"] else rest[1:]
         street = _street(rest)
@@ -199,13 +214,16 @@ def prepare_row(row: IncidentRow, suppressed_categories: Iterable[str]) -> Incid
     row.category, _ = classify(row.category_text, row.description, row.classification_texts)
     row.block_address = hundred_block(row.address)
     row.suppressed_reason = suppression_reason(
-        row.sensitive, row.category, row.located, suppressed_categories,
-        review=pii.review_reason(row.description, row.category_text))
+        row.sensitive,
+        row.category,
+        row.located,
+        suppressed_categories,
+        review=pii.review_reason(row.description, row.category_text),
+    )
     return row
 
 
-def redo_decisions(stored: dict, suppressed_categories: Iterable[str],
-                   delay_minutes: int) -> dict:
+def redo_decisions(stored: dict, suppressed_categories: Iterable[str], delay_minutes: int) -> dict:
     """category, block_address, suppressed_reason and publish_at of a stored incident, derived
     again from its stored raw fields under the current rules (`store.policy_inputs` rows).
 
@@ -222,20 +240,31 @@ def redo_decisions(stored: dict, suppressed_categories: Iterable[str],
         "category": category,
         "block_address": hundred_block(stored["address"]),
         "suppressed_reason": suppression_reason(
-            stored["sensitive"], category, stored["located"], suppressed_categories,
-            review=pii.review_hold(stored["description"], stored["category_text"],
-                                   stored.get("released_digest"))),
-        "publish_at": publish_at(delay_minutes, stored["occurred_at"], stored["reported_at"],
-                                 stored["created_at"]),
+            stored["sensitive"],
+            category,
+            stored["located"],
+            suppressed_categories,
+            review=pii.review_hold(
+                stored["description"], stored["category_text"], stored.get("released_digest")
+            ),
+        ),
+        "publish_at": publish_at(
+            delay_minutes, stored["occurred_at"], stored["reported_at"], stored["created_at"]
+        ),
     }
 
 
 _SENSITIVE_SLUGS = frozenset(slug for slug, _ in SENSITIVE)
 
 
-def suppression_reason(sensitive: bool, category: str, located: bool,
-                       suppressed_categories: Iterable[str], *,
-                       review: str | None = None) -> str | None:
+def suppression_reason(
+    sensitive: bool,
+    category: str,
+    located: bool,
+    suppressed_categories: Iterable[str],
+    *,
+    review: str | None = None,
+) -> str | None:
     """Why an incident is not published, or None when it may be.
 
     `review` is the row's `needs review` reason (pii.review_hold), if any: it comes last, so
@@ -254,9 +283,11 @@ def policy_fingerprint(suppressed_categories: Iterable[str], delay_minutes: int)
     """Identifies a publication policy - the settings and the version of the rules, the
     address generaliser and the `needs review` rule (pii.RULE_VERSION) - so stored decisions
     can be redone when it changes."""
-    return (f"rules={RULES_VERSION};delay={delay_minutes};"
-            f"suppressed={','.join(sorted(set(suppressed_categories)))}"
-            f";review={pii.RULE_VERSION}")
+    return (
+        f"rules={RULES_VERSION};delay={delay_minutes};"
+        f"suppressed={','.join(sorted(set(suppressed_categories)))}"
+        f";review={pii.RULE_VERSION}"
+    )
 
 
 def publish_at(delay_minutes: int, occurred_at, reported_at, first_imported_at):
@@ -280,8 +311,9 @@ def publish_at(delay_minutes: int, occurred_at, reported_at, first_imported_at):
     return max(known) + timedelta(minutes=delay_minutes)
 
 
-def keep_published(new_publish_at: datetime, old_publish_at: datetime | None,
-                   now: datetime) -> datetime:
+def keep_published(
+    new_publish_at: datetime, old_publish_at: datetime | None, now: datetime
+) -> datetime:
     """publish_at of a re-imported incident: an entry already public stays public (a
     correction never moves it later); one still held back takes the new time."""
     if old_publish_at is not None and old_publish_at <= now:
@@ -289,8 +321,13 @@ def keep_published(new_publish_at: datetime, old_publish_at: datetime | None,
     return new_publish_at
 
 
-def entry_title(description: str, block_address: str, event_time_utc: datetime, tz: ZoneInfo,
-                beat: str | None = None) -> str:
+def entry_title(
+    description: str,
+    block_address: str,
+    event_time_utc: datetime,
+    tz: ZoneInfo,
+    beat: str | None = None,
+) -> str:
     """Entry text in the Tweets by Beat form: `THEFT - CAR PROWL at 110XX BLOCK OF 8TH AVE NE,
     3/25/2016 8:09 PM` (local time)."""
     local = event_time_utc.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz)

@@ -47,10 +47,18 @@ def row_progress(path: Path, stream: TextIO) -> Callable[[int | None], None]:
                 # A terminal that reports no size (a bare pty, some CI runners) would
                 # otherwise get no bar at all from tqdm.
                 size = shutil.get_terminal_size(fallback=(80, 24))
-                bar.append(tqdm(total=total, unit=" rows",
-                                unit_scale=not total or total >= 100_000, desc=path.name,
-                                file=stream, ncols=size.columns or 80, nrows=size.lines or 24,
-                                leave=True))
+                bar.append(
+                    tqdm(
+                        total=total,
+                        unit=" rows",
+                        unit_scale=not total or total >= 100_000,
+                        desc=path.name,
+                        file=stream,
+                        ncols=size.columns or 80,
+                        nrows=size.lines or 24,
+                        leave=True,
+                    )
+                )
             if n is None:
                 if bar[0].total is not None and bar[0].n < bar[0].total:
                     bar[0].total = bar[0].n  # the estimate counted quoted newlines

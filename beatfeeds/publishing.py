@@ -85,8 +85,13 @@ class FeedCache:
         while len(self._items) > self.max_items:
             self._items.popitem(last=False)
 
-    def fetch(self, key: tuple, version: str, build: Callable[[], tuple[object, str]],
-              own_version: Callable[[object], str]):
+    def fetch(
+        self,
+        key: tuple,
+        version: str,
+        build: Callable[[], tuple[object, str]],
+        own_version: Callable[[object], str],
+    ):
         """The value under `key`: cached while `version` holds; else kept when
         `own_version(value)` equals the stamp it was built with; else `build()`, which
         returns (value, its own stamp). One build per key at a time."""
@@ -154,14 +159,19 @@ def resolve_area(store, kind: str, code: str | None) -> Area:
         raise AreaNotFound(f"Unknown kind of area {kind!r}.")
     wanted = (code or "").upper()
     if not any((getattr(b, field) or "").upper() == wanted for b in beats):
-        gone = (boundaries.retired_beat(store, wanted) if kind == "beat"
-                else boundaries.retired_area(store, kind, wanted))
+        gone = (
+            boundaries.retired_beat(store, wanted)
+            if kind == "beat"
+            else boundaries.retired_area(store, kind, wanted)
+        )
         if gone is not None:  # renamed: the caller redirects; removed: its feed keeps answering
             renamed = "renamed" in (gone.kind, (gone.detail or {}).get("change"))
             now_code = gone.new_codes[0] if renamed else gone.code
             return Area(kind, now_code, feeds.area_label(kind, now_code), set_id)
         raise AreaNotFound(f"There is no {kind} {code!r} in the current beat map.")
-    canonical = next(getattr(b, field) for b in beats if (getattr(b, field) or "").upper() == wanted)
+    canonical = next(
+        getattr(b, field) for b in beats if (getattr(b, field) or "").upper() == wanted
+    )
     return Area(kind, canonical, feeds.area_label(kind, canonical), set_id)
 
 
@@ -181,29 +191,40 @@ def parse_filter(categories: Iterable[str], exclude: Iterable[str]) -> FeedFilte
     Values may also be comma-separated. Unknown categories are an InvalidInput naming them,
     so a typo does not silently give an empty (or unfiltered) feed.
     """
+
     def split(values: Iterable[str]) -> tuple[str, ...]:
         out = [v.strip().lower() for raw in values for v in raw.split(",") if v.strip()]
         unknown = sorted({v for v in out if v not in CATEGORIES})
         if unknown:
-            raise InvalidInput(f"Unknown categor{'y' if len(unknown) == 1 else 'ies'} "
-                               f"{', '.join(unknown)}. Categories are: {', '.join(CATEGORIES)}.")
+            raise InvalidInput(
+                f"Unknown categor{'y' if len(unknown) == 1 else 'ies'} "
+                f"{', '.join(unknown)}. Categories are: {', '.join(CATEGORIES)}."
+            )
         return tuple(sorted(set(out)))
 
     return FeedFilter(split(categories), split(exclude))
 
 
-def area_entries(store, settings, area: Area, *, now: datetime, limit: int | None = None,
-                 offset: int = 0) -> list[FeedEntry]:
+def area_entries(
+    store, settings, area: Area, *, now: datetime, limit: int | None = None, offset: int = 0
+) -> list[FeedEntry]:
     """Published entries of an area, newest first, with their display titles."""
-    entries = store.public_entries(area.beat_set_id, now=now,
-                                   limit=limit or settings.feed_max_entries, offset=offset,
-                                   since=retention_start(settings, now), **_area_kw(area))
+    entries = store.public_entries(
+        area.beat_set_id,
+        now=now,
+        limit=limit or settings.feed_max_entries,
+        offset=offset,
+        since=retention_start(settings, now),
+        **_area_kw(area),
+    )
     if offset == 0:  # boundary changes of the area: its beats', its own, the city's maps
-        entries = boundaries.with_system_entries(store, entries, area.kind, area.code, now=now,
-                                                 limit=limit or settings.feed_max_entries)
+        entries = boundaries.with_system_entries(
+            store, entries, area.kind, area.code, now=now, limit=limit or settings.feed_max_entries
+        )
     if offset == 0:
-        entries = announcements.with_announcements(store, area, entries, now=now,
-                                                   limit=limit or settings.feed_max_entries)
+        entries = announcements.with_announcements(
+            store, area, entries, now=now, limit=limit or settings.feed_max_entries
+        )
     for e in entries:
         e.title = feeds._title(e, settings)
     return entries
@@ -227,8 +248,12 @@ def area_polygon(store, area: Area) -> list[tuple[float, float]] | None:
 
 def feed_context(store, settings, area: Area, filt: FeedFilter | None = None) -> FeedContext:
     """Everything a feed carries beside its entries."""
-    return FeedContext(area, polygon=area_polygon(store, area), filter=filt or FeedFilter(),
-                       hub_url=settings.hub_url)
+    return FeedContext(
+        area,
+        polygon=area_polygon(store, area),
+        filter=filt or FeedFilter(),
+        hub_url=settings.hub_url,
+    )
 
 
 def feed_version(store, settings, *, now: datetime) -> str:
@@ -240,8 +265,9 @@ def feed_version(store, settings, *, now: datetime) -> str:
 def area_feed_stamps(store, settings, *, now: datetime) -> dict[str | None, str]:
     """The stamps area_version combines (see SQLStore.area_feed_stamps), announcements
     included: read once per feed_version, shared by every feed."""
-    stamps = store.area_feed_stamps(store.active_beat_set().id, now=now,
-                                    since=retention_start(settings, now))
+    stamps = store.area_feed_stamps(
+        store.active_beat_set().id, now=now, since=retention_start(settings, now)
+    )
     stamps[None] += repr(store.announcements_version(now))
     return stamps
 
@@ -253,38 +279,59 @@ def area_version(store, area: Area, stamps: dict[str | None, str]) -> str:
         codes = sorted(k for k in stamps if k is not None)
     else:
         field = {"beat": "code", "sector": "sector", "precinct": "precinct"}[area.kind]
-        codes = sorted(b.code for b in store.beats(area.beat_set_id)
-                       if getattr(b, field) == area.code)
+        codes = sorted(
+            b.code for b in store.beats(area.beat_set_id) if getattr(b, field) == area.code
+        )
     parts = [stamps[None], str(area.beat_set_id), *(f"{c}={stamps.get(c)}" for c in codes)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def area_feed(store, settings, area: Area, fmt: str, *, now: datetime,
-              filt: FeedFilter | None = None) -> RenderedFeed:
+def area_feed(
+    store, settings, area: Area, fmt: str, *, now: datetime, filt: FeedFilter | None = None
+) -> RenderedFeed:
     """Build an area's feed in one format, with the time of its last change (uncached: the
     web app goes through serve_area_feed)."""
     filt = filt or FeedFilter()
-    entries = store.public_entries(area.beat_set_id, now=now, limit=settings.feed_max_entries,
-                                   categories=filt.categories, exclude=filt.exclude,
-                                   since=retention_start(settings, now),
-                                   geo_precision=settings.geo_precision, **_area_kw(area))
+    entries = store.public_entries(
+        area.beat_set_id,
+        now=now,
+        limit=settings.feed_max_entries,
+        categories=filt.categories,
+        exclude=filt.exclude,
+        since=retention_start(settings, now),
+        geo_precision=settings.geo_precision,
+        **_area_kw(area),
+    )
     if not filt:
-        entries = boundaries.with_system_entries(store, entries, area.kind, area.code, now=now,
-                                                 limit=settings.feed_max_entries)
-    entries = announcements.with_announcements(store, area, entries, now=now,
-                                               limit=settings.feed_max_entries,
-                                               categories=filt.categories, exclude=filt.exclude)
+        entries = boundaries.with_system_entries(
+            store, entries, area.kind, area.code, now=now, limit=settings.feed_max_entries
+        )
+    entries = announcements.with_announcements(
+        store,
+        area,
+        entries,
+        now=now,
+        limit=settings.feed_max_entries,
+        categories=filt.categories,
+        exclude=filt.exclude,
+    )
     active = store.active_beat_set()
     fallback = active.published_at or active.created_at
     ctx = feed_context(store, settings, area, filt)
     draft = feeds.build_feed(ctx, entries, fmt, settings, updated=feeds.UNDATED)
-    changed = document_mark(store, ("feed", area.kind, area.code or "", fmt, filt.query()),
-                            draft, first=feeds.feed_updated(entries, fallback), now=now)
+    changed = document_mark(
+        store,
+        ("feed", area.kind, area.code or "", fmt, filt.query()),
+        draft,
+        first=feeds.feed_updated(entries, fallback),
+        now=now,
+    )
     return RenderedFeed(feeds.date_feed(draft, fmt, changed), feeds.FORMATS[fmt], changed)
 
 
-def document_mark(store, name: tuple[str, ...], content: bytes, *, first: datetime,
-                  now: datetime) -> datetime:
+def document_mark(
+    store, name: tuple[str, ...], content: bytes, *, first: datetime, now: datetime
+) -> datetime:
     """When a public document last changed (naive UTC, whole seconds): never earlier than
     before, and later whenever its content differs from the last time it was built.
 
@@ -297,8 +344,17 @@ def document_mark(store, name: tuple[str, ...], content: bytes, *, first: dateti
     return store.content_mark(key, hashlib.sha256(content).hexdigest(), first=first, now=now)
 
 
-def serve_area_feed(store, settings, kind: str, code: str | None, fmt: str, *, now: datetime,
-                    filt: FeedFilter, cache: FeedCache) -> tuple[Area, RenderedFeed | None]:
+def serve_area_feed(
+    store,
+    settings,
+    kind: str,
+    code: str | None,
+    fmt: str,
+    *,
+    now: datetime,
+    filt: FeedFilter,
+    cache: FeedCache,
+) -> tuple[Area, RenderedFeed | None]:
     """The feed a URL names, from the cache when the version stamp has not moved.
 
     On a hit nothing but the stamp is read: the area was resolved when the feed was built, and
@@ -331,13 +387,13 @@ def area_stats(store, settings, area: Area, *, now: datetime) -> AreaStats:
     """Counts by category over the last STATS_DAYS days and entries per week over the last
     BUSY_WEEKS weeks: how busy a subscriber's reader would be."""
     since = now - timedelta(days=STATS_DAYS)
-    counts = store.public_category_counts(area.beat_set_id, now=now, since=since,
-                                          **_area_kw(area))
+    counts = store.public_category_counts(area.beat_set_id, now=now, since=since, **_area_kw(area))
     by_category = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     bounds = [now - timedelta(weeks=BUSY_WEEKS - k) for k in range(BUSY_WEEKS + 1)]
     weekly = store.public_counts_between(area.beat_set_id, bounds, now=now, **_area_kw(area))
-    return AreaStats(since, by_category, list(zip(bounds, weekly, strict=False)),
-                     sum(weekly) / BUSY_WEEKS)
+    return AreaStats(
+        since, by_category, list(zip(bounds, weekly, strict=False)), sum(weekly) / BUSY_WEEKS
+    )
 
 
 def area_page_info(store, settings, area: Area, *, now: datetime) -> dict:
@@ -345,11 +401,18 @@ def area_page_info(store, settings, area: Area, *, now: datetime) -> dict:
     statistics, the feed address to copy, the OPML list that holds it, and the categories a
     subscriber may filter on."""
     beats = neighbours(store, area)
-    precinct = (area.code if area.kind == "precinct"
-                else beats[0].precinct if beats and area.kind != "city" else None)
+    precinct = (
+        area.code
+        if area.kind == "precinct"
+        else beats[0].precinct
+        if beats and area.kind != "city"
+        else None
+    )
     if precinct:
-        opml = {"url": f"/precincts/{precinct}/feeds.opml",
-                "label": f"Every beat of the {feeds.area_label('precinct', precinct)}"}
+        opml = {
+            "url": f"/precincts/{precinct}/feeds.opml",
+            "label": f"Every beat of the {feeds.area_label('precinct', precinct)}",
+        }
     else:
         opml = {"url": "/feeds.opml", "label": "Every beat"}
     suppressed = set(settings.suppressed_categories)
@@ -359,8 +422,9 @@ def area_page_info(store, settings, area: Area, *, now: datetime) -> dict:
         "stats": area_stats(store, settings, area, now=now),
         "feed_url": feeds.feed_url(settings, area, "atom"),
         "opml": opml,
-        "categories": [(slug, label) for slug, label in CATEGORIES.items()
-                       if slug not in suppressed],
+        "categories": [
+            (slug, label) for slug, label in CATEGORIES.items() if slug not in suppressed
+        ],
     }
 
 
@@ -382,18 +446,23 @@ def beats_geojson(store, settings) -> dict:
     features = []
     for b in store.beats(bs.id):
         geom = b.geometry.simplify(0.00005, preserve_topology=True)
-        features.append({
-            "type": "Feature",
-            "id": b.code,
-            "properties": {
-                "beat": b.code, "sector": b.sector, "precinct": b.precinct,
-                "precinct_label": feeds.area_label("precinct", b.precinct) if b.precinct else "",
-                "url": f"/beats/{b.code}",
-            },
-            "geometry": shapely.geometry.mapping(shapely.set_precision(geom, 0.00001)),
-        })
-    return {"type": "FeatureCollection", "name": bs.name, "beat_map": bs.id,
-            "features": features}
+        features.append(
+            {
+                "type": "Feature",
+                "id": b.code,
+                "properties": {
+                    "beat": b.code,
+                    "sector": b.sector,
+                    "precinct": b.precinct,
+                    "precinct_label": feeds.area_label("precinct", b.precinct)
+                    if b.precinct
+                    else "",
+                    "url": f"/beats/{b.code}",
+                },
+                "geometry": shapely.geometry.mapping(shapely.set_precision(geom, 0.00001)),
+            }
+        )
+    return {"type": "FeatureCollection", "name": bs.name, "beat_map": bs.id, "features": features}
 
 
 def opml(store, settings, *, now: datetime, precinct: str | None = None) -> RenderedFeed:
@@ -410,15 +479,25 @@ def opml(store, settings, *, now: datetime, precinct: str | None = None) -> Rend
         title = f"{settings.department_name}: every beat"
     outlines = []
     for _code, label, sectors in groups:
-        items = [(f"{settings.department_name}: Beat {b.code}",
-                  f"{base}/beats/{b.code}/feed.rss", f"{base}/beats/{b.code}")
-                 for _s, beats in sectors for b in beats]
+        items = [
+            (
+                f"{settings.department_name}: Beat {b.code}",
+                f"{base}/beats/{b.code}/feed.rss",
+                f"{base}/beats/{b.code}",
+            )
+            for _s, beats in sectors
+            for b in beats
+        ]
         outlines.append(("" if precinct is not None else label, items))
-    draft = feeds.build_opml(title, outlines, created=feeds.UNDATED,
-                             owner=settings.department_name)
+    draft = feeds.build_opml(title, outlines, created=feeds.UNDATED, owner=settings.department_name)
     active = store.active_beat_set()
-    changed = document_mark(store, ("opml", precinct or ""), draft,
-                            first=active.published_at or active.created_at, now=now)
+    changed = document_mark(
+        store,
+        ("opml", precinct or ""),
+        draft,
+        first=active.published_at or active.created_at,
+        now=now,
+    )
     return RenderedFeed(feeds.date_opml(draft, changed), "text/x-opml; charset=utf-8", changed)
 
 
@@ -458,8 +537,11 @@ def directory(store, *, now: datetime) -> Directory:
     for b in beats:
         grouped.setdefault(b.precinct or "", {}).setdefault(b.sector or "", []).append(b)
     precincts = [
-        (p, feeds.area_label("precinct", p) if p else "No precinct",
-         [(s, grouped[p][s]) for s in sorted(grouped[p])])
+        (
+            p,
+            feeds.area_label("precinct", p) if p else "No precinct",
+            [(s, grouped[p][s]) for s in sorted(grouped[p])],
+        )
         for p in sorted(grouped)
     ]
     return Directory(bs.id, bs.name, precincts, store.public_counts_by_beat(bs.id, now=now))
@@ -473,8 +555,7 @@ def locate(store, lat: float, lon: float) -> dict:
     if code is None:
         raise OutsideCoverage()
     beat = next(b for b in beats if b.code == code)
-    return {"beat": beat.code, "sector": beat.sector, "precinct": beat.precinct,
-            "beatset": bs.id}
+    return {"beat": beat.code, "sector": beat.sector, "precinct": beat.precinct, "beatset": bs.id}
 
 
 def neighbours(store, area: Area) -> list[Beat]:

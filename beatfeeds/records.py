@@ -54,9 +54,18 @@ def safe_filename(name: str) -> str:
 
 
 # ---- storing and queueing ------------------------------------------------------------------------
-def store_upload(store, settings, fh: BinaryIO, filename: str, *, actor: str, now: datetime,
-                 max_bytes: int | None = None, import_source_id: int | None = None,
-                 preset: str | None = None) -> Upload:
+def store_upload(
+    store,
+    settings,
+    fh: BinaryIO,
+    filename: str,
+    *,
+    actor: str,
+    now: datetime,
+    max_bytes: int | None = None,
+    import_source_id: int | None = None,
+    preset: str | None = None,
+) -> Upload:
     """Copy a file into the instance folder and queue it (or ask for a column mapping).
 
     Over `max_bytes` raises UploadTooLarge and keeps nothing.
@@ -70,8 +79,10 @@ def store_upload(store, settings, fh: BinaryIO, filename: str, *, actor: str, no
             while chunk := fh.read(_COPY_CHUNK):
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
-                    raise UploadTooLarge(f"The file is larger than {max_bytes // (1024 * 1024)} "
-                                         "MB, the most this site accepts.")
+                    raise UploadTooLarge(
+                        f"The file is larger than {max_bytes // (1024 * 1024)} "
+                        "MB, the most this site accepts."
+                    )
                 digest.update(chunk)
                 lines += chunk.count(b"\n") or chunk.count(b"\r")
                 tmp.write(chunk)
@@ -81,13 +92,35 @@ def store_upload(store, settings, fh: BinaryIO, filename: str, *, actor: str, no
     except BaseException:
         Path(tmp.name).unlink(missing_ok=True)
         raise
-    return queue_file(store, settings, final, filename, sha, size, max(lines - 1, 0) or 1,
-                      actor=actor, now=now, import_source_id=import_source_id, preset=preset)
+    return queue_file(
+        store,
+        settings,
+        final,
+        filename,
+        sha,
+        size,
+        max(lines - 1, 0) or 1,
+        actor=actor,
+        now=now,
+        import_source_id=import_source_id,
+        preset=preset,
+    )
 
 
-def queue_file(store, settings, path: Path, filename: str, sha: str, size: int,
-               rows_estimate: int | None, *, actor: str, now: datetime,
-               import_source_id: int | None = None, preset: str | None = None) -> Upload:
+def queue_file(
+    store,
+    settings,
+    path: Path,
+    filename: str,
+    sha: str,
+    size: int,
+    rows_estimate: int | None,
+    *,
+    actor: str,
+    now: datetime,
+    import_source_id: int | None = None,
+    preset: str | None = None,
+) -> Upload:
     """Record a stored file in the queue with the mapping we can find for it."""
     status, error, maps, source = "queued", None, None, None
     try:
@@ -101,11 +134,27 @@ def queue_file(store, settings, path: Path, filename: str, sha: str, size: int,
     except UnusableFile as exc:
         status, error = "failed", exc.message
     upload_id = store.create_upload(
-        filename=filename[:500], stored_path=str(path), file_sha256=sha, size_bytes=size,
-        rows_estimate=rows_estimate, status=status, preset=preset, mapping=maps, source=source,
-        uploaded_by=actor, now=now, import_source_id=import_source_id, error=error)
-    store.audit(actor, "incidents.upload", f"upload:{upload_id}",
-                {"file": filename, "sha256": sha, "bytes": size, "status": status}, now=now)
+        filename=filename[:500],
+        stored_path=str(path),
+        file_sha256=sha,
+        size_bytes=size,
+        rows_estimate=rows_estimate,
+        status=status,
+        preset=preset,
+        mapping=maps,
+        source=source,
+        uploaded_by=actor,
+        now=now,
+        import_source_id=import_source_id,
+        error=error,
+    )
+    store.audit(
+        actor,
+        "incidents.upload",
+        f"upload:{upload_id}",
+        {"file": filename, "sha256": sha, "bytes": size, "status": status},
+        now=now,
+    )
     return store.get_upload(upload_id)
 
 
@@ -146,10 +195,12 @@ def resolve_options(store, options: imports.ImportOptions) -> imports.ImportOpti
 def upload_options(upload: Upload) -> imports.ImportOptions:
     """The import options an upload runs with."""
     if upload.mapping:
-        return imports.ImportOptions(maps=dict(upload.mapping), source=upload.source,
-                                     actor=upload.uploaded_by)
-    return imports.ImportOptions(preset=upload.preset, source=upload.source,
-                                 actor=upload.uploaded_by)
+        return imports.ImportOptions(
+            maps=dict(upload.mapping), source=upload.source, actor=upload.uploaded_by
+        )
+    return imports.ImportOptions(
+        preset=upload.preset, source=upload.source, actor=upload.uploaded_by
+    )
 
 
 def upload_header(upload: Upload) -> list[str]:
@@ -161,17 +212,27 @@ def upload_header(upload: Upload) -> list[str]:
         return []
 
 
-def set_mapping(store, upload_id: int, columns: dict[str, str], *, source: str,
-                save_as: str | None, actor: str, now: datetime) -> Upload:
+def set_mapping(
+    store,
+    upload_id: int,
+    columns: dict[str, str],
+    *,
+    source: str,
+    save_as: str | None,
+    actor: str,
+    now: datetime,
+) -> Upload:
     """Give an upload a hand-made column mapping (checked against its file) and queue it;
     optionally save the mapping as a named preset for later files."""
     upload = store.get_upload(upload_id)
     columns = {f: c for f, c in columns.items() if f in FIELDS and c}
     source = (source or "").strip().lower()
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,99}", source):
-        raise InvalidInput("Name the dataset (letters, digits, dashes), for example "
-                           "'county-sheriff-cad': incidents from later files of the same "
-                           "dataset merge by it.")
+        raise InvalidInput(
+            "Name the dataset (letters, digits, dashes), for example "
+            "'county-sheriff-cad': incidents from later files of the same "
+            "dataset merge by it."
+        )
     imports.resolve_mapping(upload_header(upload), maps=columns, source=source)
     name = None
     if save_as:
@@ -181,22 +242,27 @@ def set_mapping(store, upload_id: int, columns: dict[str, str], *, source: str,
         if name in PRESETS:
             raise InvalidInput(f"{name!r} is a built-in preset; choose another name.")
         store.save_preset(name, source, columns, created_by=actor, now=now)
-        store.audit(actor, "presets.save", f"preset:{name}", {"columns": columns,
-                                                               "source": source}, now=now)
+        store.audit(
+            actor, "presets.save", f"preset:{name}", {"columns": columns, "source": source}, now=now
+        )
     store.set_upload_mapping(upload_id, preset=name, mapping=columns, source=source)
     store.audit(actor, "incidents.map", f"upload:{upload_id}", {"columns": columns}, now=now)
     return store.get_upload(upload_id)
 
 
-def save_preset(store, name: str, source: str, columns: dict[str, str], *, actor: str,
-                now: datetime) -> SavedPreset:
+def save_preset(
+    store, name: str, source: str, columns: dict[str, str], *, actor: str, now: datetime
+) -> SavedPreset:
     """Save a column mapping as a named preset (the CLI's `presets save`)."""
     if not _PRESET_NAME.match(name) or name in PRESETS:
-        raise InvalidInput("A preset name is 2 to 63 lower-case letters, digits or dashes, and "
-                           "not a built-in preset's.")
+        raise InvalidInput(
+            "A preset name is 2 to 63 lower-case letters, digits or dashes, and "
+            "not a built-in preset's."
+        )
     store.save_preset(name, source, columns, created_by=actor, now=now)
-    store.audit(actor, "presets.save", f"preset:{name}", {"columns": columns, "source": source},
-                now=now)
+    store.audit(
+        actor, "presets.save", f"preset:{name}", {"columns": columns, "source": source}, now=now
+    )
     return store.saved_preset(name)
 
 
@@ -239,23 +305,32 @@ def delete_preset(store, name: str, *, actor: str, now: datetime) -> SavedPreset
     users = [s.name for s in store.list_sources() if s.preset == name]
     if users:
         which = ", ".join(users)
-        raise Conflict(f"The preset {name!r} cannot be deleted: the scheduled source"
-                       f"{'s' if len(users) > 1 else ''} {which} "
-                       f"{'use' if len(users) > 1 else 'uses'} it. Remove the source first "
-                       f"(beatfeeds sources remove {users[0]}).")
+        raise Conflict(
+            f"The preset {name!r} cannot be deleted: the scheduled source"
+            f"{'s' if len(users) > 1 else ''} {which} "
+            f"{'use' if len(users) > 1 else 'uses'} it. Remove the source first "
+            f"(beatfeeds sources remove {users[0]})."
+        )
     store.delete_saved_preset(name)
-    store.audit(actor, "presets.delete", f"preset:{name}",
-                {"columns": preset.columns, "source": preset.source}, now=now)
+    store.audit(
+        actor,
+        "presets.delete",
+        f"preset:{name}",
+        {"columns": preset.columns, "source": preset.source},
+        now=now,
+    )
     log.info("saved preset %s deleted by %s", name, actor)
     return preset
 
 
 # ---- preview, progress -------------------------------------------------------------------
-def preview_upload(store, settings, upload: Upload, *, now: datetime,
-                   limit: int = 20) -> list[imports.PreviewRow]:
+def preview_upload(
+    store, settings, upload: Upload, *, now: datetime, limit: int = 20
+) -> list[imports.PreviewRow]:
     """The first rows of a queued upload as they will publish."""
-    _, rows = imports.preview_rows(store, upload.stored_path, upload_options(upload), settings,
-                                   now=now, limit=limit)
+    _, rows = imports.preview_rows(
+        store, upload.stored_path, upload_options(upload), settings, now=now, limit=limit
+    )
     return rows
 
 
@@ -281,8 +356,7 @@ def read_progress(settings, upload: Upload) -> Progress:
     because the import's own transaction holds the database until it commits)."""
     try:
         data = json.loads(_progress_path(settings, upload.id).read_text())
-        return Progress(int(data["rows"]), upload.rows_estimate,
-                        datetime.fromisoformat(data["at"]))
+        return Progress(int(data["rows"]), upload.rows_estimate, datetime.fromisoformat(data["at"]))
     except (OSError, ValueError, KeyError):
         return Progress(0, upload.rows_estimate, None)
 
@@ -303,8 +377,9 @@ def _progress_writer(settings, upload_id: int, clock: Callable[[], datetime]):
 
 
 # ---- the worker --------------------------------------------------------------------------
-def run_upload(store, settings, upload: Upload, *, now: datetime,
-               clock: Callable[[], datetime] | None = None) -> Upload:
+def run_upload(
+    store, settings, upload: Upload, *, now: datetime, clock: Callable[[], datetime] | None = None
+) -> Upload:
     """Import one claimed upload; the upload ends `done` or `failed` with its run."""
     # The heartbeat uses the wall clock, not the job's `now`: other workers judge by it
     # whether this import is still alive.
@@ -312,24 +387,36 @@ def run_upload(store, settings, upload: Upload, *, now: datetime,
     write = _progress_writer(settings, upload.id, clock)
     write(0)
     try:
-        report = imports.import_file(store, upload.stored_path, upload_options(upload), settings,
-                                     now=now, progress=write)
+        report = imports.import_file(
+            store, upload.stored_path, upload_options(upload), settings, now=now, progress=write
+        )
     except BeatfeedsError as exc:
         store.finish_upload(upload.id, status="failed", error=exc.message, now=clock())
         log.info("import of upload %d (%s) failed: %s", upload.id, upload.filename, exc.message)
     except OSError as exc:
-        store.finish_upload(upload.id, status="failed", error=f"cannot read the stored file: "
-                            f"{exc.strerror or exc}", now=clock())
+        store.finish_upload(
+            upload.id,
+            status="failed",
+            error=f"cannot read the stored file: {exc.strerror or exc}",
+            now=clock(),
+        )
     else:
-        store.finish_upload(upload.id, status="done", run_id=report.run_id, now=clock(),
-                            source=report.source, preset=upload.preset or report.preset)
+        store.finish_upload(
+            upload.id,
+            status="done",
+            run_id=report.run_id,
+            now=clock(),
+            source=report.source,
+            preset=upload.preset or report.preset,
+        )
     finally:
         _progress_path(settings, upload.id).unlink(missing_ok=True)
     return store.get_upload(upload.id)
 
 
-def process_queue(store, settings, now: datetime, *, limit: int = 20,
-                  clock: Callable[[], datetime] | None = None) -> dict:
+def process_queue(
+    store, settings, now: datetime, *, limit: int = 20, clock: Callable[[], datetime] | None = None
+) -> dict:
     """Import queued uploads, oldest first; requeue those whose worker died."""
     requeued = 0
     for upload in store.list_uploads(1000, status="running"):
@@ -385,9 +472,13 @@ def prune_upload_files(store, settings, now: datetime) -> dict:
         uploads += store.mark_upload_files_removed(ids)
     files += _remove_abandoned_temporaries(settings, now)
     if uploads:
-        store.audit("scheduler", "incidents.remove-files", None,
-                    {"uploads": uploads, "files": files, "bytes": freed,
-                     "retention_days": days}, now=now)
+        store.audit(
+            "scheduler",
+            "incidents.remove-files",
+            None,
+            {"uploads": uploads, "files": files, "bytes": freed, "retention_days": days},
+            now=now,
+        )
     return {"uploads": uploads, "files": files, "bytes": freed}
 
 
@@ -432,8 +523,9 @@ def rejected_rows_csv(store, run_id: int) -> tuple[str, str]:
 
 
 # ---- retraction --------------------------------------------------------------------------
-def retract_entry(store, uid: str, reason: str, *, actor: str, now: datetime,
-                  note: str = "") -> StaffIncident:
+def retract_entry(
+    store, uid: str, reason: str, *, actor: str, now: datetime, note: str = ""
+) -> StaffIncident:
     """Withdraw a published entry from every feed and page at once, with an audited reason."""
     reason = (reason or "").strip()
     note = (note or "").strip()
@@ -448,8 +540,10 @@ def retract_entry(store, uid: str, reason: str, *, actor: str, now: datetime,
 def entries_for_review(store, limit: int = 200) -> tuple[list[StaffIncident], int]:
     """(entries held back because their text looks like personal data, newest first; how
     many there are in all). Each is released (`release_entry`) or retracted by staff."""
-    return (store.incidents_for_review(pii.NEEDS_REVIEW, limit),
-            store.count_incidents_for_review(pii.NEEDS_REVIEW))
+    return (
+        store.incidents_for_review(pii.NEEDS_REVIEW, limit),
+        store.count_incidents_for_review(pii.NEEDS_REVIEW),
+    )
 
 
 def release_entry(store, uid: str, *, actor: str, now: datetime) -> StaffIncident:
@@ -463,11 +557,17 @@ def release_entry(store, uid: str, *, actor: str, now: datetime) -> StaffInciden
     if e.retracted_at:
         raise Conflict(f"Entry {uid} was retracted; it cannot be released.")
     if not pii.is_review_reason(e.suppressed_reason):
-        raise Conflict(f"Entry {uid} is not held back for review"
-                       + (f" ({e.suppressed_reason})." if e.suppressed_reason else "."))
-    store.release_incident(uid, held_reason=e.suppressed_reason,
-                           digest=pii.text_digest(e.description, e.category_text),
-                           actor=actor, now=now)
+        raise Conflict(
+            f"Entry {uid} is not held back for review"
+            + (f" ({e.suppressed_reason})." if e.suppressed_reason else ".")
+        )
+    store.release_incident(
+        uid,
+        held_reason=e.suppressed_reason,
+        digest=pii.text_digest(e.description, e.category_text),
+        actor=actor,
+        now=now,
+    )
     log.info("entry %s released by %s", uid, actor)
     return store.staff_incident(uid)
 

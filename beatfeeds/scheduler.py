@@ -28,7 +28,14 @@ def build_scheduler(store, settings, *, background: bool) -> BaseScheduler:
     """A scheduler with every job added; start() it (blocking unless background)."""
     sched = BackgroundScheduler(timezone="UTC") if background else BlockingScheduler(timezone="UTC")
     for job in JOBS.values():
-        sched.add_job(_runner(job.name, store, settings), "interval", seconds=job.interval_seconds,
-                      id=job.name, name=job.name, max_instances=1, coalesce=True,
-                      next_run_time=datetime.now(UTC))
+        sched.add_job(
+            _runner(job.name, store, settings),
+            "interval",
+            seconds=job.interval_seconds,
+            id=job.name,
+            name=job.name,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
     return sched

@@ -36,118 +36,306 @@ class Setting:
 
 
 SETTINGS: list[Setting] = [
-    Setting("database_url", "", "SQLAlchemy URL of the database. Empty means a SQLite file "
-            "`beatfeeds.sqlite3` in the instance folder. PostgreSQL: "
-            "`postgresql+psycopg://user:pass@host/db`.", secret=True, file_variant=True),
-    Setting("instance_path", "instance", "Folder for the SQLite database, the generated secret "
-            "key and import reports. Relative paths are resolved against the working directory."),
-    Setting("base_url", "http://127.0.0.1:8000", "Public URL of the site, used for every absolute "
-            "link in feeds (never the request's Host header)."),
-    Setting("tag_authority", "beatfeeds.localhost,2026", "The `authority,date` part of the "
-            "`tag:` URIs that identify feed entries. Set it once, before publishing, to a domain "
-            "you control and the date you set it; changing it later makes every reader see "
-            "every entry again."),
-    Setting("secret_key", "", "Key that signs sessions and CSRF tokens. Empty means a random key "
-            "generated once and kept in `secret_key` in the instance folder.", secret=True,
-            file_variant=True),
-    Setting("timezone", "America/Los_Angeles", "IANA time zone of the department: naive times "
-            "in imported files are read in it, and entry text shows times in it."),
-    Setting("publication_delay", 60, "Minutes after the latest of the event, report and first "
-            "import times before an incident is published (Seattle's Tweets by Beat used 60).",
-            kind=int),
+    Setting(
+        "database_url",
+        "",
+        "SQLAlchemy URL of the database. Empty means a SQLite file "
+        "`beatfeeds.sqlite3` in the instance folder. PostgreSQL: "
+        "`postgresql+psycopg://user:pass@host/db`.",
+        secret=True,
+        file_variant=True,
+    ),
+    Setting(
+        "instance_path",
+        "instance",
+        "Folder for the SQLite database, the generated secret "
+        "key and import reports. Relative paths are resolved against the working directory.",
+    ),
+    Setting(
+        "base_url",
+        "http://127.0.0.1:8000",
+        "Public URL of the site, used for every absolute "
+        "link in feeds (never the request's Host header).",
+    ),
+    Setting(
+        "tag_authority",
+        "beatfeeds.localhost,2026",
+        "The `authority,date` part of the "
+        "`tag:` URIs that identify feed entries. Set it once, before publishing, to a domain "
+        "you control and the date you set it; changing it later makes every reader see "
+        "every entry again.",
+    ),
+    Setting(
+        "secret_key",
+        "",
+        "Key that signs sessions and CSRF tokens. Empty means a random key "
+        "generated once and kept in `secret_key` in the instance folder.",
+        secret=True,
+        file_variant=True,
+    ),
+    Setting(
+        "timezone",
+        "America/Los_Angeles",
+        "IANA time zone of the department: naive times "
+        "in imported files are read in it, and entry text shows times in it.",
+    ),
+    Setting(
+        "publication_delay",
+        60,
+        "Minutes after the latest of the event, report and first "
+        "import times before an incident is published (Seattle's Tweets by Beat used 60).",
+        kind=int,
+    ),
     Setting("department_name", "Seattle Police Department", "Name shown in feed titles and pages."),
     Setting("feed_max_entries", 50, "Most entries in one feed.", kind=int),
-    Setting("suppressed_categories", ["sexual-offense", "domestic-violence", "juvenile",
-                                      "missing-person", "behavioral-health", "medical", "death"],
-            "Public categories that are stored but never published.", kind=list),
+    Setting(
+        "suppressed_categories",
+        [
+            "sexual-offense",
+            "domestic-violence",
+            "juvenile",
+            "missing-person",
+            "behavioral-health",
+            "medical",
+            "death",
+        ],
+        "Public categories that are stored but never published.",
+        kind=list,
+    ),
     Setting("session_lifetime", 480, "Minutes a staff sign-in stays valid.", kind=int),
-    Setting("login_max_attempts", 5, "Failed sign-ins allowed per email and per client address "
-            "within `login_window` minutes before sign-in is refused.", kind=int),
+    Setting(
+        "login_max_attempts",
+        5,
+        "Failed sign-ins allowed per email and per client address "
+        "within `login_window` minutes before sign-in is refused.",
+        kind=int,
+    ),
     Setting("login_window", 15, "Minutes over which failed sign-ins are counted.", kind=int),
-    Setting("request_write_wait", 2.0, "Seconds a web request waits for another writer (an "
-            "import) to release the database before answering 503 with Retry-After.",
-            kind=float),
-    Setting("demo_notice", "", "Text shown on every page, for example to say that timestamps "
-            "were shifted. `beatfeeds demo` sets it."),
-    Setting("max_upload_mb", 200, "Largest incident file, in megabytes, that staff may upload "
-            "on /records/imports; a bigger upload is refused (413) before it is stored.",
-            kind=int),
-    Setting("upload_retention_days", 90, "Days after an import finishes (or fails, or is "
-            "cancelled) before the `prune-uploads` job deletes its stored file; the import's "
-            "history stays. 0 keeps every file.", kind=int),
-    Setting("source_max_mb", 500, "Largest file, in megabytes, that a scheduled URL source may "
-            "download; a bigger one is abandoned and recorded as a failed poll.", kind=int),
+    Setting(
+        "request_write_wait",
+        2.0,
+        "Seconds a web request waits for another writer (an "
+        "import) to release the database before answering 503 with Retry-After.",
+        kind=float,
+    ),
+    Setting(
+        "demo_notice",
+        "",
+        "Text shown on every page, for example to say that timestamps "
+        "were shifted. `beatfeeds demo` sets it.",
+    ),
+    Setting(
+        "max_upload_mb",
+        200,
+        "Largest incident file, in megabytes, that staff may upload "
+        "on /records/imports; a bigger upload is refused (413) before it is stored.",
+        kind=int,
+    ),
+    Setting(
+        "upload_retention_days",
+        90,
+        "Days after an import finishes (or fails, or is "
+        "cancelled) before the `prune-uploads` job deletes its stored file; the import's "
+        "history stays. 0 keeps every file.",
+        kind=int,
+    ),
+    Setting(
+        "source_max_mb",
+        500,
+        "Largest file, in megabytes, that a scheduled URL source may "
+        "download; a bigger one is abandoned and recorded as a failed poll.",
+        kind=int,
+    ),
     Setting("log_level", "INFO", "Python logging level."),
-    Setting("trusted_proxies", 0, "Number of reverse proxies in front of the app whose "
-            "X-Forwarded-For/-Proto/-Host headers are trusted (0 = none).", kind=int),
-    Setting("beat_reshape_tolerance", 0.001, "Share of a beat's area that must change for "
-            "`beats diff` and the admin preview to count it as reshaped (0.001 = 0.1%), so that "
-            "re-digitising noise does not show up.", kind=float),
-    Setting("beat_overlap_tolerance", 100.0, "Square metres two beats may overlap before "
-            "validation refuses the map (smaller overlaps are digitising noise).", kind=float),
-    Setting("beat_gap_tolerance", 100.0, "Square metres of the replaced map's area a new map "
-            "may leave uncovered, per gap, before validation refuses it.", kind=float),
-    Setting("beat_sliver_area", 2000.0, "Square metres below which a polygon part of a beat "
-            "is reported as a sliver (a warning, not an error).", kind=float),
-    Setting("beat_diff_days", 90, "Days of recent incidents the beat-map preview lists as "
-            "moving between beats.", kind=int),
-    Setting("tile_url", "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "Base map tiles "
-            "(a Leaflet URL template) for the beat-map editor. Empty shows no base map; the "
-            "maps work without tiles."),
-    Setting("tile_attribution", "&copy; OpenStreetMap contributors", "Attribution shown "
-            "with the base map tiles (HTML)."),
-    Setting("geo_precision", 0.001, "Grid, in degrees, that incident points are snapped to "
-            "before they appear in feeds (GeoRSS). 0.001 is about 110 m north-south. The raw "
-            "point is never published.", kind=float),
-    Setting("feed_retention_days", 0, "Entries whose event is older than this many days drop "
-            "out of feeds and pages. 0 keeps them (feeds still show at most "
-            "`feed_max_entries`).", kind=int),
-    Setting("feed_cache_seconds", 300, "`Cache-Control: max-age` sent with feeds, in seconds. "
-            "Built feeds are also kept in memory until the data changes.", kind=int),
-    Setting("hub_url", "", "WebSub hub that feeds advertise (`Link: rel=\"hub\"`) and that the "
-            "`ping-websub-hub` job notifies when feeds change. Empty: no hub."),
-    Setting("geocoder_url", "", "Base URL of a Nominatim-compatible geocoder (its `/search` "
-            "endpoint is called from the resident's browser, never from the server). Empty "
-            "hides the address search box."),
-    Setting("department_logo_url", "", "URL of the department logo shown in the page header "
-            "(absolute, or a path on this site). Empty: no logo."),
-    Setting("department_color", "#0b4f8a", "Accent colour of the pages (links, header rule, "
-            "map highlight), as `#rrggbb`. It must reach a 4.5:1 contrast ratio on white."),
-    Setting("dry_run", False, "Outbound accounts: record what would be posted (on the admin "
-            "outbox page) without sending anything; email alerts: write each message to "
-            "`mail/` in the instance folder instead of sending it. `beatfeeds demo` turns it "
-            "on.", kind=bool),
-    Setting("outbox_max_age", 24, "Hours: entries whose event is older than this when they "
-            "become public are not posted to outbound accounts, so importing old records does "
-            "not flood them (feeds still show them).", kind=int),
-    Setting("outbound_timeout", 20, "Seconds to wait for Mastodon, Bluesky, X or a webhook to "
-            "answer one request.", kind=int),
-    Setting("smtp_url", "", "Email alerts: the SMTP server, as `smtp://user:password@host:587` "
-            "(STARTTLS when the server offers it) or `smtps://user:password@host:465` (TLS "
-            "from the start); user and password are optional and URL-encoded. Empty: email "
-            "alerts are switched off (no subscribe form) unless `dry_run` is on.", secret=True,
-            file_variant=True),
-    Setting("mail_from", "", "Email alerts: the From address, for example "
-            "`SPD Beat Alerts <alerts@example.gov>`. Empty: `alerts@` and the host of "
-            "`base_url`."),
-    Setting("alert_grace_minutes", 10, "Email alerts: minutes an entry must have been public "
-            "before an instant alert about it is sent or a digest lists it; a retraction or "
-            "suppression within them cancels the mail (sent mail cannot be recalled).",
-            kind=int),
-    Setting("alert_link_hours", 48, "Email alerts: hours a confirmation or \"manage my "
-            "alerts\" link stays valid.", kind=int),
-    Setting("signup_max_per_address", 3, "Email alerts: sign-up or manage-link requests "
-            "allowed per address within `signup_window` minutes.", kind=int),
-    Setting("signup_max_per_client", 10, "Email alerts: sign-up or manage-link requests "
-            "allowed per client (IP address) within `signup_window` minutes.", kind=int),
-    Setting("signup_window", 60, "Minutes over which email alert requests are counted.",
-            kind=int),
-    Setting("smtp_max_per_minute", 60, "Email alerts: most messages the `send-alerts` job "
-            "hands to the SMTP server per minute; the rest wait for the next run.", kind=int),
-    Setting("digest_time", "07:00", "Email alerts: local time of day (24-hour `HH:MM`, in "
-            "`timezone`) at which daily and weekly digests go out."),
-    Setting("digest_weekday", "monday", "Email alerts: the day of the week weekly digests go "
-            "out (`monday` to `sunday`)."),
+    Setting(
+        "trusted_proxies",
+        0,
+        "Number of reverse proxies in front of the app whose "
+        "X-Forwarded-For/-Proto/-Host headers are trusted (0 = none).",
+        kind=int,
+    ),
+    Setting(
+        "beat_reshape_tolerance",
+        0.001,
+        "Share of a beat's area that must change for "
+        "`beats diff` and the admin preview to count it as reshaped (0.001 = 0.1%), so that "
+        "re-digitising noise does not show up.",
+        kind=float,
+    ),
+    Setting(
+        "beat_overlap_tolerance",
+        100.0,
+        "Square metres two beats may overlap before "
+        "validation refuses the map (smaller overlaps are digitising noise).",
+        kind=float,
+    ),
+    Setting(
+        "beat_gap_tolerance",
+        100.0,
+        "Square metres of the replaced map's area a new map "
+        "may leave uncovered, per gap, before validation refuses it.",
+        kind=float,
+    ),
+    Setting(
+        "beat_sliver_area",
+        2000.0,
+        "Square metres below which a polygon part of a beat "
+        "is reported as a sliver (a warning, not an error).",
+        kind=float,
+    ),
+    Setting(
+        "beat_diff_days",
+        90,
+        "Days of recent incidents the beat-map preview lists as moving between beats.",
+        kind=int,
+    ),
+    Setting(
+        "tile_url",
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "Base map tiles "
+        "(a Leaflet URL template) for the beat-map editor. Empty shows no base map; the "
+        "maps work without tiles.",
+    ),
+    Setting(
+        "tile_attribution",
+        "&copy; OpenStreetMap contributors",
+        "Attribution shown with the base map tiles (HTML).",
+    ),
+    Setting(
+        "geo_precision",
+        0.001,
+        "Grid, in degrees, that incident points are snapped to "
+        "before they appear in feeds (GeoRSS). 0.001 is about 110 m north-south. The raw "
+        "point is never published.",
+        kind=float,
+    ),
+    Setting(
+        "feed_retention_days",
+        0,
+        "Entries whose event is older than this many days drop "
+        "out of feeds and pages. 0 keeps them (feeds still show at most "
+        "`feed_max_entries`).",
+        kind=int,
+    ),
+    Setting(
+        "feed_cache_seconds",
+        300,
+        "`Cache-Control: max-age` sent with feeds, in seconds. "
+        "Built feeds are also kept in memory until the data changes.",
+        kind=int,
+    ),
+    Setting(
+        "hub_url",
+        "",
+        'WebSub hub that feeds advertise (`Link: rel="hub"`) and that the '
+        "`ping-websub-hub` job notifies when feeds change. Empty: no hub.",
+    ),
+    Setting(
+        "geocoder_url",
+        "",
+        "Base URL of a Nominatim-compatible geocoder (its `/search` "
+        "endpoint is called from the resident's browser, never from the server). Empty "
+        "hides the address search box.",
+    ),
+    Setting(
+        "department_logo_url",
+        "",
+        "URL of the department logo shown in the page header "
+        "(absolute, or a path on this site). Empty: no logo.",
+    ),
+    Setting(
+        "department_color",
+        "#0b4f8a",
+        "Accent colour of the pages (links, header rule, "
+        "map highlight), as `#rrggbb`. It must reach a 4.5:1 contrast ratio on white.",
+    ),
+    Setting(
+        "dry_run",
+        False,
+        "Outbound accounts: record what would be posted (on the admin "
+        "outbox page) without sending anything; email alerts: write each message to "
+        "`mail/` in the instance folder instead of sending it. `beatfeeds demo` turns it "
+        "on.",
+        kind=bool,
+    ),
+    Setting(
+        "outbox_max_age",
+        24,
+        "Hours: entries whose event is older than this when they "
+        "become public are not posted to outbound accounts, so importing old records does "
+        "not flood them (feeds still show them).",
+        kind=int,
+    ),
+    Setting(
+        "outbound_timeout",
+        20,
+        "Seconds to wait for Mastodon, Bluesky, X or a webhook to answer one request.",
+        kind=int,
+    ),
+    Setting(
+        "smtp_url",
+        "",
+        "Email alerts: the SMTP server, as `smtp://user:password@host:587` "
+        "(STARTTLS when the server offers it) or `smtps://user:password@host:465` (TLS "
+        "from the start); user and password are optional and URL-encoded. Empty: email "
+        "alerts are switched off (no subscribe form) unless `dry_run` is on.",
+        secret=True,
+        file_variant=True,
+    ),
+    Setting(
+        "mail_from",
+        "",
+        "Email alerts: the From address, for example "
+        "`SPD Beat Alerts <alerts@example.gov>`. Empty: `alerts@` and the host of "
+        "`base_url`.",
+    ),
+    Setting(
+        "alert_grace_minutes",
+        10,
+        "Email alerts: minutes an entry must have been public "
+        "before an instant alert about it is sent or a digest lists it; a retraction or "
+        "suppression within them cancels the mail (sent mail cannot be recalled).",
+        kind=int,
+    ),
+    Setting(
+        "alert_link_hours",
+        48,
+        'Email alerts: hours a confirmation or "manage my alerts" link stays valid.',
+        kind=int,
+    ),
+    Setting(
+        "signup_max_per_address",
+        3,
+        "Email alerts: sign-up or manage-link requests "
+        "allowed per address within `signup_window` minutes.",
+        kind=int,
+    ),
+    Setting(
+        "signup_max_per_client",
+        10,
+        "Email alerts: sign-up or manage-link requests "
+        "allowed per client (IP address) within `signup_window` minutes.",
+        kind=int,
+    ),
+    Setting("signup_window", 60, "Minutes over which email alert requests are counted.", kind=int),
+    Setting(
+        "smtp_max_per_minute",
+        60,
+        "Email alerts: most messages the `send-alerts` job "
+        "hands to the SMTP server per minute; the rest wait for the next run.",
+        kind=int,
+    ),
+    Setting(
+        "digest_time",
+        "07:00",
+        "Email alerts: local time of day (24-hour `HH:MM`, in "
+        "`timezone`) at which daily and weekly digests go out.",
+    ),
+    Setting(
+        "digest_weekday",
+        "monday",
+        "Email alerts: the day of the week weekly digests go out (`monday` to `sunday`).",
+    ),
 ]
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -198,8 +386,11 @@ def _mask_url(url: str) -> str:
     try:
         u = make_url(url)
         # Drivers also take the password as a query parameter (`?password=...`).
-        hidden = {k: "hidden" for k in u.query
-                  if any(w in k.lower() for w in ("password", "secret", "token"))}
+        hidden = {
+            k: "hidden"
+            for k in u.query
+            if any(w in k.lower() for w in ("password", "secret", "token"))
+        }
         return u.update_query_dict(hidden).render_as_string(hide_password=True)
     except Exception:
         return "********"
@@ -239,8 +430,9 @@ def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
         raise ConfigurationError(f"{setting.name} from {origin}: cannot read {raw!r}") from exc
 
 
-def load_settings(overrides: dict[str, Any] | None = None,
-                  environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     """Resolve every setting from defaults, TOML file, environment and overrides."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
@@ -304,25 +496,31 @@ def load_settings(overrides: dict[str, Any] | None = None,
     # A misspelt slug would otherwise publish the category it was meant to hide.
     unknown = [c for c in values["suppressed_categories"] if c not in CATEGORIES]
     if unknown:
-        raise ConfigurationError(f"suppressed_categories: unknown categories {', '.join(unknown)}; "
-                                 f"categories are {', '.join(CATEGORIES)}")
+        raise ConfigurationError(
+            f"suppressed_categories: unknown categories {', '.join(unknown)}; "
+            f"categories are {', '.join(CATEGORIES)}"
+        )
     if not 0 < values["geo_precision"] <= 1:
         raise ConfigurationError("geo_precision must be more than 0 and at most 1 degree")
     if values["feed_retention_days"] < 0 or values["feed_cache_seconds"] < 0:
         raise ConfigurationError("feed_retention_days and feed_cache_seconds must be 0 or more")
     _check_color(values["department_color"])
     if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", values["digest_time"].strip()):
-        raise ConfigurationError(f"digest_time: {values['digest_time']!r} is not a time of day "
-                                 "such as 07:00")
+        raise ConfigurationError(
+            f"digest_time: {values['digest_time']!r} is not a time of day such as 07:00"
+        )
     values["digest_time"] = values["digest_time"].strip().zfill(5)
     values["digest_weekday"] = values["digest_weekday"].strip().lower()
     if values["digest_weekday"] not in WEEKDAYS:
-        raise ConfigurationError(f"digest_weekday: {values['digest_weekday']!r} is not one of "
-                                 f"{', '.join(WEEKDAYS)}")
+        raise ConfigurationError(
+            f"digest_weekday: {values['digest_weekday']!r} is not one of {', '.join(WEEKDAYS)}"
+        )
     level = values["log_level"].strip().upper()
     if not isinstance(logging.getLevelName(level), int):
-        raise ConfigurationError(f"log_level: unknown level {values['log_level']!r}; use DEBUG, "
-                                 "INFO, WARNING, ERROR or CRITICAL")
+        raise ConfigurationError(
+            f"log_level: unknown level {values['log_level']!r}; use DEBUG, "
+            "INFO, WARNING, ERROR or CRITICAL"
+        )
     values["log_level"] = level
     values["base_url"] = values["base_url"].rstrip("/")
     return Settings(values, origins)
@@ -330,11 +528,12 @@ def load_settings(overrides: dict[str, Any] | None = None,
 
 def contrast_on_white(color: str) -> float:
     """WCAG 2.1 contrast ratio of a `#rrggbb` colour against white."""
+
     def channel(c: int) -> float:
         c = c / 255
         return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
 
-    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
     luminance = 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
     return 1.05 / (luminance + 0.05)
 
@@ -344,8 +543,10 @@ def _check_color(color: str) -> None:
         raise ConfigurationError(f"department_color: {color!r} is not a #rrggbb colour")
     ratio = contrast_on_white(color)
     if ratio < 4.5:  # WCAG 2.1 AA for body text: links in this colour must stay readable
-        raise ConfigurationError(f"department_color: {color} has a contrast of {ratio:.1f}:1 "
-                                 "on white; WCAG AA needs at least 4.5:1")
+        raise ConfigurationError(
+            f"department_color: {color} has a contrast of {ratio:.1f}:1 "
+            "on white; WCAG AA needs at least 4.5:1"
+        )
 
 
 def ensure_secret_key(settings: Settings) -> str:

@@ -44,14 +44,23 @@ class PollResult:
 
 
 # ---- managing sources ------------------------------------------------------------------------
-def add_source(store, name: str, *, folder: str | None = None, url: str | None = None,
-               preset: str | None = None, interval_minutes: int = 15, actor: str,
-               now: datetime) -> ImportSource:
+def add_source(
+    store,
+    name: str,
+    *,
+    folder: str | None = None,
+    url: str | None = None,
+    preset: str | None = None,
+    interval_minutes: int = 15,
+    actor: str,
+    now: datetime,
+) -> ImportSource:
     """Register a watched folder or a URL to poll every `interval_minutes`."""
     name = (name or "").strip().lower()
     if not _NAME.match(name):
-        raise InvalidInput("A source name is letters, digits, dots or dashes, for example "
-                           "'spd-911-daily'.")
+        raise InvalidInput(
+            "A source name is letters, digits, dots or dashes, for example 'spd-911-daily'."
+        )
     if bool(folder) == bool(url):
         raise InvalidInput("Give either --folder DIR or --url URL.")
     if interval_minutes < 1:
@@ -69,11 +78,27 @@ def add_source(store, name: str, *, folder: str | None = None, url: str | None =
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput("The URL must start with http:// or https://.")
         kind, location = "url", url
-    store.add_source(name=name, kind=kind, location=location, preset=preset,
-                     interval_minutes=interval_minutes, created_by=actor, now=now)
-    store.audit(actor, "sources.add", f"source:{name}",
-                {"kind": kind, "location": location, "preset": preset,
-                 "interval_minutes": interval_minutes}, now=now)
+    store.add_source(
+        name=name,
+        kind=kind,
+        location=location,
+        preset=preset,
+        interval_minutes=interval_minutes,
+        created_by=actor,
+        now=now,
+    )
+    store.audit(
+        actor,
+        "sources.add",
+        f"source:{name}",
+        {
+            "kind": kind,
+            "location": location,
+            "preset": preset,
+            "interval_minutes": interval_minutes,
+        },
+        now=now,
+    )
     return store.get_source(name)
 
 
@@ -84,13 +109,15 @@ def remove_source(store, name: str, *, actor: str, now: datetime) -> None:
 
 
 def is_due(source: ImportSource, now: datetime) -> bool:
-    return (source.last_polled_at is None
-            or now >= source.last_polled_at + timedelta(minutes=source.interval_minutes))
+    return source.last_polled_at is None or now >= source.last_polled_at + timedelta(
+        minutes=source.interval_minutes
+    )
 
 
 # ---- polling ---------------------------------------------------------------------------------
-def poll_sources(store, settings, now: datetime, *, names: list[str] | None = None,
-                 force: bool = False) -> dict:
+def poll_sources(
+    store, settings, now: datetime, *, names: list[str] | None = None, force: bool = False
+) -> dict:
     """Poll every source that is due (or the named ones, or all with `force`)."""
     results: list[PollResult] = []
     for source in store.list_sources():
@@ -98,8 +125,9 @@ def poll_sources(store, settings, now: datetime, *, names: list[str] | None = No
             continue
         if force or names is not None or is_due(source, now):
             results.extend(poll_source(store, settings, source, now))
-    summary = {s: sum(1 for r in results if r.status == s)
-               for s in ("imported", "unchanged", "failed")}
+    summary = {
+        s: sum(1 for r in results if r.status == s) for s in ("imported", "unchanged", "failed")
+    }
     summary["polled"] = len({r.source for r in results})
     return summary
 
@@ -112,16 +140,20 @@ def poll_source(store, settings, source: ImportSource, now: datetime) -> list[Po
         else:
             results = [_poll_url(store, settings, source, now)]
     except (OSError, BeatfeedsError) as exc:  # the folder vanished, a preset was deleted...
-        error = exc.message if isinstance(exc, BeatfeedsError) else \
-            f"{type(exc).__name__}: {exc.strerror or exc}"
+        error = (
+            exc.message
+            if isinstance(exc, BeatfeedsError)
+            else f"{type(exc).__name__}: {exc.strerror or exc}"
+        )
         store.record_poll(source.id, status="failed", now=now, error=error)
         results = [PollResult(source.name, "failed", error=error)]
     if not results:
         store.record_poll(source.id, status="unchanged", now=now)
     for r in results:
         if r.status == "failed":
-            log.warning("source %s: %s%s", source.name,
-                        f"{r.filename}: " if r.filename else "", r.error)
+            log.warning(
+                "source %s: %s%s", source.name, f"{r.filename}: " if r.filename else "", r.error
+            )
     return results
 
 
@@ -130,22 +162,33 @@ def _poll_folder(store, settings, source: ImportSource, now: datetime) -> list[P
     if not folder.is_dir():
         raise FileNotFoundError(2, f"the folder {folder} does not exist", str(folder))
     out = []
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith(".")
-                   and not p.name.lower().endswith(_SKIP_SUFFIXES))
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and not p.name.lower().endswith(_SKIP_SUFFIXES)
+    )
     for path in files:
         sha = _sha256(path)
         if store.source_has_imported(source.id, sha):
-            store.record_poll(source.id, status="unchanged", now=now, filename=path.name,
-                              file_sha256=sha)
+            store.record_poll(
+                source.id, status="unchanged", now=now, filename=path.name, file_sha256=sha
+            )
             _move(path, folder / DONE)
             out.append(PollResult(source.name, "unchanged", path.name))
             continue
         with open(path, "rb") as fh:
-            upload = records.store_upload(store, settings, fh, path.name,
-                                          actor=f"source:{source.name}", now=now,
-                                          import_source_id=source.id,
-                                          **_preset_kw(store, source))
+            upload = records.store_upload(
+                store,
+                settings,
+                fh,
+                path.name,
+                actor=f"source:{source.name}",
+                now=now,
+                import_source_id=source.id,
+                **_preset_kw(store, source),
+            )
         result = _import(store, settings, source, upload, now)
         _move(path, folder / (DONE if result.status == "imported" else FAILED))
         out.append(result)
@@ -153,8 +196,10 @@ def _poll_folder(store, settings, source: ImportSource, now: datetime) -> list[P
 
 
 def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResult:
-    headers = {"User-Agent": f"beatfeeds/{__version__} (+{settings.base_url})",
-               "Accept": "text/csv, */*;q=0.5"}
+    headers = {
+        "User-Agent": f"beatfeeds/{__version__} (+{settings.base_url})",
+        "Accept": "text/csv, */*;q=0.5",
+    }
     if source.etag:
         headers["If-None-Match"] = source.etag
     if source.last_modified:
@@ -178,8 +223,7 @@ def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResul
     except UploadTooLarge as exc:
         store.record_poll(source.id, status="failed", now=now, error=exc.message)
         return PollResult(source.name, "failed", error=exc.message)
-    except (urllib.error.URLError, TimeoutError, ConnectionError,
-            http.client.HTTPException) as exc:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or exc
         error = f"cannot fetch from {_host(source.location)}: {reason}"
         store.record_poll(source.id, status="failed", now=now, error=error)
@@ -188,14 +232,27 @@ def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResul
         sha = _sha256(tmp_path)
         filename = f"{source.name}-{now:%Y%m%dT%H%M%S}.csv"
         if store.source_has_imported(source.id, sha):
-            store.record_poll(source.id, status="unchanged", now=now, filename=filename,
-                              file_sha256=sha, etag=etag, last_modified=modified)
+            store.record_poll(
+                source.id,
+                status="unchanged",
+                now=now,
+                filename=filename,
+                file_sha256=sha,
+                etag=etag,
+                last_modified=modified,
+            )
             return PollResult(source.name, "unchanged", filename)
         with open(tmp_path, "rb") as fh:
-            upload = records.store_upload(store, settings, fh, filename,
-                                          actor=f"source:{source.name}", now=now,
-                                          import_source_id=source.id,
-                                          **_preset_kw(store, source))
+            upload = records.store_upload(
+                store,
+                settings,
+                fh,
+                filename,
+                actor=f"source:{source.name}",
+                now=now,
+                import_source_id=source.id,
+                **_preset_kw(store, source),
+            )
     finally:
         tmp_path.unlink(missing_ok=True)
     return _import(store, settings, source, upload, now, etag=etag, last_modified=modified)
@@ -211,9 +268,11 @@ def _download(resp, folder: Path, max_mb: int, host: str) -> Path:
     limit = max_mb * 1024 * 1024
     announced = (resp.headers.get("Content-Length") or "").strip()
     if announced.isdigit() and int(announced) > limit:
-        raise UploadTooLarge(f"The file at {host} is {_mb(int(announced))} MB, more than the "
-                             f"{max_mb} MB a source may download (BEATFEEDS_SOURCE_MAX_MB); "
-                             "nothing was downloaded or imported.")
+        raise UploadTooLarge(
+            f"The file at {host} is {_mb(int(announced))} MB, more than the "
+            f"{max_mb} MB a source may download (BEATFEEDS_SOURCE_MAX_MB); "
+            "nothing was downloaded or imported."
+        )
     tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=".fetch-", delete=False)
     try:
         with tmp:
@@ -221,14 +280,17 @@ def _download(resp, folder: Path, max_mb: int, host: str) -> Path:
             while chunk := resp.read(_CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise UploadTooLarge(f"The file at {host} grew past the {max_mb} MB a "
-                                         "source may download (BEATFEEDS_SOURCE_MAX_MB); the "
-                                         "download was stopped and nothing was imported.")
+                    raise UploadTooLarge(
+                        f"The file at {host} grew past the {max_mb} MB a "
+                        "source may download (BEATFEEDS_SOURCE_MAX_MB); the "
+                        "download was stopped and nothing was imported."
+                    )
                 tmp.write(chunk)
         # http.client does not notice a body cut short when it is read in chunks.
         if announced.isdigit() and size != int(announced):
-            raise ConnectionError(f"the connection closed after {size:,} of the "
-                                  f"{int(announced):,} bytes announced")
+            raise ConnectionError(
+                f"the connection closed after {size:,} of the {int(announced):,} bytes announced"
+            )
     except BaseException:
         Path(tmp.name).unlink(missing_ok=True)
         raise
@@ -239,12 +301,15 @@ def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):,.1f}".removesuffix(".0")
 
 
-def _import(store, settings, source: ImportSource, upload: Upload, now: datetime,
-            **validators) -> PollResult:
+def _import(
+    store, settings, source: ImportSource, upload: Upload, now: datetime, **validators
+) -> PollResult:
     """Import a source's stored file now, as one run, and record the poll's outcome."""
     if upload.status == "needs-mapping":
-        error = ("No preset matches this file's columns; give the source a preset "
-                 "(beatfeeds sources add NAME ... --preset P).")
+        error = (
+            "No preset matches this file's columns; give the source a preset "
+            "(beatfeeds sources add NAME ... --preset P)."
+        )
         store.finish_upload(upload.id, status="failed", error=error, now=now)
         upload = store.get_upload(upload.id)
     elif upload.status == "queued":
@@ -252,13 +317,27 @@ def _import(store, settings, source: ImportSource, upload: Upload, now: datetime
         if claimed is not None:
             upload = records.run_upload(store, settings, claimed, now=now)
     if upload.status == "done":
-        store.record_poll(source.id, status="imported", now=now, filename=upload.filename,
-                          file_sha256=upload.file_sha256, upload_id=upload.id, **validators)
+        store.record_poll(
+            source.id,
+            status="imported",
+            now=now,
+            filename=upload.filename,
+            file_sha256=upload.file_sha256,
+            upload_id=upload.id,
+            **validators,
+        )
         return PollResult(source.name, "imported", upload.filename, upload)
     error = upload.error or f"the import ended {upload.status}"
     # Validators are not kept: the next poll fetches the file again and retries.
-    store.record_poll(source.id, status="failed", now=now, filename=upload.filename,
-                      file_sha256=upload.file_sha256, upload_id=upload.id, error=error)
+    store.record_poll(
+        source.id,
+        status="failed",
+        now=now,
+        filename=upload.filename,
+        file_sha256=upload.file_sha256,
+        upload_id=upload.id,
+        error=error,
+    )
     return PollResult(source.name, "failed", upload.filename, upload, error)
 
 
@@ -289,4 +368,3 @@ def _move(path: Path, folder: Path) -> None:
 
 def _host(url: str) -> str:
     return urlsplit(url).netloc or url
-

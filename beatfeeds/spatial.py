@@ -18,8 +18,9 @@ class BeatIndex:
         self.codes = np.array([b.code for b in ordered], dtype=object)
         self.geoms = np.array([b.geometry for b in ordered], dtype=object)
         shapely.prepare(self.geoms)
-        self.bounds = (shapely.bounds(self.geoms) if len(self.geoms)
-                       else np.zeros((0, 4), dtype="float64"))
+        self.bounds = (
+            shapely.bounds(self.geoms) if len(self.geoms) else np.zeros((0, 4), dtype="float64")
+        )
         self._union = None
 
     def assign(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -62,8 +63,14 @@ class BeatIndex:
             self._union = shapely.union_all(self.geoms)
             shapely.prepare(self._union)
         minx, miny, maxx, maxy = shapely.bounds(self._union)
-        ok = (np.isfinite(lon) & np.isfinite(lat) & (lon >= minx) & (lon <= maxx)
-              & (lat >= miny) & (lat <= maxy))
+        ok = (
+            np.isfinite(lon)
+            & np.isfinite(lat)
+            & (lon >= minx)
+            & (lon <= maxx)
+            & (lat >= miny)
+            & (lat <= maxy)
+        )
         if ok.any():
             out[ok] = shapely.intersects_xy(self._union, lon[ok], lat[ok])
         return out
@@ -76,10 +83,13 @@ def assign_beats(points, beats) -> np.ndarray:
     `beats`: a list of Beat, a BeatIndex, or a GeoDataFrame with a `code` column.
     """
     import geopandas as gpd  # here, not at the top: it adds 0.3 s to every CLI start-up
+
     if isinstance(beats, gpd.GeoDataFrame):
         frame = beats.to_crs(4326) if beats.crs is not None else beats
-        beats = [Beat(code=str(c), sector=None, precinct=None, geometry=g)
-                 for c, g in zip(frame["code"], frame.geometry, strict=True)]
+        beats = [
+            Beat(code=str(c), sector=None, precinct=None, geometry=g)
+            for c, g in zip(frame["code"], frame.geometry, strict=True)
+        ]
     index = beats if isinstance(beats, BeatIndex) else BeatIndex(beats)
     if isinstance(points, gpd.GeoSeries):
         if points.crs is not None:

@@ -25,8 +25,12 @@ def ping_hub(hub_url: str, topic: str, *, timeout: float = 10.0) -> str | None:
     body = urlencode({"hub.mode": "publish", "hub.url": topic}).encode()
     if urlsplit(hub_url).scheme not in ("http", "https"):
         return "the hub URL must start with http:// or https://"
-    req = urllib.request.Request(hub_url, data=body, method="POST", headers={
-        "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "beatfeeds"})
+    req = urllib.request.Request(
+        hub_url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "beatfeeds"},
+    )
     try:
         # the scheme is http or https (checked above), never file: or ftp:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # nosec B310

@@ -61,8 +61,10 @@ def main() -> None:
         beats = store.beats(active)
         k1 = next(b for b in beats if b.code == "K1").geometry
         y = k1.representative_point().y
-        line = {"type": "LineString", "coordinates": [[k1.bounds[0] - 0.01, y],
-                                                      [k1.bounds[2] + 0.01, y]]}
+        line = {
+            "type": "LineString",
+            "coordinates": [[k1.bounds[0] - 0.01, y], [k1.bounds[2] + 0.01, y]],
+        }
         draft = store.copy_beat_set(active, "draft", created_by="bench", now=NOW)
         edit = beatedit.split_beat(store.beats(draft), "K1", line, "K9")
         store.replace_beats(draft, edit.remove, edit.add)
@@ -70,23 +72,35 @@ def main() -> None:
         _, lon, lat, _ = store.recent_incident_points(active, datetime(1900, 1, 1))
         print(f"{len(lon):,} located incidents; draft splits K1 into K1 and K9")
 
-        floor_union, _ = timed(lambda: (shapely.union_all([b.geometry for b in beats]),
-                                        shapely.union_all([b.geometry for b in new])))
+        floor_union, _ = timed(
+            lambda: (
+                shapely.union_all([b.geometry for b in beats]),
+                shapely.union_all([b.geometry for b in new]),
+            )
+        )
         t_validate, problems = timed(lambda: boundaries.validate_beat_set(store, draft))
         points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
-        polys = gpd.GeoDataFrame({"code": [b.code for b in new]},
-                                 geometry=[b.geometry for b in new], crs=4326)
+        polys = gpd.GeoDataFrame(
+            {"code": [b.code for b in new]}, geometry=[b.geometry for b in new], crs=4326
+        )
         floor_join, _ = timed(lambda: gpd.sjoin(points, polys, predicate="within"))
-        t_diff, d = timed(lambda: boundaries.diff_beat_sets(store, draft,
-                                                            since=datetime(1900, 1, 1)))
+        t_diff, d = timed(
+            lambda: boundaries.diff_beat_sets(store, draft, since=datetime(1900, 1, 1))
+        )
         t_publish, joined = timed(lambda: boundaries.publish_beat_map(store, draft, now=NOW))
         t_rollback, _ = timed(lambda: boundaries.rollback_beat_map(store, now=NOW))
-        print(f"validate  {t_validate:7.3f} s  ({len(problems)} problems)   "
-              f"floor union_all of both maps {floor_union:.3f} s  x{t_validate / floor_union:.1f}")
-        print(f"diff      {t_diff:7.3f} s  ({len(d.moves):,} incidents move)   "
-              f"floor sjoin {floor_join:.3f} s  x{t_diff / floor_join:.1f}")
-        print(f"publish   {t_publish:7.3f} s  ({joined:,} re-joined)   "
-              f"floor sjoin {floor_join:.3f} s  x{t_publish / floor_join:.1f}")
+        print(
+            f"validate  {t_validate:7.3f} s  ({len(problems)} problems)   "
+            f"floor union_all of both maps {floor_union:.3f} s  x{t_validate / floor_union:.1f}"
+        )
+        print(
+            f"diff      {t_diff:7.3f} s  ({len(d.moves):,} incidents move)   "
+            f"floor sjoin {floor_join:.3f} s  x{t_diff / floor_join:.1f}"
+        )
+        print(
+            f"publish   {t_publish:7.3f} s  ({joined:,} re-joined)   "
+            f"floor sjoin {floor_join:.3f} s  x{t_publish / floor_join:.1f}"
+        )
         print(f"rollback  {t_rollback:7.3f} s")
 
 

@@ -28,15 +28,33 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BEATS = REPO / "data" / "beats.geojson"
-COLUMNS = ["Report Number", "Offense ID", "Offense Start DateTime", "Offense End DateTime",
-           "Report DateTime", "Group A B", "Crime Against Category", "Offense Parent Group",
-           "Offense", "Offense Code", "Precinct", "Sector", "Beat", "MCPP", "100 Block Address",
-           "Longitude", "Latitude"]
-OFFENSES = [("LARCENY-THEFT", "Theft From Motor Vehicle", "23F"), ("BURGLARY/BREAKING&ENTERING",
-            "Burglary/Breaking & Entering", "220"), ("ROBBERY", "Robbery", "120"),
-            ("ASSAULT OFFENSES", "Simple Assault", "13B"), ("MOTOR VEHICLE THEFT",
-            "Motor Vehicle Theft", "240"), ("DESTRUCTION/DAMAGE/VANDALISM OF PROPERTY",
-            "Destruction/Damage/Vandalism of Property", "290")]
+COLUMNS = [
+    "Report Number",
+    "Offense ID",
+    "Offense Start DateTime",
+    "Offense End DateTime",
+    "Report DateTime",
+    "Group A B",
+    "Crime Against Category",
+    "Offense Parent Group",
+    "Offense",
+    "Offense Code",
+    "Precinct",
+    "Sector",
+    "Beat",
+    "MCPP",
+    "100 Block Address",
+    "Longitude",
+    "Latitude",
+]
+OFFENSES = [
+    ("LARCENY-THEFT", "Theft From Motor Vehicle", "23F"),
+    ("BURGLARY/BREAKING&ENTERING", "Burglary/Breaking & Entering", "220"),
+    ("ROBBERY", "Robbery", "120"),
+    ("ASSAULT OFFENSES", "Simple Assault", "13B"),
+    ("MOTOR VEHICLE THEFT", "Motor Vehicle Theft", "240"),
+    ("DESTRUCTION/DAMAGE/VANDALISM OF PROPERTY", "Destruction/Damage/Vandalism of Property", "290"),
+]
 STREETS = ["PINE ST", "PIKE ST", "E JEFFERSON ST", "8TH AVE NE", "RAINIER AVE S", "AURORA AVE N"]
 
 
@@ -68,11 +86,27 @@ def generate(path: Path, rows: int, seed: int = 2018) -> None:
         for i in range(rows):
             t = start + timedelta(minutes=r.randrange(0, 60 * 24 * 365 * 13))
             group, offense, code = OFFENSES[i % len(OFFENSES)]
-            w.writerow([f"{t.year}-{i:06d}", str(10_000_000_000 + i), t.strftime(fmt), "",
-                        (t + timedelta(hours=2)).strftime(fmt), "A", "PROPERTY", group, offense,
-                        code, "W", "K", "K3", "DOWNTOWN COMMERCIAL",
-                        f"{r.randrange(1, 120)}XX BLOCK OF {STREETS[i % len(STREETS)]}",
-                        f"{lon[i]:.9f}", f"{lat[i]:.9f}"])
+            w.writerow(
+                [
+                    f"{t.year}-{i:06d}",
+                    str(10_000_000_000 + i),
+                    t.strftime(fmt),
+                    "",
+                    (t + timedelta(hours=2)).strftime(fmt),
+                    "A",
+                    "PROPERTY",
+                    group,
+                    offense,
+                    code,
+                    "W",
+                    "K",
+                    "K3",
+                    "DOWNTOWN COMMERCIAL",
+                    f"{r.randrange(1, 120)}XX BLOCK OF {STREETS[i % len(STREETS)]}",
+                    f"{lon[i]:.9f}",
+                    f"{lat[i]:.9f}",
+                ]
+            )
 
 
 def floor(path: Path) -> tuple[float, float]:
@@ -83,21 +117,30 @@ def floor(path: Path) -> tuple[float, float]:
     t, cpu = time.perf_counter(), time.process_time()
     frame = pd.read_csv(path, engine="c", usecols=COLUMNS, dtype=str, encoding="utf-8-sig")
     points = gpd.GeoDataFrame(
-        frame, geometry=gpd.points_from_xy(pd.to_numeric(frame["Longitude"]),
-                                           pd.to_numeric(frame["Latitude"])), crs=4326)
+        frame,
+        geometry=gpd.points_from_xy(
+            pd.to_numeric(frame["Longitude"]), pd.to_numeric(frame["Latitude"])
+        ),
+        crs=4326,
+    )
     joined = gpd.sjoin(points, beats, predicate="within", how="left")
     assert len(joined) >= len(frame)
     return time.perf_counter() - t, time.process_time() - cpu
 
 
-def beatfeeds_import(path: Path, workdir: Path, preset: str | None
-                     ) -> tuple[float, float, int, str]:
+def beatfeeds_import(
+    path: Path, workdir: Path, preset: str | None
+) -> tuple[float, float, int, str]:
     env = dict(os.environ, BEATFEEDS_INSTANCE_PATH=str(workdir / "instance"))
     env.pop("BEATFEEDS_DATABASE_URL", None)
     cli = [sys.executable, "-m", "beatfeeds.cli"]
     subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([*cli, "beats", "load", str(BEATS), "--code-field", "beat"], env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "beats", "load", str(BEATS), "--code-field", "beat"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     subprocess.run([*cli, "beats", "publish", "1"], env=env, check=True, capture_output=True)
     args = ["incidents", "import", str(path)] + (["--preset", preset] if preset else [])
     hwm = workdir / "peak-rss"
@@ -117,8 +160,9 @@ def beatfeeds_import(path: Path, workdir: Path, preset: str | None
     os.sync()  # the set-up's writes, not the import's
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", wrapper], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     elapsed = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -145,8 +189,10 @@ def main() -> None:
             path, preset = work / f"spd_crime_synthetic_{args.rows}.csv", "spd-crime"
             t = time.perf_counter()
             generate(path, args.rows)
-            print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s "
-                  f"({path.stat().st_size / 2**20:.0f} MiB)")
+            print(
+                f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s "
+                f"({path.stat().st_size / 2**20:.0f} MiB)"
+            )
         rows = sum(1 for _ in open(path, encoding="utf-8-sig")) - 1
         # Neither timing should pay for writing back the file just generated (or anything
         # else still in the page cache): flush it first.
@@ -155,17 +201,25 @@ def main() -> None:
         b, b_cpu, rss, counters = beatfeeds_import(path, work, preset)
         print(f"rows: {rows:,}")
         if a is not None:
-            print(f"(a) floor, pandas read_csv + points_from_xy + sjoin: {a:7.2f} s "
-                  f"{rows / a:12,.0f} rows/s   CPU {a_cpu:6.2f} s")
+            print(
+                f"(a) floor, pandas read_csv + points_from_xy + sjoin: {a:7.2f} s "
+                f"{rows / a:12,.0f} rows/s   CPU {a_cpu:6.2f} s"
+            )
         own, child = rss
-        print(f"(b) beatfeeds incidents import, SQLite:          {b:7.2f} s "
-              f"{rows / b:12,.0f} rows/s   CPU {b_cpu:6.2f} s   peak RSS {own / 2**20:,.0f} MiB")
+        print(
+            f"(b) beatfeeds incidents import, SQLite:          {b:7.2f} s "
+            f"{rows / b:12,.0f} rows/s   CPU {b_cpu:6.2f} s   peak RSS {own / 2**20:,.0f} MiB"
+        )
         if child:  # a forked child shares pages with its parent: the sum is an upper bound
-            print(f"    parsing child process peak RSS {child / 2**20:,.0f} MiB; both together "
-                  f"at most {(own + child) / 2**20:,.0f} MiB")
+            print(
+                f"    parsing child process peak RSS {child / 2**20:,.0f} MiB; both together "
+                f"at most {(own + child) / 2**20:,.0f} MiB"
+            )
         if a is not None:
-            print(f"ratio b/a: {b / a:.1f} (CPU time: {b_cpu / a_cpu:.1f}; on a busy machine the "
-                  f"CPU ratio is the steadier figure)")
+            print(
+                f"ratio b/a: {b / a:.1f} (CPU time: {b_cpu / a_cpu:.1f}; on a busy machine the "
+                f"CPU ratio is the steadier figure)"
+            )
         print(f"counters: {counters}")
 
 

@@ -57,8 +57,9 @@ def hammer(args) -> tuple[int, int]:
     return ok, bad
 
 
-def measure(pool, clients: int, port: int, path: str, headers: dict, expect: int,
-            seconds: float) -> float:
+def measure(
+    pool, clients: int, port: int, path: str, headers: dict, expect: int, seconds: float
+) -> float:
     started = time.perf_counter()
     results = pool.map(hammer, [(port, path, headers, expect, seconds)] * clients)
     elapsed = time.perf_counter() - started
@@ -93,13 +94,20 @@ def main() -> None:
     port = args.port or free_port()
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEATFEEDS_")}
-    env.update(BEATFEEDS_INSTANCE_PATH=str(tmp / "instance"), BEATFEEDS_LOG_LEVEL="WARNING",
-               BEATFEEDS_BASE_URL=f"http://127.0.0.1:{port}")
-    subprocess.run([str(beatfeeds), "demo", "--no-serve"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    server = subprocess.Popen([str(beatfeeds), "serve", "--port", str(port),
-                               "--threads", str(args.threads)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env.update(
+        BEATFEEDS_INSTANCE_PATH=str(tmp / "instance"),
+        BEATFEEDS_LOG_LEVEL="WARNING",
+        BEATFEEDS_BASE_URL=f"http://127.0.0.1:{port}",
+    )
+    subprocess.run(
+        [str(beatfeeds), "demo", "--no-serve"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
+    server = subprocess.Popen(
+        [str(beatfeeds), "serve", "--port", str(port), "--threads", str(args.threads)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     static_file = OWN / f".serve-bench-{os.getpid()}.atom"
     try:
         for _ in range(100):
@@ -121,25 +129,33 @@ def main() -> None:
         targets = [
             ("static file, same bytes (floor)", static_path, {}, 200),
             ("cached beat feed", "/beats/K3/feed.atom", {"Accept": READER_ACCEPT}, 200),
-            ("304 Not Modified", "/beats/K3/feed.atom",
-             {"Accept": READER_ACCEPT, "If-None-Match": etag}, 304),
+            (
+                "304 Not Modified",
+                "/beats/K3/feed.atom",
+                {"Accept": READER_ACCEPT, "If-None-Match": etag},
+                304,
+            ),
             ("beat page", "/beats/K3", {"Accept": "text/html"}, 200),
         ]
         best = {name: 0.0 for name, *_ in targets}
         with mp.get_context("spawn").Pool(args.clients) as pool:
             for _ in range(args.rounds):
                 for name, path, headers, expect in targets:
-                    best[name] = max(best[name], measure(pool, args.clients, port, path,
-                                                         headers, expect, args.seconds))
+                    best[name] = max(
+                        best[name],
+                        measure(pool, args.clients, port, path, headers, expect, args.seconds),
+                    )
     finally:
         static_file.unlink(missing_ok=True)
         server.terminate()
         server.wait(timeout=10)
 
     floor = best[targets[0][0]]
-    print(f"beatfeeds serve (waitress, {args.threads} threads) on loopback; {args.clients} "
-          f"keep-alive clients, {args.seconds:g} s each, best of {args.rounds} rounds; "
-          f"{os.cpu_count()} CPUs shared by server and clients")
+    print(
+        f"beatfeeds serve (waitress, {args.threads} threads) on loopback; {args.clients} "
+        f"keep-alive clients, {args.seconds:g} s each, best of {args.rounds} rounds; "
+        f"{os.cpu_count()} CPUs shared by server and clients"
+    )
     print(f"feed size {len(feed.body)} bytes")
     print(f"{'what':<34}{'req/s':>10}{'x static':>10}")
     for name, *_ in targets:

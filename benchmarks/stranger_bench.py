@@ -36,9 +36,28 @@ from urllib.parse import urlencode
 READER_ACCEPT = "application/atom+xml,application/rss+xml,application/xml;q=0.9,*/*;q=0.1"
 FEED = "/beats/K3/feed.atom"
 CITY = "/feed.atom"
-COLD = [f"/beats/{b}/feed.{fmt}" for b in ("B1", "C1", "D1", "E1", "F1", "G1", "J1", "L1",
-                                          "M1", "N1", "O1", "Q1", "R1", "S1", "U1", "W1")
-        for fmt in ("atom", "rss", "json")]
+COLD = [
+    f"/beats/{b}/feed.{fmt}"
+    for b in (
+        "B1",
+        "C1",
+        "D1",
+        "E1",
+        "F1",
+        "G1",
+        "J1",
+        "L1",
+        "M1",
+        "N1",
+        "O1",
+        "Q1",
+        "R1",
+        "S1",
+        "U1",
+        "W1",
+    )
+    for fmt in ("atom", "rss", "json")
+]
 TIMEOUT = 40.0  # client timeout: longer than the old 30 s busy wait
 
 
@@ -91,11 +110,24 @@ def failed_sign_in(port: int) -> tuple[int, float]:
         page = r.read().decode()
         cookie = (r.getheader("Set-Cookie") or "").split(";", 1)[0]
         token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-        body = urlencode({"email": "stranger@example.org", "password": "not the password",
-                          "csrf_token": token.group(1) if token else ""})
-        conn.request("POST", "/login", body=body, headers={
-            "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie,
-            "Origin": f"http://127.0.0.1:{port}", "Referer": f"http://127.0.0.1:{port}/login"})
+        body = urlencode(
+            {
+                "email": "stranger@example.org",
+                "password": "not the password",
+                "csrf_token": token.group(1) if token else "",
+            }
+        )
+        conn.request(
+            "POST",
+            "/login",
+            body=body,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": cookie,
+                "Origin": f"http://127.0.0.1:{port}",
+                "Referer": f"http://127.0.0.1:{port}/login",
+            },
+        )
         r = conn.getresponse()
         r.read()
         return r.status, time.perf_counter() - start
@@ -137,8 +169,7 @@ class Stranger:
             t.join(TIMEOUT)
 
 
-def throughput(pool, clients: int, port: int, path: str, seconds: float
-               ) -> tuple[float, float]:
+def throughput(pool, clients: int, port: int, path: str, seconds: float) -> tuple[float, float]:
     """(req/s, p99 seconds) of `clients` keep-alive clients asking for `path`."""
     started = time.perf_counter()
     results = pool.map(hammer, [(port, path, seconds)] * clients)
@@ -167,9 +198,11 @@ def reader(port: int, seconds: float, cold: list[str]) -> tuple[list[float], lis
 
 def hold_lock(db: str, seconds: float) -> subprocess.Popen:
     """Another process takes SQLite's write lock and keeps it for `seconds`."""
-    code = (f"import sqlite3,time,sys; c=sqlite3.connect({db!r}, isolation_level=None); "
-            f"c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); "
-            f"time.sleep({seconds}); c.execute('ROLLBACK')")
+    code = (
+        f"import sqlite3,time,sys; c=sqlite3.connect({db!r}, isolation_level=None); "
+        f"c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); "
+        f"time.sleep({seconds}); c.execute('ROLLBACK')"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc
@@ -197,23 +230,33 @@ def main() -> None:
     port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="stranger-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEATFEEDS_")}
-    env.update(BEATFEEDS_INSTANCE_PATH=str(tmp / "instance"), BEATFEEDS_LOG_LEVEL="ERROR",
-               BEATFEEDS_BASE_URL=f"http://127.0.0.1:{port}")
+    env.update(
+        BEATFEEDS_INSTANCE_PATH=str(tmp / "instance"),
+        BEATFEEDS_LOG_LEVEL="ERROR",
+        BEATFEEDS_BASE_URL=f"http://127.0.0.1:{port}",
+    )
     db = load_settings({}, environ=env).database_url.removeprefix("sqlite:///")
-    subprocess.run([str(beatfeeds), "demo", "--no-serve"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(beatfeeds), "demo", "--no-serve"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
     if args.rows:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from import_bench import generate
 
         synthetic = tmp / "synthetic.csv"
         generate(synthetic, args.rows)
-        subprocess.run([str(beatfeeds), "incidents", "import", str(synthetic)],
-                       env=dict(env, BEATFEEDS_PUBLICATION_DELAY="0"), check=True,
-                       stdout=subprocess.DEVNULL)
-    server = subprocess.Popen([str(beatfeeds), "serve", "--port", str(port),
-                               "--threads", str(args.threads)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [str(beatfeeds), "incidents", "import", str(synthetic)],
+            env=dict(env, BEATFEEDS_PUBLICATION_DELAY="0"),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    server = subprocess.Popen(
+        [str(beatfeeds), "serve", "--port", str(port), "--threads", str(args.threads)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             if get(port, "/healthz")[0] == 200:
@@ -244,29 +287,36 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=10)
 
-    print(f"beatfeeds serve (waitress, {args.threads} threads) on loopback, the demo data and "
-          f"{args.rows} synthetic incidents; "
-          f"{os.cpu_count()} CPUs shared by server and clients")
+    print(
+        f"beatfeeds serve (waitress, {args.threads} threads) on loopback, the demo data and "
+        f"{args.rows} synthetic incidents; "
+        f"{os.cpu_count()} CPUs shared by server and clients"
+    )
     print(f"(a) cached feeds, {args.clients} keep-alive clients, {args.seconds:g} s each")
     print(f"    {'':<40}{'req/s':>8}{'p99':>10}{'ratio':>7}")
     for path, (floor_a, busy_a, attempts) in part_a.items():
-        print(f"    {path + ' alone (floor)':<40}{floor_a[0]:>8.0f}"
-              f"{floor_a[1] * 1000:>8.1f}ms")
-        print(f"    {path + ' + 2 failed sign-ins/s':<40}{busy_a[0]:>8.0f}"
-              f"{busy_a[1] * 1000:>8.1f}ms{busy_a[0] / floor_a[0]:>7.2f}")
-        print(f"    (sign-ins answered {sorted({s for s, _ in attempts})}, "
-              f"{len(attempts)} attempts)")
-    print(f"(b) feed latency while another process holds the write lock for "
-          f"{args.lock_seconds:g} s, 2 failed sign-ins/s throughout")
+        print(f"    {path + ' alone (floor)':<40}{floor_a[0]:>8.0f}{floor_a[1] * 1000:>8.1f}ms")
+        print(
+            f"    {path + ' + 2 failed sign-ins/s':<40}{busy_a[0]:>8.0f}"
+            f"{busy_a[1] * 1000:>8.1f}ms{busy_a[0] / floor_a[0]:>7.2f}"
+        )
+        print(
+            f"    (sign-ins answered {sorted({s for s, _ in attempts})}, {len(attempts)} attempts)"
+        )
+    print(
+        f"(b) feed latency while another process holds the write lock for "
+        f"{args.lock_seconds:g} s, 2 failed sign-ins/s throughout"
+    )
     print(f"    {'':<40}{'p50':>8}{'p99/max':>10}{'not 200':>9}")
     for name, (warm, cold, bad) in (("no lock (floor)", floor_b), ("lock held", locked_b)):
-        print(f"    {name + ', warm feed':<40}{fmt_s(warm, 0.5):>8}{fmt_s(warm, 0.99):>10}"
-              f"{bad:>9}")
+        print(f"    {name + ', warm feed':<40}{fmt_s(warm, 0.5):>8}{fmt_s(warm, 0.99):>10}{bad:>9}")
         print(f"    {name + ', cold feeds':<40}{fmt_s(cold, 0.5):>8}{fmt_s(cold, 1.0):>10}")
     during = stranger_b.results
-    print(f"    sign-ins during the lock: statuses {sorted({s for s, _ in during})}, "
-          f"median {statistics.median(t for _, t in during):.1f} s, max "
-          f"{max(t for _, t in during):.1f} s ({len(during)} attempts)")
+    print(
+        f"    sign-ins during the lock: statuses {sorted({s for s, _ in during})}, "
+        f"median {statistics.median(t for _, t in during):.1f} s, max "
+        f"{max(t for _, t in during):.1f} s ({len(during)} attempts)"
+    )
     print(f"    after the lock: feed {after[0]} in {after[2] * 1000:.0f} ms")
 
 

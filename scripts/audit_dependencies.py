@@ -39,9 +39,22 @@ def installed() -> dict[str, str]:
 def pip_audit() -> list[dict] | None:
     """pip-audit's answer per dependency, or None when pip-audit could not run."""
     try:
-        r = subprocess.run([sys.executable, "-m", "pip_audit", "--local", "--format", "json",
-                            "--progress-spinner", "off"], capture_output=True, text=True,
-                           timeout=600, check=False)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip_audit",
+                "--local",
+                "--format",
+                "json",
+                "--progress-spinner",
+                "off",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         return json.loads(r.stdout)["dependencies"]
     except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
         return None
@@ -75,23 +88,29 @@ def main() -> int:
         version = dep.get("version") or versions.get(name, "?")
         if "skip_reason" not in dep:
             checked.append(name)
-            found += [f"{name} {version}: {v['id']} (fixed in {', '.join(v.get('fix_versions') or ['?'])})"
-                      for v in dep.get("vulns", ())]
+            found += [
+                f"{name} {version}: {v['id']} (fixed in {', '.join(v.get('fix_versions') or ['?'])})"
+                for v in dep.get("vulns", ())
+            ]
             continue
         vulns, why = project_advisories(name, version)
         if vulns is None:
             unchecked.append(f"{name} {version}: {why}")
             continue
         checked.append(name)
-        found += [f"{name} {version}: {v['id']} (fixed in {', '.join(v.get('fixed_in') or ['?'])})"
-                  for v in vulns]
+        found += [
+            f"{name} {version}: {v['id']} (fixed in {', '.join(v.get('fixed_in') or ['?'])})"
+            for v in vulns
+        ]
     for line in found:
         print(f"VULNERABLE {line}")
     for line in unchecked:
         print(f"NOT CHECKED {line}")
-    print(f"dependency audit: {len(checked)} of {len(answers)} packages checked against "
-          f"PyPI's advisories, {len(found)} known vulnerabilities, {len(unchecked)} NOT "
-          "checked" + (" (see above)" if unchecked else ""))
+    print(
+        f"dependency audit: {len(checked)} of {len(answers)} packages checked against "
+        f"PyPI's advisories, {len(found)} known vulnerabilities, {len(unchecked)} NOT "
+        "checked" + (" (see above)" if unchecked else "")
+    )
     return 1 if found else 0
 
 

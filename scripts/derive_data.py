@@ -24,7 +24,11 @@ def derive_beats() -> None:
         features.append(
             {
                 "type": "Feature",
-                "properties": {"beat": p["beat"], "sector": p["sector"], "precinct": p["first_precinct"]},
+                "properties": {
+                    "beat": p["beat"],
+                    "sector": p["sector"],
+                    "precinct": p["first_precinct"],
+                },
                 "geometry": f["geometry"],
             }
         )
@@ -41,8 +45,10 @@ def derive_beats() -> None:
 def derive_sample() -> None:
     rows = []
     header = None
-    for name, take in (("spd_911_incident_response_2016-03-25.csv", 200),
-                       ("spd_911_incident_response_2016-03-02.csv", 120)):
+    for name, take in (
+        ("spd_911_incident_response_2016-03-25.csv", 200),
+        ("spd_911_incident_response_2016-03-02.csv", 120),
+    ):
         with open(SHARED / name, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader)

@@ -42,8 +42,12 @@ def shared(name: str) -> Path:
 
 
 def make_settings(tmp_path: Path, **overrides):
-    values = {"instance_path": str(tmp_path / "instance"), "secret_key": "test-secret-key",
-              "base_url": "http://feeds.example.test", "tag_authority": "example.test,2026"}
+    values = {
+        "instance_path": str(tmp_path / "instance"),
+        "secret_key": "test-secret-key",
+        "base_url": "http://feeds.example.test",
+        "tag_authority": "example.test,2026",
+    }
     values.update(overrides)
     return load_settings(values, environ={})
 
@@ -55,9 +59,15 @@ def make_store(settings) -> SQLStore:
 
 
 def load_default_beats(store, now=NOW) -> int:
-    set_id = boundaries.load_beat_map(store, DEFAULT_BEATS, code_field="beat",
-                                      sector_field="sector", precinct_field="precinct",
-                                      name="default", now=now)
+    set_id = boundaries.load_beat_map(
+        store,
+        DEFAULT_BEATS,
+        code_field="beat",
+        sector_field="sector",
+        precinct_field="precinct",
+        name="default",
+        now=now,
+    )
     boundaries.publish_beat_map(store, set_id, now=now)
     return set_id
 
@@ -80,8 +90,14 @@ def beats_store(store):
 
 @pytest.fixture
 def app(tmp_path, beats_store, settings):
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": beats_store,
-                      **{k: v for k, v in settings.as_dict().items()}})
+    app = create_app(
+        {
+            "TESTING": True,
+            "WTF_CSRF_ENABLED": False,
+            "store": beats_store,
+            **{k: v for k, v in settings.as_dict().items()},
+        }
+    )
     return app
 
 
@@ -103,9 +119,15 @@ def runner(tmp_path, monkeypatch):
 
 # ---- a live server and a real browser -----------------------------------------------------------
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 class LiveServer:

@@ -17,8 +17,9 @@ from werkzeug import Request, Response
 
 
 def _json(doc, status=200, headers=None):
-    return Response(json.dumps(doc), status=status, headers=headers or {},
-                    content_type="application/json")
+    return Response(
+        json.dumps(doc), status=status, headers=headers or {}, content_type="application/json"
+    )
 
 
 class Hold:
@@ -49,37 +50,49 @@ class FakeMastodon:
         self._ids = itertools.count(1000)
         for path in ("/api/v2/instance", "/api/v2/instance/"):
             server.expect_request(path, method="GET").respond_with_handler(self.instance)
-        server.expect_request("/api/v1/statuses", method="POST").respond_with_handler(
-            self.post)
-        server.expect_request(_Prefix("/api/v1/statuses/"), method="DELETE"
-                              ).respond_with_handler(self.delete)
+        server.expect_request("/api/v1/statuses", method="POST").respond_with_handler(self.post)
+        server.expect_request(_Prefix("/api/v1/statuses/"), method="DELETE").respond_with_handler(
+            self.delete
+        )
         self.profile: dict = {}
-        server.expect_request("/api/v1/accounts/update_credentials", method="PATCH"
-                              ).respond_with_handler(self.update_credentials)
+        server.expect_request(
+            "/api/v1/accounts/update_credentials", method="PATCH"
+        ).respond_with_handler(self.update_credentials)
 
     def update_credentials(self, request: Request):
         self.profile = request.get_json(silent=True) or request.form.to_dict()
-        return _json({"id": "1", "username": "beat", "acct": "beat",
-                      "note": self.profile.get("note", "")})
+        return _json(
+            {"id": "1", "username": "beat", "acct": "beat", "note": self.profile.get("note", "")}
+        )
 
     def instance(self, request: Request):
-        return _json({"domain": "fake.example", "version": "4.3.0",
-                      "configuration": {"statuses": {"max_characters": self.max_characters}}})
+        return _json(
+            {
+                "domain": "fake.example",
+                "version": "4.3.0",
+                "configuration": {"statuses": {"max_characters": self.max_characters}},
+            }
+        )
 
     def post(self, request: Request):
         key = request.headers.get("Idempotency-Key")
         form = request.get_json(silent=True) or request.form.to_dict()
-        self.requests.append({"key": key, "auth": request.headers.get("Authorization"),
-                              "status": form.get("status")})
+        self.requests.append(
+            {"key": key, "auth": request.headers.get("Authorization"), "status": form.get("status")}
+        )
         if self.fail_next:
             return _json({"error": "try later"}, status=self.fail_next.pop(0))
         if key and key in self.by_key:  # Mastodon answers a repeat with the first status
             status = self.statuses[self.by_key[key]]
         else:
             sid = str(next(self._ids))
-            status = {"id": sid, "url": f"https://fake.example/@beat/{sid}",
-                      "content": form.get("status"), "created_at": "2026-01-01T00:00:00.000Z",
-                      "account": {"id": "1", "username": "beat", "acct": "beat"}}
+            status = {
+                "id": sid,
+                "url": f"https://fake.example/@beat/{sid}",
+                "content": form.get("status"),
+                "created_at": "2026-01-01T00:00:00.000Z",
+                "account": {"id": "1", "username": "beat", "acct": "beat"},
+            }
             self.statuses[sid] = status
             if key:
                 self.by_key[key] = sid
@@ -103,17 +116,25 @@ class FakeX:
         self._ids = itertools.count(1_800_000_000_000_000_000)
         server.expect_request("/2/tweets", method="POST").respond_with_handler(self.post)
         server.expect_request(_Prefix("/2/tweets/"), method="DELETE").respond_with_handler(
-            self.delete)
+            self.delete
+        )
 
     def post(self, request: Request):
         doc = request.get_json()
-        self.requests.append({"auth": request.headers.get("Authorization", ""),
-                              "text": doc.get("text")})
+        self.requests.append(
+            {"auth": request.headers.get("Authorization", ""), "text": doc.get("text")}
+        )
         if self.fail_next:
             status = self.fail_next.pop(0)
-            return _json({"title": "Too Many Requests" if status == 429 else "Error",
-                          "detail": "fake", "status": status}, status=status,
-                         headers={"x-rate-limit-reset": str(int(time.time()) + 900)})
+            return _json(
+                {
+                    "title": "Too Many Requests" if status == 429 else "Error",
+                    "detail": "fake",
+                    "status": status,
+                },
+                status=status,
+                headers={"x-rate-limit-reset": str(int(time.time()) + 900)},
+            )
         tid = str(next(self._ids))  # X has no duplicate guard: every request posts
         self.tweets[tid] = doc["text"]
         self.hold.wait()
@@ -146,33 +167,48 @@ class FakePDS:
         self.reset_at = int(time.time()) + 300
         self.hold = Hold()
         x = "/xrpc/"
-        server.expect_request(x + "com.atproto.server.createSession", method="POST"
-                              ).respond_with_handler(self.create_session)
-        server.expect_request(x + "com.atproto.repo.createRecord", method="POST"
-                              ).respond_with_handler(self.create_record)
-        server.expect_request(x + "com.atproto.repo.deleteRecord", method="POST"
-                              ).respond_with_handler(self.delete_record)
+        server.expect_request(
+            x + "com.atproto.server.createSession", method="POST"
+        ).respond_with_handler(self.create_session)
+        server.expect_request(
+            x + "com.atproto.repo.createRecord", method="POST"
+        ).respond_with_handler(self.create_record)
+        server.expect_request(
+            x + "com.atproto.repo.deleteRecord", method="POST"
+        ).respond_with_handler(self.delete_record)
         self.profile: dict | None = None
-        server.expect_request(x + "com.atproto.repo.getRecord", method="GET"
-                              ).respond_with_handler(self.get_record)
-        server.expect_request(x + "com.atproto.repo.putRecord", method="POST"
-                              ).respond_with_handler(self.put_record)
+        server.expect_request(x + "com.atproto.repo.getRecord", method="GET").respond_with_handler(
+            self.get_record
+        )
+        server.expect_request(x + "com.atproto.repo.putRecord", method="POST").respond_with_handler(
+            self.put_record
+        )
 
     def get_record(self, request: Request):
         args = request.args
         if args.get("collection") != "app.bsky.actor.profile" or self.profile is None:
-            return _json({"error": "RecordNotFound", "message": "Could not locate record"},
-                         status=400)
-        return _json({"uri": f"at://{self.DID}/app.bsky.actor.profile/self",
-                      "cid": "bafyreiprofile", "value": self.profile})
+            return _json(
+                {"error": "RecordNotFound", "message": "Could not locate record"}, status=400
+            )
+        return _json(
+            {
+                "uri": f"at://{self.DID}/app.bsky.actor.profile/self",
+                "cid": "bafyreiprofile",
+                "value": self.profile,
+            }
+        )
 
     def put_record(self, request: Request):
         if not self._authorised(request):
             return _json({"error": "AuthenticationRequired"}, status=401)
         doc = request.get_json()
         self.profile = doc["record"]
-        return _json({"uri": f"at://{doc['repo']}/{doc['collection']}/{doc['rkey']}",
-                      "cid": "bafyreiprofile2"})
+        return _json(
+            {
+                "uri": f"at://{doc['repo']}/{doc['collection']}/{doc['rkey']}",
+                "cid": "bafyreiprofile2",
+            }
+        )
 
     def _authorised(self, request: Request) -> bool:
         return request.headers.get("Authorization", "").startswith("Bearer ")
@@ -180,15 +216,23 @@ class FakePDS:
     def create_session(self, request: Request):
         doc = request.get_json()
         if doc.get("identifier") != self.handle or doc.get("password") != self.password:
-            return _json({"error": "AuthenticationRequired",
-                          "message": "Invalid identifier or password"}, status=401)
+            return _json(
+                {"error": "AuthenticationRequired", "message": "Invalid identifier or password"},
+                status=401,
+            )
         self.sessions += 1
         exp = int(time.time()) + 7200
-        return _json({"did": self.DID, "handle": self.handle,
-                      "accessJwt": _jwt({"sub": self.DID, "exp": exp, "scope": "com.atproto.appPass"}),
-                      "refreshJwt": _jwt({"sub": self.DID, "exp": exp + 86400,
-                                          "scope": "com.atproto.refresh"}),
-                      "active": True})
+        return _json(
+            {
+                "did": self.DID,
+                "handle": self.handle,
+                "accessJwt": _jwt({"sub": self.DID, "exp": exp, "scope": "com.atproto.appPass"}),
+                "refreshJwt": _jwt(
+                    {"sub": self.DID, "exp": exp + 86400, "scope": "com.atproto.refresh"}
+                ),
+                "active": True,
+            }
+        )
 
     def create_record(self, request: Request):
         if not self._authorised(request):
@@ -197,15 +241,21 @@ class FakePDS:
         self.creates.append(doc)
         if self.rate_limited_next:
             self.rate_limited_next -= 1
-            return _json({"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
-                         status=429, headers={"ratelimit-limit": "5000",
-                                              "ratelimit-remaining": "0",
-                                              "ratelimit-reset": str(self.reset_at),
-                                              "ratelimit-policy": "5000;w=3600"})
+            return _json(
+                {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"},
+                status=429,
+                headers={
+                    "ratelimit-limit": "5000",
+                    "ratelimit-remaining": "0",
+                    "ratelimit-reset": str(self.reset_at),
+                    "ratelimit-policy": "5000;w=3600",
+                },
+            )
         rkey = doc["rkey"]
         if rkey in self.records:
-            return _json({"error": "InvalidRequest",
-                          "message": f"Record already exists: {rkey}"}, status=400)
+            return _json(
+                {"error": "InvalidRequest", "message": f"Record already exists: {rkey}"}, status=400
+            )
         self.records[rkey] = doc["record"]
         self.hold.wait()
         uri = f"at://{doc['repo']}/{doc['collection']}/{rkey}"

@@ -36,10 +36,10 @@ class Problem:
 _RFC822 = re.compile(
     r"^(?:(?P<dow>Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(?P<day>\d{1,2}) "
     r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
-    r"\d\d:\d\d(?::\d\d)? (?:UT|GMT|EST|EDT|CST|CDT|MST|MDT|PST|PDT|[A-IK-Z]|[+-]\d{4})$")
+    r"\d\d:\d\d(?::\d\d)? (?:UT|GMT|EST|EDT|CST|CDT|MST|MDT|PST|PDT|[A-IK-Z]|[+-]\d{4})$"
+)
 # RFC 3339 section 5.6 date-time.
-_RFC3339 = re.compile(
-    r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)$")
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)$")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -86,7 +86,9 @@ def _parse_xml(body: bytes) -> tuple[etree._Element | None, list[Problem]]:
 def _text_only(el, code: str, where: str) -> list[Problem]:
     """Markup in plain-text fields must arrive escaped: no child elements."""
     if el is not None and len(el):
-        return [Problem(code, f"{where} contains unescaped markup <{etree.QName(el[0]).localname}>")]
+        return [
+            Problem(code, f"{where} contains unescaped markup <{etree.QName(el[0]).localname}>")
+        ]
     return []
 
 
@@ -125,7 +127,9 @@ def check_rss(body: bytes) -> list[Problem]:
     for n, item in enumerate(ch.findall("item"), 1):
         where = f"item {n}"
         if item.find("title") is None and item.find("description") is None:
-            problems.append(Problem("rss-item-empty", where))  # "at least one of title or description"
+            problems.append(
+                Problem("rss-item-empty", where)
+            )  # "at least one of title or description"
         for name in ("title", "description", "link", "guid", "category", "pubDate"):
             problems += _text_only(item.find(name), "rss-unescaped-markup", f"{where}/{name}")
         link = item.findtext("link")
@@ -209,8 +213,9 @@ def check_atom(body: bytes) -> list[Problem]:
                 problems.append(Problem("atom-bad-date", f"{where}/{name} {value!r}"))
         if not feed_author and entry.find(f"{A}author") is None:
             problems.append(Problem("atom-author-missing", where))
-        has_alt = any(link.get("rel", "alternate") == "alternate"
-                      for link in entry.findall(f"{A}link"))
+        has_alt = any(
+            link.get("rel", "alternate") == "alternate" for link in entry.findall(f"{A}link")
+        )
         if entry.find(f"{A}content") is None and not has_alt:
             problems.append(Problem("atom-entry-no-content-or-link", where))
         for name in ("title", "summary", "content", "rights"):
@@ -224,12 +229,41 @@ def check_atom(body: bytes) -> list[Problem]:
 
 
 # ---- JSON Feed 1.1 ------------------------------------------------------------------------------
-JSONFEED_TOP = {"version", "title", "home_page_url", "feed_url", "description", "user_comment",
-                "next_url", "icon", "favicon", "authors", "author", "language", "expired",
-                "hubs", "items"}
-JSONFEED_ITEM = {"id", "url", "external_url", "title", "content_html", "content_text",
-                 "summary", "image", "banner_image", "date_published", "date_modified",
-                 "authors", "author", "tags", "language", "attachments"}
+JSONFEED_TOP = {
+    "version",
+    "title",
+    "home_page_url",
+    "feed_url",
+    "description",
+    "user_comment",
+    "next_url",
+    "icon",
+    "favicon",
+    "authors",
+    "author",
+    "language",
+    "expired",
+    "hubs",
+    "items",
+}
+JSONFEED_ITEM = {
+    "id",
+    "url",
+    "external_url",
+    "title",
+    "content_html",
+    "content_text",
+    "summary",
+    "image",
+    "banner_image",
+    "date_published",
+    "date_modified",
+    "authors",
+    "author",
+    "tags",
+    "language",
+    "attachments",
+}
 _TAG = re.compile(r"<[A-Za-z/!][^>]*>")
 
 
@@ -254,8 +288,11 @@ def check_json_feed(body: bytes) -> list[Problem]:
         if key in doc and not absolute_url(doc[key]):
             problems.append(Problem("json-relative-url", f"{key} {doc[key]!r}"))
     for hub in doc.get("hubs", []):
-        if not (isinstance(hub, dict) and isinstance(hub.get("type"), str)
-                and absolute_url(hub.get("url"))):
+        if not (
+            isinstance(hub, dict)
+            and isinstance(hub.get("type"), str)
+            and absolute_url(hub.get("url"))
+        ):
             problems.append(Problem("json-hub", repr(hub)))
     ids = []
     for n, item in enumerate(doc["items"], 1):

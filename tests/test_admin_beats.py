@@ -44,25 +44,36 @@ def admin(client, staff):
 
 
 def upload(client, path, **fields):
-    r = client.post("/admin/beats/upload", data={"file": (io.BytesIO(path.read_bytes()),
-                                                          path.name)},
-                    content_type="multipart/form-data")
+    r = client.post(
+        "/admin/beats/upload",
+        data={"file": (io.BytesIO(path.read_bytes()), path.name)},
+        content_type="multipart/form-data",
+    )
     assert r.status_code == 200, r.data
     html = r.get_data(as_text=True)
     token = html.split('name="token" value="')[1].split('"')[0]
     return html, {"token": token, "filename": path.name, **fields}
 
 
-GUARDED = [("get", "/admin/beats"), ("get", "/admin/beats/1"), ("get", "/admin/beats/1/map.json"),
-           ("post", "/admin/beats/1/edit"), ("post", "/admin/beats/1/publish"),
-           ("post", "/admin/beats/rollback"), ("post", "/admin/beats/upload"),
-           ("post", "/admin/beats/load"), ("get", "/admin/beats/1/export.geojson")]
+GUARDED = [
+    ("get", "/admin/beats"),
+    ("get", "/admin/beats/1"),
+    ("get", "/admin/beats/1/map.json"),
+    ("post", "/admin/beats/1/edit"),
+    ("post", "/admin/beats/1/publish"),
+    ("post", "/admin/beats/rollback"),
+    ("post", "/admin/beats/upload"),
+    ("post", "/admin/beats/load"),
+    ("get", "/admin/beats/1/export.geojson"),
+]
 
 
 @pytest.mark.parametrize("method,path", GUARDED)
 def test_anonymous_users_and_the_records_role_are_refused(client, staff, method, path):
-    r = getattr(client, method)(path, json={"op": "rename", "code": "K1", "new_code": "K9"}
-                                if path.endswith("/edit") else None)
+    r = getattr(client, method)(
+        path,
+        json={"op": "rename", "code": "K1", "new_code": "K9"} if path.endswith("/edit") else None,
+    )
     assert r.status_code == 302 and "/login" in r.headers["Location"]
     sign_in(client, CLERK)
     r = getattr(client, method)(path)
@@ -74,8 +85,16 @@ def test_upload_shows_field_guesses_then_loads_a_draft(admin, staff, settings):
     html, form = upload(admin, shared("spd_beats_2008_2015_with_precinct.geojson"))
     assert '<option value="BEAT" selected>' in html and '<option value="PRECINCT" selected>' in html
     assert "54 features" in html
-    r = admin.post("/admin/beats/load", data={**form, "code_field": "BEAT", "sector_field": "",
-                                              "precinct_field": "PRECINCT", "name": "2008"})
+    r = admin.post(
+        "/admin/beats/load",
+        data={
+            **form,
+            "code_field": "BEAT",
+            "sector_field": "",
+            "precinct_field": "PRECINCT",
+            "name": "2008",
+        },
+    )
     assert r.status_code == 302 and r.headers["Location"].endswith("/admin/beats/2")
     bs = staff.get_beat_set(2)
     assert (bs.status, bs.beat_count, bs.name, bs.created_by) == ("draft", 54, "2008", ADMIN)
@@ -83,8 +102,9 @@ def test_upload_shows_field_guesses_then_loads_a_draft(admin, staff, settings):
     assert list(uploads.iterdir()) == []  # the uploaded file is not kept once loaded
     page = admin.get("/admin/beats/2").get_data(as_text=True)
     assert "What changes against the active map" in page and "Removed" in page
-    assert ("admin@example.test", "beats.load") in [(a["actor"], a["action"])
-                                                     for a in staff.audit_log()]
+    assert ("admin@example.test", "beats.load") in [
+        (a["actor"], a["action"]) for a in staff.audit_log()
+    ]
 
 
 def test_a_file_with_problems_loads_nothing_and_says_why(admin, staff, tmp_path):
@@ -104,16 +124,20 @@ def test_editing_the_active_map_makes_a_draft_and_validates_as_you_go(admin, sta
     geom = shape(k2["geometry"])
     vertex = None
     for x, y in shapely.get_coordinates(geom):
-        if any(b.code != "K2" and b.geometry.distance(shapely.Point(x, y)) < 1e-9
-               for b in staff.beats(1)):
+        if any(
+            b.code != "K2" and b.geometry.distance(shapely.Point(x, y)) < 1e-9
+            for b in staff.beats(1)
+        ):
             vertex = (x, y)
             break
     coords = shapely.get_coordinates(geom)
     hit = (coords[:, 0] == vertex[0]) & (coords[:, 1] == vertex[1])
     coords[hit] += (0.0015, 0.0006)
     moved = shapely.set_coordinates(geom, coords)
-    r = admin.post("/admin/beats/1/edit", json={"op": "reshape", "code": "K2",
-                                                 "geometry": shapely.geometry.mapping(moved)})
+    r = admin.post(
+        "/admin/beats/1/edit",
+        json={"op": "reshape", "code": "K2", "geometry": shapely.geometry.mapping(moved)},
+    )
     assert r.status_code == 200, r.data
     body = r.get_json()
     assert body["set_id"] == 2 and body["url"] == "/admin/beats/2"
@@ -122,9 +146,15 @@ def test_editing_the_active_map_makes_a_draft_and_validates_as_you_go(admin, sta
     assert changes["K2"] == "reshaped"
     assert staff.get_beat_set(1).status == "active"  # the active map is never edited in place
     # a second edit goes to the same draft; a bad one is refused as JSON
-    r = admin.post("/admin/beats/2/edit", json={"op": "split", "code": "K2", "new_code": "K9",
-                                                 "line": {"type": "LineString",
-                                                          "coordinates": [[0, 0], [1, 1]]}})
+    r = admin.post(
+        "/admin/beats/2/edit",
+        json={
+            "op": "split",
+            "code": "K2",
+            "new_code": "K9",
+            "line": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]},
+        },
+    )
     assert r.status_code == 400 and "must cross beat K2" in r.get_json()["error"]
     r = admin.post("/admin/beats/2/edit", json={"op": "merge", "code": "K2", "other": "B1"})
     assert r.status_code == 400 and "do not touch" in r.get_json()["error"]
@@ -140,8 +170,9 @@ def test_split_and_merge_keep_the_map_seamless(admin, staff):
     minx, miny, maxx, maxy = k1.bounds
     y = k1.representative_point().y
     line = {"type": "LineString", "coordinates": [[minx - 0.01, y], [maxx + 0.01, y]]}
-    r = admin.post("/admin/beats/1/edit", json={"op": "split", "code": "K1", "new_code": "K4",
-                                                 "line": line})
+    r = admin.post(
+        "/admin/beats/1/edit", json={"op": "split", "code": "K1", "new_code": "K4", "line": line}
+    )
     assert r.status_code == 200, r.data
     draft = r.get_json()["set_id"]
     assert {"K1", "K4"} <= {b.code for b in staff.beats(draft)}
@@ -165,13 +196,25 @@ def test_publish_and_rollback_from_the_web(admin, staff):
     assert r.status_code == 302 and staff.active_beat_set_id() == 1
     r = admin.post(f"/admin/beats/{draft}/publish", data={"at": "2099-01-01"})
     assert "only drafts can be scheduled" in admin.get(r.headers["Location"]).get_data(True)
-    later = admin.post("/admin/beats/1/edit", json={"op": "rename", "code": "B2",
-                                                     "new_code": "B8"}).get_json()["set_id"]
+    later = admin.post(
+        "/admin/beats/1/edit", json={"op": "rename", "code": "B2", "new_code": "B8"}
+    ).get_json()["set_id"]
     admin.post(f"/admin/beats/{later}/publish", data={"at": "2099-01-01"})
     assert staff.get_beat_set(later).status == "scheduled"
     actions = [a["action"] for a in reversed(staff.audit_log())]
-    assert actions[-7:] == ["beats.copy", "beats.edit", "beats.publish", "beats.publish",
-                            "beats.rollback", "beats.copy", "beats.edit", "beats.schedule"][-7:]
+    assert (
+        actions[-7:]
+        == [
+            "beats.copy",
+            "beats.edit",
+            "beats.publish",
+            "beats.publish",
+            "beats.rollback",
+            "beats.copy",
+            "beats.edit",
+            "beats.schedule",
+        ][-7:]
+    )
 
 
 def test_geojson_layers_of_a_beat_map(client, staff):
@@ -197,8 +240,9 @@ def test_the_2015_map_to_the_2018_map_through_the_web(store, settings, pw_hash):
     store.add_user(ADMIN, "admin", pw_hash, NOW)
     from beatfeeds.app import create_app
 
-    web = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
-                      **settings.as_dict()}).test_client()
+    web = create_app(
+        {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
+    ).test_client()
     sign_in(web, ADMIN)
     _, form = upload(web, shared("spd_beats_2015_2017.geojson"))
     r = web.post("/admin/beats/load", data={**form, "code_field": "name", "name": "2015-2017"})
@@ -207,8 +251,16 @@ def test_the_2015_map_to_the_2018_map_through_the_web(store, settings, pw_hash):
     web.post("/admin/beats/1/publish", data={"at": ""})
     assert store.active_beat_set_id() == 1
     _, form = upload(web, DEFAULT_BEATS)
-    web.post("/admin/beats/load", data={**form, "code_field": "beat", "sector_field": "sector",
-                                        "precinct_field": "precinct", "name": "2018"})
+    web.post(
+        "/admin/beats/load",
+        data={
+            **form,
+            "code_field": "beat",
+            "sector_field": "sector",
+            "precinct_field": "precinct",
+            "name": "2018",
+        },
+    )
     page = web.get("/admin/beats/2").get_data(as_text=True)
     reshaped = page.split('<td id="reshaped">')[1].split("</td>")[0]
     assert [c.split(" ")[0] for c in reshaped.split(", ")] == ["G1", "G3", "K2", "K3"]

@@ -16,8 +16,14 @@ ADMIN, PW = "admin@example.test", "a long enough password 1"
 @pytest.fixture
 def live_server(beats_store, settings):
     # a tile server that refuses connections: the editor must work without base tiles
-    app = create_app({"TESTING": True, "store": beats_store, **settings.as_dict(),
-                      "tile_url": "http://127.0.0.1:9/{z}/{x}/{y}.png"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "store": beats_store,
+            **settings.as_dict(),
+            "tile_url": "http://127.0.0.1:9/{z}/{x}/{y}.png",
+        }
+    )
     server = LiveServer(app)
     yield server
     server.stop()
@@ -115,8 +121,9 @@ def serious_axe_violations(pg) -> list[dict]:
     return axe_violations(pg)
 
 
-def test_beat_map_admin_pages_have_no_serious_accessibility_violation(live_server, page,
-                                                                      beats_store):
+def test_beat_map_admin_pages_have_no_serious_accessibility_violation(
+    live_server, page, beats_store
+):
     need(AXE.exists(), f"{AXE} missing (run `npm ci` at the repository root)")
     accounts.add_user(beats_store, ADMIN, "admin", PW, actor="test", now=NOW)
     beats_store.copy_beat_set(1, "draft", created_by="test", now=NOW)

@@ -14,8 +14,15 @@ SECRET = "webhook-signing-secret-XYZ"
 
 
 def add_webhook(admin, url, **extra):  # noqa: F811
-    data = {"service": "webhook", "area_kind": "sector", "area_code": "K", "label": "K hook",
-            "endpoint": url, "webhook-secret": SECRET, **extra}
+    data = {
+        "service": "webhook",
+        "area_kind": "sector",
+        "area_code": "K",
+        "label": "K hook",
+        "endpoint": url,
+        "webhook-secret": SECRET,
+        **extra,
+    }
     return admin.post("/admin/outbound", data=data, follow_redirects=True)
 
 
@@ -24,8 +31,10 @@ def test_admin_adds_tests_pauses_and_removes_an_account(admin, staff, httpserver
 
     def handler(request):
         body = request.get_data()
-        assert request.headers["X-Beatfeeds-Signature"] == \
-            "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert (
+            request.headers["X-Beatfeeds-Signature"]
+            == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        )
         got.append(json.loads(body))
         return Response("ok")
 
@@ -37,8 +46,9 @@ def test_admin_adds_tests_pauses_and_removes_an_account(admin, staff, httpserver
     account = staff.list_outbound_accounts()[0]
     assert SECRET not in account.credentials
 
-    page = admin.post(f"/admin/outbound/{account.id}/test", follow_redirects=True
-                      ).get_data(as_text=True)
+    page = admin.post(f"/admin/outbound/{account.id}/test", follow_redirects=True).get_data(
+        as_text=True
+    )
     assert "Test post: sent" in page
     assert got[0]["event"] == "test" and "/sectors/K" in got[0]["url"]
     assert "Not monitored" in got[0]["text"]
@@ -50,24 +60,31 @@ def test_admin_adds_tests_pauses_and_removes_an_account(admin, staff, httpserver
     admin.post(f"/admin/outbound/{account.id}/remove")
     assert staff.list_outbound_accounts() == []
     actions = [r["action"] for r in staff.audit_log()]
-    for a in ("outbound.add", "outbound.test", "outbound.pause", "outbound.resume",
-              "outbound.remove"):
+    for a in (
+        "outbound.add",
+        "outbound.test",
+        "outbound.pause",
+        "outbound.resume",
+        "outbound.remove",
+    ):
         assert a in actions
     assert SECRET not in json.dumps(staff.audit_log(), default=str)
 
 
 def test_bad_accounts_are_refused_with_a_reason(admin, staff):  # noqa: F811
-    page = add_webhook(admin, "https://hooks.example.test/x", area_code="ZZ"
-                       ).get_data(as_text=True)
+    page = add_webhook(admin, "https://hooks.example.test/x", area_code="ZZ").get_data(as_text=True)
     assert "no sector" in page.lower()
-    page = add_webhook(admin, "https://hooks.example.test/x", **{"webhook-secret": ""}
-                       ).get_data(as_text=True)
+    page = add_webhook(admin, "https://hooks.example.test/x", **{"webhook-secret": ""}).get_data(
+        as_text=True
+    )
     assert "Signing secret" in page and "required" in page
-    page = add_webhook(admin, "https://hooks.example.test/x", template="{title} {nope}"
-                       ).get_data(as_text=True)
+    page = add_webhook(admin, "https://hooks.example.test/x", template="{title} {nope}").get_data(
+        as_text=True
+    )
     assert "Unknown field {nope}" in page
-    page = add_webhook(admin, "https://hooks.example.test/x", profile_template="Hello"
-                       ).get_data(as_text=True)
+    page = add_webhook(admin, "https://hooks.example.test/x", profile_template="Hello").get_data(
+        as_text=True
+    )
     assert "911" in page
     assert staff.list_outbound_accounts() == []
 
@@ -76,8 +93,9 @@ def test_failed_test_post_is_reported(admin, staff, httpserver):  # noqa: F811
     httpserver.expect_request("/hook").respond_with_data("bad", status=401)
     add_webhook(admin, httpserver.url_for("/hook"))
     account = staff.list_outbound_accounts()[0]
-    page = admin.post(f"/admin/outbound/{account.id}/test", follow_redirects=True
-                      ).get_data(as_text=True)
+    page = admin.post(f"/admin/outbound/{account.id}/test", follow_redirects=True).get_data(
+        as_text=True
+    )
     assert "Test post: failed: webhook answered 401" in page
 
 
@@ -87,17 +105,30 @@ def test_outbox_page_and_unknown_items(admin, staff, httpserver):  # noqa: F811
     add_webhook(admin, httpserver.url_for("/hook"))
     account = staff.list_outbound_accounts()[0]
     now = datetime(2026, 1, 1)
-    staff.enqueue_outbox([{"account_id": account.id, "entry_uid": "abc123", "entry_kind":
-                           "incident", "category": "theft", "status": "unknown", "due_at": now,
-                           "next_attempt_at": now, "attempts": 1, "dry_run": False,
-                           "created_at": now, }])
+    staff.enqueue_outbox(
+        [
+            {
+                "account_id": account.id,
+                "entry_uid": "abc123",
+                "entry_kind": "incident",
+                "category": "theft",
+                "status": "unknown",
+                "due_at": now,
+                "next_attempt_at": now,
+                "attempts": 1,
+                "dry_run": False,
+                "created_at": now,
+            }
+        ]
+    )
     staff.finish_outbox_item(1, error="cut off mid-send")
     page = admin.get("/admin/outbox?status=unknown").get_data(as_text=True)
     assert "abc123" in page and "cut off mid-send" in page and "It was posted" in page
     admin.post("/admin/outbox/1/resolve", data={"outcome": "sent"})
     assert staff.outbox_item(1).status == "sent"
-    page = admin.post("/admin/outbox/1/resolve", data={"outcome": "sent"}, follow_redirects=True
-                      ).get_data(as_text=True)
+    page = admin.post(
+        "/admin/outbox/1/resolve", data={"outcome": "sent"}, follow_redirects=True
+    ).get_data(as_text=True)
     assert "not unknown" in page
 
 
@@ -108,7 +139,8 @@ def test_records_staff_cannot_manage_accounts(clerk):  # noqa: F811
 
 
 def test_a_withdrawn_post_shows_as_withdrawn_without_its_text(  # noqa: F811
-        admin, staff, settings, tmp_path, httpserver):  # noqa: F811
+    admin, staff, settings, tmp_path, httpserver
+):  # noqa: F811
     # Issue 13 point 7: once the entry is retracted and its post deleted, the outbox keeps
     # the row (rate limits, the record) but neither the text nor the link of the post.
     from beatfeeds import outbound, records

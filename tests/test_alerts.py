@@ -29,8 +29,7 @@ class _Inbox:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
         with self.arrived:
-            self.messages.append(email.message_from_bytes(envelope.content,
-                                                          policy=policy.default))
+            self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
             self.arrived.notify_all()
         return "250 Message accepted"
@@ -54,15 +53,17 @@ def _app(tmp_path, **overrides):
     store = make_store(settings)
     # Published a day before the real clock: sending works on the real clock.
     load_default_beats(store, now=datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1))
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
-                      **settings.as_dict()})
+    app = create_app(
+        {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
+    )
     return app, store, settings
 
 
 @pytest.fixture
 def mailapp(tmp_path, smtp_server):
-    app, store, settings = _app(tmp_path, smtp_url=smtp_server.url,
-                                mail_from="SPD Alerts <alerts@feeds.example.test>")
+    app, store, settings = _app(
+        tmp_path, smtp_url=smtp_server.url, mail_from="SPD Alerts <alerts@feeds.example.test>"
+    )
     return app, store, settings, smtp_server
 
 
@@ -96,9 +97,17 @@ def test_area_pages_offer_the_form_only_when_mail_can_be_sent(tmp_path, mailapp)
         assert "sexual-offense" not in page.split('id="email-alerts"')[1]
     off, _, _ = _app(tmp_path / "off")
     assert 'action="/alerts/subscribe"' not in off.test_client().get("/beats/K3").get_data(
-        as_text=True)
-    assert off.test_client().post("/alerts/subscribe", data={
-        "address": "a@example.org", "area_kind": "beat", "area_code": "K3"}).status_code == 400
+        as_text=True
+    )
+    assert (
+        off.test_client()
+        .post(
+            "/alerts/subscribe",
+            data={"address": "a@example.org", "area_kind": "beat", "area_code": "K3"},
+        )
+        .status_code
+        == 400
+    )
 
 
 def test_double_opt_in_through_the_received_mail(mailapp):
@@ -125,7 +134,8 @@ def test_double_opt_in_through_the_received_mail(mailapp):
     assert done.status_code == 200 and "Your alerts are on" in done.get_data(as_text=True)
     subs = store.email_subscriptions("resident@example.org")
     assert [(s.area_kind, s.area_code, s.categories, s.frequency) for s in subs] == [
-        ("beat", "K3", ("burglary", "robbery"), "instant")]
+        ("beat", "K3", ("burglary", "robbery"), "instant")
+    ]
     assert client.post(path).status_code == 200  # confirming twice changes nothing
     assert len(store.email_subscriptions()) == 1
 
@@ -138,13 +148,11 @@ def test_the_answer_reveals_nothing_and_resubscribing_replaces_the_filter(mailap
     app, store, settings, inbox = mailapp
     client = app.test_client()
     first = _subscribe(client, category="burglary")
-    client.post(_link(inbox.messages[0].get_body(("plain",)).get_content(),
-                      "/alerts/confirm/"))
+    client.post(_link(inbox.messages[0].get_body(("plain",)).get_content(), "/alerts/confirm/"))
     again = _subscribe(client)  # already subscribed to K3: same answer
     assert again.status_code == first.status_code
     assert again.get_data() == first.get_data()
-    client.post(_link(inbox.messages[1].get_body(("plain",)).get_content(),
-                      "/alerts/confirm/"))
+    client.post(_link(inbox.messages[1].get_body(("plain",)).get_content(), "/alerts/confirm/"))
     subs = store.email_subscriptions("resident@example.org")
     assert len(subs) == 1 and subs[0].categories == ()
 
@@ -158,9 +166,14 @@ def test_sign_ups_are_rate_limited_per_address_and_per_client(mailapp):
     assert r.status_code == 429 and "Too many" in r.get_data(as_text=True)
     assert len(inbox.messages) == settings.signup_max_per_address
     other = {"REMOTE_ADDR": "10.0.0.9"}
-    codes = [client.post("/alerts/subscribe", environ_base=other, data={
-        "address": f"n{i}@example.org", "area_kind": "city", "frequency": "instant"}).status_code
-        for i in range(settings.signup_max_per_client + 1)]
+    codes = [
+        client.post(
+            "/alerts/subscribe",
+            environ_base=other,
+            data={"address": f"n{i}@example.org", "area_kind": "city", "frequency": "instant"},
+        ).status_code
+        for i in range(settings.signup_max_per_client + 1)
+    ]
     assert codes[:-1] == [200] * settings.signup_max_per_client and codes[-1] == 429
     # Only a keyed hash of the addresses is kept for the limit, never the address.
     with store.engine.connect() as conn:
@@ -168,13 +181,16 @@ def test_sign_ups_are_rate_limited_per_address_and_per_client(mailapp):
     assert stored and not any("@" in k for k in stored)
 
 
-@pytest.mark.parametrize("form,message", [
-    ({"address": "not-an-address"}, "email address"),
-    ({"category": "sexual-offense"}, "never published"),
-    ({"category": "nonsense"}, "Unknown category"),
-    ({"code": "ZZ9"}, "no beat"),
-    ({"frequency": "hourly"}, "Choose one of"),
-])
+@pytest.mark.parametrize(
+    "form,message",
+    [
+        ({"address": "not-an-address"}, "email address"),
+        ({"category": "sexual-offense"}, "never published"),
+        ({"category": "nonsense"}, "Unknown category"),
+        ({"code": "ZZ9"}, "no beat"),
+        ({"frequency": "hourly"}, "Choose one of"),
+    ],
+)
 def test_bad_sign_ups_get_a_clear_error_and_send_nothing(mailapp, form, message):
     app, store, settings, inbox = mailapp
     r = _subscribe(app.test_client(), **form)
@@ -188,8 +204,9 @@ def test_manage_link_lists_removes_and_deletes_everything(mailapp):
     client = app.test_client()
     for kind, code in (("beat", "K3"), ("precinct", "W")):
         _subscribe(client, kind=kind, code=code)
-        client.post(_link(inbox.messages[-1].get_body(("plain",)).get_content(),
-                          "/alerts/confirm/"))
+        client.post(
+            _link(inbox.messages[-1].get_body(("plain",)).get_content(), "/alerts/confirm/")
+        )
     assert len(store.email_subscriptions("resident@example.org")) == 2
 
     unknown = client.post("/alerts/manage", data={"address": "nobody@example.org"})
@@ -200,14 +217,12 @@ def test_manage_link_lists_removes_and_deletes_everything(mailapp):
     path = _link(text, "/alerts/manage/")
     page = client.get(path).get_data(as_text=True)
     assert "Beat K3" in page and "West Precinct" in page
-    k3 = next(s for s in store.email_subscriptions("resident@example.org")
-              if s.area_code == "K3")
+    k3 = next(s for s in store.email_subscriptions("resident@example.org") if s.area_code == "K3")
     assert client.post(f"{path}/remove/{k3.id}").status_code == 303
     assert [s.area_code for s in store.email_subscriptions("resident@example.org")] == ["W"]
     # Another address's subscription cannot be removed with this link.
     _subscribe(client, address="other@example.org")
-    client.post(_link(inbox.messages[-1].get_body(("plain",)).get_content(),
-                      "/alerts/confirm/"))
+    client.post(_link(inbox.messages[-1].get_body(("plain",)).get_content(), "/alerts/confirm/"))
     theirs = store.email_subscriptions("other@example.org")[0]
     assert client.post(f"{path}/remove/{theirs.id}").status_code == 404
     r = client.post(f"{path}/delete")
@@ -223,15 +238,17 @@ def test_one_click_unsubscribe_by_post_without_a_session(mailapp):
     app, store, settings, inbox = mailapp
     client = app.test_client()
     _subscribe(client)
-    client.post(_link(inbox.messages[0].get_body(("plain",)).get_content(),
-                      "/alerts/confirm/"))
+    client.post(_link(inbox.messages[0].get_body(("plain",)).get_content(), "/alerts/confirm/"))
     sub = store.email_subscriptions()[0]
     token = alerts.unsubscribe_token(settings, sub)
     # CSRF protection is on here, as in production: the one-click POST must still work.
     strict = create_app({"store": store, **settings.as_dict()}).test_client()
     assert strict.get(f"/alerts/unsubscribe/{token}").status_code == 200
-    r = strict.post(f"/alerts/unsubscribe/{token}", data="List-Unsubscribe=One-Click",
-                    content_type="application/x-www-form-urlencoded")
+    r = strict.post(
+        f"/alerts/unsubscribe/{token}",
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert r.status_code == 200 and "Beat K3" in r.get_data(as_text=True)
     assert store.email_subscriptions() == []
     assert strict.post(f"/alerts/unsubscribe/{token}").status_code == 200  # twice: still fine
@@ -261,8 +278,7 @@ def test_an_unreachable_smtp_server_is_a_clear_error(tmp_path):
 # ---- sending ----------------------------------------------------------------------------------
 def _confirmed(client, inbox, **kw):
     _subscribe(client, **kw)
-    client.post(_link(inbox.messages[-1].get_body(("plain",)).get_content(),
-                      "/alerts/confirm/"))
+    client.post(_link(inbox.messages[-1].get_body(("plain",)).get_content(), "/alerts/confirm/"))
 
 
 def _import(store, settings, tmp_path, rows, now):
@@ -271,8 +287,7 @@ def _import(store, settings, tmp_path, rows, now):
     from .test_imports import MAPS, write_csv
 
     path = write_csv(tmp_path / f"inc-{len(list(tmp_path.iterdir()))}.csv", rows)
-    return import_file(store, path, ImportOptions(maps=dict(MAPS), source="t"), settings,
-                       now=now)
+    return import_file(store, path, ImportOptions(maps=dict(MAPS), source="t"), settings, now=now)
 
 
 def _delay_ago(settings, now: datetime) -> datetime:
@@ -298,30 +313,42 @@ def _now():
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def test_each_entry_reaches_an_address_once_with_headers_parts_and_working_links(
-        tmp_path, mailapp):
+def test_each_entry_reaches_an_address_once_with_headers_parts_and_working_links(tmp_path, mailapp):
     app, store, settings, inbox = mailapp
     client = app.test_client()
     assert store.beats(store.active_beat_set_id())  # K3 lies in the West precinct
     _confirmed(client, inbox, kind="beat", code="K3")
     _confirmed(client, inbox, kind="precinct", code="W", category="burglary")
-    _confirmed(client, inbox, address="burglary-only@example.org", kind="beat", code="K3",
-               category="burglary")
+    _confirmed(
+        client,
+        inbox,
+        address="burglary-only@example.org",
+        kind="beat",
+        code="K3",
+        category="burglary",
+    )
     before = len(inbox.messages)
     now = _now()
-    _import(store, settings, tmp_path, [
-        _row(settings, 1, now - timedelta(minutes=120)),  # public, car prowl
-        _row(settings, 2, now - timedelta(minutes=10)),  # still within the publication delay
-        _row(settings, 3, now - timedelta(minutes=90), dv="Y"),  # never published
-    ], _delay_ago(settings, now))
+    _import(
+        store,
+        settings,
+        tmp_path,
+        [
+            _row(settings, 1, now - timedelta(minutes=120)),  # public, car prowl
+            _row(settings, 2, now - timedelta(minutes=10)),  # still within the publication delay
+            _row(settings, 3, now - timedelta(minutes=90), dv="Y"),  # never published
+        ],
+        _delay_ago(settings, now),
+    )
     summary = alerts.send_alerts(store, settings, _due(settings, now))
     assert summary["sent"] == 1 and summary["failed"] == 0
     new = inbox.messages[before:]
     assert [m["To"] for m in new] == ["resident@example.org"]  # once, despite K3 and W
     msg = new[0]
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    unsub = re.fullmatch(r"<(http://feeds\.example\.test/alerts/unsubscribe/\S+)>",
-                         msg["List-Unsubscribe"]).group(1)
+    unsub = re.fullmatch(
+        r"<(http://feeds\.example\.test/alerts/unsubscribe/\S+)>", msg["List-Unsubscribe"]
+    ).group(1)
     text, html = _parts(msg)
     assert "BLOCK OF 8TH AVE NE" in text and "1100 8TH" not in text + html
     assert "911" in text and "Stop these alerts" in text and "Beat K3" in text
@@ -347,8 +374,13 @@ def test_a_delivery_interrupted_mid_send_becomes_unknown_and_is_not_resent(tmp_p
     _confirmed(app.test_client(), inbox)
     before = len(inbox.messages)
     now = _now()
-    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))],
-            _delay_ago(settings, now))
+    _import(
+        store,
+        settings,
+        tmp_path,
+        [_row(settings, 1, now - timedelta(minutes=120))],
+        _delay_ago(settings, now),
+    )
     assert alerts.enqueue_alerts(store, settings, now) == 1
     (d,) = store.email_deliveries()
     assert store.claim_email_delivery(d.id, now - timedelta(hours=1))  # then the process died
@@ -369,36 +401,54 @@ def test_an_unreachable_server_is_retried_with_backoff(tmp_path):
     app.test_client().post(_link(msg.get_body(("plain",)).get_content(), "/alerts/confirm/"))
     down = make_settings(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
     now = _now()
-    _import(store, down, tmp_path, [_row(down, 1, now - timedelta(minutes=120))],
-            _delay_ago(down, now))
+    _import(
+        store, down, tmp_path, [_row(down, 1, now - timedelta(minutes=120))], _delay_ago(down, now)
+    )
     assert alerts.send_alerts(store, down, _due(down, now))["retry"] == 1
     (d,) = store.email_deliveries()
     assert d.status == "pending" and d.next_attempt_at > now and "SMTP" in d.error
 
 
 # ---- administration ---------------------------------------------------------------------------
-def test_admins_see_counts_and_resolve_unknown_deliveries_without_addresses(
-        admin, clerk, staff):  # noqa: F811
+def test_admins_see_counts_and_resolve_unknown_deliveries_without_addresses(admin, clerk, staff):  # noqa: F811
     store = staff
     now = _now()
     for address, code in (("resident@example.org", "K3"), ("other@example.org", "K3")):
-        store.save_email_subscription(address=address, area_kind="beat", area_code=code,
-                                      categories=(), frequency="instant", now=now)
+        store.save_email_subscription(
+            address=address,
+            area_kind="beat",
+            area_code=code,
+            categories=(),
+            frequency="instant",
+            now=now,
+        )
     sid = store.email_subscriptions("resident@example.org")[0].subscriber_id
-    store.enqueue_email_deliveries([{"subscriber_id": sid, "entry_uid": "abc", "status":
-                                     "pending", "due_at": now, "next_attempt_at": now,
-                                     "attempts": 0, "created_at": now}])
+    store.enqueue_email_deliveries(
+        [
+            {
+                "subscriber_id": sid,
+                "entry_uid": "abc",
+                "status": "pending",
+                "due_at": now,
+                "next_attempt_at": now,
+                "attempts": 0,
+                "created_at": now,
+            }
+        ]
+    )
     (d,) = store.email_deliveries()
     store.finish_email_delivery(d.id, status="unknown", error="Interrupted while sending.")
     page = admin.get("/alerts/admin").get_data(as_text=True)
     assert "Beat K3" in page and "<td>2</td>" in page and "unknown 1" in page
     assert "r•••@example.org" in page and "resident@example.org" not in page
     assert clerk.get("/alerts/admin").status_code == 403
-    assert clerk.post(f"/alerts/admin/deliveries/{d.id}",
-                      data={"outcome": "retry"}).status_code == 403
+    assert (
+        clerk.post(f"/alerts/admin/deliveries/{d.id}", data={"outcome": "retry"}).status_code == 403
+    )
     r = admin.post(f"/alerts/admin/deliveries/{d.id}", data={"outcome": "retry"})
     assert r.status_code == 303
     assert store.email_deliveries()[0].status == "pending"
-    assert admin.post(f"/alerts/admin/deliveries/{d.id}",
-                      data={"outcome": "retry"}).status_code == 409
+    assert (
+        admin.post(f"/alerts/admin/deliveries/{d.id}", data={"outcome": "retry"}).status_code == 409
+    )
     assert any(e["action"] == "alerts.resolve" for e in store.audit_log())

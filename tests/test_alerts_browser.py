@@ -16,12 +16,16 @@ from .test_alerts import _app, _delay_ago, _due, _import, _link, _now, _row, smt
 pytestmark = pytest.mark.browser
 
 
-def test_resident_subscribes_confirms_receives_and_unsubscribes(tmp_path, smtp_server,  # noqa: F811
-                                                                page):
+def test_resident_subscribes_confirms_receives_and_unsubscribes(
+    tmp_path,
+    smtp_server,  # noqa: F811
+    page,
+):
     _, store, settings = _app(tmp_path, smtp_url=smtp_server.url)
     app = create_app({"store": store, **settings.as_dict()})  # CSRF on, as in production
     server = LiveServer(app)
     try:
+
         def local(url_path: str) -> str:
             return server.url + url_path
 
@@ -37,8 +41,13 @@ def test_resident_subscribes_confirms_receives_and_unsubscribes(tmp_path, smtp_s
         assert len(store.email_subscriptions("resident@example.org")) == 1
 
         now = _now()
-        _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))],
-                _delay_ago(settings, now))
+        _import(
+            store,
+            settings,
+            tmp_path,
+            [_row(settings, 1, now - timedelta(minutes=120))],
+            _delay_ago(settings, now),
+        )
         assert alerts.send_alerts(store, settings, _due(settings, now))["sent"] == 1
         alert = smtp_server.messages[-1].get_body(("plain",)).get_content()
         page.goto(local(_link(alert, "/entries/")))
@@ -52,15 +61,19 @@ def test_resident_subscribes_confirms_receives_and_unsubscribes(tmp_path, smtp_s
         server.stop()
 
 
-def test_admin_pauses_and_resumes_all_mail_in_the_browser(tmp_path, smtp_server,  # noqa: F811
-                                                          page):
+def test_admin_pauses_and_resumes_all_mail_in_the_browser(
+    tmp_path,
+    smtp_server,  # noqa: F811
+    page,
+):
     from beatfeeds import accounts
 
     from .conftest import NOW
 
     _, store, settings = _app(tmp_path, smtp_url=smtp_server.url)
-    accounts.add_user(store, "admin@example.test", "admin", "a long enough password 1",
-                      actor="test", now=NOW)
+    accounts.add_user(
+        store, "admin@example.test", "admin", "a long enough password 1", actor="test", now=NOW
+    )
     app = create_app({"store": store, **settings.as_dict()})  # CSRF on, as in production
     server = LiveServer(app)
     try:

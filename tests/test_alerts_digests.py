@@ -36,8 +36,12 @@ def inbox(smtp_server):  # noqa: F811 (the loopback SMTP server of test_alerts)
 
 
 def _setup(tmp_path, inbox, **overrides):
-    values = {"timezone": "America/Los_Angeles", "digest_time": "07:00",
-              "digest_weekday": "sunday", **overrides}
+    values = {
+        "timezone": "America/Los_Angeles",
+        "digest_time": "07:00",
+        "digest_weekday": "sunday",
+        **overrides,
+    }
     settings = make_settings(tmp_path, smtp_url=inbox.url, **values)
     store = make_store(settings)
     load_default_beats(store, now=datetime(2026, 1, 1))
@@ -59,8 +63,9 @@ def _burglary(row):
 
 def _elsewhere_in_w(store):
     """A point in a West-precinct beat outside sector K (K3's sector)."""
-    beat = next(b for b in store.beats(store.active_beat_set_id())
-                if b.precinct == "W" and b.sector != "K")
+    beat = next(
+        b for b in store.beats(store.active_beat_set_id()) if b.precinct == "W" and b.sector != "K"
+    )
     p = beat.geometry.representative_point()
     return beat.code, f"{p.y:.6f}", f"{p.x:.6f}"
 
@@ -79,18 +84,26 @@ def _entry_uids(msg) -> list[str]:
 
 
 # ---- timing across daylight saving ---------------------------------------------------------
-@pytest.mark.parametrize("first_day", [datetime(2026, 3, 6), datetime(2026, 10, 30)],
-                         ids=["spring-forward", "fall-back"])
-def test_digests_go_out_at_local_send_time_once_a_day_across_dst(tmp_path, inbox,
-                                                                  first_day):
+@pytest.mark.parametrize(
+    "first_day", [datetime(2026, 3, 6), datetime(2026, 10, 30)], ids=["spring-forward", "fall-back"]
+)
+def test_digests_go_out_at_local_send_time_once_a_day_across_dst(tmp_path, inbox, first_day):
     store, settings = _setup(tmp_path, inbox)
     start = _utc(first_day.replace(hour=12), settings)
     for address, frequency in ((A, "daily"), (W, "weekly")):
-        store.save_email_subscription(address=address, area_kind="beat", area_code="K3",
-                                      categories=(), frequency=frequency, now=start)
+        store.save_email_subscription(
+            address=address,
+            area_kind="beat",
+            area_code="K3",
+            categories=(),
+            frequency=frequency,
+            now=start,
+        )
     sent_at: dict[str, list[datetime]] = {A: [], W: []}
-    imports = {_utc(first_day.replace(hour=3, minute=30) + timedelta(days=d), settings): d
-               for d in range(1, 11)}
+    imports = {
+        _utc(first_day.replace(hour=3, minute=30) + timedelta(days=d), settings): d
+        for d in range(1, 11)
+    }
     now, end = start, start + timedelta(days=10)
     while now <= end:
         if now in imports:  # each night at 03:00 local, a car prowl in K3
@@ -104,13 +117,15 @@ def test_digests_go_out_at_local_send_time_once_a_day_across_dst(tmp_path, inbox
 
     daily = [_local(t, settings) for t in sent_at[A]]
     assert [t.time().isoformat() for t in daily] == ["07:00:00"] * 10  # both sides of DST
-    assert [t.date() for t in daily] == [(first_day + timedelta(days=d)).date()
-                                         for d in range(1, 11)]  # exactly once per day
+    assert [t.date() for t in daily] == [
+        (first_day + timedelta(days=d)).date() for d in range(1, 11)
+    ]  # exactly once per day
     offsets = {t.replace(tzinfo=UTC).astimezone(settings.tz).utcoffset() for t in sent_at[A]}
     assert len(offsets) == 2  # the run really crossed a change of offset
     weekly = [_local(t, settings) for t in sent_at[W]]
     assert [(t.strftime("%A"), t.time().isoformat()) for t in weekly] == [
-        ("Sunday", "07:00:00")] * 2
+        ("Sunday", "07:00:00")
+    ] * 2
     # Every entry reached each address once: each day's digest lists that night's entry.
     for address, n in ((A, 10), (W, 9)):  # the weekly one has not yet had Monday's
         uids = [u for m in _to(inbox, address) for u in _entry_uids(m)]
@@ -130,17 +145,22 @@ def test_digest_settings_are_checked_and_shown_in_the_confirmation(tmp_path, inb
         make_settings(tmp_path, digest_time="7am")
     with pytest.raises(ConfigurationError, match="digest_weekday"):
         make_settings(tmp_path, digest_weekday="someday")
-    assert make_settings(tmp_path, digest_time="6:30", digest_weekday=" Friday ").digest_time \
+    assert (
+        make_settings(tmp_path, digest_time="6:30", digest_weekday=" Friday ").digest_time
         == "06:30"
+    )
     store, settings = _setup(tmp_path, inbox)
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
-                      **settings.as_dict()})
+    app = create_app(
+        {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
+    )
     client = app.test_client()
     page = client.get("/beats/K3").get_data(as_text=True)
     assert 'name="frequency" value="weekly"' in page
     assert "A weekly digest on Sundays at 07:00 (America/Los_Angeles time)" in page
-    r = client.post("/alerts/subscribe", data={"address": A, "area_kind": "beat",
-                                               "area_code": "K3", "frequency": "weekly"})
+    r = client.post(
+        "/alerts/subscribe",
+        data={"address": A, "area_kind": "beat", "area_code": "K3", "frequency": "weekly"},
+    )
     assert r.status_code == 200
     text, html = _parts(inbox.messages[-1])
     assert "a weekly digest on Sundays at 07:00 (America/Los_Angeles time)" in text
@@ -157,25 +177,49 @@ def test_overlapping_subscriptions_get_each_entry_once_grouped_by_area(tmp_path,
     store, settings = _setup(tmp_path, inbox)
     app = create_app({"TESTING": True, "store": store, **settings.as_dict()})
     t0 = datetime(2026, 3, 10, 18, 0)  # 11:00 local (PDT)
-    for kind, code, cats, freq in (("beat", "K3", (), "daily"),
-                                   ("precinct", "W", ("burglary",), "daily"),
-                                   ("sector", "K", ("burglary",), "instant")):
-        store.save_email_subscription(address=A, area_kind=kind, area_code=code,
-                                      categories=cats, frequency=freq, now=t0)
+    for kind, code, cats, freq in (
+        ("beat", "K3", (), "daily"),
+        ("precinct", "W", ("burglary",), "daily"),
+        ("sector", "K", ("burglary",), "instant"),
+    ):
+        store.save_email_subscription(
+            address=A, area_kind=kind, area_code=code, categories=cats, frequency=freq, now=t0
+        )
     other_beat, lat, lon = _elsewhere_in_w(store)
     t1 = t0 + timedelta(hours=3)
-    _import(store, settings, tmp_path, [
-        _burglary(_row(settings, 1, t1 - timedelta(hours=2))),  # K3: instant (sector K)
-        _row(settings, 2, t1 - timedelta(hours=2)),  # K3 car prowl: beat K3's digest
-        _burglary(_row(settings, 3, t1 - timedelta(hours=2), lat=lat, lon=lon)),  # W digest
-        _row(settings, 4, t1 - timedelta(hours=2), lat=lat, lon=lon),  # matches nothing
-    ], t1 - timedelta(hours=2))  # imported as they happened: public an hour before t1
+    _import(
+        store,
+        settings,
+        tmp_path,
+        [
+            _burglary(_row(settings, 1, t1 - timedelta(hours=2))),  # K3: instant (sector K)
+            _row(settings, 2, t1 - timedelta(hours=2)),  # K3 car prowl: beat K3's digest
+            _burglary(_row(settings, 3, t1 - timedelta(hours=2), lat=lat, lon=lon)),  # W digest
+            _row(settings, 4, t1 - timedelta(hours=2), lat=lat, lon=lon),  # matches nothing
+        ],
+        t1 - timedelta(hours=2),
+    )  # imported as they happened: public an hour before t1
     urgent = announcements.create_announcement(
-        store, settings, kind="alert", title="Gas leak on 8th Ave", body="Avoid the area.",
-        beats=["K3"], urgent=True, actor="records@example.org", now=t1)
+        store,
+        settings,
+        kind="alert",
+        title="Gas leak on 8th Ave",
+        body="Avoid the area.",
+        beats=["K3"],
+        urgent=True,
+        actor="records@example.org",
+        now=t1,
+    )
     tip = announcements.create_announcement(
-        store, settings, kind="prevention-tip", title="Lock your car", body="Every night.",
-        beats=["K3"], actor="records@example.org", now=t1)
+        store,
+        settings,
+        kind="prevention-tip",
+        title="Lock your car",
+        body="Every night.",
+        beats=["K3"],
+        actor="records@example.org",
+        now=t1,
+    )
     summary = _run(store, settings, t1)
     assert summary["sent"] == 2  # the burglary (instant) and the urgent alert, at once
     instant = _to(inbox, A)
@@ -220,31 +264,42 @@ def test_overlapping_subscriptions_get_each_entry_once_grouped_by_area(tmp_path,
     assert [s.frequency for s in store.email_subscriptions(A)] == ["instant"]
 
 
-def test_an_entry_already_in_a_digest_is_not_mailed_by_a_new_instant_subscription(
-        tmp_path, inbox):
+def test_an_entry_already_in_a_digest_is_not_mailed_by_a_new_instant_subscription(tmp_path, inbox):
     store, settings = _setup(tmp_path, inbox)
     t0 = datetime(2026, 3, 10, 18, 0)
-    store.save_email_subscription(address=A, area_kind="beat", area_code="K3",
-                                  categories=(), frequency="daily", now=t0)
-    _import(store, settings, tmp_path, [_row(settings, 1, t0 + timedelta(hours=1))],
-            t0 + timedelta(hours=1))
+    store.save_email_subscription(
+        address=A, area_kind="beat", area_code="K3", categories=(), frequency="daily", now=t0
+    )
+    _import(
+        store,
+        settings,
+        tmp_path,
+        [_row(settings, 1, t0 + timedelta(hours=1))],
+        t0 + timedelta(hours=1),
+    )
     digest_time = _utc(datetime(2026, 3, 11, 7, 0), settings)
     assert _run(store, settings, digest_time)["sent"] == 1
     # The resident adds instant alerts for the precinct; the entry was mailed already.
-    store.save_email_subscription(address=A, area_kind="precinct", area_code="W",
-                                  categories=(), frequency="instant", now=t0)
+    store.save_email_subscription(
+        address=A, area_kind="precinct", area_code="W", categories=(), frequency="instant", now=t0
+    )
     assert alerts.enqueue_alerts(store, settings, digest_time) == 0
     assert len(_to(inbox, A)) == 1
 
 
-def test_a_digest_interrupted_mid_send_becomes_unknown_and_admins_decide(
-        tmp_path, inbox):
+def test_a_digest_interrupted_mid_send_becomes_unknown_and_admins_decide(tmp_path, inbox):
     store, settings = _setup(tmp_path, inbox)
     t0 = datetime(2026, 3, 10, 18, 0)
-    store.save_email_subscription(address=A, area_kind="beat", area_code="K3",
-                                  categories=(), frequency="daily", now=t0)
-    _import(store, settings, tmp_path, [_row(settings, 1, t0 + timedelta(hours=1))],
-            t0 + timedelta(hours=1))
+    store.save_email_subscription(
+        address=A, area_kind="beat", area_code="K3", categories=(), frequency="daily", now=t0
+    )
+    _import(
+        store,
+        settings,
+        tmp_path,
+        [_row(settings, 1, t0 + timedelta(hours=1))],
+        t0 + timedelta(hours=1),
+    )
     digest_time = _utc(datetime(2026, 3, 11, 7, 0), settings)
     assert alerts.assemble_digests(store, settings, digest_time) == 1
     (g,) = store.email_digests()
@@ -267,10 +322,16 @@ def test_a_digest_interrupted_mid_send_becomes_unknown_and_admins_decide(
 def test_erasure_removes_digests_too(tmp_path, inbox):
     store, settings = _setup(tmp_path, inbox)
     t0 = datetime(2026, 3, 10, 18, 0)
-    store.save_email_subscription(address=A, area_kind="beat", area_code="K3",
-                                  categories=(), frequency="daily", now=t0)
-    _import(store, settings, tmp_path, [_row(settings, 1, t0 + timedelta(hours=1))],
-            t0 + timedelta(hours=1))
+    store.save_email_subscription(
+        address=A, area_kind="beat", area_code="K3", categories=(), frequency="daily", now=t0
+    )
+    _import(
+        store,
+        settings,
+        tmp_path,
+        [_row(settings, 1, t0 + timedelta(hours=1))],
+        t0 + timedelta(hours=1),
+    )
     _run(store, settings, _utc(datetime(2026, 3, 11, 7, 0), settings))
     assert store.email_digests(address=A)
     assert store.delete_email_subscriber(A)
@@ -281,10 +342,12 @@ def test_erasure_removes_digests_too(tmp_path, inbox):
 def test_pausing_all_mail_holds_everything_until_resumed(tmp_path, inbox, monkeypatch):
     store, settings = _setup(tmp_path, inbox)
     t0 = datetime(2026, 3, 10, 18, 0)
-    store.save_email_subscription(address=A, area_kind="beat", area_code="K3",
-                                  categories=(), frequency="instant", now=t0)
-    store.save_email_subscription(address=W, area_kind="beat", area_code="K3",
-                                  categories=(), frequency="daily", now=t0)
+    store.save_email_subscription(
+        address=A, area_kind="beat", area_code="K3", categories=(), frequency="instant", now=t0
+    )
+    store.save_email_subscription(
+        address=W, area_kind="beat", area_code="K3", categories=(), frequency="daily", now=t0
+    )
     alerts.set_paused(store, True, actor="admin@example.org", now=t0)
     assert alerts.paused_state(store)["by"] == "admin@example.org"
     t1 = t0 + timedelta(hours=2)
@@ -375,25 +438,51 @@ def stalling_smtp():
 @pytest.mark.slow
 @pytest.mark.parametrize("frequency", ["instant", "daily"])
 def test_sigkill_mid_send_leaves_the_message_unknown_and_never_resends_it(
-        tmp_path, stalling_smtp, frequency):
+    tmp_path, stalling_smtp, frequency
+):
     inbox = stalling_smtp
     now = datetime.now(UTC).replace(tzinfo=None)
     local = now.replace(tzinfo=UTC).astimezone(ZoneInfo("America/Los_Angeles"))
     send_time = (local - timedelta(minutes=5)).strftime("%H:%M")  # the digest is due now
     store, settings = _setup(tmp_path, inbox, digest_time=send_time)
-    store.save_email_subscription(address=A, area_kind="beat", area_code="K3", categories=(),
-                                  frequency=frequency, now=now - timedelta(days=1))
-    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(hours=2))],
-            now - timedelta(hours=2))  # imported as it happened: public an hour ago
+    store.save_email_subscription(
+        address=A,
+        area_kind="beat",
+        area_code="K3",
+        categories=(),
+        frequency=frequency,
+        now=now - timedelta(days=1),
+    )
+    _import(
+        store,
+        settings,
+        tmp_path,
+        [_row(settings, 1, now - timedelta(hours=2))],
+        now - timedelta(hours=2),
+    )  # imported as it happened: public an hour ago
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEATFEEDS_")}
-    env.update(BEATFEEDS_DATABASE_URL=settings.database_url,
-               BEATFEEDS_SECRET_KEY=settings.secret_key,
-               BEATFEEDS_INSTANCE_PATH=settings.instance_path,
-               BEATFEEDS_BASE_URL=settings.base_url, BEATFEEDS_SMTP_URL=inbox.url,
-               BEATFEEDS_TIMEZONE="America/Los_Angeles", BEATFEEDS_DIGEST_TIME=send_time)
-    proc = subprocess.Popen([sys.executable, "-c", "from beatfeeds.cli import main; main()",
-                             "jobs", "run", "send-alerts"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env.update(
+        BEATFEEDS_DATABASE_URL=settings.database_url,
+        BEATFEEDS_SECRET_KEY=settings.secret_key,
+        BEATFEEDS_INSTANCE_PATH=settings.instance_path,
+        BEATFEEDS_BASE_URL=settings.base_url,
+        BEATFEEDS_SMTP_URL=inbox.url,
+        BEATFEEDS_TIMEZONE="America/Los_Angeles",
+        BEATFEEDS_DIGEST_TIME=send_time,
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from beatfeeds.cli import main; main()",
+            "jobs",
+            "run",
+            "send-alerts",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert inbox.received.wait(60), proc.communicate(timeout=5)
         proc.send_signal(signal.SIGKILL)  # the server has the message; we never hear back
@@ -420,13 +509,20 @@ def test_sigkill_mid_send_leaves_the_message_unknown_and_never_resends_it(
 def test_a_backfill_of_old_incidents_does_not_flood_digests(tmp_path, inbox):
     store, settings = _setup(tmp_path, inbox)
     t0 = datetime(2026, 3, 10, 18, 0)
-    store.save_email_subscription(address=A, area_kind="beat", area_code="K3",
-                                  categories=(), frequency="daily", now=t0)
+    store.save_email_subscription(
+        address=A, area_kind="beat", area_code="K3", categories=(), frequency="daily", now=t0
+    )
     t1 = t0 + timedelta(hours=3)
-    _import(store, settings, tmp_path, [
-        *[_row(settings, i, t0 - timedelta(days=30 + i)) for i in range(1, 6)],  # backfill
-        _row(settings, 9, t0 + timedelta(hours=1)),  # today's news
-    ], t1)
+    _import(
+        store,
+        settings,
+        tmp_path,
+        [
+            *[_row(settings, i, t0 - timedelta(days=30 + i)) for i in range(1, 6)],  # backfill
+            _row(settings, 9, t0 + timedelta(hours=1)),  # today's news
+        ],
+        t1,
+    )
     assert _run(store, settings, _utc(datetime(2026, 3, 11, 7, 0), settings))["sent"] == 1
     (digest,) = _to(inbox, A)
     assert len(_entry_uids(digest)) == 1 and "1 new entry" in digest["Subject"]
@@ -434,31 +530,37 @@ def test_a_backfill_of_old_incidents_does_not_flood_digests(tmp_path, inbox):
 
 def test_the_manage_link_switches_between_instant_alerts_and_digests(tmp_path, inbox):
     store, settings = _setup(tmp_path, inbox)
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
-                      **settings.as_dict()})
+    app = create_app(
+        {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
+    )
     client = app.test_client()
     t0 = datetime(2026, 3, 1, 18, 0)
-    sub_id = store.save_email_subscription(address=A, area_kind="beat", area_code="K3",
-                                           categories=(), frequency="instant", now=t0)
-    theirs = store.save_email_subscription(address=W, area_kind="beat", area_code="K3",
-                                           categories=(), frequency="instant", now=t0)
+    sub_id = store.save_email_subscription(
+        address=A, area_kind="beat", area_code="K3", categories=(), frequency="instant", now=t0
+    )
+    theirs = store.save_email_subscription(
+        address=W, area_kind="beat", area_code="K3", categories=(), frequency="instant", now=t0
+    )
     path = f"/alerts/manage/{alerts.manage_token(settings, A)}"
     page = client.get(path).get_data(as_text=True)
     assert 'name="frequency"' in page and "Sundays at 07:00" in page
-    assert client.post(f"{path}/frequency/{sub_id}",
-                       data={"frequency": "daily"}).status_code == 303
+    assert client.post(f"{path}/frequency/{sub_id}", data={"frequency": "daily"}).status_code == 303
     assert store.email_subscription(sub_id).frequency == "daily"
     assert "a daily digest at 07:00" in client.get(path).get_data(as_text=True)
-    assert client.post(f"{path}/frequency/{sub_id}",
-                       data={"frequency": "hourly"}).status_code == 400
-    assert client.post(f"{path}/frequency/{theirs}",
-                       data={"frequency": "daily"}).status_code == 404
+    assert (
+        client.post(f"{path}/frequency/{sub_id}", data={"frequency": "hourly"}).status_code == 400
+    )
+    assert client.post(f"{path}/frequency/{theirs}", data={"frequency": "daily"}).status_code == 404
     assert store.email_subscription(theirs).frequency == "instant"
     # The first digest after the switch covers one day, not the time since subscribing.
     t1 = datetime(2026, 3, 10, 18, 0)
-    _import(store, settings, tmp_path, [_row(settings, 1, t0 + timedelta(days=2)),
-                                        _row(settings, 2, t1 + timedelta(hours=1))],
-            t1 + timedelta(hours=1))
+    _import(
+        store,
+        settings,
+        tmp_path,
+        [_row(settings, 1, t0 + timedelta(days=2)), _row(settings, 2, t1 + timedelta(hours=1))],
+        t1 + timedelta(hours=1),
+    )
     assert _run(store, settings, _utc(datetime(2026, 3, 11, 7, 0), settings))["sent"] == 2
     (digest,) = _to(inbox, A)
     assert len(_entry_uids(digest)) == 1
@@ -470,14 +572,39 @@ def test_a_long_digest_lists_the_newest_entries_and_counts_the_rest(tmp_path):
     settings = make_settings(tmp_path)
     t0 = datetime(2026, 11, 25, 15, 0)
     sub = EmailSubscription(1, 1, "r@example.org", "city", None, (), "daily", t0)
-    city = [alerts.PublicEntry(FeedEntry(
-        uid=f"u{i:04d}", title="", category="theft", category_text="THEFT",
-        description="THEFT - CAR PROWL", block_address=f"{i}XX BLOCK OF PINE ST",
-        event_time=t0 + timedelta(minutes=i), updated_at=t0), None) for i in range(450)]
+    city = [
+        alerts.PublicEntry(
+            FeedEntry(
+                uid=f"u{i:04d}",
+                title="",
+                category="theft",
+                category_text="THEFT",
+                description="THEFT - CAR PROWL",
+                block_address=f"{i}XX BLOCK OF PINE ST",
+                event_time=t0 + timedelta(minutes=i),
+                updated_at=t0,
+            ),
+            None,
+        )
+        for i in range(450)
+    ]
     beat_sub = EmailSubscription(2, 1, "r@example.org", "beat", "K3", (), "daily", t0)
     beat = city[:3]
-    digest = EmailDigest(7, 1, "r@example.org", "daily", t0, t0 + timedelta(days=1), "pending",
-                         t0, 0, None, None, t0, None)
+    digest = EmailDigest(
+        7,
+        1,
+        "r@example.org",
+        "daily",
+        t0,
+        t0 + timedelta(days=1),
+        "pending",
+        t0,
+        0,
+        None,
+        None,
+        t0,
+        None,
+    )
     msg = alerts.digest_message(settings, digest, [(beat_sub, beat), (sub, city[3:])])
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
@@ -490,4 +617,3 @@ def test_a_long_digest_lists_the_newest_entries_and_counts_the_rest(tmp_path):
     assert "350 more for" in html
     assert len(msg.as_bytes()) < 102_000  # Gmail clips longer messages, footer and all
     assert "Stop this daily digest" in text  # the footer survives
-

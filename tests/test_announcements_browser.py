@@ -11,10 +11,12 @@ pytestmark = pytest.mark.browser
 
 
 def test_clerk_draws_an_area_and_publishes_an_announcement(beats_store, settings, page):
-    app = create_app({"TESTING": True, "store": beats_store,
-                      **{**settings.as_dict(), "tile_url": ""}})
-    accounts.add_user(beats_store, "clerk@example.test", "records", "correct horse battery",
-                      actor="test", now=NOW)
+    app = create_app(
+        {"TESTING": True, "store": beats_store, **{**settings.as_dict(), "tile_url": ""}}
+    )
+    accounts.add_user(
+        beats_store, "clerk@example.test", "records", "correct horse battery", actor="test", now=NOW
+    )
     server = LiveServer(app)
     try:
         page.goto(server.url + "/records/announcements")
@@ -51,8 +53,9 @@ def test_clerk_draws_an_area_and_publishes_an_announcement(beats_store, settings
 
 def test_admin_form_shows_the_chosen_services_credentials(beats_store, settings, page):
     app = create_app({"TESTING": True, "store": beats_store, **settings.as_dict()})
-    accounts.add_user(beats_store, "admin@example.test", "admin", "correct horse battery",
-                      actor="test", now=NOW)
+    accounts.add_user(
+        beats_store, "admin@example.test", "admin", "correct horse battery", actor="test", now=NOW
+    )
     server = LiveServer(app)
     try:
         page.goto(server.url + "/admin/outbound")

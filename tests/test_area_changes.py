@@ -40,9 +40,10 @@ def redraw(store, settings, tmp_path):
     beats = gpd.read_file(shared("spd_beats_2015_2017.geojson"))
     precincts = gpd.read_file(shared("spd_precincts_2015_2017.geojson"))
     beats["sector"] = beats["name"].str[:-1]
-    beats["precinct"] = [max(precincts.itertuples(),
-                             key=lambda p, g=g: g.intersection(p.geometry).area).name
-                         for g in beats.geometry]
+    beats["precinct"] = [
+        max(precincts.itertuples(), key=lambda p, g=g: g.intersection(p.geometry).area).name
+        for g in beats.geometry
+    ]
     beats.to_file(tmp_path / "beats_2015.geojson", driver="GeoJSON")
     old = load(store, tmp_path / "beats_2015.geojson", code_field="name", name="2015-2017")
     boundaries.publish_beat_map(store, old, now=NOW)
@@ -50,8 +51,9 @@ def redraw(store, settings, tmp_path):
     return old, load(store, DEFAULT_BEATS, name="2018")
 
 
-def test_the_2018_redraw_announces_itself_to_the_sectors_precincts_and_city(store, settings,
-                                                                           redraw):
+def test_the_2018_redraw_announces_itself_to_the_sectors_precincts_and_city(
+    store, settings, redraw
+):
     old, new = redraw
     client = make_client(store, settings)
     boundaries.publish_beat_map(store, new, now=PUBLISHED)
@@ -62,7 +64,9 @@ def test_the_2018_redraw_announces_itself_to_the_sectors_precincts_and_city(stor
     (g,) = changes_in(client, "/sectors/G/feed.rss")
     assert g.title == "Sector G: beats G1, G3 were reshaped."
     (w,) = changes_in(client, "/precincts/W/feed.atom")
-    assert w.title == "West Precinct: beats K2, K3 were reshaped." and w.link == f"{BASE}/precincts/W"
+    assert (
+        w.title == "West Precinct: beats K2, K3 were reshaped." and w.link == f"{BASE}/precincts/W"
+    )
     (e,) = changes_in(client, "/precincts/E/feed.atom")
     assert e.title == "East Precinct: beats G1, G3 were reshaped."
     for quiet in ("/sectors/B/feed.atom", "/sectors/M/feed.atom", "/precincts/N/feed.atom"):
@@ -117,8 +121,7 @@ def redrawn(store):
     return active, new
 
 
-def test_sectors_and_precincts_say_what_they_gained_lost_and_what_changed(store, settings,
-                                                                         redrawn):
+def test_sectors_and_precincts_say_what_they_gained_lost_and_what_changed(store, settings, redrawn):
     client = make_client(store, settings)
     (k,) = changes_in(client, "/sectors/K/feed.atom")
     assert k.title == ("Sector K now includes beat G3; beat K1 was renamed K7.")
@@ -126,11 +129,14 @@ def test_sectors_and_precincts_say_what_they_gained_lost_and_what_changed(store,
     (g,) = changes_in(client, "/sectors/G/feed.atom")
     assert g.title == "Sector G: beat G3 moved to Sector K."
     (m,) = changes_in(client, "/sectors/M/feed.rss")
-    assert m.title == ("Sector M: beat M2 was removed (its area now belongs to beat M3); "
-                       "beat M3 was reshaped.")
+    assert m.title == (
+        "Sector M: beat M2 was removed (its area now belongs to beat M3); beat M3 was reshaped."
+    )
     (west,) = changes_in(client, "/precincts/W/feed.atom")
-    assert west.title == ("West Precinct now includes beat G3; beat M2 was removed (its area "
-                          "now belongs to beat M3); beat K1 was renamed K7; beat M3 was reshaped.")
+    assert west.title == (
+        "West Precinct now includes beat G3; beat M2 was removed (its area "
+        "now belongs to beat M3); beat K1 was renamed K7; beat M3 was reshaped."
+    )
     assert west.link == f"{BASE}/precincts/W"
     (east,) = changes_in(client, "/precincts/E/feed.atom")
     assert east.title == "East Precinct: beat G3 moved to West Precinct."
@@ -150,8 +156,9 @@ def test_sectors_and_precincts_say_what_they_gained_lost_and_what_changed(store,
 
 
 @pytest.mark.parametrize("old, new, kinds", [("B", "Z", "sectors"), ("S", "SE", "precincts")])
-def test_renamed_sectors_and_precincts_redirect_every_address(store, settings, redrawn, old,
-                                                              new, kinds):
+def test_renamed_sectors_and_precincts_redirect_every_address(
+    store, settings, redrawn, old, new, kinds
+):
     client = make_client(store, settings)
     for suffix in ("", "/feed.atom", "/feed.rss", "/feed.json"):
         r = client.get(f"/{kinds}/{old}{suffix}")
@@ -165,7 +172,9 @@ def test_renamed_sectors_and_precincts_redirect_every_address(store, settings, r
     assert moved.title.startswith(f"{label} is now ") and "feeds moved here" in moved.title
     if kinds == "precincts":
         r = client.get(f"/precincts/{old}/feeds.opml")
-        assert r.status_code == 301 and r.headers["Location"].endswith(f"/precincts/{new}/feeds.opml")
+        assert r.status_code == 301 and r.headers["Location"].endswith(
+            f"/precincts/{new}/feeds.opml"
+        )
     # after a rollback the old code is back and the new one redirects to it
     boundaries.rollback_beat_map(store, now=ROLLED_BACK)
     assert client.get(f"/{kinds}/{old}/feed.atom").status_code == 200
@@ -178,8 +187,10 @@ def test_a_sector_whose_beats_went_to_several_sectors_keeps_a_final_entry(store,
     active = load(store, DEFAULT_BEATS, name="2018")
     boundaries.publish_beat_map(store, active, now=NOW)
     moved = {"B1": ("J", "N"), "B2": ("J", "N"), "B3": ("L", "N")}
-    edited = [Beat(b.code, *moved.get(b.code, (b.sector, b.precinct)), b.geometry)
-              for b in store.beats(active)]
+    edited = [
+        Beat(b.code, *moved.get(b.code, (b.sector, b.precinct)), b.geometry)
+        for b in store.beats(active)
+    ]
     boundaries.publish_beat_map(store, draft(store, edited), now=PUBLISHED)
     client = make_client(store, settings)
     r = client.get("/sectors/B/feed.atom")  # not a rename: B's beats went two ways
@@ -196,8 +207,14 @@ def test_a_sector_whose_beats_went_to_several_sectors_keeps_a_final_entry(store,
 def test_recording_a_publication_twice_adds_no_entry(store, settings, redrawn):
     active, new = redrawn
     recorded = store.boundary_changes(set_id=new)
-    assert {c.kind for c in recorded} == {"removed", "renamed", "reshaped", "sector", "precinct",
-                                          "city"}
+    assert {c.kind for c in recorded} == {
+        "removed",
+        "renamed",
+        "reshaped",
+        "sector",
+        "precinct",
+        "city",
+    }
     assert len([c for c in recorded if c.kind == "city"]) == 1
     store.record_boundary_changes(new, active, recorded, now=PUBLISHED)  # e.g. a retried job
     assert len(store.boundary_changes(set_id=new)) == len(recorded)
@@ -206,8 +223,9 @@ def test_recording_a_publication_twice_adds_no_entry(store, settings, redrawn):
     assert len(changes_in(client, "/feed.atom")) == 1
 
 
-def test_the_diff_previews_what_sector_and_precinct_feeds_will_announce(store, settings,
-                                                                        redraw, runner):
+def test_the_diff_previews_what_sector_and_precinct_feeds_will_announce(
+    store, settings, redraw, runner
+):
     old, new = redraw
     d = boundaries.diff_beat_sets(store, new)
     texts = [t for _, t in d.areas]

@@ -96,8 +96,9 @@ def active_2018(store) -> list[Beat]:
 
 
 def draft(store, beats) -> int:
-    return store.create_beat_set("edited", beats, effective_date=None, source_filename=None,
-                                 created_by="test", now=NOW)
+    return store.create_beat_set(
+        "edited", beats, effective_date=None, source_filename=None, created_by="test", now=NOW
+    )
 
 
 def shared_vertex(beats, code):
@@ -124,7 +125,7 @@ def test_shifting_a_shared_vertex_into_the_neighbour_is_an_overlap(store, runner
     # push the vertex 150 m towards the inside of the neighbour
     c = other.geometry.representative_point()
     d = shapely.Point(c.x - vertex[0], c.y - vertex[1])
-    scale = 0.0015 / (d.x ** 2 + d.y ** 2) ** 0.5
+    scale = 0.0015 / (d.x**2 + d.y**2) ** 0.5
     geom = moved(me.geometry, vertex, d.x * scale, d.y * scale)
     edited = [b if b.code != "K2" else Beat("K2", b.sector, b.precinct, geom) for b in beats]
     set_id = draft(store, edited)
@@ -148,8 +149,7 @@ def test_deleting_a_beat_leaves_a_gap_in_the_map_it_replaces(store):
 
 def test_duplicate_codes_ignore_case(store):
     beats = active_2018(store)
-    edited = [b if b.code != "K3" else Beat("k2", b.sector, b.precinct, b.geometry)
-              for b in beats]
+    edited = [b if b.code != "K3" else Beat("k2", b.sector, b.precinct, b.geometry) for b in beats]
     problems = boundaries.validate_beat_set(store, draft(store, edited))
     assert [(p.kind, sorted(p.codes)) for p in problems] == [("duplicate", ["K2", "k2"])]
 
@@ -160,9 +160,14 @@ def test_invalid_geometry_and_slivers(store):
     x, y = k1.geometry.representative_point().coords[0]
     bowtie = Polygon([(x, y), (x + 0.01, y + 0.01), (x + 0.01, y), (x, y + 0.01)])
     edited = [b for b in beats if b.code != "K1"] + [
-        Beat("K1", "K", "W", shapely.MultiPolygon(
-            [k1.geometry, shapely.box(-122.2, 47.0, -122.19995, 47.00005)])),
-        Beat("Z9", "Z", "W", bowtie)]
+        Beat(
+            "K1",
+            "K",
+            "W",
+            shapely.MultiPolygon([k1.geometry, shapely.box(-122.2, 47.0, -122.19995, 47.00005)]),
+        ),
+        Beat("Z9", "Z", "W", bowtie),
+    ]
     problems = boundaries.validate_beat_set(store, draft(store, edited))
     invalid = next(p for p in problems if p.kind == "invalid")
     assert invalid.codes == ["Z9"] and "Self-intersection" in invalid.message
@@ -207,17 +212,27 @@ def test_diff_lists_reshaped_beats_and_the_incidents_that_move(store, redraw):
     assert d.added == d.removed == d.renamed == []
     assert d.moves, "the sample has incidents near the K2/K3 line"
     pairs = {(a, b) for a, b, _ in d.move_counts}
-    assert pairs <= {("K2", "K3"), ("K3", "K2"), ("G1", "G3"), ("G3", "G1"), ("K3", "G1"),
-                     ("G1", "K3"), ("K2", "G1"), ("G1", "K2"), ("G3", "K3"), ("K3", "G3"),
-                     ("G3", "K2"), ("K2", "G3")}
+    assert pairs <= {
+        ("K2", "K3"),
+        ("K3", "K2"),
+        ("G1", "G3"),
+        ("G3", "G1"),
+        ("K3", "G1"),
+        ("G1", "K3"),
+        ("K2", "G1"),
+        ("G1", "K2"),
+        ("G3", "K3"),
+        ("K3", "G3"),
+        ("G3", "K2"),
+        ("K2", "G3"),
+    }
     assert sum(n for *_, n in d.move_counts) == len(d.moves)
 
 
 def test_renamed_beats_are_recognised(store, redraw):
     old, _ = redraw
     beats = store.beats(old)
-    renamed = [b if b.code != "B1" else Beat("B7", b.sector, b.precinct, b.geometry)
-               for b in beats]
+    renamed = [b if b.code != "B1" else Beat("B7", b.sector, b.precinct, b.geometry) for b in beats]
     d = boundaries.diff_beat_sets(store, draft(store, renamed))
     assert d.renamed == [("B1", "B7")] and d.added == d.removed == []
 
@@ -235,8 +250,9 @@ def entry_ids(client, codes):
 def make_client(store, settings):
     from beatfeeds.app import create_app
 
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
-                      **settings.as_dict()})
+    app = create_app(
+        {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
+    )
     return app.test_client()
 
 
@@ -244,8 +260,9 @@ def all_beat_entry_ids(client, store):
     return entry_ids(client, [b.code for b in store.beats(store.active_beat_set_id())])
 
 
-def test_publishing_the_redraw_keeps_every_entry_id_and_announces_the_change(store, settings,
-                                                                           redraw):
+def test_publishing_the_redraw_keeps_every_entry_id_and_announces_the_change(
+    store, settings, redraw
+):
     old, new = redraw
     client = make_client(store, settings)
     before = all_beat_entry_ids(client, store)
@@ -272,10 +289,15 @@ def test_renamed_beat_redirects_and_removed_beat_names_its_successors(store, set
     old, _ = redraw
     beats = store.beats(old)
     b2 = next(b for b in beats if b.code == "B2").geometry
-    edited = [Beat("B7", b.sector, b.precinct, b.geometry) if b.code == "B1" else b
-              for b in beats if b.code != "B2"]
-    edited = [Beat("B3", b.sector, b.precinct, b.geometry.union(b2)) if b.code == "B3" else b
-              for b in edited]
+    edited = [
+        Beat("B7", b.sector, b.precinct, b.geometry) if b.code == "B1" else b
+        for b in beats
+        if b.code != "B2"
+    ]
+    edited = [
+        Beat("B3", b.sector, b.precinct, b.geometry.union(b2)) if b.code == "B3" else b
+        for b in edited
+    ]
     new = draft(store, edited)
     assert boundaries.blocking(boundaries.validate_beat_set(store, new)) == []
     boundaries.publish_beat_map(store, new, now=datetime(2026, 1, 1, 12, 30))
@@ -304,6 +326,7 @@ def test_a_draft_edited_elsewhere_is_not_served_from_a_stale_cache(store, settin
     other = SQLStore.from_url(settings.database_url)  # another process, e.g. the scheduler
     set_id = load(store, DEFAULT_BEATS)
     assert len(other.beats(set_id)) == 51
-    boundaries.edit_beat_map(store, set_id, {"op": "merge", "code": "K2", "other": "K3"},
-                             actor="test", now=NOW)
+    boundaries.edit_beat_map(
+        store, set_id, {"op": "merge", "code": "K2", "other": "K3"}, actor="test", now=NOW
+    )
     assert len(other.beats(set_id)) == 50 and "K3" not in {b.code for b in other.beats(set_id)}

@@ -15,11 +15,21 @@ def test_edit_publish_and_rollback_record_what_changed(db, cfg):  # noqa: F811 (
     active = boundaries.load_beat_map(db, DEFAULT_BEATS, now=NOW)
     boundaries.publish_beat_map(db, active, now=NOW)
     import_file(db, SAMPLE, ImportOptions(preset="spd-911"), cfg, now=NOW)
-    draft = boundaries.edit_beat_map(db, active, {"op": "merge", "code": "K2", "other": "K3"},
-                                     actor="admin@example.test", now=NOW)
+    draft = boundaries.edit_beat_map(
+        db,
+        active,
+        {"op": "merge", "code": "K2", "other": "K3"},
+        actor="admin@example.test",
+        now=NOW,
+    )
     assert draft != active and db.get_beat_set(draft).status == "draft"
-    boundaries.edit_beat_map(db, draft, {"op": "rename", "code": "B1", "new_code": "B7"},
-                             actor="admin@example.test", now=NOW)
+    boundaries.edit_beat_map(
+        db,
+        draft,
+        {"op": "rename", "code": "B1", "new_code": "B7"},
+        actor="admin@example.test",
+        now=NOW,
+    )
     assert len(db.beats(draft)) == 50
 
     d = boundaries.diff_beat_sets(db, draft, since=datetime(2000, 1, 1))
@@ -51,17 +61,28 @@ def test_area_changes_are_recorded_once_and_read_back(db):  # noqa: F811 (fixtur
 
     active = boundaries.load_beat_map(db, DEFAULT_BEATS, now=NOW)
     boundaries.publish_beat_map(db, active, now=NOW)
-    edited = [Beat(b.code, "Z" if b.sector == "B" else b.sector, b.precinct, b.geometry)
-              for b in db.beats(active)]
-    new = db.create_beat_set("sector B is Z", edited, effective_date=None, source_filename=None,
-                             created_by="test", now=NOW)
+    edited = [
+        Beat(b.code, "Z" if b.sector == "B" else b.sector, b.precinct, b.geometry)
+        for b in db.beats(active)
+    ]
+    new = db.create_beat_set(
+        "sector B is Z",
+        edited,
+        effective_date=None,
+        source_filename=None,
+        created_by="test",
+        now=NOW,
+    )
     at = datetime(2026, 1, 2)
     boundaries.publish_beat_map(db, new, now=at)
     recorded = db.boundary_changes(set_id=new)
     assert {(c.kind, c.code, tuple(c.new_codes)) for c in recorded} == {
-        ("sector", "B", ("Z",)), ("city", "city", ())}
+        ("sector", "B", ("Z",)),
+        ("city", "city", ()),
+    }
     assert boundaries.retired_area(db, "sector", "b").detail["change"] == "renamed"
     db.record_boundary_changes(new, active, recorded, now=at)  # a retry stores nothing more
     assert len(db.boundary_changes(set_id=new)) == 2
     assert [e.title for e in boundaries.area_system_entries(db, "sector", "Z", now=at)] == [
-        "Sector B is now Sector Z (beat map 2); its pages and feeds moved here."]
+        "Sector B is now Sector Z (beat map 2); its pages and feeds moved here."
+    ]

@@ -18,7 +18,6 @@ from .test_web_public import make_app
 pytestmark = pytest.mark.browser
 
 
-
 class Geocoder:
     """A loopback Nominatim stand-in: /search answers one place for any query."""
 
@@ -31,8 +30,9 @@ class Geocoder:
                 url = urlsplit(self.path)
                 q = parse_qs(url.query)
                 geo.queries.append(q.get("q", [""])[0])
-                body = json.dumps([{"lat": str(lat), "lon": str(lon),
-                                    "display_name": "somewhere"}]).encode()
+                body = json.dumps(
+                    [{"lat": str(lat), "lon": str(lon), "display_name": "somewhere"}]
+                ).encode()
                 self.send_response(200 if url.path == "/search" else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Access-Control-Allow-Origin", "*")  # called from the page
@@ -81,10 +81,10 @@ def demo_site(tmp_path_factory, k3_point):
 @pytest.fixture
 def resident(browser, demo_site, k3_point):
     """A page whose every request is recorded; anything off the loopback interface is refused."""
-    context = browser.new_context(geolocation={"latitude": k3_point[0],
-                                               "longitude": k3_point[1]},
-                                  permissions=["geolocation", "clipboard-read",
-                                               "clipboard-write"])
+    context = browser.new_context(
+        geolocation={"latitude": k3_point[0], "longitude": k3_point[1]},
+        permissions=["geolocation", "clipboard-read", "clipboard-write"],
+    )
     pg = context.new_page()
     pg.requests = []
     pg.outside = []
@@ -109,12 +109,15 @@ def wait_for_map(pg, selector="#beat-map"):
 
 def click_at(pg, lat: float, lon: float, selector="#beat-map"):
     """Click the map where a point is, as a person would with the mouse."""
-    x, y = pg.evaluate("""([sel, lat, lon]) => {
+    x, y = pg.evaluate(
+        """([sel, lat, lon]) => {
         const el = document.querySelector(sel);
         const p = el.leafletMap.latLngToContainerPoint([lat, lon]);
         const box = el.getBoundingClientRect();
         return [box.left + p.x, box.top + p.y];
-    }""", [selector, lat, lon])
+    }""",
+        [selector, lat, lon],
+    )
     pg.mouse.click(x, y)
 
 
@@ -124,8 +127,11 @@ def test_click_a_point_on_the_map_then_follow_the_atom_link(resident, demo_site,
     pg.goto(server.url + "/")
     wait_for_map(pg)
     pg.locator("#beat-map").scroll_into_view_if_needed()
-    pg.evaluate("document.querySelector('#beat-map').leafletMap.setView(arguments[0], 14)"
-                .replace("arguments[0]", json.dumps(list(k3_point))))
+    pg.evaluate(
+        "document.querySelector('#beat-map').leafletMap.setView(arguments[0], 14)".replace(
+            "arguments[0]", json.dumps(list(k3_point))
+        )
+    )
     with pg.expect_navigation(url=server.url + "/beats/K3"):
         click_at(pg, *k3_point)
     assert pg.locator("h1").inner_text() == "Beat K3"
@@ -211,8 +217,11 @@ def test_keyboard_alone_reaches_every_feed_link(resident, demo_site, path):
     server, _, _ = demo_site
     pg = resident
     pg.goto(server.url + path)
-    feed_links = set(pg.eval_on_selector_all(
-        "a[href*='/feed.'], a[href$='.opml']", "els => els.map(e => e.getAttribute('href'))"))
+    feed_links = set(
+        pg.eval_on_selector_all(
+            "a[href*='/feed.'], a[href$='.opml']", "els => els.map(e => e.getAttribute('href'))"
+        )
+    )
     assert len(feed_links) >= (3 * (51 + 17 + 5) if path == "/" else 4)
     reached = tab_through(pg, limit=len(feed_links) * 2 + 200)
     assert feed_links - reached == set()
@@ -239,8 +248,9 @@ def test_axe_finds_no_serious_or_critical_violation(resident, demo_site, path):
 def test_axe_on_a_phone(browser, demo_site):
     need(AXE.exists(), f"{AXE} missing (run `npm ci` at the repository root)")
     server, _, _ = demo_site
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
-                                  has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     pg = context.new_page()
     try:
         pg.goto(server.url + "/beats/K3")

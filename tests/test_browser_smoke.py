@@ -11,8 +11,9 @@ pytestmark = pytest.mark.browser
 
 def test_staff_sign_in_in_a_browser(app, live_server, page, beats_store):
     app.config["WTF_CSRF_ENABLED"] = True
-    accounts.add_user(beats_store, "clerk@example.test", "records", "correct horse battery",
-                      actor="test", now=NOW)
+    accounts.add_user(
+        beats_store, "clerk@example.test", "records", "correct horse battery", actor="test", now=NOW
+    )
     page.goto(live_server.url + "/staff")
     assert page.url.startswith(live_server.url + "/login")
     page.get_by_label("Email").fill("clerk@example.test")

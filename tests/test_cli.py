@@ -26,9 +26,22 @@ def test_commands_refuse_an_unmigrated_database(runner):
 
 def test_beats_load_list_publish_validate_export(runner, tmp_path):
     invoke(runner, "db", "upgrade")
-    r = invoke(runner, "beats", "load", DEFAULT_BEATS, "--code-field", "beat", "--sector-field",
-               "sector", "--precinct-field", "precinct", "--name", "Seattle 2018",
-               "--effective", "2018-01-01")
+    r = invoke(
+        runner,
+        "beats",
+        "load",
+        DEFAULT_BEATS,
+        "--code-field",
+        "beat",
+        "--sector-field",
+        "sector",
+        "--precinct-field",
+        "precinct",
+        "--name",
+        "Seattle 2018",
+        "--effective",
+        "2018-01-01",
+    )
     assert r.exit_code == 0, r.output
     set_id = int(r.output.split()[0])
     lines = invoke(runner, "beats", "list").output.splitlines()

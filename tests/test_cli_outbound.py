@@ -30,8 +30,18 @@ def invoke(runner, *args, **kw):
 def cli(runner):
     """The CLI against a migrated SQLite file with the default beat map active."""
     assert invoke(runner, "db", "upgrade").exit_code == 0
-    r = invoke(runner, "beats", "load", DEFAULT_BEATS, "--code-field", "beat", "--sector-field",
-               "sector", "--precinct-field", "precinct")
+    r = invoke(
+        runner,
+        "beats",
+        "load",
+        DEFAULT_BEATS,
+        "--code-field",
+        "beat",
+        "--sector-field",
+        "sector",
+        "--precinct-field",
+        "precinct",
+    )
     assert r.exit_code == 0, r.output
     assert invoke(runner, "beats", "publish", "1").exit_code == 0
     return runner
@@ -57,21 +67,35 @@ def rows(runner):
 
 
 def test_webhook_account_lifecycle_is_audited_and_never_shows_the_secret(
-        cli, db, secret_file, httpserver):
+    cli, db, secret_file, httpserver
+):
     settings, store = db
     got = []
 
     def handler(request):
         body = request.get_data()
-        assert request.headers["X-Beatfeeds-Signature"] == \
-            "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert (
+            request.headers["X-Beatfeeds-Signature"]
+            == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        )
         got.append(json.loads(body))
         return Response("ok")
 
     httpserver.expect_request("/hook").respond_with_handler(handler)
     url = httpserver.url_for("/hook")
-    r = invoke(cli, "outbound", "add", "webhook", "sector:k", "--url", url, "--secret-file",
-               secret_file, "--label", "K hook")
+    r = invoke(
+        cli,
+        "outbound",
+        "add",
+        "webhook",
+        "sector:k",
+        "--url",
+        url,
+        "--secret-file",
+        secret_file,
+        "--label",
+        "K hook",
+    )
     assert r.exit_code == 0, r.output
     assert "added outbound account 1: K hook" in r.output and SECRET not in r.output
     account = store.outbound_account(1)
@@ -79,8 +103,9 @@ def test_webhook_account_lifecycle_is_audited_and_never_shows_the_secret(
     assert SECRET not in account.credentials
     assert outbound.decrypt_credentials(settings, account.credentials) == {"secret": SECRET}
 
-    assert rows(cli) == [["1", "webhook", "sector:K", url, "active",
-                          "pending 0 sent 0 failed 0 unknown 0", "K hook"]]
+    assert rows(cli) == [
+        ["1", "webhook", "sector:K", url, "active", "pending 0 sent 0 failed 0 unknown 0", "K hook"]
+    ]
 
     r = invoke(cli, "outbound", "test", "1")
     assert r.exit_code == 0, r.output
@@ -101,13 +126,19 @@ def test_webhook_account_lifecycle_is_audited_and_never_shows_the_secret(
 
     log = [e for e in store.audit_log() if e["action"].startswith("outbound.")]
     assert [e["action"] for e in reversed(log)] == [
-        "outbound.add", "outbound.test", "outbound.pause", "outbound.resume", "outbound.remove"]
+        "outbound.add",
+        "outbound.test",
+        "outbound.pause",
+        "outbound.resume",
+        "outbound.remove",
+    ]
     assert {e["actor"] for e in log} == {"cli"}
     assert SECRET not in json.dumps(store.audit_log(), default=str)
 
 
 def test_list_shows_every_account_with_its_outbox_counts_and_no_credentials(
-        cli, db, secret_file, tmp_path):
+    cli, db, secret_file, tmp_path
+):
     settings, store = db
     token = tmp_path / "token"
     token.write_text(TOKEN)
@@ -119,10 +150,22 @@ def test_list_shows_every_account_with_its_outbox_counts_and_no_credentials(
         x_files[name].write_text(f"x-{name}-value-do-not-print")
     adds = [
         ("mastodon", "beat:K3", "--instance", "https://mastodon.example/", "--token-file", token),
-        ("webhook", "precinct:W", "--url", "https://user:pw-in-url@hooks.example/in",
-         "--secret-file", secret_file),
-        ("bluesky", "city", "--identifier", "spd-city.bsky.social", "--app-password-file",
-         password),
+        (
+            "webhook",
+            "precinct:W",
+            "--url",
+            "https://user:pw-in-url@hooks.example/in",
+            "--secret-file",
+            secret_file,
+        ),
+        (
+            "bluesky",
+            "city",
+            "--identifier",
+            "spd-city.bsky.social",
+            "--app-password-file",
+            password,
+        ),
         ("x", "sector:K", *(a for n, p in x_files.items() for a in (f"--{n}-file", p))),
     ]
     for args in adds:
@@ -130,24 +173,61 @@ def test_list_shows_every_account_with_its_outbox_counts_and_no_credentials(
         assert r.exit_code == 0, r.output
     now = datetime(2026, 1, 1)
     statuses = {1: ["pending", "sending", "sent", "sent", "failed"], 4: ["unknown", "cancelled"]}
-    store.enqueue_outbox([
-        {"account_id": acc, "entry_uid": f"e{acc}-{n}", "entry_kind": "incident",
-         "category": "theft", "status": status, "due_at": now, "next_attempt_at": now,
-         "attempts": 1, "dry_run": False, "created_at": now}
-        for acc, sts in statuses.items() for n, status in enumerate(sts)])
+    store.enqueue_outbox(
+        [
+            {
+                "account_id": acc,
+                "entry_uid": f"e{acc}-{n}",
+                "entry_kind": "incident",
+                "category": "theft",
+                "status": status,
+                "due_at": now,
+                "next_attempt_at": now,
+                "attempts": 1,
+                "dry_run": False,
+                "created_at": now,
+            }
+            for acc, sts in statuses.items()
+            for n, status in enumerate(sts)
+        ]
+    )
 
     r = invoke(cli, "outbound", "list")
     assert r.exit_code == 0, r.output
     listed = {row[0]: row[:6] for row in rows(cli)}
     assert listed == {
-        "1": ["1", "mastodon", "beat:K3", "https://mastodon.example", "active",
-              "pending 2 sent 2 failed 1 unknown 0"],
-        "2": ["2", "webhook", "precinct:W", "https://hooks.example/in", "active",
-              "pending 0 sent 0 failed 0 unknown 0"],
-        "3": ["3", "bluesky", "city", "https://bsky.social (spd-city.bsky.social)",
-              "active", "pending 0 sent 0 failed 0 unknown 0"],
-        "4": ["4", "x", "sector:K", "https://api.twitter.com", "active",
-              "pending 0 sent 0 failed 0 unknown 1"],
+        "1": [
+            "1",
+            "mastodon",
+            "beat:K3",
+            "https://mastodon.example",
+            "active",
+            "pending 2 sent 2 failed 1 unknown 0",
+        ],
+        "2": [
+            "2",
+            "webhook",
+            "precinct:W",
+            "https://hooks.example/in",
+            "active",
+            "pending 0 sent 0 failed 0 unknown 0",
+        ],
+        "3": [
+            "3",
+            "bluesky",
+            "city",
+            "https://bsky.social (spd-city.bsky.social)",
+            "active",
+            "pending 0 sent 0 failed 0 unknown 0",
+        ],
+        "4": [
+            "4",
+            "x",
+            "sector:K",
+            "https://api.twitter.com",
+            "active",
+            "pending 0 sent 0 failed 0 unknown 1",
+        ],
     }
     for secret in (SECRET, TOKEN, "abcd-efgh", "do-not-print", "pw-in-url"):
         assert secret not in r.output
@@ -155,19 +235,44 @@ def test_list_shows_every_account_with_its_outbox_counts_and_no_credentials(
     creds = outbound.decrypt_credentials(settings, store.outbound_account(4).credentials)
     assert creds["access_token_secret"] == "x-access-token-secret-value-do-not-print"
     assert outbound.decrypt_credentials(settings, store.outbound_account(3).credentials) == {
-        "identifier": "spd-city.bsky.social", "app_password": "abcd-efgh-ijkl-mnop"}
+        "identifier": "spd-city.bsky.social",
+        "app_password": "abcd-efgh-ijkl-mnop",
+    }
 
 
 def test_a_secret_can_come_from_standard_input(cli, db):
     settings, store = db
-    r = invoke(cli, "outbound", "add", "mastodon", "beat:K3", "--instance",
-               "https://mastodon.example", "--token-file", "-", input=TOKEN + "\n")
+    r = invoke(
+        cli,
+        "outbound",
+        "add",
+        "mastodon",
+        "beat:K3",
+        "--instance",
+        "https://mastodon.example",
+        "--token-file",
+        "-",
+        input=TOKEN + "\n",
+    )
     assert r.exit_code == 0, r.output
     creds = outbound.decrypt_credentials(settings, store.outbound_account(1).credentials)
     assert creds == {"access_token": TOKEN}
-    r = invoke(cli, "outbound", "add", "x", "city", "--consumer-key-file", "-",
-               "--consumer-secret-file", "-", "--access-token-file", "-",
-               "--access-token-secret-file", "-", input="a\nb\nc\nd\n")
+    r = invoke(
+        cli,
+        "outbound",
+        "add",
+        "x",
+        "city",
+        "--consumer-key-file",
+        "-",
+        "--consumer-secret-file",
+        "-",
+        "--access-token-file",
+        "-",
+        "--access-token-secret-file",
+        "-",
+        input="a\nb\nc\nd\n",
+    )
     assert r.exit_code == 2 and "Only one secret can come from standard input" in r.output
     assert len(store.list_outbound_accounts()) == 1
 
@@ -175,8 +280,9 @@ def test_a_secret_can_come_from_standard_input(cli, db):
 def test_secrets_are_refused_on_the_command_line(cli, db):
     _, store = db
     for option in ("--secret", "--token", "--app-password"):
-        r = invoke(cli, "outbound", "add", "webhook", "city", "--url", "https://h.example/",
-                   option, SECRET)
+        r = invoke(
+            cli, "outbound", "add", "webhook", "city", "--url", "https://h.example/", option, SECRET
+        )
         assert r.exit_code == 2 and "No such option" in r.output
     assert store.list_outbound_accounts() == []
 
@@ -188,22 +294,43 @@ def test_bad_accounts_are_refused_with_the_web_forms_reasons(cli, db, secret_fil
         (("webhook", "sector:ZZ", *hook), 1, "There is no sector 'ZZ'"),
         (("webhook", "ward:3", *hook), 1, "Area must be city, precinct:CODE"),
         (("webhook", "beat", *hook), 1, "Name the beat: beat:CODE"),
-        (("webhook", "city", "--url", "ftp://hooks.example/", "--secret-file", secret_file),
-         1, "must start with https://"),
+        (
+            ("webhook", "city", "--url", "ftp://hooks.example/", "--secret-file", secret_file),
+            1,
+            "must start with https://",
+        ),
         (("webhook", "city", *hook, "--template", "{title} {nope}"), 1, "Unknown field {nope}"),
         (("webhook", "city", *hook, "--profile-template", "Hello"), 1, "911"),
         (("webhook", "city", "--url", "https://hooks.example/in"), 2, "needs --secret-file"),
-        (("webhook", "city", *hook, "--token-file", secret_file), 2,
-         "--access-token-file is not used by Webhook"),
-        (("webhook", "city", "--url", "https://h.example/", "--secret-file",
-          tmp_path / "missing"), 2, "cannot read"),
+        (
+            ("webhook", "city", *hook, "--token-file", secret_file),
+            2,
+            "--access-token-file is not used by Webhook",
+        ),
+        (
+            (
+                "webhook",
+                "city",
+                "--url",
+                "https://h.example/",
+                "--secret-file",
+                tmp_path / "missing",
+            ),
+            2,
+            "cannot read",
+        ),
         (("mastodon", "city", "--token-file", secret_file), 1, "must start with https://"),
         (("tumblr", "city"), 2, "Invalid value for '{mastodon|bluesky|x|webhook}'"),
     ]
     empty = tmp_path / "empty"
     empty.write_text("\n")
-    cases.append((("webhook", "city", "--url", "https://h.example/", "--secret-file", empty),
-                  1, "Signing secret (HMAC-SHA256) is required"))
+    cases.append(
+        (
+            ("webhook", "city", "--url", "https://h.example/", "--secret-file", empty),
+            1,
+            "Signing secret (HMAC-SHA256) is required",
+        )
+    )
     for args, code, message in cases:
         r = invoke(cli, "outbound", "add", *args)
         assert (r.exit_code, message in r.output) == (code, True), (args, r.output)
@@ -223,12 +350,22 @@ def test_list_on_an_unmigrated_database_says_what_to_do(runner):
     assert r.exit_code == 1 and "beatfeeds db upgrade" in r.output
 
 
-def test_test_post_honours_dry_run_and_reports_failures(cli, db, secret_file, httpserver,
-                                                        monkeypatch):
+def test_test_post_honours_dry_run_and_reports_failures(
+    cli, db, secret_file, httpserver, monkeypatch
+):
     _, store = db
     httpserver.expect_request("/hook").respond_with_data("bad signature", status=401)
-    r = invoke(cli, "outbound", "add", "webhook", "city", "--url", httpserver.url_for("/hook"),
-               "--secret-file", secret_file)
+    r = invoke(
+        cli,
+        "outbound",
+        "add",
+        "webhook",
+        "city",
+        "--url",
+        httpserver.url_for("/hook"),
+        "--secret-file",
+        secret_file,
+    )
     assert r.exit_code == 0, r.output
 
     monkeypatch.setenv("BEATFEEDS_DRY_RUN", "true")

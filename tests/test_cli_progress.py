@@ -18,14 +18,17 @@ from beatfeeds.progress import estimate_rows, row_progress
 from .test_records import local, spd911_row, utcnow, write_rows
 
 
-@pytest.mark.parametrize("content, rows", [
-    (b"a,b\n1,2\n3,4\n", 2),
-    (b"a,b\r\n1,2\r\n3,4\r\n", 2),
-    (b"a,b\r1,2\r3,4\r", 2),  # CR-only line ends
-    (b"a,b\n1,2\n3,4", 2),  # no line end after the last row
-    (b"a,b\n", 0),
-    (b"", 0),
-])
+@pytest.mark.parametrize(
+    "content, rows",
+    [
+        (b"a,b\n1,2\n3,4\n", 2),
+        (b"a,b\r\n1,2\r\n3,4\r\n", 2),
+        (b"a,b\r1,2\r3,4\r", 2),  # CR-only line ends
+        (b"a,b\n1,2\n3,4", 2),  # no line end after the last row
+        (b"a,b\n", 0),
+        (b"", 0),
+    ],
+)
 def test_rows_are_estimated_from_line_ends(tmp_path, content, rows):
     path = tmp_path / "f.csv"
     path.write_bytes(content)
@@ -68,13 +71,20 @@ def test_the_cli_draws_a_bar_on_a_real_terminal(tmp_path):
     when = local(utcnow() - timedelta(days=1))
     path = write_rows(tmp_path / "export.csv", [spd911_row(i, when) for i in range(50)])
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEATFEEDS_")}
-    env |= {"BEATFEEDS_INSTANCE_PATH": str(tmp_path / "instance"),
-            "BEATFEEDS_SECRET_KEY": "test", "COLUMNS": "100"}
+    env |= {
+        "BEATFEEDS_INSTANCE_PATH": str(tmp_path / "instance"),
+        "BEATFEEDS_SECRET_KEY": "test",
+        "COLUMNS": "100",
+    }
     beatfeeds = [sys.executable, "-m", "beatfeeds.cli"]
     subprocess.run([*beatfeeds, "db", "upgrade"], env=env, check=True, capture_output=True)
     primary, secondary = pty.openpty()
-    proc = subprocess.Popen([*beatfeeds, "incidents", "import", str(path)], env=env,
-                            stdout=subprocess.PIPE, stderr=secondary)
+    proc = subprocess.Popen(
+        [*beatfeeds, "incidents", "import", str(path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+    )
     os.close(secondary)
     chunks = []
     while True:
@@ -96,4 +106,3 @@ def test_the_cli_draws_a_bar_on_a_real_terminal(tmp_path):
     assert "rows" in terminal and "\r" in terminal
     assert "of about" not in terminal  # the bar, not the plain lines
     assert "new 50" in stdout.decode()
-

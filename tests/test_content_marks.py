@@ -39,8 +39,9 @@ STAFF = "records@example.test"
 
 
 def import_rows(store, settings, path, rows, *, now):
-    report = imports.import_file(store, write_rows(path, rows), ImportOptions(preset="spd-911"),
-                                 settings, now=now)
+    report = imports.import_file(
+        store, write_rows(path, rows), ImportOptions(preset="spd-911"), settings, now=now
+    )
     return report.counters
 
 
@@ -48,12 +49,19 @@ def import_rows(store, settings, path, rows, *, now):
 def thefts(beats_store, settings, tmp_path):
     """Two car prowls (the newer one is the one to retract) and a burglary, all public."""
     now = utcnow()
-    import_rows(beats_store, settings, tmp_path / "a.csv", [
-        spd911_row(801, local(now - timedelta(days=2))),
-        spd911_row(802, local(now - timedelta(hours=3))),
-        spd911_row(803, local(now - timedelta(days=1)), desc="BURGLARY - RESIDENTIAL",
-                   group="BURGLARY"),
-    ], now=now - timedelta(hours=2))
+    import_rows(
+        beats_store,
+        settings,
+        tmp_path / "a.csv",
+        [
+            spd911_row(801, local(now - timedelta(days=2))),
+            spd911_row(802, local(now - timedelta(hours=3))),
+            spd911_row(
+                803, local(now - timedelta(days=1)), desc="BURGLARY - RESIDENTIAL", group="BURGLARY"
+            ),
+        ],
+        now=now - timedelta(hours=2),
+    )
     newest = identifiers.entry_uid(SOURCE, "802", beats_store.identifier_key())
     code = beats_store.staff_incident(newest).beat
     beat = next(b for b in beats_store.beats(beats_store.active_beat_set().id) if b.code == code)
@@ -62,8 +70,12 @@ def thefts(beats_store, settings, tmp_path):
 
 def urls_of(beat: Beat) -> list[str]:
     areas = ["", f"/beats/{beat.code}", f"/sectors/{beat.sector}", f"/precincts/{beat.precinct}"]
-    feeds = [f"{area}/feed.{fmt}{query}" for fmt in ("rss", "atom", "json") for area in areas
-             for query in ("", "?category=car-prowl", "?exclude=burglary")]
+    feeds = [
+        f"{area}/feed.{fmt}{query}"
+        for fmt in ("rss", "atom", "json")
+        for area in areas
+        for query in ("", "?category=car-prowl", "?exclude=burglary")
+    ]
     return feeds + [area for area in areas if area]
 
 
@@ -84,23 +96,37 @@ def test_after_a_retraction_old_validators_get_the_document_again(client, beats_
 
     for url in urls:
         old = before[url]
-        for headers in ({"If-Modified-Since": old.headers["Last-Modified"]},
-                        {"If-None-Match": old.headers["ETag"]},
-                        {"If-Modified-Since": old.headers["Last-Modified"],
-                         "If-None-Match": old.headers["ETag"]}):
+        for headers in (
+            {"If-Modified-Since": old.headers["Last-Modified"]},
+            {"If-None-Match": old.headers["ETag"]},
+            {
+                "If-Modified-Since": old.headers["Last-Modified"],
+                "If-None-Match": old.headers["ETag"],
+            },
+        ):
             r = client.get(url, headers=headers)
             assert r.status_code == 200, (url, headers)
             assert uid not in r.get_data(as_text=True), url
-            assert (parse_date(r.headers["Last-Modified"])
-                    > parse_date(old.headers["Last-Modified"])), url
+            assert parse_date(r.headers["Last-Modified"]) > parse_date(
+                old.headers["Last-Modified"]
+            ), url
             assert r.headers["ETag"] != old.headers["ETag"], url
         # The new validators work: nothing changed since.
         fresh = client.get(url)
-        again = client.get(url, headers={"If-None-Match": fresh.headers["ETag"],
-                                         "If-Modified-Since": fresh.headers["Last-Modified"]})
+        again = client.get(
+            url,
+            headers={
+                "If-None-Match": fresh.headers["ETag"],
+                "If-Modified-Since": fresh.headers["Last-Modified"],
+            },
+        )
         assert again.status_code == 304, url
-    assert client.get(f"/entries/{uid}", headers={
-        "If-Modified-Since": page.headers["Last-Modified"]}).status_code == 404
+    assert (
+        client.get(
+            f"/entries/{uid}", headers={"If-Modified-Since": page.headers["Last-Modified"]}
+        ).status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize("fmt", ["rss", "atom"])
@@ -115,8 +141,7 @@ def test_a_feed_says_its_last_change_itself(client, beats_store, thefts, fmt):
         parsed = feedparser.parse(r.data)
         own = parsed.feed.get("updated")
         assert parsedate_or_iso(own) == parse_date(r.headers["Last-Modified"]), own
-    assert (parse_date(second.headers["Last-Modified"])
-            > parse_date(first.headers["Last-Modified"]))
+    assert parse_date(second.headers["Last-Modified"]) > parse_date(first.headers["Last-Modified"])
 
 
 def parsedate_or_iso(text: str) -> datetime:
@@ -127,12 +152,14 @@ def parsedate_or_iso(text: str) -> datetime:
 
 
 def test_an_entry_is_updated_when_it_became_public_not_when_it_was_imported(
-        client, beats_store, settings, tmp_path):
+    client, beats_store, settings, tmp_path
+):
     now = utcnow().replace(microsecond=0)
     imported = now - timedelta(minutes=70)  # the delay counts from the first import:
     event = now - timedelta(minutes=90)  # public 10 minutes ago, imported 70 minutes ago
-    import_rows(beats_store, settings, tmp_path / "a.csv", [spd911_row(811, local(event))],
-                now=imported)
+    import_rows(
+        beats_store, settings, tmp_path / "a.csv", [spd911_row(811, local(event))], now=imported
+    )
     uid = identifiers.entry_uid(SOURCE, "811", beats_store.identifier_key())
     public_at = beats_store.staff_incident(uid).publish_at
     assert imported < public_at <= now
@@ -145,12 +172,18 @@ def test_an_entry_is_updated_when_it_became_public_not_when_it_was_imported(
 
     # A public change (a new description) dates the entry and its page anew.
     later = utcnow()
-    import_rows(beats_store, settings, tmp_path / "b.csv",
-                [spd911_row(811, local(event), desc="THEFT - SHOPLIFT")], now=later)
+    import_rows(
+        beats_store,
+        settings,
+        tmp_path / "b.csv",
+        [spd911_row(811, local(event), desc="THEFT - SHOPLIFT")],
+        now=later,
+    )
     (entry,) = feedparser.parse(client.get("/feed.atom").data).entries
     assert entry.updated_parsed[:6] == later.timetuple()[:6]
-    again = client.get(f"/entries/{uid}",
-                       headers={"If-Modified-Since": page.headers["Last-Modified"]})
+    again = client.get(
+        f"/entries/{uid}", headers={"If-Modified-Since": page.headers["Last-Modified"]}
+    )
     assert again.status_code == 200 and "SHOPLIFT" in again.get_data(as_text=True)
 
 
@@ -159,26 +192,35 @@ def test_a_beat_map_change_moves_the_opml_lists(client, beats_store):
     before = {url: client.get(url) for url in lists}
     for url, r in before.items():
         assert "Beat M2" in r.get_data(as_text=True)
-        again = client.get(url, headers={"If-Modified-Since": r.headers["Last-Modified"],
-                                         "If-None-Match": r.headers["ETag"]})
+        again = client.get(
+            url,
+            headers={
+                "If-Modified-Since": r.headers["Last-Modified"],
+                "If-None-Match": r.headers["ETag"],
+            },
+        )
         assert again.status_code == 304, url  # unchanged: still cacheable
         created = parse_date(_opml_created(r.data))
         assert created == parse_date(r.headers["Last-Modified"])
 
     beats = beats_store.beats(beats_store.active_beat_set().id)
     m2 = next(b.geometry for b in beats if b.code == "M2")
-    merged = [Beat(b.code, b.sector, b.precinct, b.geometry.union(m2) if b.code == "M3"
-                   else b.geometry) for b in beats if b.code != "M2"]
+    merged = [
+        Beat(b.code, b.sector, b.precinct, b.geometry.union(m2) if b.code == "M3" else b.geometry)
+        for b in beats
+        if b.code != "M2"
+    ]
     boundaries.publish_beat_map(beats_store, draft(beats_store, merged), now=utcnow())
 
     for url, old in before.items():
-        for headers in ({"If-Modified-Since": old.headers["Last-Modified"]},
-                        {"If-None-Match": old.headers["ETag"]}):
+        for headers in (
+            {"If-Modified-Since": old.headers["Last-Modified"]},
+            {"If-None-Match": old.headers["ETag"]},
+        ):
             r = client.get(url, headers=headers)
             assert r.status_code == 200, (url, headers)
             assert "Beat M2" not in r.get_data(as_text=True)
-            assert (parse_date(r.headers["Last-Modified"])
-                    > parse_date(old.headers["Last-Modified"]))
+            assert parse_date(r.headers["Last-Modified"]) > parse_date(old.headers["Last-Modified"])
             assert parse_date(_opml_created(r.data)) == parse_date(r.headers["Last-Modified"])
 
 
@@ -187,19 +229,29 @@ def _opml_created(body: bytes) -> str:
 
 
 # ---- property: a sequence of imports, retractions, policy changes and time ----------------------
-KINDS = [("THEFT - CAR PROWL", "CAR PROWL"), ("BURGLARY - RESIDENTIAL", "BURGLARY"),
-         ("ROBBERY - STREET", "ROBBERY")]
-WATCHED = [("city", None, "rss", FeedFilter()), ("city", None, "atom", FeedFilter(("car-prowl",))),
-           ("city", None, "json", FeedFilter(exclude=("burglary",))),
-           ("sector", "M", "rss", FeedFilter(("burglary",))), ("sector", "M", "json", FeedFilter())]
+KINDS = [
+    ("THEFT - CAR PROWL", "CAR PROWL"),
+    ("BURGLARY - RESIDENTIAL", "BURGLARY"),
+    ("ROBBERY - STREET", "ROBBERY"),
+]
+WATCHED = [
+    ("city", None, "rss", FeedFilter()),
+    ("city", None, "atom", FeedFilter(("car-prowl",))),
+    ("city", None, "json", FeedFilter(exclude=("burglary",))),
+    ("sector", "M", "rss", FeedFilter(("burglary",))),
+    ("sector", "M", "json", FeedFilter()),
+]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_last_modified_never_decreases_and_moves_with_every_change(beats_store, tmp_path, seed):
     rng = random.Random(seed)
     base = make_settings(tmp_path, feed_retention_days=3)
-    strict = make_settings(tmp_path, feed_retention_days=3, suppressed_categories=[
-        *base.suppressed_categories, "burglary"])
+    strict = make_settings(
+        tmp_path,
+        feed_retention_days=3,
+        suppressed_categories=[*base.suppressed_categories, "burglary"],
+    )
     settings = base
     set_id = beats_store.active_beat_set().id
     t = utcnow().replace(microsecond=0)
@@ -219,8 +271,13 @@ def test_last_modified_never_decreases_and_moves_with_every_change(beats_store, 
         elif op == "update" and known:
             key, when = rng.choice(known)
             desc, group = rng.choice(KINDS)
-            import_rows(beats_store, settings, tmp_path / f"{step}.csv",
-                        [spd911_row(key, local(when), desc=desc, group=group)], now=t)
+            import_rows(
+                beats_store,
+                settings,
+                tmp_path / f"{step}.csv",
+                [spd911_row(key, local(when), desc=desc, group=group)],
+                now=t,
+            )
         elif op == "retract":
             public = [e.uid for e in beats_store.public_entries(set_id, now=t, limit=1000)]
             if public:
@@ -246,7 +303,8 @@ def test_last_modified_never_decreases_and_moves_with_every_change(beats_store, 
 
 
 def test_an_area_page_has_the_same_validators_for_every_anonymous_visitor(
-        tmp_path, beats_store, thefts):
+    tmp_path, beats_store, thefts
+):
     """The alert form's token differs per visitor; the page's validators do not."""
     from .test_web_public import make_app
 

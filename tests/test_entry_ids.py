@@ -24,13 +24,26 @@ from .conftest import load_default_beats, make_settings, make_store, utcnow
 from .test_web_public import make_app
 
 SOURCE = "seattle-fire-911"
-FIRE_HEADER = ["Address", "Type", "Datetime", "Latitude", "Longitude", "Report Location",
-               "Incident Number"]
+FIRE_HEADER = [
+    "Address",
+    "Type",
+    "Datetime",
+    "Latitude",
+    "Longitude",
+    "Report Location",
+    "Incident Number",
+]
 K3 = ("47.598347", "-122.32245")  # a point in beat K3
 HOUSE = "1234 5TH AVE"
 TYPE = "Motor Vehicle Accident"
-FEEDS = ("/beats/K3/feed.rss", "/beats/K3/feed.atom", "/beats/K3/feed.json", "/feed.json",
-         "/feed.atom", "/beats/K3")
+FEEDS = (
+    "/beats/K3/feed.rss",
+    "/beats/K3/feed.atom",
+    "/beats/K3/feed.json",
+    "/feed.json",
+    "/feed.atom",
+    "/beats/K3",
+)
 
 
 def fire_row(when: str, address: str = HOUSE, number: str = "", kind: str = TYPE) -> list[str]:
@@ -53,8 +66,9 @@ def fire_time(hours_ago: float, settings) -> str:
 
 def fire_import(store, settings, path: Path):
     # first imported three hours ago, so that its entries are public now
-    report = import_file(store, path, ImportOptions(preset=SOURCE), settings,
-                         now=utcnow() - timedelta(hours=3))
+    report = import_file(
+        store, path, ImportOptions(preset=SOURCE), settings, now=utcnow() - timedelta(hours=3)
+    )
     assert report.counters["rejected"] == 0
     return report
 
@@ -72,7 +86,7 @@ def test_a_fallback_keyed_entry_cannot_be_matched_by_trying_the_house_numbers(tm
     when = fire_time(3, settings)
     fire_import(store, settings, write_fire(tmp_path / "fire.csv", [fire_row(when)]))
     client = make_app(settings, store).test_client()
-    (title, (tag, uid)), = published(client).items()
+    ((title, (tag, uid)),) = published(client).items()
     assert "12XX BLOCK OF 5TH AVE" in title and TYPE in title  # public: block, type, time
     stored = store.incident_private(SOURCE, store.find_incidents(uid)[0].external_id)
     assert identifiers.is_fallback_key(stored["external_id"]) and stored["uid"] == uid
@@ -84,8 +98,12 @@ def test_a_fallback_keyed_entry_cannot_be_matched_by_trying_the_house_numbers(tm
     tried = 0
     for number in range(1200, 1300):
         key = identifiers.fallback_key([when, f"{number} 5TH AVE", TYPE])
-        candidates = {key, quote(key, safe=""), key[2:],
-                      hashlib.sha256(f"{SOURCE}\x1f{key}".encode()).hexdigest()[:20]}
+        candidates = {
+            key,
+            quote(key, safe=""),
+            key[2:],
+            hashlib.sha256(f"{SOURCE}\x1f{key}".encode()).hexdigest()[:20],
+        }
         assert tag.rsplit("/", 1)[1] not in candidates and uid not in candidates, number
         for body in bodies:
             assert not any(c in body for c in candidates), (number, candidates)
@@ -153,8 +171,9 @@ def test_uids_are_hmac_sha256_of_the_dataset_and_key():
 
     key = bytes(range(32))
     ids = ["1701857", "h:0123456789abcdef0123", "", "é/ü 1", "x" * 200]
-    expected = [hmac.new(key, f"{SOURCE}\x1f{k}".encode(), hashlib.sha256).hexdigest()[:20]
-                for k in ids]
+    expected = [
+        hmac.new(key, f"{SOURCE}\x1f{k}".encode(), hashlib.sha256).hexdigest()[:20] for k in ids
+    ]
     assert identifiers.entry_uids(SOURCE, ids, key) == expected
     assert identifiers.entry_uid(SOURCE, ids[0], key) == expected[0]
     assert identifiers.entry_uids("other", ids[:1], key) != expected[:1]

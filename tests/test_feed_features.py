@@ -23,8 +23,10 @@ from .conftest import DEFAULT_BEATS, NOW, SAMPLE, load_default_beats, make_setti
 from .test_web_public import fresh_row, make_app, sample_rows, utcnow, write_incidents
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-READER_ACCEPT = ("application/atom+xml,application/rdf+xml,application/rss+xml,"
-                 "application/xml;q=0.9,text/xml;q=0.2,*/*;q=0.1")  # feedparser's
+READER_ACCEPT = (
+    "application/atom+xml,application/rdf+xml,application/rss+xml,"
+    "application/xml;q=0.9,text/xml;q=0.2,*/*;q=0.1"
+)  # feedparser's
 GEORSS = "{http://www.georss.org/georss}"
 ATOM = "{http://www.w3.org/2005/Atom}"
 STATIC = Path(__file__).resolve().parent.parent / "beatfeeds" / "static"
@@ -61,8 +63,11 @@ def add_incident(tmp_path, store, settings, cad_id: str, beat: str = "K3", hours
 def test_points_are_snapped_to_the_grid_never_raw(site):
     app, store, settings = site
     _, rows = sample_rows()
-    raw = {r["CAD CDW ID"]: (float(r["Latitude"]), float(r["Longitude"]))
-           for r in rows if r["Latitude"].strip()}
+    raw = {
+        r["CAD CDW ID"]: (float(r["Latitude"]), float(r["Longitude"]))
+        for r in rows
+        if r["Latitude"].strip()
+    }
     root = etree.fromstring(app.test_client().get("/beats/K3/feed.rss").data)
     items = root.findall("channel/item")
     assert items
@@ -125,8 +130,9 @@ def test_exclude_filter_drops_categories(site):
     kept = json.loads(c.get("/feed.json?exclude=theft&exclude=car-prowl").data)["items"]
     assert kept and len(kept) < len(full)
     assert not {"theft", "car-prowl"} & {t for i in kept for t in i["tags"]}
-    assert [i["id"] for i in kept] == [i["id"] for i in full
-                                       if not {"theft", "car-prowl"} & set(i["tags"])]
+    assert [i["id"] for i in kept] == [
+        i["id"] for i in full if not {"theft", "car-prowl"} & set(i["tags"])
+    ]
 
 
 def test_unknown_category_is_a_clear_400(site):
@@ -153,7 +159,8 @@ def test_opml_lists_every_beat_feed(site):
         assert o.get("htmlUrl").startswith("http://feeds.example.test/beats/")
     # Grouped in one folder per precinct.
     assert [o.get("text") for o in root.find("body")] == sorted(
-        [o.get("text") for o in root.find("body")], key=lambda t: t)  # stable order
+        [o.get("text") for o in root.find("body")], key=lambda t: t
+    )  # stable order
     assert all(len(folder) > 0 for folder in root.find("body"))
 
 
@@ -198,8 +205,9 @@ def test_publication_after_the_delay_invalidates_the_cache(site, tmp_path):
     import_file(store, path, ImportOptions(preset="spd-911"), settings, now=event)
 
     def served(at):
-        return publishing.serve_area_feed(store, settings, "beat", "K3", "json", now=at,
-                                          filt=FeedFilter(), cache=cache)[1].body
+        return publishing.serve_area_feed(
+            store, settings, "beat", "K3", "json", now=at, filt=FeedFilter(), cache=cache
+        )[1].body
 
     assert b"920000001" not in served(now)
     builds = cache.builds
@@ -218,9 +226,15 @@ def test_boundary_change_and_retraction_invalidate_the_cache(site):
     after = c.get("/feed.atom")
     assert uid.encode() not in after.data and after.headers["ETag"] != before.headers["ETag"]
     # A new beat map: the same beats, published; feeds are rebuilt under the new map.
-    set_id = boundaries.load_beat_map(store, DEFAULT_BEATS, code_field="beat",
-                                      sector_field="sector", precinct_field="precinct",
-                                      name="again", now=utcnow())
+    set_id = boundaries.load_beat_map(
+        store,
+        DEFAULT_BEATS,
+        code_field="beat",
+        sector_field="sector",
+        precinct_field="precinct",
+        name="again",
+        now=utcnow(),
+    )
     c.get("/feed.atom")
     builds = app.extensions["beatfeeds.feed_cache"].builds
     boundaries.publish_beat_map(store, set_id, now=utcnow())
@@ -301,8 +315,9 @@ def test_feeds_advertise_the_hub(tmp_path, hub):
     app, _, _ = build_site(tmp_path, hub_url=hub.url)
     c = app.test_client()
     r = c.get("/beats/K3/feed.atom")
-    assert r.headers["Link"] == (f'<{hub.url}>; rel="hub", '
-                                 '<http://feeds.example.test/beats/K3/feed.atom>; rel="self"')
+    assert r.headers["Link"] == (
+        f'<{hub.url}>; rel="hub", <http://feeds.example.test/beats/K3/feed.atom>; rel="self"'
+    )
     links = {link.rel: link.href for link in feedparser.parse(r.data).feed.links}
     assert links["hub"] == hub.url
     rss = etree.fromstring(c.get("/beats/K3/feed.rss").data)
@@ -330,9 +345,11 @@ def test_scheduler_job_pings_the_hub_for_changed_feeds_only(tmp_path, hub):
     add_incident(tmp_path, store, settings, "930000001", beat="K3")
     jobs.run_job("ping-websub-hub", store, settings, utcnow())
     base = "http://feeds.example.test"
-    assert hub.topics() == {f"{base}{prefix}/feed.{fmt}"
-                            for prefix in ("", "/precincts/W", "/sectors/K", "/beats/K3")
-                            for fmt in ("rss", "atom", "json")}
+    assert hub.topics() == {
+        f"{base}{prefix}/feed.{fmt}"
+        for prefix in ("", "/precincts/W", "/sectors/K", "/beats/K3")
+        for fmt in ("rss", "atom", "json")
+    }
 
 
 def test_failed_pings_are_retried(tmp_path):

@@ -32,27 +32,43 @@ from beatfeeds.imports import ImportOptions
 from .conftest import LiveServer, make_settings, need
 from .test_records import local, spd911_row, utcnow, write_rows
 
-HOSTILE = ('<img src="http://tracker.example/p.gif"> <a href="http://evil.example/">click</a> '
-           '<script>alert(1)</script> &lt;b&gt; &amp; THEFT')
+HOSTILE = (
+    '<img src="http://tracker.example/p.gif"> <a href="http://evil.example/">click</a> '
+    "<script>alert(1)</script> &lt;b&gt; &amp; THEFT"
+)
 # What a reader must show, character for character (each of these is markup if live).
-LITERALS = ['<img src="http://tracker.example/p.gif">', '<a href="http://evil.example/">',
-            "<script>alert(1)</script>", "&lt;b&gt;", "&amp; THEFT"]
-FEEDS = ["/feed.{fmt}", "/beats/{beat}/feed.{fmt}", "/feed.{fmt}?category={category}",
-         "/sectors/{sector}/feed.{fmt}?exclude=burglary"]
+LITERALS = [
+    '<img src="http://tracker.example/p.gif">',
+    '<a href="http://evil.example/">',
+    "<script>alert(1)</script>",
+    "&lt;b&gt;",
+    "&amp; THEFT",
+]
+FEEDS = [
+    "/feed.{fmt}",
+    "/beats/{beat}/feed.{fmt}",
+    "/feed.{fmt}?category={category}",
+    "/sectors/{sector}/feed.{fmt}?exclude=burglary",
+]
 
 
 @pytest.fixture
 def hostile(beats_store, settings, tmp_path):
     """One published entry whose source description is markup: (uid, its feed URLs by format)."""
     when = local(utcnow() - timedelta(days=1))
-    path = write_rows(tmp_path / "export.csv", [
-        spd911_row(701, when, desc=HOSTILE, group="CAR PROWL")])
+    path = write_rows(
+        tmp_path / "export.csv", [spd911_row(701, when, desc=HOSTILE, group="CAR PROWL")]
+    )
     # imported two hours ago: public now (the delay counts from the first import too)
-    report = imports.import_file(beats_store, path, ImportOptions(preset="spd-911"), settings,
-                                 now=utcnow() - timedelta(hours=2))
+    report = imports.import_file(
+        beats_store,
+        path,
+        ImportOptions(preset="spd-911"),
+        settings,
+        now=utcnow() - timedelta(hours=2),
+    )
     assert report.counters["new"] == 1
-    uid = identifiers.entry_uid("spd-911-incident-response", "701",
-                                beats_store.identifier_key())
+    uid = identifiers.entry_uid("spd-911-incident-response", "701", beats_store.identifier_key())
     entry = beats_store.staff_incident(uid)
     where = {"beat": entry.beat, "sector": entry.beat[:1], "category": entry.category}
     return uid, {fmt: [u.format(fmt=fmt, **where) for u in FEEDS] for fmt in ("rss", "atom")}
@@ -147,15 +163,25 @@ def newsboat_article(tmp_path, url: str) -> str:
     urls, cache, out = home / "urls", home / "cache.db", home / "article.txt"
     urls.write_text(url + "\n")
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "TERM": "xterm"}
-    subprocess.run(["newsboat", "-u", str(urls), "-c", str(cache), "-C", "/dev/null",
-                    "-x", "reload"], check=True, capture_output=True, timeout=60, env=env)
+    subprocess.run(
+        ["newsboat", "-u", str(urls), "-c", str(cache), "-C", "/dev/null", "-x", "reload"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        env=env,
+    )
     config = home / "config"
     config.write_text(f'run-on-startup open ; open ; pipe-to "cat > {out}" ; quit ; quit\n')
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
-    proc = subprocess.Popen(["newsboat", "-u", str(urls), "-c", str(cache), "-C", str(config)],
-                            stdin=follower, stdout=follower, stderr=follower, env=env,
-                            close_fds=True)
+    proc = subprocess.Popen(
+        ["newsboat", "-u", str(urls), "-c", str(cache), "-C", str(config)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        close_fds=True,
+    )
     deadline = time.monotonic() + 30
     try:
         while time.monotonic() < deadline and proc.poll() is None:

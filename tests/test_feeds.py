@@ -35,8 +35,9 @@ def sample(tmp_path):
     return sample_store(tmp_path / "a")
 
 
-@pytest.mark.parametrize("kind,code", [("beat", "K3"), ("sector", "K"), ("precinct", "W"),
-                                       ("city", None)])
+@pytest.mark.parametrize(
+    "kind,code", [("beat", "K3"), ("sector", "K"), ("precinct", "W"), ("city", None)]
+)
 def test_rss_and_atom_parse_cleanly_and_agree(sample, kind, code):
     store, settings = sample
     rss = feedparser.parse(feed(store, settings, kind, code, "rss"))

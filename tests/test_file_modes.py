@@ -44,8 +44,9 @@ def _modes(root: Path) -> dict[str, str]:
     return out
 
 
-def test_everything_the_instance_holds_is_private(tmp_path, runner, monkeypatch, socrata,
-                                                  umask_022):
+def test_everything_the_instance_holds_is_private(
+    tmp_path, runner, monkeypatch, socrata, umask_022
+):
     monkeypatch.delenv("BEATFEEDS_SECRET_KEY")  # so the generated key file is made too
     instance = tmp_path / "instance"
     # The demo's setup: database, secret key, the default beats and the sample incidents.
@@ -53,34 +54,63 @@ def test_everything_the_instance_holds_is_private(tmp_path, runner, monkeypatch,
     assert r.exit_code == 0, r.output
     # A CLI import with a bad row: its rejected-rows report.
     bad = write_csv(tmp_path / "bad.csv", [good(900001), good(900002, when="soon")])
-    r = runner.invoke(main, ["incidents", "import", str(bad),
-                             *[f"--map={k}={v}" for k, v in MAPS.items()], "--source", "t"])
+    r = runner.invoke(
+        main,
+        [
+            "incidents",
+            "import",
+            str(bad),
+            *[f"--map={k}={v}" for k, v in MAPS.items()],
+            "--source",
+            "t",
+        ],
+    )
     assert r.exit_code == 1 and list((instance / "reports").glob("*.csv")), r.output
 
-    settings = load_settings({"dry_run": True, "base_url": "http://feeds.example.test"},
-                             environ=dict(os.environ))
+    settings = load_settings(
+        {"dry_run": True, "base_url": "http://feeds.example.test"}, environ=dict(os.environ)
+    )
     store = SQLStore.from_url(settings.database_url)
     now = utcnow()
     # A staff upload, imported by the queue (its progress file too).
     with open(export(tmp_path / "upload.csv", [1, 2]), "rb") as fh:
-        records.store_upload(store, settings, fh, "upload.csv", actor="records@example.org",
-                             now=now, preset="spd-911")
+        records.store_upload(
+            store,
+            settings,
+            fh,
+            "upload.csv",
+            actor="records@example.org",
+            now=now,
+            preset="spd-911",
+        )
     assert records.process_queue(store, settings, now)
     # A scheduled source's download.
     socrata.body = export(tmp_path / "socrata.csv", [3, 4]).read_bytes()
-    sources.add_source(store, "socrata", url=socrata.url, preset="spd-911",
-                       interval_minutes=60, actor="test", now=now)
+    sources.add_source(
+        store,
+        "socrata",
+        url=socrata.url,
+        preset="spd-911",
+        interval_minutes=60,
+        actor="test",
+        now=now,
+    )
     assert sources.poll_sources(store, settings, now)["imported"] == 1
     # A dry-run sign-up, its confirmation and an alert: `.eml` files.
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
-                      **settings.as_dict()})
+    app = create_app(
+        {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
+    )
     client = app.test_client()
-    client.post("/alerts/subscribe", data={"address": "resident@example.org",
-                                           "area_kind": "beat", "area_code": "K3"})
+    client.post(
+        "/alerts/subscribe",
+        data={"address": "resident@example.org", "area_kind": "beat", "area_code": "K3"},
+    )
     (confirmation,) = (instance / "mail").glob("*.eml")
     msg = email.message_from_bytes(confirmation.read_bytes(), policy=policy.default)
-    assert client.post(_link(msg.get_body(("plain",)).get_content(),
-                             "/alerts/confirm/")).status_code == 200
+    assert (
+        client.post(_link(msg.get_body(("plain",)).get_content(), "/alerts/confirm/")).status_code
+        == 200
+    )
     assert store.email_subscriptions()
     now = utcnow()  # after the subscription: the entry is news to it
     _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))], now)
@@ -91,14 +121,24 @@ def test_everything_the_instance_holds_is_private(tmp_path, runner, monkeypatch,
     with store.engine.connect() as conn:  # while a connection is open, WAL files exist
         conn.exec_driver_sql("select count(*) from incidents").scalar()
         modes = _modes(instance)
-    for name in ("beatfeeds.sqlite3", "beatfeeds.sqlite3-wal", "beatfeeds.sqlite3-shm",
-                 "secret_key", "reports", "uploads", "mail"):
+    for name in (
+        "beatfeeds.sqlite3",
+        "beatfeeds.sqlite3-wal",
+        "beatfeeds.sqlite3-shm",
+        "secret_key",
+        "reports",
+        "uploads",
+        "mail",
+    ):
         assert name in modes, sorted(modes)
     kept = [k for k in modes if k.startswith("uploads/")]
     assert any(k.endswith("-upload.csv") for k in kept), kept  # the staff upload
     assert any("-socrata-" in k for k in kept), kept  # the source's download
-    loose = {k: m for k, m in modes.items()
-             if m != oct((instance / k).is_dir() and files.DIR_MODE or files.FILE_MODE)}
+    loose = {
+        k: m
+        for k, m in modes.items()
+        if m != oct((instance / k).is_dir() and files.DIR_MODE or files.FILE_MODE)
+    }
     assert loose == {}, loose
 
 

@@ -33,15 +33,19 @@ def snapshot(store: SQLStore):
     with store.engine.connect() as conn:
         incidents = conn.exec_driver_sql(
             "SELECT uid, external_id, event_time, category, description, block_address, lat, "
-            "lon, suppressed_reason, row_hash, publish_at FROM incidents ORDER BY id").all()
-        beats = conn.exec_driver_sql("SELECT i.uid, b.beat_code FROM incident_beats b "
-                                     "JOIN incidents i ON i.id = b.incident_id "
-                                     "ORDER BY i.id").all()
+            "lon, suppressed_reason, row_hash, publish_at FROM incidents ORDER BY id"
+        ).all()
+        beats = conn.exec_driver_sql(
+            "SELECT i.uid, b.beat_code FROM incident_beats b "
+            "JOIN incidents i ON i.id = b.incident_id "
+            "ORDER BY i.id"
+        ).all()
     return incidents, beats
 
 
-def test_a_child_process_parses_with_exactly_the_in_process_result(tmp_path, beats_store,
-                                                                    settings, monkeypatch):
+def test_a_child_process_parses_with_exactly_the_in_process_result(
+    tmp_path, beats_store, settings, monkeypatch
+):
     path = write_csv(tmp_path / "big.csv", rows())
     used = []
     real = forked.iterate
@@ -62,8 +66,9 @@ def test_a_child_process_parses_with_exactly_the_in_process_result(tmp_path, bea
 
     assert apart.counters == alone.counters
     assert alone.counters["new"] == 38 and alone.counters["rejected"] == 3
-    assert [(r.line, r.reason) for r in apart.rejections] == \
-        [(r.line, r.reason) for r in alone.rejections]
+    assert [(r.line, r.reason) for r in apart.rejections] == [
+        (r.line, r.reason) for r in alone.rejections
+    ]
     assert [r.line for r in alone.rejections] == [7, 11, 14]
     assert snapshot(other) == snapshot(beats_store)
     # and again: nothing new, in either way
@@ -71,7 +76,8 @@ def test_a_child_process_parses_with_exactly_the_in_process_result(tmp_path, bea
 
 
 def test_an_error_in_the_child_is_raised_in_the_parent_and_nothing_is_stored(
-        tmp_path, beats_store, settings, monkeypatch):
+    tmp_path, beats_store, settings, monkeypatch
+):
     path = write_csv(tmp_path / "big.csv", rows())
     calls = {"n": 0}
     real = columnar.validate_frame
@@ -164,8 +170,19 @@ def test_a_child_whose_parent_is_killed_exits():
     pytest.fail("the parsing child outlived its killed parent")
 
 
-@pytest.mark.parametrize("values", [[], [""], ["a"], ["a", "", "b"], ["x\x00y", "z"],
-                                    ["a", None], [1.5, None, 2], ["é", "漢字", "=cmd|' /C calc'!A0"]])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [""],
+        ["a"],
+        ["a", "", "b"],
+        ["x\x00y", "z"],
+        ["a", None],
+        [1.5, None, 2],
+        ["é", "漢字", "=cmd|' /C calc'!A0"],
+    ],
+)
 def test_bound_columns_travel_between_processes_unchanged(values):
     from beatfeeds.storage import BoundValues
 

@@ -52,8 +52,9 @@ def test_spd_crime_bom_zero_zero_repeated_report_numbers_and_local_dates(beats_s
     repeats = [n for n, k in Counter(r["Report Number"] for r in rows).items() if k > 1]
     assert repeats and beats_store.incident_count() == 21454
     same_report = [r for r in rows if r["Report Number"] == repeats[0]]
-    ids = {beats_store.incident_private("spd-crime-data", r["Offense ID"])["uid"]
-           for r in same_report}
+    ids = {
+        beats_store.incident_private("spd-crime-data", r["Offense ID"])["uid"] for r in same_report
+    }
     assert len(ids) == len(same_report)
     # 0,0 is "no location": stored, never published, not rejected.
     zero = next(r for r in rows if r["Latitude"] == "0" and r["Longitude"] == "0")
@@ -75,8 +76,7 @@ def test_spd_crime_bom_zero_zero_repeated_report_numbers_and_local_dates(beats_s
 
 
 @pytest.mark.shared_data
-def test_spd_911_lat_lon_strings_latitude_first_and_quoted_commas(tmp_path, beats_store,
-                                                                 settings):
+def test_spd_911_lat_lon_strings_latitude_first_and_quoted_commas(tmp_path, beats_store, settings):
     path = shared("spd_911_incident_response_2016-03-25.csv")
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
@@ -124,17 +124,24 @@ def test_fire_local_offsets_hour_24_hashed_keys_and_hundred_blocks(beats_store, 
     first = import_file(beats_store, path, ImportOptions(), settings, now=NOW)
     assert first.preset == "seattle-fire-911" and first.counters["rejected"] == 0
     # `+0000` on local times: read as local.
-    row = next(r for r in rows if r["Datetime"].endswith("PM +0000") and r["Incident Number"]
-               and Counter([r["Incident Number"]])
-               and sum(1 for x in rows if x["Incident Number"] == r["Incident Number"]) == 1)
+    row = next(
+        r
+        for r in rows
+        if r["Datetime"].endswith("PM +0000")
+        and r["Incident Number"]
+        and Counter([r["Incident Number"]])
+        and sum(1 for x in rows if x["Incident Number"] == r["Incident Number"]) == 1
+    )
     inc = beats_store.incident_private("seattle-fire-911", row["Incident Number"])
     assert inc["occurred_at"] == local_to_utc(row["Datetime"][:-6], "%m/%d/%Y %I:%M:%S %p")
     # Every hour-24 row: 00:xx local the next day.
     hour24 = [r for r in rows if "T24:" in r["Datetime"]]
     assert len(hour24) == 25
     for r in hour24:
-        if not r["Incident Number"] or sum(1 for x in rows
-                                           if x["Incident Number"] == r["Incident Number"]) > 1:
+        if (
+            not r["Incident Number"]
+            or sum(1 for x in rows if x["Incident Number"] == r["Incident Number"]) > 1
+        ):
             continue
         inc = beats_store.incident_private("seattle-fire-911", r["Incident Number"])
         text = r["Datetime"].strip()[:19].replace("T24:", "T00:")
@@ -149,12 +156,15 @@ def test_fire_local_offsets_hour_24_hashed_keys_and_hundred_blocks(beats_store, 
     assert len(hashed) == len({(r["Datetime"], r["Address"], r["Type"]) for r in blank})
     # Exact house numbers are published only as the hundred block.
     for r in stored(beats_store, "seattle-fire-911"):
-        if re.match(r"^\d+ [A-Za-z]", r.address) and not re.search(r" / | & | AT ", r.address.upper()):
+        if re.match(r"^\d+ [A-Za-z]", r.address) and not re.search(
+            r" / | & | AT ", r.address.upper()
+        ):
             assert r.block_address.split()[0].endswith("XX"), (r.address, r.block_address)
             assert " BLOCK OF " in r.block_address
     # The source's wording stays in the entry text.
     assert {r.description for r in stored(beats_store, "seattle-fire-911")} <= {
-        x["Type"] for x in rows}
+        x["Type"] for x in rows
+    }
     again = import_file(beats_store, path, ImportOptions(), settings, now=NOW)
     assert (again.counters["new"], again.counters["updated"]) == (0, 0)
 
@@ -167,10 +177,11 @@ def test_encodings_and_separators(tmp_path, beats_store, settings, encoding, del
     path = write_csv(tmp_path / "e.csv", rows, encoding=encoding, delimiter=delimiter)
     report = run(beats_store, settings, path)
     assert (report.counters["new"], report.counters["rejected"]) == (2, 0)
-    assert beats_store.incident_private("test-source", "1")["block_address"] == \
-        "12XX BLOCK OF CAFÉ “CORNER” WAY"
-    assert beats_store.incident_private("test-source", "2")["description"] == \
-        "THEFT, OTHER; “A|B”"
+    assert (
+        beats_store.incident_private("test-source", "1")["block_address"]
+        == "12XX BLOCK OF CAFÉ “CORNER” WAY"
+    )
+    assert beats_store.incident_private("test-source", "2")["description"] == "THEFT, OTHER; “A|B”"
 
 
 def test_utf8_character_cut_by_the_encoding_sniff_is_still_utf8(tmp_path, beats_store, settings):
@@ -184,11 +195,13 @@ def test_utf8_character_cut_by_the_encoding_sniff_is_still_utf8(tmp_path, beats_
 
 def test_quoted_line_breaks_of_every_kind_are_kept(tmp_path, beats_store, settings):
     path = tmp_path / "q.csv"
-    lines = [",".join(HEADER),
-             ",".join(good(1, desc='"A\r\nB"')),
-             ",".join(good(2, desc='"A\nB ""quoted"""')),
-             ",".join(good(3, when="later")),
-             ",".join(good(4, desc='"A\rB"'))]
+    lines = [
+        ",".join(HEADER),
+        ",".join(good(1, desc='"A\r\nB"')),
+        ",".join(good(2, desc='"A\nB ""quoted"""')),
+        ",".join(good(3, when="later")),
+        ",".join(good(4, desc='"A\rB"')),
+    ]
     path.write_bytes("\r\n".join(lines).encode() + b"\r\n")
     report = run(beats_store, settings, path)
     assert (report.counters["new"], report.counters["rejected"]) == (3, 1)
@@ -211,8 +224,9 @@ DST_CASES = [
 
 
 @pytest.mark.parametrize("us,iso,utc", DST_CASES)
-def test_dst_rule_is_the_same_row_by_row_and_column_wise(tmp_path, beats_store, settings,
-                                                         us, iso, utc):
+def test_dst_rule_is_the_same_row_by_row_and_column_wise(
+    tmp_path, beats_store, settings, us, iso, utc
+):
     assert parse_datetime(us, TZ) == utc and parse_datetime(iso, TZ) == utc
     # Column-wise: a column of normal values with the odd one among them.
     rows = [good(i, when="03/25/2016 08:09:00 PM") for i in range(5)]
@@ -226,21 +240,28 @@ def test_dst_rule_is_the_same_row_by_row_and_column_wise(tmp_path, beats_store, 
 
 
 def test_stored_times_are_utc_for_every_layout(tmp_path, beats_store, settings):
-    layouts = ["03/25/2016 08:09:00 PM", "3/25/2016 8:09 PM", "03/25/2016 20:09",
-               "2016-03-25T20:09:00", "2016-03-25 20:09", "2016-03-26T03:09:00Z",
-               "2016-03-25T20:09:00-07:00", "2016-03-26T03:09:00+0000"]
+    layouts = [
+        "03/25/2016 08:09:00 PM",
+        "3/25/2016 8:09 PM",
+        "03/25/2016 20:09",
+        "2016-03-25T20:09:00",
+        "2016-03-25 20:09",
+        "2016-03-26T03:09:00Z",
+        "2016-03-25T20:09:00-07:00",
+        "2016-03-26T03:09:00+0000",
+    ]
     for k, layout in enumerate(layouts):
         rows = [good(100 * k + i, when=layout) for i in range(3)]
         run(beats_store, settings, write_csv(tmp_path / f"l{k}.csv", rows))
     with beats_store.engine.connect() as conn:
-        times = conn.execute(select(func.count(), t.incidents.c.occurred_at)
-                             .group_by(t.incidents.c.occurred_at)).all()
+        times = conn.execute(
+            select(func.count(), t.incidents.c.occurred_at).group_by(t.incidents.c.occurred_at)
+        ).all()
     assert times == [(3 * len(layouts), datetime(2016, 3, 26, 3, 9))]
 
 
 # ---- the column-wise path agrees with the row-by-row validator ------------------------------
-def test_column_wise_validation_matches_the_row_by_row_validator(tmp_path, beats_store,
-                                                                  settings):
+def test_column_wise_validation_matches_the_row_by_row_validator(tmp_path, beats_store, settings):
     """Every row of a deliberately messy file is stored (or rejected) exactly as
     `imports.validate_row` alone would have it."""
     import random
@@ -249,23 +270,63 @@ def test_column_wise_validation_matches_the_row_by_row_validator(tmp_path, beats
     from beatfeeds.models import Rejection
 
     rnd = random.Random(4)
-    whens = ["03/25/2016 08:09:00 PM", "3/25/2016 8:09 PM", " 03/25/2016 08:09:00 PM ",
-             "2016-03-25T20:09:00", "2016-03-25 20:09:00", "2016-03-25T24:10:00",
-             "02/30/2016 08:09:00 PM", "03/13/2016 02:30:00 AM", "11/06/2016 01:30:00 AM",
-             "2016-03-25T20:09:00.5", "12/31/1999 11:59:59 PM", "01/01/2030 00:00:00 AM", "",
-             "03/25/2016 13:09:00 PM", "2016-3-5T1:02:03", "tomorrow"]
-    lats = ["47.598347", " 47.598347", "47.6000000001", "", "0", "nan", "95", "-122.32245",
-            "4.7e1", "47,6"]
+    whens = [
+        "03/25/2016 08:09:00 PM",
+        "3/25/2016 8:09 PM",
+        " 03/25/2016 08:09:00 PM ",
+        "2016-03-25T20:09:00",
+        "2016-03-25 20:09:00",
+        "2016-03-25T24:10:00",
+        "02/30/2016 08:09:00 PM",
+        "03/13/2016 02:30:00 AM",
+        "11/06/2016 01:30:00 AM",
+        "2016-03-25T20:09:00.5",
+        "12/31/1999 11:59:59 PM",
+        "01/01/2030 00:00:00 AM",
+        "",
+        "03/25/2016 13:09:00 PM",
+        "2016-3-5T1:02:03",
+        "tomorrow",
+    ]
+    lats = [
+        "47.598347",
+        " 47.598347",
+        "47.6000000001",
+        "",
+        "0",
+        "nan",
+        "95",
+        "-122.32245",
+        "4.7e1",
+        "47,6",
+    ]
     lons = ["-122.32245", "-122.32245 ", "", "0", "inf", "47.598347", "-1e3"]
-    descs = ["THEFT - CAR PROWL", "  padded  ", "", "CHILD - LURING", "=cmd|' /C calc'!A0",
-             "x" * 2100, "DISTURBANCE, OTHER", "é “quoted”"]
+    descs = [
+        "THEFT - CAR PROWL",
+        "  padded  ",
+        "",
+        "CHILD - LURING",
+        "=cmd|' /C calc'!A0",
+        "x" * 2100,
+        "DISTURBANCE, OTHER",
+        "é “quoted”",
+    ]
     rows = []
     for i in range(600):
         key = rnd.choice([str(i), f" {i} ", "", "k" * 201, str(i)])
-        rows.append([key, rnd.choice(whens), rnd.choice(["CAR PROWL", "", "ROBBERY", "-X"]),
-                     rnd.choice(descs), rnd.choice(["1100 8TH AVE NE", "", " 45 MAIN ST #3 "]),
-                     rnd.choice(lats), rnd.choice(lons), rnd.choice(["K3", "", "x" * 40]),
-                     rnd.choice(["", "Y", "no", "TRUE", " x "])])
+        rows.append(
+            [
+                key,
+                rnd.choice(whens),
+                rnd.choice(["CAR PROWL", "", "ROBBERY", "-X"]),
+                rnd.choice(descs),
+                rnd.choice(["1100 8TH AVE NE", "", " 45 MAIN ST #3 "]),
+                rnd.choice(lats),
+                rnd.choice(lons),
+                rnd.choice(["K3", "", "x" * 40]),
+                rnd.choice(["", "Y", "no", "TRUE", " x "]),
+            ]
+        )
     path = write_csv(tmp_path / "messy.csv", rows)
     report = run(beats_store, settings, path, chunk_rows=97)
 
@@ -289,7 +350,10 @@ def test_column_wise_validation_matches_the_row_by_row_validator(tmp_path, beats
         got = beats_store.incident_private("test-source", key)
         assert (got["occurred_at"], got["reported_at"]) == (want.occurred_at, want.reported_at), key
         assert (got["lat"], got["lon"]) == (want.lat, want.lon), key
-        assert (got["description"], got["category_text"], got["address"]) == \
-            (want.description, want.category_text, want.address), key
+        assert (got["description"], got["category_text"], got["address"]) == (
+            want.description,
+            want.category_text,
+            want.address,
+        ), key
         assert (got["source_beat"], got["sensitive"]) == (want.source_beat, want.sensitive), key
         assert got["row_hash"] == row_hash(want), key  # databases filled row by row agree

@@ -37,8 +37,11 @@ def _cli(*args: str, env: dict[str, str]) -> list[str]:
 
 def _big_file(path: Path, rows: int) -> Path:
     lines = [",".join(HEADER)]
-    lines += [f"{i},03/25/2016 08:09:00 PM,CAR PROWL,THEFT - CAR PROWL,{1100 + i % 900} 8TH AVE NE,"
-              f"{K3[0]},{K3[1]},K3," for i in range(rows)]
+    lines += [
+        f"{i},03/25/2016 08:09:00 PM,CAR PROWL,THEFT - CAR PROWL,{1100 + i % 900} 8TH AVE NE,"
+        f"{K3[0]},{K3[1]},K3,"
+        for i in range(rows)
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -52,8 +55,9 @@ def test_sigkill_mid_import_keeps_none_of_the_run_and_a_rerun_completes_it(tmp_p
     path = _big_file(tmp_path / "big.csv", rows)
     maps = [f"--map={k}={v}" for k, v in MAPS.items()]
     args = _cli("incidents", "import", str(path), *maps, "--source", "t", env=env)
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     # Piped, the CLI prints a progress line after each chunk: the first chunk is stored in
     # the open transaction. Kill it there, without any chance to clean up.
     line = proc.stderr.readline()
@@ -111,12 +115,16 @@ def test_a_20_mb_field_rejects_its_row_only(tmp_path, beats_store, settings):
 def test_thousands_of_columns(tmp_path, beats_store, settings):
     extra = [f"extra {i}" for i in range(5000)]
     rows = [[*good(i), *(["x"] * 5000)] for i in range(3)]
-    report = run(beats_store, settings, write_csv(tmp_path / "wide.csv", rows,
-                                                  header=[*HEADER, *extra]))
+    report = run(
+        beats_store, settings, write_csv(tmp_path / "wide.csv", rows, header=[*HEADER, *extra])
+    )
     assert report.counters["new"] == 3 and report.counters["rejected"] == 0
     short = [good(9)]  # a row with the 9 mapped columns only: the field count is wrong
-    report = run(beats_store, settings, write_csv(tmp_path / "wide2.csv", [rows[0], *short],
-                                                  header=[*HEADER, *extra]))
+    report = run(
+        beats_store,
+        settings,
+        write_csv(tmp_path / "wide2.csv", [rows[0], *short], header=[*HEADER, *extra]),
+    )
     assert report.counters["rejected"] == 1
     assert "has 9 fields, the header has 5009" in report.rejections[0].reason
 
@@ -124,8 +132,13 @@ def test_thousands_of_columns(tmp_path, beats_store, settings):
 @pytest.mark.parametrize("newline", ["\r", "\r\n", "\n"])
 def test_line_endings_including_cr_only(tmp_path, beats_store, settings, newline):
     path = tmp_path / "cr.csv"
-    lines = [",".join(HEADER), ",".join(good(1)), "", ",".join(good(2, when="soon")),
-             ",".join(good(3))]
+    lines = [
+        ",".join(HEADER),
+        ",".join(good(1)),
+        "",
+        ",".join(good(2, when="soon")),
+        ",".join(good(3)),
+    ]
     path.write_bytes(newline.join(lines).encode() + newline.encode())
     report = run(beats_store, settings, path)
     assert (report.counters["new"], report.counters["rejected"]) == (2, 1)
@@ -139,7 +152,7 @@ def test_quoted_newlines_keep_line_numbers_across_chunks(tmp_path, beats_store, 
     rows[25] = good(25, when="never")
     path = write_csv(tmp_path / "q.csv", rows)
     text = path.read_text()
-    expected_line = text[:text.index("\n25,never")].count("\n") + 2
+    expected_line = text[: text.index("\n25,never")].count("\n") + 2
     for chunk_rows in (1, 7, 5000):
         report = run(beats_store, settings, path, chunk_rows=chunk_rows, dry_run=True)
         assert [r.line for r in report.rejections] == [expected_line]
@@ -148,23 +161,36 @@ def test_quoted_newlines_keep_line_numbers_across_chunks(tmp_path, beats_store, 
     assert beats_store.incident_private("test-source", "3")["description"] == "two\nlines 3"
 
 
-@pytest.mark.parametrize("lat,lon,reason", [
-    ("nan", "-122.3", "finite"), ("47.6", "inf", "finite"), ("-inf", "-122.3", "finite"),
-    ("1e308", "-122.3", "outside ±90"), ("47.6", "-1e308", "outside ±180"),
-    ("47.6", "1e999", "finite"), ("0x2F", "-122.3", "not a number"),
-])
-def test_absurd_coordinates_reject_the_row_with_a_reason(tmp_path, beats_store, settings,
-                                                         lat, lon, reason):
-    report = run(beats_store, settings,
-                 write_csv(tmp_path / "c.csv", [good(1), good(2, lat=lat, lon=lon)]))
+@pytest.mark.parametrize(
+    "lat,lon,reason",
+    [
+        ("nan", "-122.3", "finite"),
+        ("47.6", "inf", "finite"),
+        ("-inf", "-122.3", "finite"),
+        ("1e308", "-122.3", "outside ±90"),
+        ("47.6", "-1e308", "outside ±180"),
+        ("47.6", "1e999", "finite"),
+        ("0x2F", "-122.3", "not a number"),
+    ],
+)
+def test_absurd_coordinates_reject_the_row_with_a_reason(
+    tmp_path, beats_store, settings, lat, lon, reason
+):
+    report = run(
+        beats_store, settings, write_csv(tmp_path / "c.csv", [good(1), good(2, lat=lat, lon=lon)])
+    )
     assert report.counters["new"] == 1 and report.counters["rejected"] == 1
     assert reason in report.rejections[0].reason and report.rejections[0].line == 3
 
 
 def test_swapped_latitude_and_longitude_are_put_right_when_only_the_swap_is_in_the_map(
-        tmp_path, beats_store, settings):
-    rows = [good(1), good(2, lat=K3[1], lon=K3[0]),  # swapped: -122 is not a latitude
-            good(3, lat="-150", lon="12")]              # swapped, but still outside the map
+    tmp_path, beats_store, settings
+):
+    rows = [
+        good(1),
+        good(2, lat=K3[1], lon=K3[0]),  # swapped: -122 is not a latitude
+        good(3, lat="-150", lon="12"),
+    ]  # swapped, but still outside the map
     report = run(beats_store, settings, write_csv(tmp_path / "s.csv", rows))
     c = report.counters
     assert (c["new"], c["rejected"], c["swapped"]) == (2, 1, 1)
@@ -173,25 +199,29 @@ def test_swapped_latitude_and_longitude_are_put_right_when_only_the_swap_is_in_t
     assert (fixed["lat"], fixed["lon"]) == (float(K3[0]), float(K3[1]))
     assert list(fixed["beats"].values()) == ["K3"]
     # Valid both ways round and outside the map either way: kept as given, unassigned.
-    both = run(beats_store, settings, write_csv(tmp_path / "s2.csv", [good(5, lat="12.5",
-                                                                       lon="47.6")]))
+    both = run(
+        beats_store, settings, write_csv(tmp_path / "s2.csv", [good(5, lat="12.5", lon="47.6")])
+    )
     assert both.counters["swapped"] == 0 and both.counters["unassigned"] == 1
     assert beats_store.incident_private("test-source", "5")["lat"] == 12.5
 
 
 def test_formulas_are_neutralised_in_every_cell_of_the_report(tmp_path, beats_store, settings):
     evil = ["=cmd|' /C calc'!A0", "+1+2", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
-    header = ["=HYPERLINK(\"x\")", *HEADER[1:]]
+    header = ['=HYPERLINK("x")', *HEADER[1:]]
     maps = dict(MAPS, external_id=header[0])
     rows = [[e, "soon", e, e, e, *K3, e, e] for e in evil]
     path = write_csv(tmp_path / "f.csv", rows, header=header)
-    report = import_file(beats_store, path, ImportOptions(maps=maps, source="t"), settings,
-                         now=NOW)
+    report = import_file(beats_store, path, ImportOptions(maps=maps, source="t"), settings, now=NOW)
     assert report.counters["rejected"] == len(evil)
     with open(report.report_path, newline="", encoding="utf-8") as fh:
         cells = [c for row in csv.reader(fh) for c in row]
-    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")
-                or (c[:1] == "-" and not c.lstrip("-").replace(".", "").isdigit())]
+    assert not [
+        c
+        for c in cells
+        if c[:1] in ("=", "+", "@", "\t", "\r")
+        or (c[:1] == "-" and not c.lstrip("-").replace(".", "").isdigit())
+    ]
 
 
 def test_html_in_text_fields_is_escaped_in_pages_and_feeds(tmp_path):
@@ -203,10 +233,8 @@ def test_html_in_text_fields_is_escaped_in_pages_and_feeds(tmp_path):
 
     load_default_beats(store)
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-    path = write_csv(tmp_path / "h.csv", [good(1, desc=f"THEFT {evil}",
-                                                addr=f"1100 {evil} AVE")])
-    report = import_file(store, path, ImportOptions(maps=dict(MAPS), source="s"), settings,
-                         now=NOW)
+    path = write_csv(tmp_path / "h.csv", [good(1, desc=f"THEFT {evil}", addr=f"1100 {evil} AVE")])
+    report = import_file(store, path, ImportOptions(maps=dict(MAPS), source="s"), settings, now=NOW)
     assert report.counters["new"] == 1
     client = make_app(settings, store).test_client()
     uid = entry_uid("s", "1", store.identifier_key())
@@ -218,14 +246,18 @@ def test_html_in_text_fields_is_escaped_in_pages_and_feeds(tmp_path):
         assert not doc.xpath("//script[contains(., 'alert')]") and not doc.xpath("//img[@onerror]")
         assert "THEFT &lt;script&gt;" in body
     for fmt in ("rss", "atom"):
-        parsed = feedparser.parse(client.get(f"/beats/K3/feed.{fmt}").data,
-                                  sanitize_html=False)
+        parsed = feedparser.parse(client.get(f"/beats/K3/feed.{fmt}").data, sanitize_html=False)
         # Text, not markup: RSS titles are HTML (escaped), Atom titles plain text.
-        titles = [html.fragment_fromstring(e.title, create_parent="div").text_content()
-                  if e.title_detail.type == "text/html" else e.title for e in parsed.entries]
+        titles = [
+            html.fragment_fromstring(e.title, create_parent="div").text_content()
+            if e.title_detail.type == "text/html"
+            else e.title
+            for e in parsed.entries
+        ]
         assert any("<script>alert" in t for t in titles), titles
-        assert all("<script" not in e.title for e in parsed.entries
-                   if e.title_detail.type == "text/html")
+        assert all(
+            "<script" not in e.title for e in parsed.entries if e.title_detail.type == "text/html"
+        )
         assert not parsed.bozo
     feed = json.loads(client.get("/beats/K3/feed.json").data)
     item = next(i for i in feed["items"] if "alert" in i.get("title", ""))
@@ -255,10 +287,20 @@ def test_an_unmatched_quote_loses_one_line_not_the_rest_of_the_file(tmp_path):
     path = tmp_path / "q.csv"
     path.write_text("\n".join(lines) + "\n")
     rejections = []
-    frames = list(iter_raw_frames(path, encoding="utf-8", delimiter=",", width=len(HEADER),
-                                  needed=list(range(len(HEADER))), chunk_rows=50,
-                                  max_field=1_000_000, rejections=rejections,
-                                  block_bytes=1024, max_record=4096))
+    frames = list(
+        iter_raw_frames(
+            path,
+            encoding="utf-8",
+            delimiter=",",
+            width=len(HEADER),
+            needed=list(range(len(HEADER))),
+            chunk_rows=50,
+            max_field=1_000_000,
+            rejections=rejections,
+            block_bytes=1024,
+            max_record=4096,
+        )
+    )
     keys = [k for f in frames for k in f.frame[0].tolist()]
     lines_read = [int(n) for f in frames for n in f.lines]
     assert keys == ["1", *map(str, range(3, 400))]

@@ -21,13 +21,31 @@ pytestmark = pytest.mark.slow
 
 def run_newsboat(tmp_path, urls_file, cache, log) -> str:
     config = tmp_path / "newsboat.conf"
-    config.write_text("reload-threads 4\ndownload-timeout 30\nerror-log "
-                      f"\"{tmp_path / 'errors.log'}\"\n")
+    config.write_text(
+        f'reload-threads 4\ndownload-timeout 30\nerror-log "{tmp_path / "errors.log"}"\n'
+    )
     result = subprocess.run(
-        ["newsboat", "-u", str(urls_file), "-c", str(cache), "-C", str(config),
-         "-d", str(log), "-l", "4", "-x", "reload", "print-unread"],
-        capture_output=True, text=True, timeout=120, env={"HOME": str(tmp_path),
-                                                          "PATH": "/usr/bin:/bin"})
+        [
+            "newsboat",
+            "-u",
+            str(urls_file),
+            "-c",
+            str(cache),
+            "-C",
+            str(config),
+            "-d",
+            str(log),
+            "-l",
+            "4",
+            "-x",
+            "reload",
+            "print-unread",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -49,8 +67,9 @@ def test_newsboat_reads_every_beat_feed_of_the_demo(tmp_path):
         client = app.test_client()
         beats = [b.code for b in store.beats(store.active_beat_set().id)]
         urls = [f"{server.url}/beats/{code}/feed.atom" for code in beats]
-        expected = sum(len(json.loads(client.get(f"/beats/{c}/feed.json").data)["items"])
-                       for c in beats)
+        expected = sum(
+            len(json.loads(client.get(f"/beats/{c}/feed.json").data)["items"]) for c in beats
+        )
         assert expected > 200
         urls_file = tmp_path / "urls"
         urls_file.write_text("\n".join(urls) + "\n")
@@ -58,8 +77,11 @@ def test_newsboat_reads_every_beat_feed_of_the_demo(tmp_path):
 
         assert unread(run_newsboat(tmp_path, urls_file, cache, log)) == expected
         with sqlite3.connect(cache) as db:
-            fetched = dict(db.execute(
-                "SELECT rssurl, title FROM rss_feed WHERE rssurl LIKE 'http%'").fetchall())
+            fetched = dict(
+                db.execute(
+                    "SELECT rssurl, title FROM rss_feed WHERE rssurl LIKE 'http%'"
+                ).fetchall()
+            )
             assert set(fetched) == set(urls), set(urls) - set(fetched)
             assert all(t.startswith(settings.department_name) for t in fetched.values())
             assert db.execute("SELECT count(*) FROM rss_item").fetchone()[0] == expected
@@ -67,14 +89,20 @@ def test_newsboat_reads_every_beat_feed_of_the_demo(tmp_path):
         errors = tmp_path / "errors.log"
         assert not errors.exists() or errors.read_text().strip() == "", errors.read_text()
         text = log.read_text(errors="replace")
-        assert "HTTP error" not in text and "Error" not in text.replace("error-log", ""), text[-2000:]
+        assert "HTTP error" not in text and "Error" not in text.replace("error-log", ""), text[
+            -2000:
+        ]
 
         # Records staff import the same file again: nothing is new for the reader.
         report = imports.import_file(
-            store, demo.sample_incidents_path(),
-            imports.ImportOptions(preset=demo.SAMPLE_PRESET,
-                                  time_shift=demo.sample_shift(settings, now)),
-            settings, now=utcnow())
+            store,
+            demo.sample_incidents_path(),
+            imports.ImportOptions(
+                preset=demo.SAMPLE_PRESET, time_shift=demo.sample_shift(settings, now)
+            ),
+            settings,
+            now=utcnow(),
+        )
         assert report.counters["new"] == 0
         assert unread(run_newsboat(tmp_path, urls_file, cache, log)) == 0
         with sqlite3.connect(cache) as db:

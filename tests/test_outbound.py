@@ -65,10 +65,19 @@ def incident(settings, i, minutes_ago, **kw):
 
 
 def add(store, settings, service, endpoint, creds, kind="beat", code="K3", at=None, **kw):
-    return outbound.add_account(store, settings, area_kind=kind, area_code=code,
-                                service=service, label="", endpoint=endpoint,
-                                credentials=creds, actor=ADMIN,
-                                now=at or T - timedelta(hours=2), **kw)
+    return outbound.add_account(
+        store,
+        settings,
+        area_kind=kind,
+        area_code=code,
+        service=service,
+        label="",
+        endpoint=endpoint,
+        credentials=creds,
+        actor=ADMIN,
+        now=at or T - timedelta(hours=2),
+        **kw,
+    )
 
 
 def send(store, settings, at):
@@ -94,11 +103,16 @@ def test_webhook_posts_each_public_entry_once_signed_with_hmac(tmp_path, httpser
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
     add(store, settings, "webhook", httpserver.url_for("/hook"), {"secret": secret})
-    import_incidents(store, settings, tmp_path, [
-        incident(settings, 1, 90),  # public 30 minutes ago
-        incident(settings, 2, 10),  # still inside the 60-minute delay
-        incident(settings, 3, 90, lat="47.6606", lon="-122.3125"),  # another beat (U)
-    ])
+    import_incidents(
+        store,
+        settings,
+        tmp_path,
+        [
+            incident(settings, 1, 90),  # public 30 minutes ago
+            incident(settings, 2, 10),  # still inside the 60-minute delay
+            incident(settings, 3, 90, lat="47.6606", lon="-122.3125"),  # another beat (U)
+        ],
+    )
     summary = send(store, settings, T)
     assert summary["sent"] == 1
     key, doc = received[0]
@@ -119,7 +133,8 @@ def test_transient_errors_back_off_permanent_ones_stop(tmp_path, httpserver):
     store, settings = setup(tmp_path)
     answers = [503, 503, 400]
     httpserver.expect_request("/hook").respond_with_handler(
-        lambda r: Response("nope", status=answers.pop(0)))
+        lambda r: Response("nope", status=answers.pop(0))
+    )
     add(store, settings, "webhook", httpserver.url_for("/hook"), {"secret": "s"})
     import_incidents(store, settings, tmp_path, [incident(settings, 1, 90)])
     assert send(store, settings, T)["retry"] == 1
@@ -138,8 +153,9 @@ def test_transient_errors_back_off_permanent_ones_stop(tmp_path, httpserver):
 def test_old_and_earlier_entries_are_not_posted(tmp_path, httpserver):
     store, settings = setup(tmp_path)
     httpserver.expect_request("/hook").respond_with_data("ok")
-    import_incidents(store, settings, tmp_path, [incident(settings, 1, 300)],
-                     now=T - timedelta(hours=4))  # public before the account existed
+    import_incidents(
+        store, settings, tmp_path, [incident(settings, 1, 300)], now=T - timedelta(hours=4)
+    )  # public before the account existed
     add(store, settings, "webhook", httpserver.url_for("/hook"), {"secret": "s"})
     import_incidents(store, settings, tmp_path, [incident(settings, 2, 60 * 30)])  # 30 h old
     assert send(store, settings, T)["enqueued"] == 0
@@ -163,8 +179,10 @@ def test_credentials_are_encrypted_at_rest(tmp_path):
         raw = conn.execute(select(t.outbound_accounts.c.credentials)).scalar_one()
     assert "tok-SECRET-123" not in raw
     account = store.list_outbound_accounts()[0]
-    assert outbound.decrypt_credentials(settings, account.credentials)["access_token"] == \
-        "tok-SECRET-123"
+    assert (
+        outbound.decrypt_credentials(settings, account.credentials)["access_token"]
+        == "tok-SECRET-123"
+    )
     other = make_settings(tmp_path / "other", secret_key="another-key")
     with pytest.raises(Exception, match="secret key changed"):
         outbound.decrypt_credentials(other, account.credentials)
@@ -175,8 +193,12 @@ def test_mastodon_posts_with_idempotency_key_and_instance_limit(tmp_path, httpse
     store, settings = setup(tmp_path)
     masto = FakeMastodon(httpserver, max_characters=120)
     add(store, settings, "mastodon", httpserver.url_for("/"), {"access_token": "tok"})
-    import_incidents(store, settings, tmp_path, [
-        incident(settings, 1, 90, desc="THEFT - CAR PROWL " + "VERY LONG DESCRIPTION " * 8)])
+    import_incidents(
+        store,
+        settings,
+        tmp_path,
+        [incident(settings, 1, 90, desc="THEFT - CAR PROWL " + "VERY LONG DESCRIPTION " * 8)],
+    )
     assert send(store, settings, T)["sent"] == 1
     req = masto.requests[0]
     assert req["auth"] == "Bearer tok" and req["key"] == f"beatfeeds-outbox-{items(store)[0].id}"
@@ -193,10 +215,16 @@ def test_mastodon_posts_with_idempotency_key_and_instance_limit(tmp_path, httpse
 def test_bluesky_fixed_record_key_facets_and_rate_limit(tmp_path, httpserver):
     store, settings = setup(tmp_path)
     pds = FakePDS(httpserver)
-    add(store, settings, "bluesky", httpserver.url_for("/").rstrip("/"),
-        {"identifier": pds.handle, "app_password": pds.password})
-    import_incidents(store, settings, tmp_path, [incident(settings, 1, 90),
-                                                 incident(settings, 2, 80)])
+    add(
+        store,
+        settings,
+        "bluesky",
+        httpserver.url_for("/").rstrip("/"),
+        {"identifier": pds.handle, "app_password": pds.password},
+    )
+    import_incidents(
+        store, settings, tmp_path, [incident(settings, 1, 90), incident(settings, 2, 80)]
+    )
     pds.rate_limited_next = 1
     summary = send(store, settings, T)
     assert summary["retry"] == 1 and summary["sent"] == 0
@@ -212,23 +240,28 @@ def test_bluesky_fixed_record_key_facets_and_rate_limit(tmp_path, httpserver):
     record = pds.records[rkeys[0]]
     text = record["text"]
     facet = record["facets"][0]
-    link = text.encode()[facet["index"]["byteStart"]:facet["index"]["byteEnd"]].decode()
+    link = text.encode()[facet["index"]["byteStart"] : facet["index"]["byteEnd"]].decode()
     assert link == facet["features"][0]["uri"] and link.startswith("http://feeds.example.test/")
     assert pds.sessions == 1  # the session is reused
     assert items(store)[0].remote_id == f"at://{pds.DID}/app.bsky.feed.post/{rkeys[0]}"
 
 
 # ---- X -----------------------------------------------------------------------------------------
-X_CREDS = {"consumer_key": "ck", "consumer_secret": "cs", "access_token": "at",
-           "access_token_secret": "ats"}
+X_CREDS = {
+    "consumer_key": "ck",
+    "consumer_secret": "cs",
+    "access_token": "at",
+    "access_token_secret": "ats",
+}
 
 
 def test_x_is_rate_limited_per_account_with_a_fake_clock(tmp_path, httpserver):
     store, settings = setup(tmp_path)
     x = FakeX(httpserver)
     add(store, settings, "x", httpserver.url_for("/").rstrip("/"), X_CREDS)
-    import_incidents(store, settings, tmp_path,
-                     [incident(settings, i, 90 + i) for i in range(1, 21)])
+    import_incidents(
+        store, settings, tmp_path, [incident(settings, i, 90 + i) for i in range(1, 21)]
+    )
     clock = FakeClock(T)
     summary = outbound.send_outbox(store, settings, T, clock=clock)
     assert summary["sent"] == 17 and summary["deferred"] == 3  # X Free: 17 posts a day
@@ -243,15 +276,27 @@ def test_x_is_rate_limited_per_account_with_a_fake_clock(tmp_path, httpserver):
 # ---- crashes between sending and recording ------------------------------------------------------
 def _run_send_outbox_and_kill(settings, hold, server):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEATFEEDS_")}
-    env.update(BEATFEEDS_DATABASE_URL=settings.database_url,
-               BEATFEEDS_SECRET_KEY=settings.secret_key,
-               BEATFEEDS_INSTANCE_PATH=settings.instance_path,
-               BEATFEEDS_BASE_URL=settings.base_url)
+    env.update(
+        BEATFEEDS_DATABASE_URL=settings.database_url,
+        BEATFEEDS_SECRET_KEY=settings.secret_key,
+        BEATFEEDS_INSTANCE_PATH=settings.instance_path,
+        BEATFEEDS_BASE_URL=settings.base_url,
+    )
     hold.armed = True
     logged = len(server.log)
-    proc = subprocess.Popen([sys.executable, "-c", "from beatfeeds.cli import main; main()",
-                             "jobs", "run", "send-outbox"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from beatfeeds.cli import main; main()",
+            "jobs",
+            "run",
+            "send-outbox",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert hold.received.wait(60), proc.communicate(timeout=5)
         proc.send_signal(signal.SIGKILL)  # the service has the post; we never hear back
@@ -333,10 +378,16 @@ def test_retraction_deletes_the_mastodon_and_bluesky_posts(tmp_path, httpserver)
     masto = FakeMastodon(httpserver)
     pds = FakePDS(httpserver)
     add(store, settings, "mastodon", httpserver.url_for("/"), {"access_token": "tok"})
-    add(store, settings, "bluesky", httpserver.url_for("/").rstrip("/"),
-        {"identifier": pds.handle, "app_password": pds.password})
-    import_incidents(store, settings, tmp_path, [incident(settings, 1, 90),
-                                                 incident(settings, 2, 90)])
+    add(
+        store,
+        settings,
+        "bluesky",
+        httpserver.url_for("/").rstrip("/"),
+        {"identifier": pds.handle, "app_password": pds.password},
+    )
+    import_incidents(
+        store, settings, tmp_path, [incident(settings, 1, 90), incident(settings, 2, 90)]
+    )
     assert send(store, settings, T)["sent"] == 4
     assert len(masto.statuses) == 2 and len(pds.records) == 2
     assert outbound.retract_posts(store, settings, T)["deleted"] == 0  # nothing to do
@@ -408,8 +459,13 @@ def test_profile_text_is_written_to_mastodon_and_bluesky(tmp_path, httpserver):
     pds = FakePDS(httpserver)
     pds.profile = {"$type": "app.bsky.actor.profile", "displayName": "SPD Beat K3"}
     m = add(store, settings, "mastodon", httpserver.url_for("/"), {"access_token": "tok"})
-    b = add(store, settings, "bluesky", httpserver.url_for("/").rstrip("/"),
-            {"identifier": pds.handle, "app_password": pds.password})
+    b = add(
+        store,
+        settings,
+        "bluesky",
+        httpserver.url_for("/").rstrip("/"),
+        {"identifier": pds.handle, "app_password": pds.password},
+    )
     w = add(store, settings, "webhook", httpserver.url_for("/hook"), {"secret": "s"})
     assert outbound.update_profile(store, settings, m, actor=ADMIN, now=T) == "profile updated"
     assert "Not monitored: call 911 for emergencies." in masto.profile["note"]

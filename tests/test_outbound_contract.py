@@ -20,13 +20,29 @@ def test_outbox_and_announcements_on_each_backend(cfg, tmp_path, httpserver):  #
         load_default_beats(store, now=T - timedelta(days=1))
         httpserver.expect_request("/hook").respond_with_data("ok")
         account_id = outbound.add_account(
-            store, cfg, area_kind="sector", area_code="K", service="webhook", label="",
-            endpoint=httpserver.url_for("/hook"), credentials={"secret": "s"}, actor=ADMIN,
-            now=T - timedelta(hours=2))
+            store,
+            cfg,
+            area_kind="sector",
+            area_code="K",
+            service="webhook",
+            label="",
+            endpoint=httpserver.url_for("/hook"),
+            credentials={"secret": "s"},
+            actor=ADMIN,
+            now=T - timedelta(hours=2),
+        )
         import_incidents(store, cfg, tmp_path, [incident(cfg, 1, 90), incident(cfg, 2, 95)])
         ann = announcements.create_announcement(
-            store, cfg, kind="alert", title="Gas leak on 3rd Ave", body="Avoid the area.",
-            beats="K3", urgent=True, actor=ADMIN, now=T)
+            store,
+            cfg,
+            kind="alert",
+            title="Gas leak on 3rd Ave",
+            body="Avoid the area.",
+            beats="K3",
+            urgent=True,
+            actor=ADMIN,
+            now=T,
+        )
         assert outbound.enqueue_due(store, cfg, T) == 3
         assert outbound.enqueue_due(store, cfg, T) == 0  # unique per entry, account, category
         summary = outbound.send_outbox(store, cfg, T, clock=FakeClock(T))

@@ -9,10 +9,16 @@ from beatfeeds.posting import text as pt
 
 LINK = "https://feeds.example.test/entries/0123456789abcdef0123"
 ADDRESS = "12XX BLOCK OF ＭＡＲＴＩＮ ＬＵＴＨＥＲ ＫＩＮＧ ＪＲ ＷＡＹ Ｓ — 東京都渋谷区神南一丁目"
-LONG_TITLE = ("ASSAULT - AGGRAVATED 🚓🚨 with a very long narrative about what happened near the "
-              "café on the corner 👩‍👩‍👧‍👦 and the people involved, at " + ADDRESS + ", 3/25/2016 8:09 PM")
-SERVICES = [("mastodon", pt.mastodon_length, 500), ("mastodon", pt.mastodon_length, 140),
-            ("bluesky", pt.bluesky_length, 300), ("x", pt.x_length, 280)]
+LONG_TITLE = (
+    "ASSAULT - AGGRAVATED 🚓🚨 with a very long narrative about what happened near the "
+    "café on the corner 👩‍👩‍👧‍👦 and the people involved, at " + ADDRESS + ", 3/25/2016 8:09 PM"
+)
+SERVICES = [
+    ("mastodon", pt.mastodon_length, 500),
+    ("mastodon", pt.mastodon_length, 140),
+    ("bluesky", pt.bluesky_length, 300),
+    ("x", pt.x_length, 280),
+]
 
 
 def test_counting_rules():
@@ -38,24 +44,29 @@ def test_long_multibyte_text_is_cut_at_a_word_and_keeps_the_link(service, measur
     assert (LONG_TITLE * 3)[len(kept)] == " "  # ...that ends at a word boundary
     # and it is the longest such prefix: one more word would not fit
     extra = []
-    for word in (LONG_TITLE * 3)[len(kept):].split():
+    for word in (LONG_TITLE * 3)[len(kept) :].split():
         extra.append(word)
         if any(ch.isalnum() for ch in word):
             break
-    longer = pt.render("{title}\n{body}\n{link}",
-                       {**fields, "title": kept + " " + " ".join(extra) + pt.ELLIPSIS})
+    longer = pt.render(
+        "{title}\n{body}\n{link}", {**fields, "title": kept + " " + " ".join(extra) + pt.ELLIPSIS}
+    )
     assert measure(longer) > limit
 
 
 def test_short_text_is_left_alone_and_link_added_if_template_forgets_it():
-    text = pt.fit("{title}", {"title": "THEFT at 1XX BLOCK OF PINE ST", "link": LINK},
-                  pt.x_length, 280)
+    text = pt.fit(
+        "{title}", {"title": "THEFT at 1XX BLOCK OF PINE ST", "link": LINK}, pt.x_length, 280
+    )
     assert text == f"THEFT at 1XX BLOCK OF PINE ST {LINK}"
 
 
 def test_body_shrinks_before_the_title():
-    fields = {"title": "Road closure: Aurora Ave N", "body": "Detour via " + "Fremont " * 80,
-              "link": LINK}
+    fields = {
+        "title": "Road closure: Aurora Ave N",
+        "body": "Detour via " + "Fremont " * 80,
+        "link": LINK,
+    }
     text = pt.fit("{title}\n{body}\n{link}", fields, pt.bluesky_length, 300)
     assert text.startswith("Road closure: Aurora Ave N\nDetour via")
     assert pt.bluesky_length(text) <= 300 and LINK in text
@@ -70,7 +81,7 @@ def test_bluesky_facets_use_utf8_byte_offsets():
     text = f"東京 🚓 café {LINK} and more"
     facet = pt.link_facets(text)[0]
     raw = text.encode("utf-8")
-    assert raw[facet["index"]["byteStart"]:facet["index"]["byteEnd"]].decode() == LINK
+    assert raw[facet["index"]["byteStart"] : facet["index"]["byteEnd"]].decode() == LINK
     assert facet["index"]["byteStart"] == len("東京 🚓 café ".encode())
     assert facet["features"][0] == {"$type": "app.bsky.richtext.facet#link", "uri": LINK}
 

@@ -23,8 +23,13 @@ from .test_records import (  # noqa: F401  (clerk and clerk_hash are fixtures)
     utcnow,
 )
 
-COLUMNS = {"external_id": "Case No", "occurred_at": "Reported", "category": "Offense",
-           "lat": "Y", "lon": "X"}
+COLUMNS = {
+    "external_id": "Case No",
+    "occurred_at": "Reported",
+    "category": "Offense",
+    "lat": "Y",
+    "lon": "X",
+}
 
 
 def save(store, name="county-sheriff", by="clerk@example.org"):
@@ -32,13 +37,20 @@ def save(store, name="county-sheriff", by="clerk@example.org"):
 
 
 def test_saved_presets_are_listed_with_their_columns_author_and_sources(
-        clerk, beats_store, tmp_path):  # noqa: F811
+    clerk, beats_store, tmp_path
+):  # noqa: F811
     save(beats_store)
     save(beats_store, "harbor-patrol", by="other@example.org")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    sources.add_source(beats_store, "sheriff-drop", folder=str(inbox), preset="county-sheriff",
-                       actor="test", now=utcnow())
+    sources.add_source(
+        beats_store,
+        "sheriff-drop",
+        folder=str(inbox),
+        preset="county-sheriff",
+        actor="test",
+        now=utcnow(),
+    )
     imports_page = clerk.get("/records/imports").get_data(as_text=True)
     assert 'href="/records/presets"' in imports_page
     page = clerk.get("/records/presets").get_data(as_text=True)
@@ -51,7 +63,8 @@ def test_saved_presets_are_listed_with_their_columns_author_and_sources(
 
 
 def test_a_preset_is_deleted_after_a_confirmation_and_the_deletion_is_audited(
-        app, clerk, beats_store):  # noqa: F811
+    app, clerk, beats_store
+):  # noqa: F811
     save(beats_store)
     confirm = clerk.get("/records/presets/county-sheriff/delete").get_data(as_text=True)
     assert "Delete the saved layout county-sheriff?" in confirm
@@ -78,13 +91,18 @@ def test_a_preset_is_deleted_after_a_confirmation_and_the_deletion_is_audited(
     assert "No saved preset" in again.get_data(as_text=True)
 
 
-def test_a_preset_a_scheduled_source_uses_cannot_be_deleted(
-        clerk, beats_store, tmp_path):  # noqa: F811
+def test_a_preset_a_scheduled_source_uses_cannot_be_deleted(clerk, beats_store, tmp_path):  # noqa: F811
     save(beats_store)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    sources.add_source(beats_store, "sheriff-drop", folder=str(inbox), preset="county-sheriff",
-                       actor="test", now=utcnow())
+    sources.add_source(
+        beats_store,
+        "sheriff-drop",
+        folder=str(inbox),
+        preset="county-sheriff",
+        actor="test",
+        now=utcnow(),
+    )
     confirm = clerk.get("/records/presets/county-sheriff/delete").get_data(as_text=True)
     assert "cannot be deleted" in confirm and "sheriff-drop" in confirm
     assert "Delete the saved layout county-sheriff</button>" not in confirm
@@ -106,7 +124,8 @@ def test_built_in_presets_cannot_be_deleted(beats_store):
 
 
 def test_a_queued_file_keeps_its_columns_when_its_preset_is_deleted(
-        clerk, beats_store, settings, tmp_path):  # noqa: F811
+    clerk, beats_store, settings, tmp_path
+):  # noqa: F811
     save(beats_store)
     uid = upload_id(upload(clerk, sheriff_file(tmp_path / "sheriff.csv")))
     assert beats_store.get_upload(uid).preset == "county-sheriff"
@@ -121,8 +140,14 @@ def test_presets_are_listed_and_deleted_from_the_cli(runner, tmp_path):
     save(store)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    sources.add_source(store, "sheriff-drop", folder=str(inbox), preset="county-sheriff",
-                       actor="test", now=utcnow())
+    sources.add_source(
+        store,
+        "sheriff-drop",
+        folder=str(inbox),
+        preset="county-sheriff",
+        actor="test",
+        now=utcnow(),
+    )
     r = runner.invoke(main, ["presets", "list"])
     assert r.exit_code == 0
     fields = r.output.splitlines()[0].split("\t")

@@ -16,9 +16,28 @@ from .conftest import SHARED, shared
 # ---- the safe grammar, written independently of the generaliser --------------------------------
 TYPES = set(privacy.STREET_TYPES)
 ROUTE_WORDS = {"I", "SR", "US", "HWY", "ROUTE", "INTERSTATE"}
-FORBIDDEN_WORDS = {"APT", "APARTMENT", "UNIT", "STE", "SUITE", "FL", "FLOOR", "RM", "ROOM", "LOT",
-                   "SPACE", "SPC", "BLDG", "BUILDING", "PO", "BOX", "RESIDENCE", "BLOCK", "AT",
-                   "AND"}
+FORBIDDEN_WORDS = {
+    "APT",
+    "APARTMENT",
+    "UNIT",
+    "STE",
+    "SUITE",
+    "FL",
+    "FLOOR",
+    "RM",
+    "ROOM",
+    "LOT",
+    "SPACE",
+    "SPC",
+    "BLDG",
+    "BUILDING",
+    "PO",
+    "BOX",
+    "RESIDENCE",
+    "BLOCK",
+    "AT",
+    "AND",
+}
 WORD = re.compile(r"[A-Z](?:[A-Z'-]*[A-Z])?")
 ORDINAL = re.compile(r"\d{1,3}(?:ST|ND|RD|TH)")
 ROUTE = re.compile(r"(?:I|SR|US|HWY)-?\d{1,3}")
@@ -49,7 +68,7 @@ def is_street(name: str) -> bool:
 
 
 def is_safe(published: str) -> bool:
-    """"" (withheld), `<hundreds>XX BLOCK OF <street>` or `<street> / <street>`, nothing else."""
+    """ "" (withheld), `<hundreds>XX BLOCK OF <street>` or `<street> / <street>`, nothing else."""
     if published == "":
         return True
     m = BLOCK.fullmatch(published)
@@ -64,54 +83,59 @@ def digit_runs(text: str) -> list[str]:
 
 
 # ---- examples from the issue and real forms ------------------------------------------------------
-@pytest.mark.parametrize("address,expected", [
-    ("607 1 / 2 N 50 ST", "6XX BLOCK OF N 50 ST"),  # a fractional house number, no intersection
-    ("607 1/2 N 50 ST", "6XX BLOCK OF N 50 ST"),
-    ("1234-B 5TH AVE", "12XX BLOCK OF 5TH AVE"),
-    ("1234B 5TH AVE", "12XX BLOCK OF 5TH AVE"),
-    ("1234 5TH AVE AT UNION ST", "12XX BLOCK OF 5TH AVE"),
-    ("1234 BLOCK OF 5TH AVE", "12XX BLOCK OF 5TH AVE"),
-    ("APT 3B, 1234 5TH AVE", "12XX BLOCK OF 5TH AVE"),
-    ("APT 3B 1234 5TH AVE", "12XX BLOCK OF 5TH AVE"),
-    ("#3B 1234 5TH AVE", "12XX BLOCK OF 5TH AVE"),
-    ("12XX BLOCK OF 5TH AVE UNIT 3B SEATTLE WA", "12XX BLOCK OF 5TH AVE"),
-    ("12XX BLOCK OF 5TH AVE APARTMENT 3B", "12XX BLOCK OF 5TH AVE"),
-    ("1200-1210 5TH AVE", "12XX BLOCK OF 5TH AVE"),
-    ("1234 5TH AVE SEATTLE, WA 98101", "12XX BLOCK OF 5TH AVE"),
-    ("1234 5th Ave, Seattle WA 98101-1234", "12XX BLOCK OF 5TH AVE"),
-    ("PO BOX 1234, SEATTLE WA 98101", ""),
-    ("P.O. BOX 1234", ""),
-    ("RESIDENCE OF JOHN SMITH", ""),
-    ("RESIDENCE OF JOHN SMITH, 1234 5TH AVE", "12XX BLOCK OF 5TH AVE"),
-    ("1234 5TH AVE / UNION ST", "12XX BLOCK OF 5TH AVE"),  # a numbered part: its block
-    ("123 COURT ST AT UNION ST", "1XX BLOCK OF COURT ST"),  # not a street called `123 COURT`
-    ("456 BRIDGE WAY N / N 40 ST", "4XX BLOCK OF BRIDGE WAY N"),
-    ("APT 3B / UNION ST", ""),
-    ("SEATTLE WA 98101", ""),
-    ("PINE ST", ""),  # a street without a block or a cross street is not a published form
-    ("N 85 / AURORA AV N", ""),  # `N 85` cannot be proven a street name
-    # real forms of the shared files
-    ("19XX BLOCK OF E JEFFERSON ST", "19XX BLOCK OF E JEFFERSON ST"),
-    ("1XX BLOCK OF PINE ST", "1XX BLOCK OF PINE ST"),
-    ("XX BLOCK OF PINE ST", "XX BLOCK OF PINE ST"),
-    ("055XX S ADA ST", "55XX BLOCK OF S ADA ST"),
-    ("0000X E CHICAGO AVE", "XX BLOCK OF E CHICAGO AVE"),
-    ("3900 - 3999 BLOCK OF 12TH STREET NE", "39XX BLOCK OF 12TH STREET NE"),
-    ("1 - 99 BLOCK OF N STREET NW", "XX BLOCK OF N STREET NW"),
-    ("1700 Block of POST ST", "17XX BLOCK OF POST ST"),
-    ("9832 Renton Av S", "98XX BLOCK OF RENTON AV S"),
-    ("1100 S  HOBART                       BL", "11XX BLOCK OF S HOBART BL"),
-    ("COMMONWEALTH AVE & REEDSDALE ST\nBOSTON  MA 02134\nU", "COMMONWEALTH AVE / REEDSDALE ST"),
-    ("FRANKLIN ST \\ ELM ST", "FRANKLIN ST / ELM ST"),
-    ("LIVINGSTON STREET NW AND CONNECTICUT AVENUE NW",
-     "LIVINGSTON STREET NW / CONNECTICUT AVENUE NW"),
-    ("S KING ST / 8 AV S", "S KING ST / 8 AV S"),
-    ("5 AV S / S KING ST", "5 AV S / S KING ST"),
-    ("11XX BLOCK OF 8TH AVE NE", "11XX BLOCK OF 8TH AVE NE"),
-    ("I-5 / SR 520", "I-5 / SR 520"),
-    ("1234 BROADWAY E", "12XX BLOCK OF BROADWAY E"),
-    ("6XX BLOCK OF S LANE ST", "6XX BLOCK OF S LANE ST"),
-])
+@pytest.mark.parametrize(
+    "address,expected",
+    [
+        ("607 1 / 2 N 50 ST", "6XX BLOCK OF N 50 ST"),  # a fractional house number, no intersection
+        ("607 1/2 N 50 ST", "6XX BLOCK OF N 50 ST"),
+        ("1234-B 5TH AVE", "12XX BLOCK OF 5TH AVE"),
+        ("1234B 5TH AVE", "12XX BLOCK OF 5TH AVE"),
+        ("1234 5TH AVE AT UNION ST", "12XX BLOCK OF 5TH AVE"),
+        ("1234 BLOCK OF 5TH AVE", "12XX BLOCK OF 5TH AVE"),
+        ("APT 3B, 1234 5TH AVE", "12XX BLOCK OF 5TH AVE"),
+        ("APT 3B 1234 5TH AVE", "12XX BLOCK OF 5TH AVE"),
+        ("#3B 1234 5TH AVE", "12XX BLOCK OF 5TH AVE"),
+        ("12XX BLOCK OF 5TH AVE UNIT 3B SEATTLE WA", "12XX BLOCK OF 5TH AVE"),
+        ("12XX BLOCK OF 5TH AVE APARTMENT 3B", "12XX BLOCK OF 5TH AVE"),
+        ("1200-1210 5TH AVE", "12XX BLOCK OF 5TH AVE"),
+        ("1234 5TH AVE SEATTLE, WA 98101", "12XX BLOCK OF 5TH AVE"),
+        ("1234 5th Ave, Seattle WA 98101-1234", "12XX BLOCK OF 5TH AVE"),
+        ("PO BOX 1234, SEATTLE WA 98101", ""),
+        ("P.O. BOX 1234", ""),
+        ("RESIDENCE OF JOHN SMITH", ""),
+        ("RESIDENCE OF JOHN SMITH, 1234 5TH AVE", "12XX BLOCK OF 5TH AVE"),
+        ("1234 5TH AVE / UNION ST", "12XX BLOCK OF 5TH AVE"),  # a numbered part: its block
+        ("123 COURT ST AT UNION ST", "1XX BLOCK OF COURT ST"),  # not a street called `123 COURT`
+        ("456 BRIDGE WAY N / N 40 ST", "4XX BLOCK OF BRIDGE WAY N"),
+        ("APT 3B / UNION ST", ""),
+        ("SEATTLE WA 98101", ""),
+        ("PINE ST", ""),  # a street without a block or a cross street is not a published form
+        ("N 85 / AURORA AV N", ""),  # `N 85` cannot be proven a street name
+        # real forms of the shared files
+        ("19XX BLOCK OF E JEFFERSON ST", "19XX BLOCK OF E JEFFERSON ST"),
+        ("1XX BLOCK OF PINE ST", "1XX BLOCK OF PINE ST"),
+        ("XX BLOCK OF PINE ST", "XX BLOCK OF PINE ST"),
+        ("055XX S ADA ST", "55XX BLOCK OF S ADA ST"),
+        ("0000X E CHICAGO AVE", "XX BLOCK OF E CHICAGO AVE"),
+        ("3900 - 3999 BLOCK OF 12TH STREET NE", "39XX BLOCK OF 12TH STREET NE"),
+        ("1 - 99 BLOCK OF N STREET NW", "XX BLOCK OF N STREET NW"),
+        ("1700 Block of POST ST", "17XX BLOCK OF POST ST"),
+        ("9832 Renton Av S", "98XX BLOCK OF RENTON AV S"),
+        ("1100 S  HOBART                       BL", "11XX BLOCK OF S HOBART BL"),
+        ("COMMONWEALTH AVE & REEDSDALE ST\nBOSTON  MA 02134\nU", "COMMONWEALTH AVE / REEDSDALE ST"),
+        ("FRANKLIN ST \\ ELM ST", "FRANKLIN ST / ELM ST"),
+        (
+            "LIVINGSTON STREET NW AND CONNECTICUT AVENUE NW",
+            "LIVINGSTON STREET NW / CONNECTICUT AVENUE NW",
+        ),
+        ("S KING ST / 8 AV S", "S KING ST / 8 AV S"),
+        ("5 AV S / S KING ST", "5 AV S / S KING ST"),
+        ("11XX BLOCK OF 8TH AVE NE", "11XX BLOCK OF 8TH AVE NE"),
+        ("I-5 / SR 520", "I-5 / SR 520"),
+        ("1234 BROADWAY E", "12XX BLOCK OF BROADWAY E"),
+        ("6XX BLOCK OF S LANE ST", "6XX BLOCK OF S LANE ST"),
+    ],
+)
 def test_hundred_block_publishes_only_recognised_forms(address, expected):
     assert privacy.hundred_block(address) == expected
     assert is_safe(expected)
@@ -119,8 +143,21 @@ def test_hundred_block_publishes_only_recognised_forms(address, expected):
 
 # ---- property: generated hostile addresses -------------------------------------------------------
 DIRS = ["N", "S", "E", "W", "NE", "NW", "SE", "SW"]
-NAMES = ["PINE", "UNION", "JEFFERSON", "MARTIN LUTHER KING JR", "LAKE CITY", "F", "AURORA",
-         "S LANE", "O'DELL", "WEST-LAKE", "COURT", "TERRACE", "BRIDGE"]
+NAMES = [
+    "PINE",
+    "UNION",
+    "JEFFERSON",
+    "MARTIN LUTHER KING JR",
+    "LAKE CITY",
+    "F",
+    "AURORA",
+    "S LANE",
+    "O'DELL",
+    "WEST-LAKE",
+    "COURT",
+    "TERRACE",
+    "BRIDGE",
+]
 STREET_TYPE_WORDS = ["ST", "AVE", "AV", "WAY", "PL", "BLVD", "DR", "CT", "STREET", "AVENUE"]
 UNIT_WORDS = ["APT", "UNIT", "#", "STE", "SUITE", "APARTMENT", "FL", "RM", "LOT", "SPACE", "BLDG"]
 
@@ -151,15 +188,31 @@ def streets(draw) -> str:
 def house_numbers(draw) -> tuple[str, int]:
     """(house number as written, its numeric value): fractions, suffixes, ranges."""
     n = draw(st.integers(0, 99999))
-    form = draw(st.sampled_from(["plain", "fraction", "spaced-fraction", "letter", "dash-letter",
-                                 "range", "spaced-range", "block-of", "masked"]))
+    form = draw(
+        st.sampled_from(
+            [
+                "plain",
+                "fraction",
+                "spaced-fraction",
+                "letter",
+                "dash-letter",
+                "range",
+                "spaced-range",
+                "block-of",
+                "masked",
+            ]
+        )
+    )
     text = {
-        "plain": f"{n}", "fraction": f"{n} 1/2", "spaced-fraction": f"{n} 1 / 2",
+        "plain": f"{n}",
+        "fraction": f"{n} 1/2",
+        "spaced-fraction": f"{n} 1 / 2",
         "letter": f"{n}{draw(st.sampled_from('ABCDFGH'))}",
         "dash-letter": f"{n}-{draw(st.sampled_from('ABCDFGH'))}",
         "range": f"{n}-{n + draw(st.integers(1, 20))}",
         "spaced-range": f"{n} - {n + draw(st.integers(1, 20))}",
-        "block-of": f"{n} BLOCK OF", "masked": f"{n // 100}XX BLOCK OF" if n >= 100 else "XX BLOCK OF",
+        "block-of": f"{n} BLOCK OF",
+        "masked": f"{n // 100}XX BLOCK OF" if n >= 100 else "XX BLOCK OF",
     }[form]
     return text, n
 
@@ -180,8 +233,11 @@ def tails(draw) -> tuple[str, str]:
     zip5 = str(draw(st.integers(10000, 99999)))
     zip4 = draw(st.sampled_from(["", f"-{draw(st.integers(1000, 9999))}"]))
     city = draw(st.sampled_from(["SEATTLE WA", "SEATTLE, WA", "Seattle, Wa", "WA", "SHORELINE WA"]))
-    return draw(st.sampled_from([f", {city} {zip5}{zip4}", f" {city} {zip5}{zip4}",
-                                 f" {zip5}", f"\n{city} {zip5}"])), zip5 + zip4.lstrip("-")
+    return draw(
+        st.sampled_from(
+            [f", {city} {zip5}{zip4}", f" {city} {zip5}{zip4}", f" {zip5}", f"\n{city} {zip5}"]
+        )
+    ), zip5 + zip4.lstrip("-")
 
 
 @st.composite
@@ -190,8 +246,11 @@ def addresses(draw) -> tuple[str, set[str], set[str]]:
     street, cross = draw(streets()), draw(streets())
     allowed = set(digit_runs(street)) | set(digit_runs(cross))
     secret: set[str] = set()
-    kind = draw(st.sampled_from(["house", "house", "intersection", "numbered-intersection",
-                                 "po-box", "residence"]))
+    kind = draw(
+        st.sampled_from(
+            ["house", "house", "intersection", "numbered-intersection", "po-box", "residence"]
+        )
+    )
     if kind == "po-box":
         box = str(draw(st.integers(1, 99999)))
         secret.add(box)
@@ -212,8 +271,11 @@ def addresses(draw) -> tuple[str, set[str], set[str]]:
         unit, digits = draw(units())
         secret.add(digits)
         where = draw(st.sampled_from(["end", "start", "start-comma"]))
-        text = {"end": f"{text} {unit}", "start": f"{unit} {text}",
-                "start-comma": f"{unit}, {text}"}[where]
+        text = {
+            "end": f"{text} {unit}",
+            "start": f"{unit} {text}",
+            "start-comma": f"{unit}, {text}",
+        }[where]
     if draw(st.booleans()):
         tail, digits = draw(tails())
         secret.add(digits)

@@ -9,8 +9,13 @@ from . import test_storage_contract as contract
 from .conftest import NOW
 
 # The contract suite's backends (SQLite, and PostgreSQL when configured) and helpers.
-backend_url, cfg, bare, db, beats_db = (contract.backend_url, contract.cfg, contract.bare,
-                                        contract.db, contract.beats_db)
+backend_url, cfg, bare, db, beats_db = (
+    contract.backend_url,
+    contract.cfg,
+    contract.bare,
+    contract.db,
+    contract.beats_db,
+)
 import_rows, row = contract.import_rows, contract.row
 
 
@@ -22,11 +27,16 @@ def typed(external_id: str, when: str, kind: str) -> list[str]:
 
 
 def test_filters_retention_and_snapped_points(beats_db, cfg, tmp_path):
-    import_rows(beats_db, cfg, tmp_path / "a.csv", [
-        typed("1", "2026-11-20T18:00:00Z", "THEFT - CAR PROWL"),
-        typed("2", "2026-11-21T18:00:00Z", "BURGLARY - RESIDENTIAL"),
-        typed("3", "2026-10-01T18:00:00Z", "ROBBERY - STREET"),
-    ])
+    import_rows(
+        beats_db,
+        cfg,
+        tmp_path / "a.csv",
+        [
+            typed("1", "2026-11-20T18:00:00Z", "THEFT - CAR PROWL"),
+            typed("2", "2026-11-21T18:00:00Z", "BURGLARY - RESIDENTIAL"),
+            typed("3", "2026-10-01T18:00:00Z", "ROBBERY - STREET"),
+        ],
+    )
     set_id = beats_db.active_beat_set().id
     later = NOW + timedelta(days=30)
 
@@ -44,15 +54,21 @@ def test_filters_retention_and_snapped_points(beats_db, cfg, tmp_path):
 
 
 def test_counts_by_category_and_between_bounds(beats_db, cfg, tmp_path):
-    import_rows(beats_db, cfg, tmp_path / "a.csv", [
-        typed("1", "2026-11-20T18:00:00Z", "THEFT - CAR PROWL"),
-        typed("2", "2026-11-21T18:00:00Z", "THEFT - CAR PROWL"),
-        typed("3", "2026-11-10T18:00:00Z", "BURGLARY - RESIDENTIAL"),
-    ])
+    import_rows(
+        beats_db,
+        cfg,
+        tmp_path / "a.csv",
+        [
+            typed("1", "2026-11-20T18:00:00Z", "THEFT - CAR PROWL"),
+            typed("2", "2026-11-21T18:00:00Z", "THEFT - CAR PROWL"),
+            typed("3", "2026-11-10T18:00:00Z", "BURGLARY - RESIDENTIAL"),
+        ],
+    )
     set_id = beats_db.active_beat_set().id
     now = NOW + timedelta(days=1)
-    counts = beats_db.public_category_counts(set_id, now=now, since=NOW - timedelta(days=30),
-                                             beat="K3")
+    counts = beats_db.public_category_counts(
+        set_id, now=now, since=NOW - timedelta(days=30), beat="K3"
+    )
     assert counts == {"car-prowl": 2, "burglary": 1}
     assert beats_db.public_category_counts(set_id, now=now, since=NOW, beat="K1") == {}
     bounds = [NOW - timedelta(days=21), NOW - timedelta(days=14), NOW - timedelta(days=7), now]
@@ -64,8 +80,7 @@ def test_counts_by_category_and_between_bounds(beats_db, cfg, tmp_path):
 def test_feed_version_moves_only_when_feeds_may_change(beats_db, cfg, tmp_path):
     v0 = beats_db.feed_version(now=NOW)
     assert beats_db.feed_version(now=NOW) == v0
-    import_rows(beats_db, cfg, tmp_path / "a.csv", [row("1", when="2026-11-26T11:30:00Z")],
-                now=NOW)
+    import_rows(beats_db, cfg, tmp_path / "a.csv", [row("1", when="2026-11-26T11:30:00Z")], now=NOW)
     v1 = beats_db.feed_version(now=NOW)
     assert v1 != v0
     # Nothing written, but the entry passes its publication delay: the stamp moves.
@@ -75,8 +90,9 @@ def test_feed_version_moves_only_when_feeds_may_change(beats_db, cfg, tmp_path):
     beats_db.touch_feeds(NOW)
     assert beats_db.feed_version(now=NOW) != v1
     # Retention: the stamp moves when the incident (11:30) falls out of the window.
-    assert beats_db.feed_version(now=NOW, since=NOW - timedelta(hours=1)) != \
-        beats_db.feed_version(now=NOW, since=NOW)
+    assert beats_db.feed_version(now=NOW, since=NOW - timedelta(hours=1)) != beats_db.feed_version(
+        now=NOW, since=NOW
+    )
 
 
 def test_content_marks_never_go_back_and_move_with_the_fingerprint(db):
@@ -90,8 +106,9 @@ def test_content_marks_never_go_back_and_move_with_the_fingerprint(db):
     # A change in the same second still moves the mark by a whole second.
     assert db.content_mark("k", "c" * 64, first=first, now=at) == NOW + timedelta(seconds=1)
     # A clock that went back (another process, a test) cannot pull the mark back.
-    assert db.content_mark("k", "d" * 64, first=first,
-                           now=NOW - timedelta(hours=1)) == NOW + timedelta(seconds=2)
+    assert db.content_mark(
+        "k", "d" * 64, first=first, now=NOW - timedelta(hours=1)
+    ) == NOW + timedelta(seconds=2)
     assert db.content_mark("other", "d" * 64, first=NOW, now=NOW) == NOW  # marks are per key
 
 
@@ -105,8 +122,7 @@ def test_feed_stamps_leave_out_sign_ins_and_move_per_beat(beats_db, cfg, tmp_pat
     beats_db.record_login_attempt("someone@example.org", "client", False, NOW)
     assert beats_db.feed_version(now=later) == version
     assert beats_db.area_feed_stamps(set_id, now=later) == stamps
-    import_rows(beats_db, cfg, tmp_path / "a.csv", [row("1", when="2026-11-26T11:30:00Z")],
-                now=NOW)
+    import_rows(beats_db, cfg, tmp_path / "a.csv", [row("1", when="2026-11-26T11:30:00Z")], now=NOW)
     moved = beats_db.area_feed_stamps(set_id, now=later)
     assert {k for k in moved.keys() | stamps.keys() if moved.get(k) != stamps.get(k)} == {"K3"}
     beats_db.audit("records@example.org", "incidents.retract", "entry:x", now=NOW)

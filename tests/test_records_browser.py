@@ -13,12 +13,18 @@ from .test_records import mixed_file, utcnow  # noqa: F401  (mixed_file is a fix
 pytestmark = pytest.mark.browser
 
 
-def test_a_clerk_uploads_previews_and_downloads_rejected_rows(app, live_server, page,
-                                                               beats_store, settings,
-                                                               mixed_file):  # noqa: F811
+def test_a_clerk_uploads_previews_and_downloads_rejected_rows(
+    app, live_server, page, beats_store, settings, mixed_file
+):  # noqa: F811
     app.config["WTF_CSRF_ENABLED"] = True
-    accounts.add_user(beats_store, "clerk@example.test", "records", "correct horse battery",
-                      actor="test", now=utcnow())
+    accounts.add_user(
+        beats_store,
+        "clerk@example.test",
+        "records",
+        "correct horse battery",
+        actor="test",
+        now=utcnow(),
+    )
     page.goto(live_server.url + "/records/imports")
     page.get_by_label("Email").fill("clerk@example.test")
     page.get_by_label("Password").fill("correct horse battery")

@@ -30,8 +30,9 @@ def test_the_upload_queue_is_claimed_once_and_finished(db, cfg, tmp_path):
     with open(SAMPLE, "rb") as fh:
         first = records.store_upload(db, cfg, fh, "sample.csv", actor="a@example.org", now=NOW)
     with open(SAMPLE, "rb") as fh:
-        second = records.store_upload(db, cfg, fh, "sample.csv", actor="b@example.org",
-                                      now=NOW + timedelta(seconds=1))
+        second = records.store_upload(
+            db, cfg, fh, "sample.csv", actor="b@example.org", now=NOW + timedelta(seconds=1)
+        )
     assert first.status == second.status == "queued" and first.preset == "spd-911"
     assert [u.id for u in db.uploads_with_sha256(first.file_sha256)] == [first.id, second.id]
     claimed = db.claim_next_upload(NOW)
@@ -52,8 +53,7 @@ def test_the_upload_queue_is_claimed_once_and_finished(db, cfg, tmp_path):
 
 def test_the_job_imports_on_every_backend(beats_db, cfg):
     with open(SAMPLE, "rb") as fh:
-        up = records.store_upload(beats_db, cfg, fh, "sample.csv", actor="a@example.org",
-                                  now=NOW)
+        up = records.store_upload(beats_db, cfg, fh, "sample.csv", actor="a@example.org", now=NOW)
     assert records.process_queue(beats_db, cfg, NOW)["imported"] == 1
     done = beats_db.get_upload(up.id)
     assert done.status == "done" and beats_db.upload_for_run(done.run_id).id == up.id
@@ -64,15 +64,25 @@ def test_the_job_imports_on_every_backend(beats_db, cfg):
 
 
 def test_saved_presets(db):
-    db.save_preset("county", "county-cad", {"external_id": "No", "occurred_at": "When"},
-                   created_by="a", now=NOW)
+    db.save_preset(
+        "county",
+        "county-cad",
+        {"external_id": "No", "occurred_at": "When"},
+        created_by="a",
+        now=NOW,
+    )
     with pytest.raises(Conflict):
         db.save_preset("county", "x", {}, created_by="a", now=NOW)
     saved = db.saved_preset("county")
-    assert saved.source == "county-cad" and saved.columns == {"external_id": "No",
-                                                              "occurred_at": "When"}
+    assert saved.source == "county-cad" and saved.columns == {
+        "external_id": "No",
+        "occurred_at": "When",
+    }
     assert records.detect_mapping(db, ["No", "When", "Other"]) == (
-        "county", {"external_id": "No", "occurred_at": "When"}, "county-cad")
+        "county",
+        {"external_id": "No", "occurred_at": "When"},
+        "county-cad",
+    )
     db.delete_saved_preset("county")
     assert db.saved_presets() == []
     with pytest.raises(NotFound):
@@ -82,8 +92,15 @@ def test_saved_presets(db):
 def test_sources_and_their_polls(db, tmp_path):
     s = sources.add_source(db, "drop", folder=str(tmp_path), actor="t", now=NOW)
     assert s.kind == "folder" and sources.is_due(s, NOW)
-    db.record_poll(s.id, status="imported", now=NOW, filename="a.csv", file_sha256="ab" * 32,
-                   etag='"1"', last_modified="Wed, 25 Nov 2026 10:00:00 GMT")
+    db.record_poll(
+        s.id,
+        status="imported",
+        now=NOW,
+        filename="a.csv",
+        file_sha256="ab" * 32,
+        etag='"1"',
+        last_modified="Wed, 25 Nov 2026 10:00:00 GMT",
+    )
     db.record_poll(s.id, status="failed", now=NOW + timedelta(minutes=1), error="HTTP 500")
     s = db.get_source("drop")
     assert s.last_status == "failed" and s.last_error == "HTTP 500" and s.etag == '"1"'
@@ -101,8 +118,7 @@ def test_sources_and_their_polls(db, tmp_path):
 
 def test_staff_search_and_retraction(beats_db, cfg):
     imports.import_file(beats_db, SAMPLE, ImportOptions(), cfg, now=NOW)
-    uid = identifiers.entry_uid("spd-911-incident-response", "1701856",
-                                beats_db.identifier_key())
+    uid = identifiers.entry_uid("spd-911-incident-response", "1701856", beats_db.identifier_key())
     assert [e.uid for e in beats_db.find_incidents(uid)] == [uid]
     assert [e.uid for e in beats_db.find_incidents("1701856")] == [uid]
     found = beats_db.find_incidents("car prowl", 500)
@@ -133,8 +149,9 @@ SHARED = [
 
 @pytest.mark.shared_data
 @pytest.mark.parametrize("name, preset", SHARED)
-def test_every_shared_csv_is_detected_and_imported_from_the_web(clerk, beats_store, settings,
-                                                                name, preset):
+def test_every_shared_csv_is_detected_and_imported_from_the_web(
+    clerk, beats_store, settings, name, preset
+):
     path = shared(name)
     uid = upload_id(upload(clerk, path))
     up = beats_store.get_upload(uid)
@@ -148,7 +165,6 @@ def test_every_shared_csv_is_detected_and_imported_from_the_web(clerk, beats_sto
     records.process_queue(beats_store, settings, utcnow())
     second = beats_store.get_import_run(beats_store.get_upload(again).run_id).counters
     assert second["new"] == 0 and second["read"] == first["read"]
-
 
 
 def test_old_upload_files_are_pruned_on_every_backend(db, cfg):

@@ -38,9 +38,13 @@ def test_home_page_has_the_map_the_finders_and_the_lists(site):
     assert doc.get_element_by_id("use-location").get("hidden") is not None  # JS reveals it
     # No geocoder configured: no address box at all.
     assert not doc.xpath("//*[@id='address-search']")
-    assert doc.xpath("//a[@href='/feeds.opml']") and doc.xpath("//a[@href='/precincts/W/feeds.opml']")
+    assert doc.xpath("//a[@href='/feeds.opml']") and doc.xpath(
+        "//a[@href='/precincts/W/feeds.opml']"
+    )
     # The map is never the only way: every beat is a link in the lists.
-    assert len(doc.xpath("//a[starts-with(@href, '/beats/') and not(contains(@href, 'feed'))]")) >= 51
+    assert (
+        len(doc.xpath("//a[starts-with(@href, '/beats/') and not(contains(@href, 'feed'))]")) >= 51
+    )
 
 
 def test_address_box_appears_when_a_geocoder_is_set(tmp_path):
@@ -73,8 +77,15 @@ def test_beats_geojson(site):
     codes = sorted(f["properties"]["beat"] for f in doc["features"])
     assert codes == sorted(b.code for b in store.beats(store.active_beat_set().id))
     k3 = next(f for f in doc["features"] if f["properties"]["beat"] == "K3")
-    assert k3["properties"].items() >= {"sector": "K", "precinct": "W", "url": "/beats/K3",
-                                        "precinct_label": "West Precinct"}.items()
+    assert (
+        k3["properties"].items()
+        >= {
+            "sector": "K",
+            "precinct": "W",
+            "url": "/beats/K3",
+            "precinct_label": "West Precinct",
+        }.items()
+    )
     assert k3["geometry"]["type"] in ("Polygon", "MultiPolygon")
     assert len(r.data) < 300_000  # simplified for phones
 
@@ -85,10 +96,16 @@ def test_beat_page_has_everything_a_subscriber_needs(site):
     text = doc.text_content()
     assert "not monitored" in text and "911" in text
     hrefs = {a.get("href") for a in doc.xpath("//a")}
-    assert {"/beats/K3/feed.rss", "/beats/K3/feed.atom", "/beats/K3/feed.json",
-            "/precincts/W/feeds.opml"} <= hrefs
-    assert doc.get_element_by_id("feed-url").get("value") == \
-        "http://feeds.example.test/beats/K3/feed.atom"
+    assert {
+        "/beats/K3/feed.rss",
+        "/beats/K3/feed.atom",
+        "/beats/K3/feed.json",
+        "/precincts/W/feeds.opml",
+    } <= hrefs
+    assert (
+        doc.get_element_by_id("feed-url").get("value")
+        == "http://feeds.example.test/beats/K3/feed.atom"
+    )
     assert doc.xpath("//label[@for='feed-url']") and doc.xpath("//button[@data-copy='feed-url']")
     m = doc.get_element_by_id("area-map")
     assert m.get("data-highlight") == "K3"
@@ -116,7 +133,9 @@ def test_beat_page_counts_by_category_and_week(tmp_path):
     week_counts = [int(td.text_content().split()[0]) for td in weeks.xpath(".//tbody/tr/td[2]")]
     assert len(week_counts) == 8 and week_counts[0] == 1 and week_counts[1] == 1
     assert sum(week_counts) == 2  # the 2016 sample is long past
-    cat_rows = [tuple(td.text_content() for td in tr.xpath("td")) for tr in cats.xpath(".//tbody/tr")]
+    cat_rows = [
+        tuple(td.text_content() for td in tr.xpath("td")) for tr in cats.xpath(".//tbody/tr")
+    ]
     assert sum(int(n) for _label, n in cat_rows) == 2
     assert "0.2 entries a week" in doc.text_content()  # 2 in 8 weeks
 
@@ -129,8 +148,12 @@ def test_sector_and_precinct_pages_show_their_beats_on_a_map(site):
 
 
 def test_department_logo_and_colour_are_settings(tmp_path):
-    app, _, _ = build_site(tmp_path, department_name="Metro Police",
-                           department_logo_url="/static/logo.png", department_color="#7a1f5c")
+    app, _, _ = build_site(
+        tmp_path,
+        department_name="Metro Police",
+        department_logo_url="/static/logo.png",
+        department_color="#7a1f5c",
+    )
     r = app.test_client().get("/")
     doc = html.fromstring(r.data)
     assert doc.xpath("//header//img[@src='/static/logo.png']")

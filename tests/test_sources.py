@@ -48,15 +48,25 @@ def run_counters(store, poll_result) -> dict:
 def test_a_watched_folder_imports_each_new_file_once(beats_store, settings, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    sources.add_source(beats_store, "dispatch-drop", folder=str(inbox), interval_minutes=10,
-                       actor="test", now=utcnow())
+    sources.add_source(
+        beats_store,
+        "dispatch-drop",
+        folder=str(inbox),
+        interval_minutes=10,
+        actor="test",
+        now=utcnow(),
+    )
     export(inbox / "day1.csv", [1, 2, 3])
     (inbox / "day2.csv.part").write_text("still being written")
     (inbox / ".hidden.csv").write_text("editor swap file")
 
     now = utcnow()
-    assert poll(beats_store, settings, now) == {"imported": 1, "unchanged": 0, "failed": 0,
-                                                "polled": 1}
+    assert poll(beats_store, settings, now) == {
+        "imported": 1,
+        "unchanged": 0,
+        "failed": 0,
+        "polled": 1,
+    }
     assert beats_store.incident_count() == 3
     assert (inbox / "done" / "day1.csv").exists() and not (inbox / "day1.csv").exists()
     assert (inbox / "day2.csv.part").exists() and (inbox / ".hidden.csv").exists()
@@ -80,12 +90,12 @@ def test_a_watched_folder_imports_each_new_file_once(beats_store, settings, tmp_
     assert len(beats_store.list_import_runs()) == 2
 
 
-def test_a_bad_file_in_a_folder_is_recorded_set_aside_and_shown(beats_store, settings,
-                                                                 tmp_path, clerk):  # noqa: F811
+def test_a_bad_file_in_a_folder_is_recorded_set_aside_and_shown(
+    beats_store, settings, tmp_path, clerk
+):  # noqa: F811
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    sources.add_source(beats_store, "dispatch-drop", folder=str(inbox), actor="test",
-                       now=utcnow())
+    sources.add_source(beats_store, "dispatch-drop", folder=str(inbox), actor="test", now=utcnow())
     (inbox / "report.xlsx").write_bytes(b"PK\x03\x04\x00binary")
     write_rows(inbox / "other.csv", [["1", "2"]], header=["foo", "bar"])
     export(inbox / "good.csv", [7])
@@ -158,26 +168,36 @@ def socrata(tmp_path):
 
 
 def test_a_url_is_polled_on_its_interval_and_the_same_content_is_never_imported_twice(
-        beats_store, settings, tmp_path, socrata):
+    beats_store, settings, tmp_path, socrata
+):
     socrata.body = export(tmp_path / "a.csv", [1, 2]).read_bytes()
-    sources.add_source(beats_store, "spd-911-socrata", url=socrata.url, preset="spd-911",
-                       interval_minutes=60, actor="test", now=utcnow())
+    sources.add_source(
+        beats_store,
+        "spd-911-socrata",
+        url=socrata.url,
+        preset="spd-911",
+        interval_minutes=60,
+        actor="test",
+        now=utcnow(),
+    )
     now = utcnow()
     first = sources.poll_sources(beats_store, settings, now)
     assert first == {"imported": 1, "unchanged": 0, "failed": 0, "polled": 1}
     assert beats_store.incident_count() == 2
     assert socrata.requests[0]["User-Agent"].startswith("beatfeeds/")
 
-    assert sources.poll_sources(beats_store, settings, now + timedelta(minutes=30))[
-        "polled"] == 0
+    assert sources.poll_sources(beats_store, settings, now + timedelta(minutes=30))["polled"] == 0
     same = sources.poll_sources(beats_store, settings, now + timedelta(minutes=60))
     assert same == {"imported": 0, "unchanged": 1, "failed": 0, "polled": 1}
     assert len(beats_store.list_import_runs()) == 1  # no second run for the same bytes
 
     socrata.body = export(tmp_path / "b.csv", [2, 3, 4]).read_bytes()
-    results = sources.poll_source(beats_store, settings,
-                                  beats_store.get_source("spd-911-socrata"),
-                                  now + timedelta(minutes=120))
+    results = sources.poll_source(
+        beats_store,
+        settings,
+        beats_store.get_source("spd-911-socrata"),
+        now + timedelta(minutes=120),
+    )
     assert [r.status for r in results] == ["imported"]
     counters = run_counters(beats_store, results[0])
     assert counters["new"] == 2 and counters["unchanged"] == 1 and counters["read"] == 3
@@ -189,8 +209,7 @@ def test_a_url_is_polled_on_its_interval_and_the_same_content_is_never_imported_
 def test_a_url_with_an_etag_is_fetched_conditionally(beats_store, settings, tmp_path, socrata):
     socrata.body = export(tmp_path / "a.csv", [1]).read_bytes()
     socrata.etag = '"v1"'
-    source = sources.add_source(beats_store, "etagged", url=socrata.url, actor="test",
-                                now=utcnow())
+    source = sources.add_source(beats_store, "etagged", url=socrata.url, actor="test", now=utcnow())
     assert sources.poll_source(beats_store, settings, source, utcnow())[0].status == "imported"
     source = beats_store.get_source("etagged")
     assert source.etag == '"v1"'
@@ -198,11 +217,11 @@ def test_a_url_with_an_etag_is_fetched_conditionally(beats_store, settings, tmp_
     assert socrata.requests[-1]["If-None-Match"] == '"v1"'
 
 
-def test_url_failures_are_recorded_and_shown(beats_store, settings, tmp_path, socrata,
-                                             clerk):  # noqa: F811
+def test_url_failures_are_recorded_and_shown(beats_store, settings, tmp_path, socrata, clerk):  # noqa: F811
     socrata.status = 503
-    sources.add_source(beats_store, "flaky", url=socrata.url, preset="spd-911", actor="test",
-                       now=utcnow())
+    sources.add_source(
+        beats_store, "flaky", url=socrata.url, preset="spd-911", actor="test", now=utcnow()
+    )
     assert sources.poll_sources(beats_store, settings, utcnow())["failed"] == 1
     s = beats_store.get_source("flaky")
     assert s.last_status == "failed" and "HTTP 503" in s.last_error
@@ -224,8 +243,9 @@ def test_an_unreachable_url_is_a_recorded_failure(beats_store, settings):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
-    sources.add_source(beats_store, "down", url=f"http://127.0.0.1:{port}/x.csv",
-                       actor="test", now=utcnow())
+    sources.add_source(
+        beats_store, "down", url=f"http://127.0.0.1:{port}/x.csv", actor="test", now=utcnow()
+    )
     assert sources.poll_sources(beats_store, settings, utcnow())["failed"] == 1
     assert "cannot fetch from 127.0.0.1" in beats_store.get_source("down").last_error
 
@@ -239,8 +259,18 @@ def test_sources_are_added_listed_polled_and_removed_from_the_cli(runner, tmp_pa
     assert invoke(runner, "db", "upgrade").exit_code == 0
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    r = invoke(runner, "sources", "add", "drop", "--folder", str(inbox), "--preset", "spd-911",
-               "--interval", "5")
+    r = invoke(
+        runner,
+        "sources",
+        "add",
+        "drop",
+        "--folder",
+        str(inbox),
+        "--preset",
+        "spd-911",
+        "--interval",
+        "5",
+    )
     assert r.exit_code == 0 and "added source drop: folder" in r.output
     r = invoke(runner, "sources", "add", "socrata", "--url", "https://data.example.org/x.csv")
     assert r.exit_code == 0, r.output
@@ -292,18 +322,30 @@ def assert_nothing_kept(store, settings):
     assert store.list_import_runs() == []
 
 
-def test_a_download_announced_over_the_limit_is_refused_and_recorded(beats_store, tmp_path,
-                                                                     httpserver, clerk):  # noqa: F811
+def test_a_download_announced_over_the_limit_is_refused_and_recorded(
+    beats_store, tmp_path, httpserver, clerk
+):  # noqa: F811
     from werkzeug import Response
 
     settings = make_settings(tmp_path, source_max_mb=1)
     body = big_export(tmp_path)
     httpserver.expect_request("/big.csv").respond_with_response(
-        Response(body, content_type="text/csv"))
-    sources.add_source(beats_store, "huge", url=httpserver.url_for("/big.csv"),
-                       preset="spd-911", actor="test", now=utcnow())
+        Response(body, content_type="text/csv")
+    )
+    sources.add_source(
+        beats_store,
+        "huge",
+        url=httpserver.url_for("/big.csv"),
+        preset="spd-911",
+        actor="test",
+        now=utcnow(),
+    )
     assert sources.poll_sources(beats_store, settings, utcnow()) == {
-        "imported": 0, "unchanged": 0, "failed": 1, "polled": 1}
+        "imported": 0,
+        "unchanged": 0,
+        "failed": 1,
+        "polled": 1,
+    }
     s = beats_store.get_source("huge")
     assert s.last_status == "failed"
     assert "1.4 MB, more than the 1 MB" in s.last_error
@@ -318,8 +360,9 @@ def test_a_download_announced_over_the_limit_is_refused_and_recorded(beats_store
     assert beats_store.incident_count() == 9000
 
 
-def test_a_download_without_a_length_is_stopped_once_it_passes_the_limit(beats_store,
-                                                                         tmp_path, httpserver):
+def test_a_download_without_a_length_is_stopped_once_it_passes_the_limit(
+    beats_store, tmp_path, httpserver
+):
     from werkzeug import Response
 
     settings = make_settings(tmp_path, source_max_mb=1)
@@ -328,22 +371,31 @@ def test_a_download_without_a_length_is_stopped_once_it_passes_the_limit(beats_s
     def stream(request):
         def chunks():
             for i in range(0, len(body), 64 * 1024):
-                yield body[i:i + 64 * 1024]
+                yield body[i : i + 64 * 1024]
+
         return Response(chunks(), content_type="text/csv")  # no Content-Length
 
     httpserver.expect_request("/stream.csv").respond_with_handler(stream)
-    sources.add_source(beats_store, "endless", url=httpserver.url_for("/stream.csv"),
-                       preset="spd-911", actor="test", now=utcnow())
-    results = sources.poll_source(beats_store, settings, beats_store.get_source("endless"),
-                                  utcnow())
+    sources.add_source(
+        beats_store,
+        "endless",
+        url=httpserver.url_for("/stream.csv"),
+        preset="spd-911",
+        actor="test",
+        now=utcnow(),
+    )
+    results = sources.poll_source(
+        beats_store, settings, beats_store.get_source("endless"), utcnow()
+    )
     assert [r.status for r in results] == ["failed"]
     assert "grew past the 1 MB" in results[0].error
     assert "download was stopped" in beats_store.get_source("endless").last_error
     assert_nothing_kept(beats_store, settings)
 
 
-def test_a_download_cut_short_is_a_recorded_failure_without_a_partial_file(beats_store,
-                                                                           settings, socrata):
+def test_a_download_cut_short_is_a_recorded_failure_without_a_partial_file(
+    beats_store, settings, socrata
+):
     socrata.body = b"CAD CDW ID,Event Clearance Date\n1,"
     sources.add_source(beats_store, "cut", url=socrata.url, actor="test", now=utcnow())
     socrata.lie = 1000  # the server announces more than it sends, then closes the connection

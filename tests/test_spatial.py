@@ -23,7 +23,8 @@ def two_squares():
 
 def test_points_inside_outside_and_missing():
     codes = spatial.assign_beats(
-        np.array([[0.5, 0.5], [1.5, 0.5], [5, 5], [np.nan, 0.5], [np.inf, 1]]), two_squares())
+        np.array([[0.5, 0.5], [1.5, 0.5], [5, 5], [np.nan, 0.5], [np.inf, 1]]), two_squares()
+    )
     assert list(codes) == ["A", "B", None, None, None]
 
 
@@ -36,12 +37,16 @@ def test_point_on_shared_edge_gets_exactly_one_beat_deterministically():
 
 
 def test_outer_boundary_points_belong_to_their_beat():
-    assert list(spatial.assign_beats(np.array([[0.0, 0.5], [2.0, 0.5]]), two_squares())) == ["A", "B"]
+    assert list(spatial.assign_beats(np.array([[0.0, 0.5], [2.0, 0.5]]), two_squares())) == [
+        "A",
+        "B",
+    ]
 
 
 def test_accepts_geoseries_in_another_crs_and_geodataframe_beats():
-    beats = gpd.GeoDataFrame({"code": ["A", "B"]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)],
-                             crs=4326)
+    beats = gpd.GeoDataFrame(
+        {"code": ["A", "B"]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)], crs=4326
+    )
     pts = gpd.GeoSeries(gpd.points_from_xy([0.5, 1.5], [0.5, 0.5]), crs=4326).to_crs(3857)
     assert list(spatial.assign_beats(pts, beats)) == ["A", "B"]
 
@@ -68,10 +73,21 @@ def test_projected_map_is_reprojected_to_wgs84(tmp_path):
 
 
 def test_projected_geojson_without_crs_is_refused(tmp_path):
-    doc = {"type": "FeatureCollection", "features": [{
-        "type": "Feature", "properties": {"beat": "A1"},
-        "geometry": {"type": "Polygon", "coordinates": [[[1270000, 220000], [1271000, 220000],
-                                                         [1271000, 221000], [1270000, 220000]]]}}]}
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"beat": "A1"},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[1270000, 220000], [1271000, 220000], [1271000, 221000], [1270000, 220000]]
+                    ],
+                },
+            }
+        ],
+    }
     path = tmp_path / "projected.geojson"
     path.write_text(json.dumps(doc))
     with pytest.raises(UnusableFile, match="projected"):
@@ -90,8 +106,9 @@ def test_invalid_polygon_is_reported_with_code_and_reason_never_fixed(tmp_path, 
 
 
 def test_duplicate_codes_are_refused(tmp_path):
-    frame = gpd.GeoDataFrame({"beat": ["A1", "A1"]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)],
-                             crs=4326)
+    frame = gpd.GeoDataFrame(
+        {"beat": ["A1", "A1"]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)], crs=4326
+    )
     path = tmp_path / "dup.geojson"
     frame.to_file(path, driver="GeoJSON")
     assert any("duplicate" in p for p in boundaries.read_beat_map(path).problems)
@@ -111,18 +128,27 @@ def _agreement(beats_file, csv_file, beat_column):
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("beats_file,csv_file,column", [
-    ("spd_beats_2018_present.geojson", "spd_crime_data_robbery_2008_2021.csv", "Beat"),
-    ("spd_beats_2015_2017.geojson", "spd_911_incident_response_2016-03-02.csv", "Zone/Beat"),
-    ("spd_beats_2015_2017.geojson", "spd_911_incident_response_2016-03-25.csv", "Zone/Beat"),
-])
+@pytest.mark.parametrize(
+    "beats_file,csv_file,column",
+    [
+        ("spd_beats_2018_present.geojson", "spd_crime_data_robbery_2008_2021.csv", "Beat"),
+        ("spd_beats_2015_2017.geojson", "spd_911_incident_response_2016-03-02.csv", "Zone/Beat"),
+        ("spd_beats_2015_2017.geojson", "spd_911_incident_response_2016-03-25.csv", "Zone/Beat"),
+    ],
+)
 def test_join_agrees_with_police_recorded_beat(beats_file, csv_file, column):
     assert _agreement(beats_file, csv_file, column) >= 0.85
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("name", ["spd_beats_2018_present.geojson", "spd_beats_2015_2017.geojson",
-                                  "spd_beats_2008_2015.geojson"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "spd_beats_2018_present.geojson",
+        "spd_beats_2015_2017.geojson",
+        "spd_beats_2008_2015.geojson",
+    ],
+)
 def test_real_seattle_layouts_load_clean(name):
     loaded = boundaries.read_beat_map(shared(name))
     assert not loaded.problems

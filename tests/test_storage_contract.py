@@ -173,8 +173,10 @@ def test_upgrading_a_populated_database_keeps_every_row(bare, cfg, tmp_path):
 
     def counts():
         with bare.engine.connect() as conn:
-            return tuple(conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar()
-                         for name in ("incidents", "incident_beats"))
+            return tuple(
+                conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar()
+                for name in ("incidents", "incident_beats")
+            )
 
     before = counts()
     assert before == (2, 2)
@@ -184,8 +186,11 @@ def test_upgrading_a_populated_database_keeps_every_row(bare, cfg, tmp_path):
         if conn.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     with pytest.raises(Exception, match="(?i)unique"), bare.engine.begin() as conn:
-            conn.execute(update(schema.incidents).where(schema.incidents.c.external_id == "A2")
-                         .values(uid=uid(bare, "A1")))
+        conn.execute(
+            update(schema.incidents)
+            .where(schema.incidents.c.external_id == "A2")
+            .values(uid=uid(bare, "A1"))
+        )
     assert public_uids(bare, bare.active_beat_set_id()) == {uid(bare, "A1"), uid(bare, "A2")}
 
 
@@ -206,9 +211,14 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
         command.upgrade(_alembic_config(conn), "0007")
     load_beats(bare, publish=True)
     assert import_rows(bare, cfg, tmp_path / "a.csv", [row("A1"), row("A2")])["new"] == 2
-    fire = write_fire(tmp_path / "fire.csv", [
-        fire_row("11/20/2026 10:00:00 AM +0000"), fire_row("11/20/2026 10:05:00 AM +0000"),
-        fire_row("11/20/2026 10:10:00 AM +0000", number="F1")])
+    fire = write_fire(
+        tmp_path / "fire.csv",
+        [
+            fire_row("11/20/2026 10:00:00 AM +0000"),
+            fire_row("11/20/2026 10:05:00 AM +0000"),
+            fire_row("11/20/2026 10:10:00 AM +0000", number="F1"),
+        ],
+    )
     fire_opts = ImportOptions(preset="seattle-fire-911")
     assert imports.import_file(bare, fire, fire_opts, cfg, now=IMPORTED).counters["new"] == 3
 
@@ -219,30 +229,75 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
     columns = select(i.id, i.uid, i.source, i.external_id)  # the columns 0007 has
     with bare.engine.begin() as conn:  # as 0007 stored them
         for r in conn.execute(columns).all():
-            conn.execute(update(schema.incidents).where(i.id == r.id)
-                         .values(uid=old_uid(r.source, r.external_id)))
+            conn.execute(
+                update(schema.incidents)
+                .where(i.id == r.id)
+                .values(uid=old_uid(r.source, r.external_id))
+            )
         conn.execute(schema.meta.delete().where(schema.meta.c.key == identifiers.KEY_META))
         rows = {r.external_id: r for r in conn.execute(columns)}
     hashed = sorted(k for k in rows if k.startswith("h:"))
     assert len(hashed) == 2 and "F1" in rows
-    account = outbound.add_account(bare, cfg, area_kind="beat", area_code="K3",
-                                   service="webhook", label="", endpoint="https://h.test/x",
-                                   credentials={"secret": "s"}, actor="admin", now=NOW)
-    base = {"account_id": account, "entry_kind": "incident", "category": "other",
-            "due_at": NOW, "next_attempt_at": NOW, "attempts": 1, "dry_run": False,
-            "created_at": NOW, "text": None, "remote_url": None}
-    bare.enqueue_outbox([
-        base | {"entry_uid": rows[hashed[0]].uid, "status": "pending"},
-        base | {"entry_uid": rows["F1"].uid, "status": "sent", "text": "posted F1"},
-        base | {"entry_uid": rows[hashed[1]].uid, "status": "deleted",
-                "text": "12XX BLOCK OF 5TH AVE", "remote_url": "https://h.test/p/1"}])
-    bare.save_email_subscription(address="r@example.test", area_kind="city", area_code=None,
-                                 categories=(), frequency="instant", now=NOW)
+    account = outbound.add_account(
+        bare,
+        cfg,
+        area_kind="beat",
+        area_code="K3",
+        service="webhook",
+        label="",
+        endpoint="https://h.test/x",
+        credentials={"secret": "s"},
+        actor="admin",
+        now=NOW,
+    )
+    base = {
+        "account_id": account,
+        "entry_kind": "incident",
+        "category": "other",
+        "due_at": NOW,
+        "next_attempt_at": NOW,
+        "attempts": 1,
+        "dry_run": False,
+        "created_at": NOW,
+        "text": None,
+        "remote_url": None,
+    }
+    bare.enqueue_outbox(
+        [
+            base | {"entry_uid": rows[hashed[0]].uid, "status": "pending"},
+            base | {"entry_uid": rows["F1"].uid, "status": "sent", "text": "posted F1"},
+            base
+            | {
+                "entry_uid": rows[hashed[1]].uid,
+                "status": "deleted",
+                "text": "12XX BLOCK OF 5TH AVE",
+                "remote_url": "https://h.test/p/1",
+            },
+        ]
+    )
+    bare.save_email_subscription(
+        address="r@example.test",
+        area_kind="city",
+        area_code=None,
+        categories=(),
+        frequency="instant",
+        now=NOW,
+    )
     subscriber = bare.email_subscriptions()[0].subscriber_id
-    bare.enqueue_email_deliveries([
-        {"subscriber_id": subscriber, "entry_uid": rows[k].uid, "status": "pending",
-         "due_at": NOW, "next_attempt_at": NOW, "attempts": 0, "created_at": NOW}
-        for k in (hashed[0], "A1")])
+    bare.enqueue_email_deliveries(
+        [
+            {
+                "subscriber_id": subscriber,
+                "entry_uid": rows[k].uid,
+                "status": "pending",
+                "due_at": NOW,
+                "next_attempt_at": NOW,
+                "attempts": 0,
+                "created_at": NOW,
+            }
+            for k in (hashed[0], "A1")
+        ]
+    )
 
     assert bare.upgrade() == ("0007", bare.head_revision())
     store = SQLStore(bare.engine)  # not the one that cached the key before
@@ -257,19 +312,24 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
         else:
             assert r.uid == rows[k].uid  # a source id: the published id stays
     outbox = sorted(store.list_outbox(), key=lambda o: o.id)
-    assert [o.entry_uid for o in outbox] == [after[hashed[0]].uid, after["F1"].uid,
-                                             after[hashed[1]].uid]
+    assert [o.entry_uid for o in outbox] == [
+        after[hashed[0]].uid,
+        after["F1"].uid,
+        after[hashed[1]].uid,
+    ]
     assert outbox[1].text == "posted F1"  # still up on its service
     assert outbox[2].text is None and outbox[2].remote_url is None  # withdrawn
     assert sorted(d.entry_uid for d in store.email_deliveries()) == sorted(
-        [after[hashed[0]].uid, after["A1"].uid])
+        [after[hashed[0]].uid, after["A1"].uid]
+    )
     assert public_uids(store, store.active_beat_set_id()) == {r.uid for r in after.values()}
     # Re-imports find every incident again and keep every uid.
     assert imports.import_file(store, fire, fire_opts, cfg, now=NOW).counters["unchanged"] == 3
     assert import_rows(store, cfg, tmp_path / "a.csv")["unchanged"] == 2
     with bare.engine.connect() as conn:
         assert {r.external_id: r.uid for r in conn.execute(schema.incidents.select())} == {
-            k: r.uid for k, r in after.items()}
+            k: r.uid for k, r in after.items()
+        }
     assert store.upgrade()[0] == store.head_revision()  # and once only
 
 
@@ -458,7 +518,10 @@ def test_public_entries_hide_what_must_not_be_published(beats_db, cfg, tmp_path)
     assert beats_db.incident_private(SOURCE, "UNLOCATED")["lat"] is None
 
     later = NOW + timedelta(minutes=31)
-    assert public_uids(beats_db, set_id, now=later) == {uid(beats_db, "SHOWN"), uid(beats_db, "NOT-YET-DUE")}
+    assert public_uids(beats_db, set_id, now=later) == {
+        uid(beats_db, "SHOWN"),
+        uid(beats_db, "NOT-YET-DUE"),
+    }
     # Area filters and order: newest first.
     entries = beats_db.public_entries(set_id, now=later, beat="K3", sector="K", precinct="W")
     assert [e.uid for e in entries] == [uid(beats_db, "NOT-YET-DUE"), uid(beats_db, "SHOWN")]
@@ -533,14 +596,19 @@ def test_audit_log_is_appended_newest_first_and_follows_transactions(db):
 
 
 def test_versions_of_one_incident_in_a_file_last_wins_and_a_rerun_updates_nothing(
-        beats_db, cfg, tmp_path):
-    rows = [row("A"), row("B"), row("A", desc="THEFT - SHOPLIFT"), row("C"),
-            row("B", addr="2000 E JEFFERSON ST")]
+    beats_db, cfg, tmp_path
+):
+    rows = [
+        row("A"),
+        row("B"),
+        row("A", desc="THEFT - SHOPLIFT"),
+        row("C"),
+        row("B", addr="2000 E JEFFERSON ST"),
+    ]
     first = import_rows(beats_db, cfg, tmp_path / "v.csv", rows)
     assert (first["read"], first["new"], first["duplicate"], first["updated"]) == (5, 3, 2, 0)
     assert beats_db.incident_private(SOURCE, "A")["description"] == "THEFT - SHOPLIFT"
-    assert beats_db.incident_private(SOURCE, "B")["block_address"] == \
-        "20XX BLOCK OF E JEFFERSON ST"
+    assert beats_db.incident_private(SOURCE, "B")["block_address"] == "20XX BLOCK OF E JEFFERSON ST"
     again = import_rows(beats_db, cfg, tmp_path / "v.csv")
     assert (again["new"], again["updated"], again["unchanged"], again["duplicate"]) == (0, 0, 3, 2)
     # Across chunk boundaries the last version still wins, inserted in bulk on every backend.

@@ -35,14 +35,17 @@ OLD = NOW - timedelta(days=100)
 def old_file(tmp_path) -> Path:
     """An spd-911 export of 100 days ago: four good rows, one with a formula for a date."""
     when = local(OLD - timedelta(days=1))
-    return write_rows(tmp_path / "export.csv", [spd911_row(k, when) for k in range(1, 5)]
-                      + [spd911_row(5, "=cmd|' /C calc'!A0")])
+    return write_rows(
+        tmp_path / "export.csv",
+        [spd911_row(k, when) for k in range(1, 5)] + [spd911_row(5, "=cmd|' /C calc'!A0")],
+    )
 
 
 def stored(store, settings, path: Path, when, name=None):
     with open(path, "rb") as fh:
-        return records.store_upload(store, settings, fh, name or path.name,
-                                    actor="clerk@example.org", now=when)
+        return records.store_upload(
+            store, settings, fh, name or path.name, actor="clerk@example.org", now=when
+        )
 
 
 def imported(store, settings, path: Path, when, name=None):
@@ -57,14 +60,16 @@ def prune(store, settings, now=NOW) -> dict:
 
 
 def test_old_finished_failed_and_cancelled_files_go_waiting_and_recent_ones_stay(
-        beats_store, settings, tmp_path, old_file):
+    beats_store, settings, tmp_path, old_file
+):
     done_old = imported(beats_store, settings, old_file, OLD)
     failed_old = stored(beats_store, settings, _binary(tmp_path), OLD)
     assert failed_old.status == "failed"
     cancelled_old = stored(beats_store, settings, sheriff_file(tmp_path / "s1.csv"), OLD)
     records.cancel_upload(beats_store, cancelled_old.id, actor="clerk@example.org", now=OLD)
-    recent = imported(beats_store, settings, _copy(old_file, tmp_path / "recent.csv", 1),
-                      NOW - timedelta(days=10))
+    recent = imported(
+        beats_store, settings, _copy(old_file, tmp_path / "recent.csv", 1), NOW - timedelta(days=10)
+    )
     # Waiting or running for a long time: never touched, whatever their age.
     mapping = stored(beats_store, settings, sheriff_file(tmp_path / "s2.csv", 10), OLD)
     assert mapping.status == "needs-mapping"
@@ -106,8 +111,10 @@ def test_a_file_a_newer_upload_still_uses_is_kept(beats_store, settings, old_fil
     assert beats_store.get_upload(old.id).file_removed
     assert Path(again.stored_path).exists()
     assert records.process_queue(beats_store, settings, NOW)["imported"] == 1
-    assert beats_store.get_import_run(beats_store.get_upload(again.id).run_id).counters[
-        "unchanged"] == 4
+    assert (
+        beats_store.get_import_run(beats_store.get_upload(again.id).run_id).counters["unchanged"]
+        == 4
+    )
 
 
 def test_zero_days_keeps_every_file(beats_store, tmp_path, old_file):
@@ -118,7 +125,8 @@ def test_zero_days_keeps_every_file(beats_store, tmp_path, old_file):
 
 
 def test_the_pages_say_the_file_was_removed_and_rejected_rows_still_download(
-        clerk, beats_store, settings, old_file):  # noqa: F811
+    clerk, beats_store, settings, old_file
+):  # noqa: F811
     up = imported(beats_store, settings, old_file, OLD)
     prune(beats_store, settings)
     page = clerk.get(f"/records/imports/{up.id}").get_data(as_text=True)
@@ -153,8 +161,9 @@ def _copy(src: Path, dest: Path, n: int) -> Path:
     return dest
 
 
-def test_partial_copies_a_killed_process_left_are_removed_after_a_day(beats_store, settings,
-                                                                      old_file):
+def test_partial_copies_a_killed_process_left_are_removed_after_a_day(
+    beats_store, settings, old_file
+):
     imported(beats_store, settings, old_file, NOW)  # creates the uploads folder
     folder = records.uploads_dir(settings)
     stale, fresh = folder / ".incoming-abc123", folder / ".fetch-def456"

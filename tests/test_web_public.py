@@ -80,8 +80,10 @@ def site(tmp_path_factory):
     k3 = next(r for r in rows if r["Zone/Beat"] == "K3")
     now = utcnow()
     # Each imported as it happened: the delay counts from the import too.
-    for cad_id, event in (("900000001", now - timedelta(hours=3)),
-                          ("900000002", now - timedelta(minutes=5))):
+    for cad_id, event in (
+        ("900000001", now - timedelta(hours=3)),
+        ("900000002", now - timedelta(minutes=5)),
+    ):
         fresh = tmp / f"fresh-{cad_id}.csv"
         write_incidents(fresh, [fresh_row(k3, cad_id, event)])
         report = import_file(store, fresh, ImportOptions(preset="spd-911"), settings, now=event)
@@ -435,8 +437,13 @@ def test_feeds_do_not_vary_on_cookies(client):
 def test_healthz_answers_json_when_the_database_is_unreachable(tmp_path):
     from beatfeeds.app import create_app
 
-    app = create_app({"TESTING": True, "instance_path": str(tmp_path),
-                      "database_url": "postgresql+psycopg://nobody:x@127.0.0.1:1/none",
-                      "secret_key": "k"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "instance_path": str(tmp_path),
+            "database_url": "postgresql+psycopg://nobody:x@127.0.0.1:1/none",
+            "secret_key": "k",
+        }
+    )
     r = app.test_client().get("/healthz")
     assert r.status_code == 503 and r.json["status"] == "database unreachable"

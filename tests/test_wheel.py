@@ -122,8 +122,11 @@ def test_wheel_installs_and_serves_feeds(tmp_path):
     wheel = build_wheel(tmp_path / "dist")
     names = set(zipfile.ZipFile(wheel).namelist())
     # every asset a template serves from our static folder ships in the wheel
-    served = {f"beatfeeds/static/{m}" for t in (REPO / "templates").glob("*.html")
-              for m in re.findall(r"assets\.own', filename='([^']+)'", t.read_text())}
+    served = {
+        f"beatfeeds/static/{m}"
+        for t in (REPO / "templates").glob("*.html")
+        for m in re.findall(r"assets\.own', filename='([^']+)'", t.read_text())
+    }
     assert "beatfeeds/static/beat-editor.js" in served
     missing = [n for n in (*REQUIRED, *sorted(served)) if n not in names]
     assert not missing, f"{wheel.name} lacks {missing}"

@@ -22,11 +22,13 @@ SERVICES = {
 # What each service needs, for the admin form and validation: (name, label, secret?)
 CREDENTIAL_FIELDS: dict[str, list[tuple[str, str, bool]]] = {
     "mastodon": [("access_token", "Access token (scope write:statuses)", True)],
-    "bluesky": [("identifier", "Handle or DID", False),
-                ("app_password", "App password", True)],
-    "x": [("consumer_key", "API key", True), ("consumer_secret", "API key secret", True),
-          ("access_token", "Access token", True),
-          ("access_token_secret", "Access token secret", True)],
+    "bluesky": [("identifier", "Handle or DID", False), ("app_password", "App password", True)],
+    "x": [
+        ("consumer_key", "API key", True),
+        ("consumer_secret", "API key secret", True),
+        ("access_token", "Access token", True),
+        ("access_token_secret", "Access token secret", True),
+    ],
     "webhook": [("secret", "Signing secret (HMAC-SHA256)", True)],
 }
 
@@ -78,8 +80,9 @@ class Poster(Protocol):
         """Delete a post made earlier (missing posts count as deleted)."""
 
 
-def make_poster(service: str, endpoint: str, credentials: dict, *, timeout: float,
-                char_limit: int | None = None) -> Poster:
+def make_poster(
+    service: str, endpoint: str, credentials: dict, *, timeout: float, char_limit: int | None = None
+) -> Poster:
     """The adapter for an account's service."""
     if service == "mastodon":
         from .mastodon import MastodonPoster

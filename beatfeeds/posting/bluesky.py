@@ -91,7 +91,8 @@ class BlueskyPoster:
             reset = exc.reset_at
             raise TransientPostingError(
                 f"bluesky: rate limited (429){', reset ' + reset.isoformat() if reset else ''}",
-                retry_at=reset.astimezone(UTC).replace(tzinfo=None) if reset else None) from None
+                retry_at=reset.astimezone(UTC).replace(tzinfo=None) if reset else None,
+            ) from None
         except NetworkError as exc:
             raise TransientPostingError(f"bluesky: {exc}") from None
         except RequestErrorBase as exc:
@@ -104,14 +105,18 @@ class BlueskyPoster:
 
     def post(self, post: OutboundPost) -> SentPost:
         rkey = record_key(post.key, post.created_at)
-        record = {"$type": COLLECTION, "text": post.text, "langs": ["en"],
-                  "createdAt": post.created_at.replace(tzinfo=UTC).isoformat()
-                  .replace("+00:00", "Z"),
-                  "facets": link_facets(post.text)}
+        record = {
+            "$type": COLLECTION,
+            "text": post.text,
+            "langs": ["en"],
+            "createdAt": post.created_at.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z"),
+            "facets": link_facets(post.text),
+        }
 
         def create():
             return self.client.com.atproto.repo.create_record(
-                {"repo": self.did, "collection": COLLECTION, "rkey": rkey, "record": record})
+                {"repo": self.did, "collection": COLLECTION, "rkey": rkey, "record": record}
+            )
 
         try:
             res = self._call(create)
@@ -129,7 +134,8 @@ class BlueskyPoster:
         def current():
             try:
                 res = self.client.com.atproto.repo.get_record(
-                    {"repo": self.did, "collection": profile, "rkey": "self"})
+                    {"repo": self.did, "collection": profile, "rkey": "self"}
+                )
             except RequestErrorBase as exc:
                 if exc.response is not None and exc.response.status_code in (400, 404):
                     return None  # no profile record yet
@@ -137,16 +143,25 @@ class BlueskyPoster:
             return res.value
 
         value = self._call(current)
-        record = dict(value.model_dump(by_alias=True, exclude_none=True)
-                      if hasattr(value, "model_dump") else (value or {}))
+        record = dict(
+            value.model_dump(by_alias=True, exclude_none=True)
+            if hasattr(value, "model_dump")
+            else (value or {})
+        )
         record.update({"$type": profile, "description": text[:256]})
-        self._call(lambda: self.client.com.atproto.repo.put_record(
-            {"repo": self.did, "collection": profile, "rkey": "self", "record": record}))
+        self._call(
+            lambda: self.client.com.atproto.repo.put_record(
+                {"repo": self.did, "collection": profile, "rkey": "self", "record": record}
+            )
+        )
 
     def delete(self, remote_id: str) -> None:
         repo, collection, rkey = remote_id.removeprefix("at://").split("/", 2)
-        self._call(lambda: self.client.com.atproto.repo.delete_record(
-            {"repo": repo, "collection": collection, "rkey": rkey}))
+        self._call(
+            lambda: self.client.com.atproto.repo.delete_record(
+                {"repo": repo, "collection": collection, "rkey": rkey}
+            )
+        )
 
 
 def _web_url(uri: str) -> str | None:

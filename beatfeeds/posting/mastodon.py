@@ -32,13 +32,18 @@ class MastodonPoster:
     limits = ((300, 3 * 3600),)
     can_delete = True
 
-    def __init__(self, endpoint: str, credentials: dict, *, timeout: float,
-                 char_limit: int | None = None):
+    def __init__(
+        self, endpoint: str, credentials: dict, *, timeout: float, char_limit: int | None = None
+    ):
         if not endpoint.startswith(("https://", "http://")):
             raise PermanentPostingError("The Mastodon server URL must start with https://.")
-        self.api = Mastodon(access_token=credentials.get("access_token"),
-                            api_base_url=endpoint.rstrip("/"), request_timeout=timeout,
-                            ratelimit_method="throw", version_check_mode="none")
+        self.api = Mastodon(
+            access_token=credentials.get("access_token"),
+            api_base_url=endpoint.rstrip("/"),
+            request_timeout=timeout,
+            ratelimit_method="throw",
+            version_check_mode="none",
+        )
         self._char_limit = char_limit
 
     def _call(self, fn, *args, **kwargs):
@@ -46,8 +51,11 @@ class MastodonPoster:
             return fn(*args, **kwargs)
         except MastodonRatelimitError as exc:
             reset = getattr(self.api, "ratelimit_reset", None)
-            retry_at = (datetime.fromtimestamp(reset, UTC).replace(tzinfo=None) if reset
-                        else datetime.now(UTC).replace(tzinfo=None) + timedelta(minutes=5))
+            retry_at = (
+                datetime.fromtimestamp(reset, UTC).replace(tzinfo=None)
+                if reset
+                else datetime.now(UTC).replace(tzinfo=None) + timedelta(minutes=5)
+            )
             raise TransientPostingError(f"mastodon: rate limited ({exc})", retry_at) from None
         except (MastodonNetworkError, MastodonServerError) as exc:
             raise TransientPostingError(f"mastodon: {_describe(exc)}") from None
@@ -73,8 +81,13 @@ class MastodonPoster:
         return mastodon_length(text)
 
     def post(self, post: OutboundPost) -> SentPost:
-        status = self._call(self.api.status_post, post.text, visibility="public",
-                            idempotency_key=post.key, language="en")
+        status = self._call(
+            self.api.status_post,
+            post.text,
+            visibility="public",
+            idempotency_key=post.key,
+            language="en",
+        )
         return SentPost(remote_id=str(status["id"]), url=status.get("url"))
 
     def set_profile(self, text: str) -> None:

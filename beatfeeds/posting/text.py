@@ -25,7 +25,9 @@ FIELDS = {
     "address": "the hundred-block address",
     "when": "local date and time",
     "area": "the account's area, e.g. `Beat K2`",
-    "beat": "beat code", "sector": "sector code", "precinct": "precinct name",
+    "beat": "beat code",
+    "sector": "sector code",
+    "precinct": "precinct name",
     "department": "the department name",
     "link": "the entry page (always included)",
 }
@@ -35,7 +37,8 @@ SHRINKABLE = ("body", "title", "address", "category", "area", "department")
 DEFAULT_TEMPLATE = "{title}\n{body}\n{link}"
 DEFAULT_PROFILE_TEMPLATE = (
     "{department}: incidents and announcements for {area}, {delay} minutes after they happen, "
-    "located to the hundred block. Not monitored: call 911 for emergencies.")
+    "located to the hundred block. Not monitored: call 911 for emergencies."
+)
 PROFILE_FIELDS = ("department", "area", "delay", "feed")
 
 _GRAPHEME = regex.compile(r"\X")
@@ -47,8 +50,9 @@ _X_LIGHT = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 def template_fields(template: str) -> list[str]:
     """Names used by a template; InvalidInput for syntax errors."""
     try:
-        return [name for _, name, spec, conv in string.Formatter().parse(template)
-                if name is not None]
+        return [
+            name for _, name, spec, conv in string.Formatter().parse(template) if name is not None
+        ]
     except ValueError as exc:
         raise InvalidInput(f"The template is not valid: {exc}.") from None
 
@@ -57,8 +61,11 @@ def check_template(template: str, allowed=FIELDS) -> None:
     """Refuse unknown fields and positional or formatted fields."""
     for name in template_fields(template):
         if name not in allowed:
-            raise InvalidInput(f"Unknown field {{{name}}} in the template; fields are "
-                               + ", ".join("{" + f + "}" for f in allowed) + ".")
+            raise InvalidInput(
+                f"Unknown field {{{name}}} in the template; fields are "
+                + ", ".join("{" + f + "}" for f in allowed)
+                + "."
+            )
 
 
 def check_profile_template(template: str) -> None:
@@ -66,8 +73,10 @@ def check_profile_template(template: str) -> None:
     check_template(template, PROFILE_FIELDS)
     low = template.lower()
     if "911" not in template or "not monitored" not in low:
-        raise InvalidInput("The profile text must say the account is not monitored and to call "
-                           "911 for emergencies.")
+        raise InvalidInput(
+            "The profile text must say the account is not monitored and to call "
+            "911 for emergencies."
+        )
 
 
 def render(template: str, fields: dict[str, str]) -> str:
@@ -97,7 +106,7 @@ def x_length(text: str) -> int:
     total = 0
     pos = 0
     for m in URL.finditer(text):
-        total += _x_plain(text[pos:m.start()]) + LINK_LENGTH
+        total += _x_plain(text[pos : m.start()]) + LINK_LENGTH
         pos = m.end()
     return total + _x_plain(text[pos:])
 
@@ -153,9 +162,11 @@ def link_facets(text: str) -> list[dict]:
     """Bluesky rich-text facets for the links of a text (UTF-8 byte offsets)."""
     out = []
     for m in URL.finditer(text):
-        start = len(text[:m.start()].encode("utf-8"))
-        out.append({
-            "index": {"byteStart": start, "byteEnd": start + len(m.group().encode("utf-8"))},
-            "features": [{"$type": "app.bsky.richtext.facet#link", "uri": m.group()}],
-        })
+        start = len(text[: m.start()].encode("utf-8"))
+        out.append(
+            {
+                "index": {"byteStart": start, "byteEnd": start + len(m.group().encode("utf-8"))},
+                "features": [{"$type": "app.bsky.richtext.facet#link", "uri": m.group()}],
+            }
+        )
     return out

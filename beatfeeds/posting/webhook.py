@@ -46,12 +46,17 @@ class WebhookPoster:
 
     def _send(self, event: str, key: str, document: dict) -> requests.Response:
         body = json.dumps(document, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key,
-                   "X-Beatfeeds-Event": event, SIGNATURE_HEADER: sign(self.secret, body),
-                   "User-Agent": "beatfeeds"}
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+            "X-Beatfeeds-Event": event,
+            SIGNATURE_HEADER: sign(self.secret, body),
+            "User-Agent": "beatfeeds",
+        }
         try:
-            r = requests.post(self.url, data=body, headers=headers, timeout=self.timeout,
-                              allow_redirects=False)
+            r = requests.post(
+                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
         except requests.RequestException as exc:
             raise TransientPostingError(f"webhook: {exc.__class__.__name__}: {exc}") from None
         raise_for_status(r.status_code, r.headers, r.text, "webhook")
@@ -59,10 +64,20 @@ class WebhookPoster:
 
     def post(self, post: OutboundPost) -> SentPost:
         event = post.payload.get("event", "entry.published")
-        self._send(event, post.key, {"event": event, "id": post.key, "text": post.text,
-                                     "url": post.link, "entry": post.payload.get("entry", {})})
+        self._send(
+            event,
+            post.key,
+            {
+                "event": event,
+                "id": post.key,
+                "text": post.text,
+                "url": post.link,
+                "entry": post.payload.get("entry", {}),
+            },
+        )
         return SentPost(remote_id=post.key, url=None)
 
     def delete(self, remote_id: str) -> None:
-        self._send("entry.deleted", f"{remote_id}-delete",
-                   {"event": "entry.deleted", "id": remote_id})
+        self._send(
+            "entry.deleted", f"{remote_id}-delete", {"event": "entry.deleted", "id": remote_id}
+        )

@@ -27,7 +27,7 @@ class _Rebase(HTTPAdapter):
         self.timeout = timeout
 
     def send(self, request, **kwargs):
-        request.url = self.base + request.url[len(API):]
+        request.url = self.base + request.url[len(API) :]
         kwargs["timeout"] = self.timeout
         return super().send(request, **kwargs)
 
@@ -45,7 +45,8 @@ class XPoster:
             consumer_secret=credentials.get("consumer_secret"),
             access_token=credentials.get("access_token"),
             access_token_secret=credentials.get("access_token_secret"),
-            wait_on_rate_limit=False)
+            wait_on_rate_limit=False,
+        )
         # Always through the adapter, so the timeout applies to api.twitter.com too.
         self.client.session.mount(API, _Rebase(endpoint or API, timeout))
 
@@ -59,17 +60,21 @@ class XPoster:
         try:
             return fn()
         except tweepy.TooManyRequests as exc:
-            raise TransientPostingError(f"x: rate limited (429) {_detail(exc)}",
-                                        retry_at=retry_at_from_headers(exc.response.headers)
-                                        ) from None
+            raise TransientPostingError(
+                f"x: rate limited (429) {_detail(exc)}",
+                retry_at=retry_at_from_headers(exc.response.headers),
+            ) from None
         except tweepy.TwitterServerError as exc:
             # A 5xx may come after the post was made: without a duplicate guard, ask a human.
             raise PostOutcomeUnknown(f"x: {_detail(exc)}") from None
         except tweepy.HTTPException as exc:
             raise PermanentPostingError(f"x: {_detail(exc)}") from None
         except requests.ConnectionError as exc:
-            if "Read timed out" not in str(exc) and "RemoteDisconnected" not in str(exc) \
-                    and "Connection aborted" not in str(exc):
+            if (
+                "Read timed out" not in str(exc)
+                and "RemoteDisconnected" not in str(exc)
+                and "Connection aborted" not in str(exc)
+            ):
                 # Refused or unreachable: the request never left, retrying is safe.
                 raise TransientPostingError(f"x: {exc.__class__.__name__}: {exc}") from None
             raise PostOutcomeUnknown(f"x: {exc.__class__.__name__}: {exc}") from None

@@ -78,10 +78,22 @@ _KEY_BATCH = 500  # keys per IN (...) query, well under every backend's paramete
 # (imports write incident rows and an import run). Every other action marks feeds as possibly
 # changed: a new kind of staff action is covered until someone proves it need not be.
 # Sign-ins are here above all: a stranger writes them, and must not make feeds rebuild.
-_QUIET_AUDIT = ("auth.", "users.", "presets.", "sources.", "outbound.", "outbox.", "alerts.",
-                "incidents.upload", "incidents.map", "incidents.cancel", "incidents.import",
-                "incidents.remove-files")
+_QUIET_AUDIT = (
+    "auth.",
+    "users.",
+    "presets.",
+    "sources.",
+    "outbound.",
+    "outbox.",
+    "alerts.",
+    "incidents.upload",
+    "incidents.map",
+    "incidents.cancel",
+    "incidents.import",
+    "incidents.remove-files",
+)
 STAFF_CHANGE_META = "feeds.staff_change"
+
 
 def make_engine(url: str) -> Engine:
     """An engine with the connection settings beatfeeds relies on."""
@@ -121,8 +133,9 @@ def _alembic_config(conn: Connection):
     return cfg
 
 
-class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, OutboundStoreMixin,
-               EmailStoreMixin):
+class SQLStore(
+    BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, OutboundStoreMixin, EmailStoreMixin
+):
     """Every query beatfeeds runs. Methods take and return plain values and dataclasses."""
 
     def __init__(self, engine: Engine):
@@ -215,8 +228,7 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
                 else:
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
                 try:
-                    conn.exec_driver_sql(
-                        "UPDATE alembic_version SET version_num = version_num")
+                    conn.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
                 finally:
                     conn.rollback()
                     if conn.dialect.name == "sqlite":  # back to the pool's own setting
@@ -250,8 +262,11 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
             if text is None:
                 try:
                     with self.engine.begin() as conn:
-                        conn.execute(insert(t.meta).values(key=identifiers.KEY_META,
-                                                           value=identifiers.new_key()))
+                        conn.execute(
+                            insert(t.meta).values(
+                                key=identifiers.KEY_META, value=identifiers.new_key()
+                            )
+                        )
                 except IntegrityError:
                     pass  # another store made it first
                 text = self.get_meta(identifiers.KEY_META)
@@ -259,37 +274,69 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         return self._identifier_key
 
     # ---- beat maps ----------------------------------------------------------------------
-    def create_beat_set(self, name: str, beats: Sequence[Beat], *, effective_date: date | None,
-                        source_filename: str | None, created_by: str | None,
-                        now: datetime) -> int:
+    def create_beat_set(
+        self,
+        name: str,
+        beats: Sequence[Beat],
+        *,
+        effective_date: date | None,
+        source_filename: str | None,
+        created_by: str | None,
+        now: datetime,
+    ) -> int:
         """Store a new draft beat map with its beats; returns its id."""
         with self.engine.begin() as conn:
             set_id = conn.execute(
-                insert(t.beat_sets).values(
-                    name=name, status="draft", effective_date=effective_date,
-                    source_filename=source_filename, created_at=now, created_by=created_by,
-                ).returning(t.beat_sets.c.id)
+                insert(t.beat_sets)
+                .values(
+                    name=name,
+                    status="draft",
+                    effective_date=effective_date,
+                    source_filename=source_filename,
+                    created_at=now,
+                    created_by=created_by,
+                )
+                .returning(t.beat_sets.c.id)
             ).scalar_one()
-            conn.execute(insert(t.beats), [
-                {"beat_set_id": set_id, "code": b.code, "sector": b.sector,
-                 "precinct": b.precinct, "name": b.name,
-                 "geometry_wkb": shapely.to_wkb(b.geometry)}
-                for b in beats
-            ])
+            conn.execute(
+                insert(t.beats),
+                [
+                    {
+                        "beat_set_id": set_id,
+                        "code": b.code,
+                        "sector": b.sector,
+                        "precinct": b.precinct,
+                        "name": b.name,
+                        "geometry_wkb": shapely.to_wkb(b.geometry),
+                    }
+                    for b in beats
+                ],
+            )
         return set_id
 
     def _beat_set_from_row(self, row, count: int = 0) -> BeatSet:
-        return BeatSet(id=row.id, name=row.name, status=row.status,
-                       effective_date=row.effective_date, created_at=row.created_at,
-                       created_by=row.created_by, published_at=row.published_at,
-                       beat_count=count)
+        return BeatSet(
+            id=row.id,
+            name=row.name,
+            status=row.status,
+            effective_date=row.effective_date,
+            created_at=row.created_at,
+            created_by=row.created_by,
+            published_at=row.published_at,
+            beat_count=count,
+        )
 
     def list_beat_sets(self) -> list[BeatSet]:
-        counts = (select(t.beats.c.beat_set_id, func.count().label("n"))
-                  .group_by(t.beats.c.beat_set_id).subquery())
-        q = (select(t.beat_sets, counts.c.n)
-             .outerjoin(counts, counts.c.beat_set_id == t.beat_sets.c.id)
-             .order_by(t.beat_sets.c.id))
+        counts = (
+            select(t.beats.c.beat_set_id, func.count().label("n"))
+            .group_by(t.beats.c.beat_set_id)
+            .subquery()
+        )
+        q = (
+            select(t.beat_sets, counts.c.n)
+            .outerjoin(counts, counts.c.beat_set_id == t.beat_sets.c.id)
+            .order_by(t.beat_sets.c.id)
+        )
         with self.engine.connect() as conn:
             return [self._beat_set_from_row(r, r.n or 0) for r in conn.execute(q)]
 
@@ -315,10 +362,13 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
     def beat_sets_for_join(self) -> list[int]:
         """Beat maps every incident is joined against: all but retired ones."""
         with self.engine.connect() as conn:
-            return list(conn.execute(
-                select(t.beat_sets.c.id).where(t.beat_sets.c.status != "retired")
-                .order_by(t.beat_sets.c.id)
-            ).scalars())
+            return list(
+                conn.execute(
+                    select(t.beat_sets.c.id)
+                    .where(t.beat_sets.c.status != "retired")
+                    .order_by(t.beat_sets.c.id)
+                ).scalars()
+            )
 
     def beats(self, set_id: int) -> list[Beat]:
         """The beats of a map, sorted by code, with shapely geometries (cached per process).
@@ -327,21 +377,29 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         beat rows: the cache is checked against the rows' count and newest id.
         """
         with self.engine.connect() as conn:
-            stamp = tuple(conn.execute(
-                select(func.count(), func.max(t.beats.c.id))
-                .where(t.beats.c.beat_set_id == set_id)).one())
+            stamp = tuple(
+                conn.execute(
+                    select(func.count(), func.max(t.beats.c.id)).where(
+                        t.beats.c.beat_set_id == set_id
+                    )
+                ).one()
+            )
         if self._beats_stamp.get(set_id) != stamp:
             self._beats_cache.pop(set_id, None)
             self._beats_stamp[set_id] = stamp
         if set_id not in self._beats_cache:
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    select(t.beats).where(t.beats.c.beat_set_id == set_id)
-                    .order_by(t.beats.c.code)
+                    select(t.beats).where(t.beats.c.beat_set_id == set_id).order_by(t.beats.c.code)
                 ).all()
             self._beats_cache[set_id] = [
-                Beat(code=r.code, sector=r.sector, precinct=r.precinct, name=r.name,
-                     geometry=shapely.from_wkb(r.geometry_wkb))
+                Beat(
+                    code=r.code,
+                    sector=r.sector,
+                    precinct=r.precinct,
+                    name=r.name,
+                    geometry=shapely.from_wkb(r.geometry_wkb),
+                )
                 for r in rows
             ]
         return self._beats_cache[set_id]
@@ -364,10 +422,16 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
                 select(t.beat_sets.c.id).where(t.beat_sets.c.status == "active")
             ).scalar()
             if previous is not None:
-                conn.execute(update(t.beat_sets).where(t.beat_sets.c.id == previous)
-                             .values(status="retired", retired_at=now))
-            conn.execute(update(t.beat_sets).where(t.beat_sets.c.id == set_id)
-                         .values(status="active", published_at=now, retired_at=None))
+                conn.execute(
+                    update(t.beat_sets)
+                    .where(t.beat_sets.c.id == previous)
+                    .values(status="retired", retired_at=now)
+                )
+            conn.execute(
+                update(t.beat_sets)
+                .where(t.beat_sets.c.id == set_id)
+                .values(status="active", published_at=now, retired_at=None)
+            )
         return previous
 
     def schedule_beat_set(self, set_id: int, effective: date) -> None:
@@ -377,29 +441,40 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
                 raise NotFound(f"No beat map with id {set_id}.")
             if row.status not in ("draft", "scheduled"):
                 raise Conflict(f"Beat map {set_id} is {row.status}; only drafts can be scheduled.")
-            conn.execute(update(t.beat_sets).where(t.beat_sets.c.id == set_id)
-                         .values(status="scheduled", effective_date=effective))
+            conn.execute(
+                update(t.beat_sets)
+                .where(t.beat_sets.c.id == set_id)
+                .values(status="scheduled", effective_date=effective)
+            )
 
     def last_retired_beat_set_id(self) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(
-                select(t.beat_sets.c.id).where(t.beat_sets.c.status == "retired")
-                .order_by(t.beat_sets.c.retired_at.desc(), t.beat_sets.c.id.desc()).limit(1)
+                select(t.beat_sets.c.id)
+                .where(t.beat_sets.c.status == "retired")
+                .order_by(t.beat_sets.c.retired_at.desc(), t.beat_sets.c.id.desc())
+                .limit(1)
             ).scalar()
 
-    def located_incidents_missing_join(self, set_id: int) -> Iterator[list[tuple[int, float, float]]]:
+    def located_incidents_missing_join(
+        self, set_id: int
+    ) -> Iterator[list[tuple[int, float, float]]]:
         """(id, lon, lat) of located incidents with no row for this map yet, in batches."""
         j = t.incident_beats
-        q = (select(t.incidents.c.id, t.incidents.c.lon, t.incidents.c.lat)
-             .where(t.incidents.c.lat.is_not(None))
-             .where(~select(j.c.incident_id)
-                    .where(and_(j.c.incident_id == t.incidents.c.id, j.c.beat_set_id == set_id))
-                    .exists())
-             .order_by(t.incidents.c.id))
+        q = (
+            select(t.incidents.c.id, t.incidents.c.lon, t.incidents.c.lat)
+            .where(t.incidents.c.lat.is_not(None))
+            .where(
+                ~select(j.c.incident_id)
+                .where(and_(j.c.incident_id == t.incidents.c.id, j.c.beat_set_id == set_id))
+                .exists()
+            )
+            .order_by(t.incidents.c.id)
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         for i in range(0, len(rows), 20000):
-            yield [tuple(r) for r in rows[i:i + 20000]]
+            yield [tuple(r) for r in rows[i : i + 20000]]
 
     def save_incident_beats(self, set_id: int, pairs: Iterable[tuple[int, str | None]]) -> None:
         rows = [{"incident_id": i, "beat_set_id": set_id, "beat_code": c} for i, c in pairs]
@@ -410,8 +485,9 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
 
     # ---- imports ------------------------------------------------------------------------
     @contextmanager
-    def transaction(self, rollback: bool = False, *,
-                    foreign_keys: bool = True) -> Iterator[Connection]:
+    def transaction(
+        self, rollback: bool = False, *, foreign_keys: bool = True
+    ) -> Iterator[Connection]:
         """One database transaction; an import runs entirely inside one.
 
         With rollback=True everything is undone at the end (a dry run sees exact counters).
@@ -446,68 +522,133 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         found = conn.execute(select(t.beat_sets.c.id).where(t.beat_sets.c.id.in_(ids))).scalars()
         return set(found) == ids
 
-    def start_import_run(self, conn: Connection, *, source: str, filename: str,
-                         file_sha256: str | None, preset: str | None,
-                         user_email: str | None, now: datetime) -> int:
+    def start_import_run(
+        self,
+        conn: Connection,
+        *,
+        source: str,
+        filename: str,
+        file_sha256: str | None,
+        preset: str | None,
+        user_email: str | None,
+        now: datetime,
+    ) -> int:
         if conn.dialect.name == "sqlite":
             # A bulk insert into four indexes thrashes SQLite's default 2 MB page cache.
             conn.exec_driver_sql(f"PRAGMA cache_size=-{_IMPORT_CACHE_KIB}")
         return conn.execute(
-            insert(t.import_runs).values(
-                source=source, filename=filename, file_sha256=file_sha256, preset=preset,
-                status="running", started_at=now, user_email=user_email,
+            insert(t.import_runs)
+            .values(
+                source=source,
+                filename=filename,
+                file_sha256=file_sha256,
+                preset=preset,
+                status="running",
+                started_at=now,
+                user_email=user_email,
                 counters=json.dumps(dict.fromkeys(COUNTERS, 0)),
-            ).returning(t.import_runs.c.id)
+            )
+            .returning(t.import_runs.c.id)
         ).scalar_one()
 
-    def finish_import_run(self, conn: Connection, run_id: int, *, counters: dict[str, int],
-                          rejections: Sequence[Rejection], report_path: str | None,
-                          now: datetime, status: str = "done", error: str | None = None) -> None:
-        conn.execute(update(t.import_runs).where(t.import_runs.c.id == run_id).values(
-            status=status, finished_at=now, counters=json.dumps(counters),
-            report_path=report_path, error=error,
-        ))
+    def finish_import_run(
+        self,
+        conn: Connection,
+        run_id: int,
+        *,
+        counters: dict[str, int],
+        rejections: Sequence[Rejection],
+        report_path: str | None,
+        now: datetime,
+        status: str = "done",
+        error: str | None = None,
+    ) -> None:
+        conn.execute(
+            update(t.import_runs)
+            .where(t.import_runs.c.id == run_id)
+            .values(
+                status=status,
+                finished_at=now,
+                counters=json.dumps(counters),
+                report_path=report_path,
+                error=error,
+            )
+        )
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("PRAGMA cache_size=-2000")  # SQLite's default again
         if rejections:
-            conn.execute(insert(t.import_rejections), [
-                {"run_id": run_id, "line": r.line, "reason": r.reason, "raw": r.raw[:2000]}
-                for r in rejections
-            ])
+            conn.execute(
+                insert(t.import_rejections),
+                [
+                    {"run_id": run_id, "line": r.line, "reason": r.reason, "raw": r.raw[:2000]}
+                    for r in rejections
+                ],
+            )
 
-    def record_failed_import(self, *, source: str, filename: str, preset: str | None,
-                             user_email: str | None, error: str, now: datetime) -> int:
+    def record_failed_import(
+        self,
+        *,
+        source: str,
+        filename: str,
+        preset: str | None,
+        user_email: str | None,
+        error: str,
+        now: datetime,
+    ) -> int:
         """A run that could not start (unusable file), kept for the import history."""
         with self.engine.begin() as conn:
             return conn.execute(
-                insert(t.import_runs).values(
-                    source=source, filename=filename, preset=preset, status="failed",
-                    started_at=now, finished_at=now, user_email=user_email,
-                    counters=json.dumps(dict.fromkeys(COUNTERS, 0)), error=error,
-                ).returning(t.import_runs.c.id)
+                insert(t.import_runs)
+                .values(
+                    source=source,
+                    filename=filename,
+                    preset=preset,
+                    status="failed",
+                    started_at=now,
+                    finished_at=now,
+                    user_email=user_email,
+                    counters=json.dumps(dict.fromkeys(COUNTERS, 0)),
+                    error=error,
+                )
+                .returning(t.import_runs.c.id)
             ).scalar_one()
 
     def list_import_runs(self, limit: int = 50) -> list[ImportRun]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.import_runs).order_by(t.import_runs.c.id.desc())
-                                .limit(limit)).all()
-        return [ImportRun(id=r.id, source=r.source, filename=r.filename, preset=r.preset,
-                          status=r.status, started_at=r.started_at, finished_at=r.finished_at,
-                          user_email=r.user_email, counters=json.loads(r.counters),
-                          report_path=r.report_path, error=r.error) for r in rows]
+            rows = conn.execute(
+                select(t.import_runs).order_by(t.import_runs.c.id.desc()).limit(limit)
+            ).all()
+        return [
+            ImportRun(
+                id=r.id,
+                source=r.source,
+                filename=r.filename,
+                preset=r.preset,
+                status=r.status,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                user_email=r.user_email,
+                counters=json.loads(r.counters),
+                report_path=r.report_path,
+                error=r.error,
+            )
+            for r in rows
+        ]
 
-    def existing_incidents(self, conn: Connection, source: str,
-                           external_ids: Sequence[str]
-                           ) -> dict[str, tuple[int, str, datetime, datetime]]:
+    def existing_incidents(
+        self, conn: Connection, source: str, external_ids: Sequence[str]
+    ) -> dict[str, tuple[int, str, datetime, datetime]]:
         """external_id -> (incident id, row hash, created_at, publish_at) for ids already
         stored (created_at is the first import time)."""
         out: dict[str, tuple[int, str, datetime, datetime]] = {}
         c = t.incidents.c
         for i in range(0, len(external_ids), _KEY_BATCH):
-            batch = external_ids[i:i + _KEY_BATCH]
-            for r in conn.execute(select(c.external_id, c.id, c.row_hash, c.created_at,
-                                         c.publish_at)
-                                  .where(c.source == source).where(c.external_id.in_(batch))):
+            batch = external_ids[i : i + _KEY_BATCH]
+            for r in conn.execute(
+                select(c.external_id, c.id, c.row_hash, c.created_at, c.publish_at)
+                .where(c.source == source)
+                .where(c.external_id.in_(batch))
+            ):
                 out[r.external_id] = (r.id, r.row_hash, r.created_at, r.publish_at)
         return out
 
@@ -516,8 +657,13 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         c = t.incidents.c
         return conn.execute(select(c.id).where(c.source == source).limit(1)).first() is not None
 
-    def insert_incident_columns(self, conn: Connection, columns: dict[str, object], *,
-                                beats: dict[int, Sequence[str | None]]) -> None:
+    def insert_incident_columns(
+        self,
+        conn: Connection,
+        columns: dict[str, object],
+        *,
+        beats: dict[int, Sequence[str | None]],
+    ) -> None:
         """Bulk-insert new incidents given column-wise, and their beat rows.
 
         Two statements for a whole chunk: `columns` maps incidents columns (all but `id`) to
@@ -526,8 +672,12 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         """
         n = max((len(v) for v in columns.values() if _is_column(v)), default=0)
         if n:
-            self.insert_prepared_incidents(conn, self.prepare_incident_columns(
-                conn, columns, beats=beats, ids=self._new_incident_ids(conn, n)))
+            self.insert_prepared_incidents(
+                conn,
+                self.prepare_incident_columns(
+                    conn, columns, beats=beats, ids=self._new_incident_ids(conn, n)
+                ),
+            )
 
     def first_free_incident_id(self, conn: Connection) -> int | None:
         """The id a run's first new incident gets, when the run can number its rows itself:
@@ -537,9 +687,14 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
             return None
         return conn.execute(select(func.coalesce(func.max(t.incidents.c.id), 0))).scalar_one() + 1
 
-    def prepare_incident_columns(self, conn: Connection, columns: dict[str, object], *,
-                                 beats: dict[int, Sequence[str | None]],
-                                 ids: Sequence[int]) -> PreparedIncidents:
+    def prepare_incident_columns(
+        self,
+        conn: Connection,
+        columns: dict[str, object],
+        *,
+        beats: dict[int, Sequence[str | None]],
+        ids: Sequence[int],
+    ) -> PreparedIncidents:
         """The driver-ready statements and rows for `insert_incident_columns`, with these
         ids. Runs no SQL, so an import prepares a chunk while the previous one is being
         written."""
@@ -555,8 +710,11 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
                 marks.append(mark)
                 values.append(self._bind_column(conn, name, v, n))
             else:  # one value for every row: written into the statement, not bound n times
-                marks.append(literal(v, t.incidents.c[name].type).compile(
-                    dialect=conn.dialect, compile_kwargs={"literal_binds": True}).string)
+                marks.append(
+                    literal(v, t.incidents.c[name].type)
+                    .compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+                    .string
+                )
         # Column names come from the schema and marks are driver placeholders or literals
         # compiled by SQLAlchemy: no text from a file reaches the statement.
         cols, vals = ", ".join(names), ", ".join(marks)
@@ -567,17 +725,34 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         if conn.dialect.name == "sqlite" and isinstance(ids, range) and ids.step == 1:
             # One statement per beat, its rows' ids as a JSON array of offsets: SQLite
             # expands it itself, instead of the driver binding three values per row.
-            beat_rows = [(ids.start, set_id, code, offsets)
-                         for set_id, codes in beats.items()
-                         for code, offsets in _offsets_by_code(codes)]
-            return PreparedIncidents(sql, rows, (
-                "INSERT INTO incident_beats (incident_id, beat_set_id, beat_code) "
-                "SELECT ? + value, ?, ? FROM json_each(?)"), beat_rows)
-        beat_rows = [(i, set_id, code) for set_id, codes in beats.items()
-                     for i, code in zip(ids, codes, strict=True)]
-        return PreparedIncidents(sql, rows, (
-            f"INSERT INTO incident_beats (incident_id, beat_set_id, beat_code) "  # nosec B608
-            f"VALUES ({mark}, {mark}, {mark})"), beat_rows)  # mark: the driver's placeholder
+            beat_rows = [
+                (ids.start, set_id, code, offsets)
+                for set_id, codes in beats.items()
+                for code, offsets in _offsets_by_code(codes)
+            ]
+            return PreparedIncidents(
+                sql,
+                rows,
+                (
+                    "INSERT INTO incident_beats (incident_id, beat_set_id, beat_code) "
+                    "SELECT ? + value, ?, ? FROM json_each(?)"
+                ),
+                beat_rows,
+            )
+        beat_rows = [
+            (i, set_id, code)
+            for set_id, codes in beats.items()
+            for i, code in zip(ids, codes, strict=True)
+        ]
+        return PreparedIncidents(
+            sql,
+            rows,
+            (
+                f"INSERT INTO incident_beats (incident_id, beat_set_id, beat_code) "  # nosec B608
+                f"VALUES ({mark}, {mark}, {mark})"
+            ),
+            beat_rows,
+        )  # mark: the driver's placeholder
 
     def bind_incident_columns(self, columns: dict[str, object]) -> dict[str, object]:
         """`columns` (as `insert_incident_columns` takes them) with their text converted for
@@ -586,8 +761,12 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         processes as they are and are converted by `prepare_incident_columns`, on the
         writing side, which has time to spare while the parsing one is the busier."""
         n = max((len(v) for v in columns.values() if _is_column(v)), default=0)
-        return {name: BoundValues(self._bind_column(self.engine, name, v, n))
-                if _is_column(v) and not _numeric(v) else v for name, v in columns.items()}
+        return {
+            name: BoundValues(self._bind_column(self.engine, name, v, n))
+            if _is_column(v) and not _numeric(v)
+            else v
+            for name, v in columns.items()
+        }
 
     def insert_prepared_incidents(self, conn: Connection, prepared: PreparedIncidents) -> None:
         if prepared.rows and conn.dialect.name == "sqlite":
@@ -632,9 +811,12 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
     def _new_incident_ids(self, conn: Connection, n: int) -> list[int]:
         if conn.dialect.name == "postgresql":
             # Only the row count varies, and it is an int.
-            return list(conn.exec_driver_sql(
-                "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "  # nosec B608
-                f"FROM generate_series(1, {int(n)})").scalars())
+            return list(
+                conn.exec_driver_sql(
+                    "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) "  # nosec B608
+                    f"FROM generate_series(1, {int(n)})"
+                ).scalars()
+            )
         # SQLite: the run's transaction already holds the write lock, so max(id) cannot move.
         first = conn.execute(select(func.coalesce(func.max(t.incidents.c.id), 0))).scalar_one()
         return list(range(first + 1, first + 1 + n))
@@ -656,29 +838,46 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
             return [proc(v) for v in values]
         return list(values)
 
-    def update_incidents(self, conn: Connection, rows: Sequence[tuple[int, IncidentRow]], *,
-                         hashes: Sequence[str], publish_at: Sequence[datetime],
-                         run_id: int | None, now: datetime) -> None:
+    def update_incidents(
+        self,
+        conn: Connection,
+        rows: Sequence[tuple[int, IncidentRow]],
+        *,
+        hashes: Sequence[str],
+        publish_at: Sequence[datetime],
+        run_id: int | None,
+        now: datetime,
+    ) -> None:
         """Update changed incidents in place (their uid, and so their entry id, stays)."""
         if not rows:
             return
         c = t.incidents.c
         stmt = update(t.incidents).where(c.id == bindparam("_id"))
-        conn.execute(stmt, [
-            _incident_values(r, h, p, run_id, now) | {"_id": i}
-            for (i, r), h, p in zip(rows, hashes, publish_at, strict=True)
-        ])
+        conn.execute(
+            stmt,
+            [
+                _incident_values(r, h, p, run_id, now) | {"_id": i}
+                for (i, r), h, p in zip(rows, hashes, publish_at, strict=True)
+            ],
+        )
         self._replace_beats(conn, rows, delete_first=True)
 
-    def _replace_beats(self, conn: Connection, rows: Sequence[tuple[int, IncidentRow]],
-                       delete_first: bool) -> None:
+    def _replace_beats(
+        self, conn: Connection, rows: Sequence[tuple[int, IncidentRow]], delete_first: bool
+    ) -> None:
         if delete_first:
             ids = [i for i, _ in rows]
             for k in range(0, len(ids), _KEY_BATCH):
-                conn.execute(delete(t.incident_beats)
-                             .where(t.incident_beats.c.incident_id.in_(ids[k:k + _KEY_BATCH])))
-        values = [{"incident_id": i, "beat_set_id": s, "beat_code": code}
-                  for i, r in rows for s, code in r.beat_codes.items()]
+                conn.execute(
+                    delete(t.incident_beats).where(
+                        t.incident_beats.c.incident_id.in_(ids[k : k + _KEY_BATCH])
+                    )
+                )
+        values = [
+            {"incident_id": i, "beat_set_id": s, "beat_code": code}
+            for i, r in rows
+            for s, code in r.beat_codes.items()
+        ]
         if values:
             conn.execute(insert(t.incident_beats), values)
 
@@ -689,12 +888,30 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         block_address, suppressed_reason, publish_at)."""
         c = t.incidents.c
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(
-                select(c.id, c.sensitive, c.category_text, c.description, c.address,
-                       c.lat.is_not(None).label("located"), c.occurred_at, c.reported_at,
-                       c.created_at, c.category, c.block_address, c.suppressed_reason,
-                       c.publish_at, c.released_digest)
-                .where(c.id > after_id).order_by(c.id).limit(limit))]
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(
+                        c.id,
+                        c.sensitive,
+                        c.category_text,
+                        c.description,
+                        c.address,
+                        c.lat.is_not(None).label("located"),
+                        c.occurred_at,
+                        c.reported_at,
+                        c.created_at,
+                        c.category,
+                        c.block_address,
+                        c.suppressed_reason,
+                        c.publish_at,
+                        c.released_digest,
+                    )
+                    .where(c.id > after_id)
+                    .order_by(c.id)
+                    .limit(limit)
+                )
+            ]
 
     def set_policy_results(self, rows: Sequence[dict], now: datetime) -> None:
         """Store decisions redone under a new policy: dicts of id, category, block_address,
@@ -702,11 +919,20 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         if not rows:
             return
         with self.engine.begin() as conn:
-            conn.execute(update(t.incidents).where(t.incidents.c.id == bindparam("_id")), [
-                {"_id": r["id"], "category": r["category"], "block_address": r["block_address"],
-                 "suppressed_reason": r["suppressed_reason"], "publish_at": r["publish_at"],
-                 "updated_at": now}
-                for r in rows])
+            conn.execute(
+                update(t.incidents).where(t.incidents.c.id == bindparam("_id")),
+                [
+                    {
+                        "_id": r["id"],
+                        "category": r["category"],
+                        "block_address": r["block_address"],
+                        "suppressed_reason": r["suppressed_reason"],
+                        "publish_at": r["publish_at"],
+                        "updated_at": now,
+                    }
+                    for r in rows
+                ],
+            )
 
     def incident_count(self) -> int:
         with self.engine.connect() as conn:
@@ -720,23 +946,48 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
     def _public_entries_query(self, set_id: int, now: datetime):
         i, j, b = t.incidents.c, t.incident_beats, t.beats
         return (
-            select(i.uid, i.category, i.category_text, i.description, i.block_address,
-                   i.event_time, i.updated_at, i.publish_at, i.source, i.external_id,
-                   i.lat, i.lon, j.c.beat_code, b.c.sector, b.c.precinct)
-            .select_from(t.incidents
-                         .join(j, and_(j.c.incident_id == i.id, j.c.beat_set_id == set_id))
-                         .join(b, and_(b.c.beat_set_id == set_id, b.c.code == j.c.beat_code)))
+            select(
+                i.uid,
+                i.category,
+                i.category_text,
+                i.description,
+                i.block_address,
+                i.event_time,
+                i.updated_at,
+                i.publish_at,
+                i.source,
+                i.external_id,
+                i.lat,
+                i.lon,
+                j.c.beat_code,
+                b.c.sector,
+                b.c.precinct,
+            )
+            .select_from(
+                t.incidents.join(j, and_(j.c.incident_id == i.id, j.c.beat_set_id == set_id)).join(
+                    b, and_(b.c.beat_set_id == set_id, b.c.code == j.c.beat_code)
+                )
+            )
             .where(i.suppressed_reason.is_(None))
             .where(i.retracted_at.is_(None))
             .where(i.publish_at <= now)
         )
 
-    def public_entries(self, set_id: int, *, now: datetime, beat: str | None = None,
-                       sector: str | None = None, precinct: str | None = None,
-                       limit: int = 50, offset: int = 0,
-                       categories: Sequence[str] = (), exclude: Sequence[str] = (),
-                       since: datetime | None = None,
-                       geo_precision: float | None = None) -> list[FeedEntry]:
+    def public_entries(
+        self,
+        set_id: int,
+        *,
+        now: datetime,
+        beat: str | None = None,
+        sector: str | None = None,
+        precinct: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        categories: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        since: datetime | None = None,
+        geo_precision: float | None = None,
+    ) -> list[FeedEntry]:
         """Published entries of an area (the whole city when no area is given), newest first.
 
         `categories` keeps only those categories, `exclude` drops some, `since` drops entries
@@ -750,7 +1001,11 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
             q = q.where(t.incidents.c.category.not_in(list(exclude)))
         if since is not None:
             q = q.where(t.incidents.c.event_time >= since)
-        q = q.order_by(t.incidents.c.event_time.desc(), t.incidents.c.uid).limit(limit).offset(offset)
+        q = (
+            q.order_by(t.incidents.c.event_time.desc(), t.incidents.c.uid)
+            .limit(limit)
+            .offset(offset)
+        )
         with self.engine.connect() as conn:
             return [_entry(r, geo_precision) for r in conn.execute(q)]
 
@@ -763,19 +1018,28 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
     def public_counts_by_beat(self, set_id: int, *, now: datetime) -> dict[str, int]:
         q = self._public_entries_query(set_id, now).subquery()
         with self.engine.connect() as conn:
-            return {r[0]: r[1] for r in conn.execute(
-                select(q.c.beat_code, func.count()).group_by(q.c.beat_code))}
+            return {
+                r[0]: r[1]
+                for r in conn.execute(select(q.c.beat_code, func.count()).group_by(q.c.beat_code))
+            }
 
     def incident_private(self, source: str, external_id: str) -> dict | None:
         """Everything stored about one incident, private fields included (staff/tests only)."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.incidents).where(t.incidents.c.source == source)
-                               .where(t.incidents.c.external_id == external_id)).first()
+            row = conn.execute(
+                select(t.incidents)
+                .where(t.incidents.c.source == source)
+                .where(t.incidents.c.external_id == external_id)
+            ).first()
             if row is None:
                 return None
-            beats = dict(conn.execute(
-                select(t.incident_beats.c.beat_set_id, t.incident_beats.c.beat_code)
-                .where(t.incident_beats.c.incident_id == row.id)).all())
+            beats = dict(
+                conn.execute(
+                    select(t.incident_beats.c.beat_set_id, t.incident_beats.c.beat_code).where(
+                        t.incident_beats.c.incident_id == row.id
+                    )
+                ).all()
+            )
         return dict(row._mapping) | {"beats": beats}
 
     # ---- users, sign-in, audit ----------------------------------------------------------
@@ -783,15 +1047,29 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
         with self.engine.begin() as conn:
             if conn.execute(select(t.users.c.id).where(t.users.c.email == email)).first():
                 raise Conflict(f"A user {email} already exists.")
-            return conn.execute(insert(t.users).values(
-                email=email, role=role, password_hash=password_hash, disabled=False,
-                created_at=now, password_changed_at=now,
-            ).returning(t.users.c.id)).scalar_one()
+            return conn.execute(
+                insert(t.users)
+                .values(
+                    email=email,
+                    role=role,
+                    password_hash=password_hash,
+                    disabled=False,
+                    created_at=now,
+                    password_changed_at=now,
+                )
+                .returning(t.users.c.id)
+            ).scalar_one()
 
     def _user(self, row) -> User:
-        return User(id=row.id, email=row.email, role=row.role, password_hash=row.password_hash,
-                    disabled=row.disabled, created_at=row.created_at,
-                    password_changed_at=row.password_changed_at)
+        return User(
+            id=row.id,
+            email=row.email,
+            role=row.role,
+            password_hash=row.password_hash,
+            disabled=row.disabled,
+            created_at=row.created_at,
+            password_changed_at=row.password_changed_at,
+        )
 
     def user_by_email(self, email: str) -> User | None:
         with self.engine.connect() as conn:
@@ -815,11 +1093,13 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
 
     def record_login_attempt(self, email: str, client: str, success: bool, now: datetime) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(t.login_attempts).values(email=email, client=client,
-                                                          success=success, at=now))
+            conn.execute(
+                insert(t.login_attempts).values(email=email, client=client, success=success, at=now)
+            )
 
-    def failed_logins_since(self, since: datetime, *, email: str | None = None,
-                            client: str | None = None) -> int:
+    def failed_logins_since(
+        self, since: datetime, *, email: str | None = None, client: str | None = None
+    ) -> int:
         c = t.login_attempts.c
         q = select(func.count()).where(c.at >= since).where(c.success.is_(False))
         if email is not None:
@@ -831,20 +1111,32 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
 
     def prune_login_attempts(self, before: datetime) -> int:
         with self.engine.begin() as conn:
-            return conn.execute(delete(t.login_attempts)
-                                .where(t.login_attempts.c.at < before)).rowcount
+            return conn.execute(
+                delete(t.login_attempts).where(t.login_attempts.c.at < before)
+            ).rowcount
 
-    def audit(self, actor: str, action: str, target: str | None = None,
-              detail: dict | None = None, *, now: datetime, conn: Connection | None = None
-              ) -> None:
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        detail: dict | None = None,
+        *,
+        now: datetime,
+        conn: Connection | None = None,
+    ) -> None:
         """Append to the audit log (inside `conn`'s transaction when given).
 
         A staff action that may change what feeds show also moves STAFF_CHANGE_META, which
         the feed stamps read; sign-ins and the like do not (see _QUIET_AUDIT).
         """
         stmt = insert(t.audit_log).values(
-            at=now, actor=actor, action=action, target=target,
-            detail=json.dumps(detail, sort_keys=True, default=str) if detail else None)
+            at=now,
+            actor=actor,
+            action=action,
+            target=target,
+            detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
+        )
         if conn is not None:
             self._append_audit(conn, stmt, action)
             return
@@ -859,8 +1151,12 @@ class SQLStore(BoundaryStoreMixin, RecordsStoreMixin, PublicStoreMixin, Outbound
 
     def audit_log(self, limit: int = 200) -> list[dict]:
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(
-                select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit))]
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
+                )
+            ]
 
 
 @dataclass(frozen=True)
@@ -894,9 +1190,13 @@ def _offsets_by_code(codes) -> list[tuple[str | None, str]]:
     labels, uniques = pd.factorize(np.asarray(codes, dtype=object), use_na_sentinel=False)
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(len(uniques) + 1))
-    return [(None if pd.isna(code) else str(code),
-             json.dumps(order[bounds[k]:bounds[k + 1]].tolist()))
-            for k, code in enumerate(uniques)]
+    return [
+        (
+            None if pd.isna(code) else str(code),
+            json.dumps(order[bounds[k] : bounds[k + 1]].tolist()),
+        )
+        for k, code in enumerate(uniques)
+    ]
 
 
 class BoundValues(list):
@@ -961,16 +1261,29 @@ def _bind_datetimes(conn: Connection | Engine, type_, values: np.ndarray) -> lis
     return [None if v is None else proc(v) for v in micro.astype(object).tolist()]
 
 
-def _incident_values(r: IncidentRow, row_hash: str, publish_at: datetime,
-                     run_id: int | None, now: datetime) -> dict:
+def _incident_values(
+    r: IncidentRow, row_hash: str, publish_at: datetime, run_id: int | None, now: datetime
+) -> dict:
     return {
-        "source": r.source, "external_id": r.external_id, "reported_at": r.reported_at,
-        "occurred_at": r.occurred_at, "event_time": r.event_time, "category": r.category,
-        "category_text": r.category_text, "description": r.description, "address": r.address,
-        "block_address": r.block_address, "lat": r.lat, "lon": r.lon,
-        "source_beat": r.source_beat, "sensitive": r.sensitive,
-        "suppressed_reason": r.suppressed_reason, "row_hash": row_hash,
-        "updated_at": now, "publish_at": publish_at, "last_run_id": run_id,
+        "source": r.source,
+        "external_id": r.external_id,
+        "reported_at": r.reported_at,
+        "occurred_at": r.occurred_at,
+        "event_time": r.event_time,
+        "category": r.category,
+        "category_text": r.category_text,
+        "description": r.description,
+        "address": r.address,
+        "block_address": r.block_address,
+        "lat": r.lat,
+        "lon": r.lon,
+        "source_beat": r.source_beat,
+        "sensitive": r.sensitive,
+        "suppressed_reason": r.suppressed_reason,
+        "row_hash": row_hash,
+        "updated_at": now,
+        "publish_at": publish_at,
+        "last_run_id": run_id,
     }
 
 
@@ -978,9 +1291,20 @@ def _entry(r, geo_precision: float | None = None) -> FeedEntry:
     point = None
     if geo_precision and r.lat is not None and r.lon is not None:
         point = snap_point(r.lat, r.lon, geo_precision)
-    return FeedEntry(uid=r.uid, title="", category=r.category, category_text=r.category_text,
-                     description=r.description, block_address=r.block_address,
-                     event_time=r.event_time, updated_at=r.updated_at, publish_at=r.publish_at,
-                     beat=r.beat_code,
-                     sector=r.sector, precinct=r.precinct, source=r.source,
-                     external_id=r.external_id, point=point)
+    return FeedEntry(
+        uid=r.uid,
+        title="",
+        category=r.category,
+        category_text=r.category_text,
+        description=r.description,
+        block_address=r.block_address,
+        event_time=r.event_time,
+        updated_at=r.updated_at,
+        publish_at=r.publish_at,
+        beat=r.beat_code,
+        sector=r.sector,
+        precinct=r.precinct,
+        source=r.source,
+        external_id=r.external_id,
+        point=point,
+    )

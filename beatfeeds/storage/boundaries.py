@@ -18,13 +18,19 @@ from . import schema as t
 class BoundaryStoreMixin:
     """Methods SQLStore inherits; `self.engine` and `self._beats_cache` come from SQLStore."""
 
-    def copy_beat_set(self, set_id: int, name: str, *, created_by: str | None,
-                      now: datetime) -> int:
+    def copy_beat_set(
+        self, set_id: int, name: str, *, created_by: str | None, now: datetime
+    ) -> int:
         """A new draft holding the same beats as `set_id`; returns its id."""
         beats = self.beats(set_id)
-        return self.create_beat_set(name, beats, effective_date=None,
-                                    source_filename=f"copy of beat map {set_id}",
-                                    created_by=created_by, now=now)
+        return self.create_beat_set(
+            name,
+            beats,
+            effective_date=None,
+            source_filename=f"copy of beat map {set_id}",
+            created_by=created_by,
+            now=now,
+        )
 
     def replace_beats(self, set_id: int, remove: Sequence[str], add: Sequence[Beat]) -> None:
         """Delete beats by code and insert others, in one transaction; drafts only.
@@ -33,44 +39,89 @@ class BoundaryStoreMixin:
         publishing joins every incident that has none.
         """
         with self.engine.begin() as conn:
-            status = conn.execute(select(t.beat_sets.c.status)
-                                  .where(t.beat_sets.c.id == set_id)).scalar()
+            status = conn.execute(
+                select(t.beat_sets.c.status).where(t.beat_sets.c.id == set_id)
+            ).scalar()
             if status is None:
                 raise NotFound(f"No beat map with id {set_id}.")
             if status != "draft":
                 raise Conflict(f"Beat map {set_id} is {status}; only drafts can be edited.")
             if remove:
-                conn.execute(delete(t.beats).where(t.beats.c.beat_set_id == set_id)
-                             .where(t.beats.c.code.in_(list(remove))))
+                conn.execute(
+                    delete(t.beats)
+                    .where(t.beats.c.beat_set_id == set_id)
+                    .where(t.beats.c.code.in_(list(remove)))
+                )
             if add:
-                conn.execute(insert(t.beats), [
-                    {"beat_set_id": set_id, "code": b.code, "sector": b.sector,
-                     "precinct": b.precinct, "name": b.name,
-                     "geometry_wkb": shapely.to_wkb(b.geometry)} for b in add])
+                conn.execute(
+                    insert(t.beats),
+                    [
+                        {
+                            "beat_set_id": set_id,
+                            "code": b.code,
+                            "sector": b.sector,
+                            "precinct": b.precinct,
+                            "name": b.name,
+                            "geometry_wkb": shapely.to_wkb(b.geometry),
+                        }
+                        for b in add
+                    ],
+                )
             conn.execute(delete(t.incident_beats).where(t.incident_beats.c.beat_set_id == set_id))
         self._beats_cache.pop(set_id, None)
 
-    def record_boundary_changes(self, set_id: int, previous_id: int | None,
-                                changes: Sequence[BoundaryChange], *, now: datetime) -> None:
+    def record_boundary_changes(
+        self,
+        set_id: int,
+        previous_id: int | None,
+        changes: Sequence[BoundaryChange],
+        *,
+        now: datetime,
+    ) -> None:
         """Store what a publication changed. Idempotent: a change already recorded for the
         same publication (map, previous map, time, kind and code) is not stored twice."""
         if not changes:
             return
         c = t.boundary_changes.c
         with self.engine.begin() as conn:
-            done = {(r.kind, r.code) for r in conn.execute(
-                select(c.kind, c.code).where(c.beat_set_id == set_id).where(c.at == now)
-                .where(c.previous_set_id == previous_id if previous_id is not None
-                       else c.previous_set_id.is_(None)))}
-            rows = [{"beat_set_id": set_id, "previous_set_id": previous_id, "kind": ch.kind,
-                     "code": ch.code, "new_codes": _codes_json(ch), "share": ch.share,
-                     "at": now} for ch in changes if (ch.kind, ch.code) not in done]
+            done = {
+                (r.kind, r.code)
+                for r in conn.execute(
+                    select(c.kind, c.code)
+                    .where(c.beat_set_id == set_id)
+                    .where(c.at == now)
+                    .where(
+                        c.previous_set_id == previous_id
+                        if previous_id is not None
+                        else c.previous_set_id.is_(None)
+                    )
+                )
+            }
+            rows = [
+                {
+                    "beat_set_id": set_id,
+                    "previous_set_id": previous_id,
+                    "kind": ch.kind,
+                    "code": ch.code,
+                    "new_codes": _codes_json(ch),
+                    "share": ch.share,
+                    "at": now,
+                }
+                for ch in changes
+                if (ch.kind, ch.code) not in done
+            ]
             if rows:
                 conn.execute(insert(t.boundary_changes), rows)
 
-    def boundary_changes(self, *, code: str | None = None, set_id: int | None = None,
-                         until: datetime | None = None, change_id: int | None = None,
-                         kinds: Sequence[str] | None = None) -> list[BoundaryChange]:
+    def boundary_changes(
+        self,
+        *,
+        code: str | None = None,
+        set_id: int | None = None,
+        until: datetime | None = None,
+        change_id: int | None = None,
+        kinds: Sequence[str] | None = None,
+    ) -> list[BoundaryChange]:
         """Recorded changes, newest first: those naming `code` (as old or new code), of
         `kinds` when given (beat changes, or the sector, precinct and city ones)."""
         c = t.boundary_changes.c
@@ -93,18 +144,30 @@ class BoundaryStoreMixin:
         """(ids, lon, lat, beat codes under `set_id`) of located incidents since a time, as
         numpy arrays. Staff-only: coordinates included."""
         i, j = t.incidents.c, t.incident_beats
-        q = (select(i.id, i.lon, i.lat, j.c.beat_code)
-             .select_from(t.incidents.outerjoin(
-                 j, and_(j.c.incident_id == i.id, j.c.beat_set_id == set_id)))
-             .where(i.lat.is_not(None)).where(i.event_time >= since))
+        q = (
+            select(i.id, i.lon, i.lat, j.c.beat_code)
+            .select_from(
+                t.incidents.outerjoin(j, and_(j.c.incident_id == i.id, j.c.beat_set_id == set_id))
+            )
+            .where(i.lat.is_not(None))
+            .where(i.event_time >= since)
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         if not rows:
-            return (np.array([], dtype="int64"), np.array([]), np.array([]),
-                    np.array([], dtype=object))
+            return (
+                np.array([], dtype="int64"),
+                np.array([]),
+                np.array([]),
+                np.array([], dtype=object),
+            )
         ids, lon, lat, codes = zip(*rows, strict=True)
-        return (np.array(ids, dtype="int64"), np.array(lon, dtype="float64"),
-                np.array(lat, dtype="float64"), np.array(codes, dtype=object))
+        return (
+            np.array(ids, dtype="int64"),
+            np.array(lon, dtype="float64"),
+            np.array(lat, dtype="float64"),
+            np.array(codes, dtype=object),
+        )
 
     def incident_summaries(self, ids) -> list[tuple]:
         """(id, uid, event_time, block_address, category) of incidents, newest first."""
@@ -113,9 +176,14 @@ class BoundaryStoreMixin:
         ids = [int(x) for x in ids]
         with self.engine.connect() as conn:
             for k in range(0, len(ids), 500):
-                out += [tuple(r) for r in conn.execute(
-                    select(c.id, c.uid, c.event_time, c.block_address, c.category)
-                    .where(c.id.in_(ids[k:k + 500])))]
+                out += [
+                    tuple(r)
+                    for r in conn.execute(
+                        select(c.id, c.uid, c.event_time, c.block_address, c.category).where(
+                            c.id.in_(ids[k : k + 500])
+                        )
+                    )
+                ]
         return sorted(out, key=lambda r: (r[2], r[1]), reverse=True)
 
 
@@ -133,6 +201,14 @@ def _change(r) -> BoundaryChange:
     if isinstance(codes, dict):
         detail = {k: v for k, v in codes.items() if k != "codes"}
         codes = codes.get("codes", [])
-    return BoundaryChange(kind=r.kind, code=r.code, new_codes=codes, share=r.share, id=r.id,
-                          beat_set_id=r.beat_set_id, previous_set_id=r.previous_set_id,
-                          at=r.at, detail=detail)
+    return BoundaryChange(
+        kind=r.kind,
+        code=r.code,
+        new_codes=codes,
+        share=r.share,
+        id=r.id,
+        beat_set_id=r.beat_set_id,
+        previous_set_id=r.previous_set_id,
+        at=r.at,
+        detail=detail,
+    )

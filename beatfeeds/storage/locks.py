@@ -17,15 +17,19 @@ LOCK_WAIT = 30.0  # seconds a write waits for another writer's lock, unless writ
 
 # What SQLite and PostgreSQL say when they refuse a write for now (not a bug of ours).
 _UNAVAILABLE = (
-    ("readonly database", "read-only"), ("read-only transaction", "read-only"),
-    ("database is locked", "locked by another writer"), ("database is busy", "busy"),
-    ("lock timeout", "locked by another writer"), ("could not obtain lock", "locked by another writer"),
-    ("disk i/o error", "unwritable (disk I/O error)"), ("database or disk is full", "full"),
+    ("readonly database", "read-only"),
+    ("read-only transaction", "read-only"),
+    ("database is locked", "locked by another writer"),
+    ("database is busy", "busy"),
+    ("lock timeout", "locked by another writer"),
+    ("could not obtain lock", "locked by another writer"),
+    ("disk i/o error", "unwritable (disk I/O error)"),
+    ("database or disk is full", "full"),
 )
 
 
 def unavailable_reason(exc: BaseException) -> str | None:
-    """"read-only", "locked by another writer"... when `exc` is the database refusing a
+    """ "read-only", "locked by another writer"... when `exc` is the database refusing a
     write for now; None for any other error."""
     text = str(getattr(exc, "orig", None) or exc).lower()
     for needle, reason in _UNAVAILABLE:
@@ -66,6 +70,7 @@ def reset_write_wait(token) -> None:
 def follow_write_wait(engine: Engine, statement: str, default_ms: int) -> None:
     """Give each connection, as it leaves the pool, the lock wait that write_wait asks for
     (one statement only when it differs from the connection's current one)."""
+
     @event.listens_for(engine, "checkout")
     def _lock_wait(dbapi_conn, record, _proxy):  # pragma: no cover - trivial
         seconds = _write_wait.get()

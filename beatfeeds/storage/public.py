@@ -47,8 +47,9 @@ class PublicStoreMixin:
             meta = conn.execute(meta_q).all()
         return "|".join(str(v) for v in row) + "|" + repr([tuple(m) for m in meta])
 
-    def area_feed_stamps(self, set_id: int, *, now: datetime,
-                         since: datetime | None = None) -> dict[str | None, str]:
+    def area_feed_stamps(
+        self, set_id: int, *, now: datetime, since: datetime | None = None
+    ) -> dict[str | None, str]:
         """What each beat's feeds are made of under the map `set_id`: per beat code, a stamp
         of its public entries (how many, which, their newest change and publication, the
         oldest and newest still retained); under None, the active beat map and the meta table.
@@ -62,16 +63,21 @@ class PublicStoreMixin:
         q = self._public_entries_query(set_id, now)
         if since is not None:
             q = q.where(i.event_time >= since)
-        q = (q.with_only_columns(j.beat_code, func.count(), func.sum(i.id),
-                                 func.max(i.updated_at), func.max(i.publish_at),
-                                 func.min(i.event_time), func.max(i.event_time))
-             .group_by(j.beat_code))
+        q = q.with_only_columns(
+            j.beat_code,
+            func.count(),
+            func.sum(i.id),
+            func.max(i.updated_at),
+            func.max(i.publish_at),
+            func.min(i.event_time),
+            func.max(i.event_time),
+        ).group_by(j.beat_code)
         bs = t.beat_sets.c
         with self.engine.connect() as conn:
             stamps: dict[str | None, str] = {
-                r[0]: "|".join(str(v) for v in r[1:]) for r in conn.execute(q)}
-            active = conn.execute(select(bs.id, bs.published_at)
-                                  .where(bs.status == "active")).all()
+                r[0]: "|".join(str(v) for v in r[1:]) for r in conn.execute(q)
+            }
+            active = conn.execute(select(bs.id, bs.published_at).where(bs.status == "active")).all()
             meta = conn.execute(self._feed_version_statements(False)[1]).all()
         stamps[None] = repr([tuple(a) for a in active]) + repr([tuple(m) for m in meta])
         return stamps
@@ -92,15 +98,20 @@ class PublicStoreMixin:
             ]
             if with_since:
                 since = bindparam("since", type_=DateTime())
-                parts.append(select(func.min(i.event_time)).where(i.event_time >= since)
-                             .scalar_subquery())
-            meta = (select(t.meta.c.key, t.meta.c.value)
-                    .where(t.meta.c.key.not_like(_META_IGNORED)).order_by(t.meta.c.key))
+                parts.append(
+                    select(func.min(i.event_time)).where(i.event_time >= since).scalar_subquery()
+                )
+            meta = (
+                select(t.meta.c.key, t.meta.c.value)
+                .where(t.meta.c.key.not_like(_META_IGNORED))
+                .order_by(t.meta.c.key)
+            )
             cache[with_since] = (select(*parts), meta)
         return cache[with_since]
 
-    def content_mark(self, key: str, fingerprint: str, *, first: datetime,
-                     now: datetime) -> datetime:
+    def content_mark(
+        self, key: str, fingerprint: str, *, first: datetime, now: datetime
+    ) -> datetime:
         """The time the document `key` last changed, given its current content fingerprint.
 
         A document seen for the first time is dated `first` (its newest entry change). When
@@ -121,8 +132,7 @@ class PublicStoreMixin:
                 raise
         c = t.content_marks.c
         with self.engine.connect() as conn:
-            found = conn.execute(select(c.fingerprint, c.changed_at)
-                                 .where(c.key == key)).first()
+            found = conn.execute(select(c.fingerprint, c.changed_at).where(c.key == key)).first()
         first, now = first.replace(microsecond=0), now.replace(microsecond=0)
         if found is None:
             return first
@@ -130,31 +140,41 @@ class PublicStoreMixin:
             return found.changed_at
         return max(now, first, found.changed_at.replace(microsecond=0) + timedelta(seconds=1))
 
-    def _store_content_mark(self, key: str, fingerprint: str, *, first: datetime,
-                            now: datetime) -> datetime:
+    def _store_content_mark(
+        self, key: str, fingerprint: str, *, first: datetime, now: datetime
+    ) -> datetime:
         c = t.content_marks.c
         first, now = first.replace(microsecond=0), now.replace(microsecond=0)
         for _attempt in range(5):
             with self.engine.begin() as conn:
-                found = conn.execute(select(c.fingerprint, c.changed_at)
-                                     .where(c.key == key)).first()
+                found = conn.execute(
+                    select(c.fingerprint, c.changed_at).where(c.key == key)
+                ).first()
                 if found is None:
-                    ins = (postgresql.insert if self.dialect == "postgresql"
-                           else sqlite.insert)(t.content_marks)
-                    if conn.execute(ins.values(key=key, fingerprint=fingerprint,
-                                               changed_at=first)
-                                    .on_conflict_do_nothing(index_elements=["key"])).rowcount:
+                    ins = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(
+                        t.content_marks
+                    )
+                    if conn.execute(
+                        ins.values(
+                            key=key, fingerprint=fingerprint, changed_at=first
+                        ).on_conflict_do_nothing(index_elements=["key"])
+                    ).rowcount:
                         return first
                     continue  # another writer stored it first: read theirs
                 if found.fingerprint == fingerprint:
                     return found.changed_at
-                changed = max(now, first, found.changed_at.replace(microsecond=0)
-                              + timedelta(seconds=1))
+                changed = max(
+                    now, first, found.changed_at.replace(microsecond=0) + timedelta(seconds=1)
+                )
                 moved = conn.execute(
                     update(t.content_marks)
-                    .where(c.key == key, c.fingerprint == found.fingerprint,
-                           c.changed_at == found.changed_at)
-                    .values(fingerprint=fingerprint, changed_at=changed)).rowcount
+                    .where(
+                        c.key == key,
+                        c.fingerprint == found.fingerprint,
+                        c.changed_at == found.changed_at,
+                    )
+                    .values(fingerprint=fingerprint, changed_at=changed)
+                ).rowcount
                 if moved:
                     return changed
         raise RuntimeError(f"content mark {key!r} kept changing under concurrent writers")
@@ -163,26 +183,45 @@ class PublicStoreMixin:
         """Mark every built feed as stale (for writers the version stamp does not see)."""
         self.set_meta("feeds.touched_at", now.isoformat())
 
-    def public_category_counts(self, set_id: int, *, now: datetime, since: datetime,
-                               beat: str | None = None, sector: str | None = None,
-                               precinct: str | None = None) -> dict[str, int]:
+    def public_category_counts(
+        self,
+        set_id: int,
+        *,
+        now: datetime,
+        since: datetime,
+        beat: str | None = None,
+        sector: str | None = None,
+        precinct: str | None = None,
+    ) -> dict[str, int]:
         """Published entries of an area per category, for events since `since`."""
         q = self._area_filter(self._public_entries_query(set_id, now), beat, sector, precinct)
         q = q.where(t.incidents.c.event_time >= since).subquery()
         with self.engine.connect() as conn:
-            return {r[0]: r[1] for r in conn.execute(
-                select(q.c.category, func.count()).group_by(q.c.category))}
+            return {
+                r[0]: r[1]
+                for r in conn.execute(select(q.c.category, func.count()).group_by(q.c.category))
+            }
 
-    def public_counts_between(self, set_id: int, bounds: Sequence[datetime], *, now: datetime,
-                              beat: str | None = None, sector: str | None = None,
-                              precinct: str | None = None) -> list[int]:
+    def public_counts_between(
+        self,
+        set_id: int,
+        bounds: Sequence[datetime],
+        *,
+        now: datetime,
+        beat: str | None = None,
+        sector: str | None = None,
+        precinct: str | None = None,
+    ) -> list[int]:
         """Published entries of an area whose event falls in each [bounds[k], bounds[k+1])."""
         if len(bounds) < 2:
             return []
         q = self._area_filter(self._public_entries_query(set_id, now), beat, sector, precinct)
         q = q.where(t.incidents.c.event_time >= min(bounds)).subquery()
-        sums = [func.coalesce(func.sum(case((and_(q.c.event_time >= lo, q.c.event_time < hi), 1),
-                                            else_=0)), 0)
-                for lo, hi in zip(bounds, bounds[1:], strict=False)]
+        sums = [
+            func.coalesce(
+                func.sum(case((and_(q.c.event_time >= lo, q.c.event_time < hi), 1), else_=0)), 0
+            )
+            for lo, hi in zip(bounds, bounds[1:], strict=False)
+        ]
         with self.engine.connect() as conn:
             return [int(v) for v in conn.execute(select(*sums)).one()]

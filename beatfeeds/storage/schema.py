@@ -84,8 +84,13 @@ import_rejections = Table(
     "import_rejections",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("run_id", Integer, ForeignKey("import_runs.id", ondelete="CASCADE"), nullable=False,
-           index=True),
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("import_runs.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("line", Integer, nullable=False),
     Column("reason", Text, nullable=False),
     Column("raw", Text),
@@ -135,10 +140,12 @@ incidents = Table(
 incident_beats = Table(
     "incident_beats",
     metadata,
-    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"),
-           primary_key=True),
-    Column("beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column(
+        "beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("beat_code", String(32)),  # NULL: outside every beat of that map
     Index("ix_incident_beats_set_code", "beat_set_id", "beat_code"),
 )
@@ -237,8 +244,9 @@ source_polls = Table(
     "source_polls",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("source_id", Integer, ForeignKey("import_sources.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "source_id", Integer, ForeignKey("import_sources.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("at", DateTime, nullable=False),
     Column("status", String(16), nullable=False),  # imported / unchanged / failed
     Column("filename", String(500)),
@@ -254,8 +262,9 @@ boundary_changes = Table(
     "boundary_changes",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"),
-           nullable=False),  # the map that was published
+    Column(
+        "beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"), nullable=False
+    ),  # the map that was published
     Column("previous_set_id", Integer, ForeignKey("beat_sets.id", ondelete="SET NULL")),
     # beats: added / removed / renamed / reshaped; areas: sector / precinct / city
     Column("kind", String(16), nullable=False),
@@ -296,8 +305,12 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("account_id", Integer, ForeignKey("outbound_accounts.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "account_id",
+        Integer,
+        ForeignKey("outbound_accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("entry_uid", String(32), nullable=False),  # incident or announcement uid
     Column("entry_kind", String(16), nullable=False),  # incident / announcement
     # A correction that changes the category is posted again; any other correction is not.
@@ -332,8 +345,7 @@ announcements = Table(
     Column("urgent", Boolean, nullable=False, default=False),
     Column("citywide", Boolean, nullable=False, default=False),
     Column("target", Text, nullable=False),  # JSON: what staff chose (beats, sectors, polygon...)
-    Column("beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"),
-           nullable=False),
+    Column("beat_set_id", Integer, ForeignKey("beat_sets.id", ondelete="CASCADE"), nullable=False),
     Column("publish_at", DateTime, nullable=False),
     Column("expires_at", DateTime),
     Column("created_at", DateTime, nullable=False),
@@ -346,8 +358,12 @@ announcements = Table(
 announcement_beats = Table(
     "announcement_beats",
     metadata,
-    Column("announcement_id", Integer, ForeignKey("announcements.id", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "announcement_id",
+        Integer,
+        ForeignKey("announcements.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     Column("beat_code", String(32), primary_key=True),
 )
 
@@ -366,8 +382,12 @@ email_subscriptions = Table(
     "email_subscriptions",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("subscriber_id", Integer, ForeignKey("email_subscribers.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("email_subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("area_kind", String(16), nullable=False),  # city / precinct / sector / beat
     Column("area_code", String(32)),  # NULL for the city
     Column("categories", Text, nullable=False),  # comma-separated slugs; empty = all
@@ -391,8 +411,12 @@ email_deliveries = Table(
     "email_deliveries",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("subscriber_id", Integer, ForeignKey("email_subscribers.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("email_subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("entry_uid", String(32), nullable=False),
     # pending / sending / sent / failed / unknown / cancelled (the outbox's vocabulary)
     Column("status", String(16), nullable=False),
@@ -418,8 +442,12 @@ email_digests = Table(
     "email_digests",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("subscriber_id", Integer, ForeignKey("email_subscribers.id", ondelete="CASCADE"),
-           nullable=False),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("email_subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     Column("frequency", String(16), nullable=False),  # daily / weekly
     Column("period_start", DateTime, nullable=False),
     Column("period_end", DateTime, nullable=False),  # the scheduled send time (UTC)

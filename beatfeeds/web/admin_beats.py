@@ -50,8 +50,9 @@ def _uploaded(token: str, filename: str) -> Path:
 @bp.get("")
 @staff_required("admin")
 def index():
-    return render_template("admin_beats.html", beat_sets=store().list_beat_sets(),
-                           active=store().active_beat_set_id())
+    return render_template(
+        "admin_beats.html", beat_sets=store().list_beat_sets(), active=store().active_beat_set_id()
+    )
 
 
 @bp.post("/upload")
@@ -67,13 +68,18 @@ def upload():
     with open_private(folder / name) as fh:
         f.save(fh)
     try:
-        preview = boundaries.inspect_beat_map(folder / name,
-                                               protected=store().database_files())
+        preview = boundaries.inspect_beat_map(folder / name, protected=store().database_files())
     except BeatfeedsError as exc:
         flash(exc.message, "error")
         return redirect(url_for(".index"))
-    return render_template("admin_beats_confirm.html", preview=preview, token=token,
-                           filename=name, name=Path(name).stem, problems=[])
+    return render_template(
+        "admin_beats_confirm.html",
+        preview=preview,
+        token=token,
+        filename=name,
+        name=Path(name).stem,
+        problems=[],
+    )
 
 
 @bp.post("/load")
@@ -84,21 +90,28 @@ def load():
     effective = form.get("effective") or None
     try:
         set_id = boundaries.load_beat_map(
-            store(), path, code_field=form.get("code_field") or None,
+            store(),
+            path,
+            code_field=form.get("code_field") or None,
             sector_field=form.get("sector_field") or None,
             precinct_field=form.get("precinct_field") or None,
             name=form.get("name") or None,
             effective=date.fromisoformat(effective) if effective else None,
-            actor=g.user.email, now=utcnow())
+            actor=g.user.email,
+            now=utcnow(),
+        )
     except (BeatfeedsError, ValueError) as exc:
         problems = exc.problems if isinstance(exc, InvalidBoundary) else []
         message = exc.message if isinstance(exc, BeatfeedsError) else "Give the date as YYYY-MM-DD."
         flash(message, "error")
-        return render_template("admin_beats_confirm.html",
-                               preview=boundaries.inspect_beat_map(
-                                   path, protected=store().database_files()),
-                               token=form["token"], filename=form["filename"],
-                               name=form.get("name"), problems=problems), 422
+        return render_template(
+            "admin_beats_confirm.html",
+            preview=boundaries.inspect_beat_map(path, protected=store().database_files()),
+            token=form["token"],
+            filename=form["filename"],
+            name=form.get("name"),
+            problems=problems,
+        ), 422
     shutil.rmtree(path.parent, ignore_errors=True)  # the map is in the database now
     flash(f"Loaded beat map {set_id} as a draft.")
     return redirect(url_for(".show", set_id=set_id))
@@ -114,11 +127,21 @@ def show(set_id):
     diff = None
     if active is not None and active != set_id:
         diff = boundaries.diff_beat_sets(
-            s, set_id, active, tolerance=settings().beat_reshape_tolerance,
-            since=utcnow() - timedelta(days=settings().beat_diff_days))
-    return render_template("admin_beat_map.html", bs=bs, problems=problems, diff=diff,
-                           active=active, beat_sets=s.list_beat_sets(),
-                           blocking=boundaries.blocking(problems))
+            s,
+            set_id,
+            active,
+            tolerance=settings().beat_reshape_tolerance,
+            since=utcnow() - timedelta(days=settings().beat_diff_days),
+        )
+    return render_template(
+        "admin_beat_map.html",
+        bs=bs,
+        problems=problems,
+        diff=diff,
+        active=active,
+        beat_sets=s.list_beat_sets(),
+        blocking=boundaries.blocking(problems),
+    )
 
 
 @bp.get("/<int:set_id>/map.json")
@@ -133,8 +156,11 @@ def map_json(set_id):
 def edit(set_id):
     op = request.get_json(silent=True)
     draft_id = boundaries.edit_beat_map(store(), set_id, op, actor=g.user.email, now=utcnow())
-    return {"set_id": draft_id, "url": url_for(".show", set_id=draft_id),
-            **boundaries.editor_geojson(store(), draft_id, _tolerances())}
+    return {
+        "set_id": draft_id,
+        "url": url_for(".show", set_id=draft_id),
+        **boundaries.editor_geojson(store(), draft_id, _tolerances()),
+    }
 
 
 @bp.post("/<int:set_id>/publish")
@@ -143,13 +169,19 @@ def publish(set_id):
     at = request.form.get("at") or None
     try:
         if at:
-            boundaries.schedule_beat_map(store(), set_id, date.fromisoformat(at),
-                                         actor=g.user.email, now=utcnow(),
-                                         tolerances=_tolerances())
+            boundaries.schedule_beat_map(
+                store(),
+                set_id,
+                date.fromisoformat(at),
+                actor=g.user.email,
+                now=utcnow(),
+                tolerances=_tolerances(),
+            )
             flash(f"Beat map {set_id} is scheduled for {at}.")
         else:
-            joined = boundaries.publish_beat_map(store(), set_id, actor=g.user.email,
-                                                 now=utcnow(), tolerances=_tolerances())
+            joined = boundaries.publish_beat_map(
+                store(), set_id, actor=g.user.email, now=utcnow(), tolerances=_tolerances()
+            )
             flash(f"Beat map {set_id} is active; {joined} incidents joined to it.")
     except ValueError:
         flash("Give the date as YYYY-MM-DD.", "error")
@@ -164,8 +196,9 @@ def publish(set_id):
 @staff_required("admin")
 def rollback():
     try:
-        set_id = boundaries.rollback_beat_map(store(), actor=g.user.email, now=utcnow(),
-                                              tolerances=_tolerances())
+        set_id = boundaries.rollback_beat_map(
+            store(), actor=g.user.email, now=utcnow(), tolerances=_tolerances()
+        )
     except BeatfeedsError as exc:
         flash(exc.message, "error")
         return redirect(url_for(".index"))
@@ -177,9 +210,14 @@ def rollback():
 @staff_required("admin")
 def export(set_id):
     doc = boundaries.area_geojson(store(), set_id, "beats")
-    return (json.dumps(doc), 200, {
-        "Content-Type": "application/geo+json",
-        "Content-Disposition": f'attachment; filename="beat-map-{set_id}.geojson"'})
+    return (
+        json.dumps(doc),
+        200,
+        {
+            "Content-Type": "application/geo+json",
+            "Content-Disposition": f'attachment; filename="beat-map-{set_id}.geojson"',
+        },
+    )
 
 
 @bp.errorhandler(BeatfeedsError)
@@ -187,5 +225,6 @@ def _error(exc: BeatfeedsError):
     """The editor's requests get JSON errors it can show; pages get the error page."""
     if request.is_json:
         return {"error": exc.message, "status": exc.http_status}, exc.http_status
-    return render_template("error.html", status=exc.http_status,
-                           message=exc.message), exc.http_status
+    return render_template(
+        "error.html", status=exc.http_status, message=exc.message
+    ), exc.http_status

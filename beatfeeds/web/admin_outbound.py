@@ -19,14 +19,23 @@ bp = Blueprint("admin_outbound", __name__)
 @staff_required("admin")
 def accounts():
     s = settings()
-    rows = [(a, outbound.area_label(a), outbound.profile_text(s, a))
-            for a in store().list_outbound_accounts()]
+    rows = [
+        (a, outbound.area_label(a), outbound.profile_text(s, a))
+        for a in store().list_outbound_accounts()
+    ]
     return render_template(
-        "admin_outbound.html", rows=rows, services=SERVICES, credential_fields=CREDENTIAL_FIELDS,
-        default_endpoints=DEFAULT_ENDPOINTS, area_kinds=outbound.AREA_KINDS,
-        template_fields=posttext.FIELDS, default_template=posttext.DEFAULT_TEMPLATE,
-        default_profile=posttext.DEFAULT_PROFILE_TEMPLATE, counts=store().outbox_counts(),
-        form=request.args)
+        "admin_outbound.html",
+        rows=rows,
+        services=SERVICES,
+        credential_fields=CREDENTIAL_FIELDS,
+        default_endpoints=DEFAULT_ENDPOINTS,
+        area_kinds=outbound.AREA_KINDS,
+        template_fields=posttext.FIELDS,
+        default_template=posttext.DEFAULT_TEMPLATE,
+        default_profile=posttext.DEFAULT_PROFILE_TEMPLATE,
+        counts=store().outbox_counts(),
+        form=request.args,
+    )
 
 
 @bp.post("/admin/outbound")
@@ -34,15 +43,25 @@ def accounts():
 def add_account():
     f = request.form
     service = f.get("service", "")
-    creds = {name: f.get(f"{service}-{name}", "") for name, _, _ in
-             CREDENTIAL_FIELDS.get(service, [])}
+    creds = {
+        name: f.get(f"{service}-{name}", "") for name, _, _ in CREDENTIAL_FIELDS.get(service, [])
+    }
     try:
         outbound.add_account(
-            store(), settings(), area_kind=f.get("area_kind", ""),
-            area_code=f.get("area_code", "").strip() or None, service=service,
-            label=f.get("label", ""), endpoint=f.get("endpoint", ""), credentials=creds,
-            template=f.get("template", ""), profile_template=f.get("profile_template", ""),
-            handle=f.get("handle", ""), actor=g.user.email, now=utcnow())
+            store(),
+            settings(),
+            area_kind=f.get("area_kind", ""),
+            area_code=f.get("area_code", "").strip() or None,
+            service=service,
+            label=f.get("label", ""),
+            endpoint=f.get("endpoint", ""),
+            credentials=creds,
+            template=f.get("template", ""),
+            profile_template=f.get("profile_template", ""),
+            handle=f.get("handle", ""),
+            actor=g.user.email,
+            now=utcnow(),
+        )
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:
@@ -53,8 +72,9 @@ def add_account():
 @bp.post("/admin/outbound/<int:account_id>/test")
 @staff_required("admin")
 def test(account_id):
-    result = outbound.test_account(store(), settings(), account_id, actor=g.user.email,
-                                   now=utcnow())
+    result = outbound.test_account(
+        store(), settings(), account_id, actor=g.user.email, now=utcnow()
+    )
     flash(f"Test post: {result}", "error" if result.startswith("failed") else "message")
     return redirect(url_for(".accounts"))
 
@@ -62,8 +82,9 @@ def test(account_id):
 @bp.post("/admin/outbound/<int:account_id>/profile")
 @staff_required("admin")
 def profile(account_id):
-    result = outbound.update_profile(store(), settings(), account_id, actor=g.user.email,
-                                     now=utcnow())
+    result = outbound.update_profile(
+        store(), settings(), account_id, actor=g.user.email, now=utcnow()
+    )
     flash(f"Profile: {result}", "error" if result.startswith("failed") else "message")
     return redirect(url_for(".accounts"))
 
@@ -91,17 +112,22 @@ def outbox():
     status = request.args.get("status") or None
     if status not in (None, *OUTBOX_STATUSES):
         status = None
-    return render_template("admin_outbox.html", items=store().list_outbox(status=status, limit=500),
-                           counts=store().outbox_counts(), statuses=OUTBOX_STATUSES,
-                           status=status)
+    return render_template(
+        "admin_outbox.html",
+        items=store().list_outbox(status=status, limit=500),
+        counts=store().outbox_counts(),
+        statuses=OUTBOX_STATUSES,
+        status=status,
+    )
 
 
 @bp.post("/admin/outbox/<int:item_id>/resolve")
 @staff_required("admin")
 def resolve(item_id):
     try:
-        outbound.resolve_unknown(store(), item_id, request.form.get("outcome", ""),
-                                 actor=g.user.email, now=utcnow())
+        outbound.resolve_unknown(
+            store(), item_id, request.form.get("outcome", ""), actor=g.user.email, now=utcnow()
+        )
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:

@@ -31,10 +31,14 @@ def _local_to_utc(value: str) -> datetime | None:
 @staff_required()
 def index():
     now = utcnow()
-    return render_template("records_announcements.html",
-                           announcements=store().list_announcements(200), now=now,
-                           kinds=ANNOUNCEMENT_KINDS, urgent_kinds=URGENT_KINDS,
-                           form=request.args)
+    return render_template(
+        "records_announcements.html",
+        announcements=store().list_announcements(200),
+        now=now,
+        kinds=ANNOUNCEMENT_KINDS,
+        urgent_kinds=URGENT_KINDS,
+        form=request.args,
+    )
 
 
 @bp.post("/records/announcements")
@@ -43,20 +47,35 @@ def create():
     f = request.form
     try:
         ann = announcements.create_announcement(
-            store(), settings(), kind=f.get("kind", ""), title=f.get("title", ""),
-            body=f.get("body", ""), beats=f.get("beats", ""), sectors=f.get("sectors", ""),
-            precincts=f.get("precincts", ""), city=f.get("city") == "1",
-            polygon=f.get("polygon", ""), urgent=f.get("urgent") == "1",
+            store(),
+            settings(),
+            kind=f.get("kind", ""),
+            title=f.get("title", ""),
+            body=f.get("body", ""),
+            beats=f.get("beats", ""),
+            sectors=f.get("sectors", ""),
+            precincts=f.get("precincts", ""),
+            city=f.get("city") == "1",
+            polygon=f.get("polygon", ""),
+            urgent=f.get("urgent") == "1",
             starts_at=_local_to_utc(f.get("starts_at", "")),
-            expires_at=_local_to_utc(f.get("expires_at", "")), actor=g.user.email, now=utcnow())
+            expires_at=_local_to_utc(f.get("expires_at", "")),
+            actor=g.user.email,
+            now=utcnow(),
+        )
     except BeatfeedsError as exc:
         flash(exc.message, "error")
-        return render_template("records_announcements.html",
-                               announcements=store().list_announcements(200), now=utcnow(),
-                               kinds=ANNOUNCEMENT_KINDS, urgent_kinds=URGENT_KINDS,
-                               form=f), 400
-    where = "the whole city" if ann.citywide else f"{len(ann.beats)} beat(s): " \
-        + ", ".join(ann.beats)
+        return render_template(
+            "records_announcements.html",
+            announcements=store().list_announcements(200),
+            now=utcnow(),
+            kinds=ANNOUNCEMENT_KINDS,
+            urgent_kinds=URGENT_KINDS,
+            form=f,
+        ), 400
+    where = (
+        "the whole city" if ann.citywide else f"{len(ann.beats)} beat(s): " + ", ".join(ann.beats)
+    )
     flash(f"Announcement saved for {where}.")
     return redirect(url_for(".index"))
 
@@ -71,24 +90,36 @@ def _local_value(d: datetime | None) -> str:
 @staff_required()
 def edit(uid):
     ann = store().announcement(uid)
-    form = {"kind": ann.kind, "title": ann.title, "body": ann.body,
-            "expires_at": _local_value(ann.expires_at)}
+    form = {
+        "kind": ann.kind,
+        "title": ann.title,
+        "body": ann.body,
+        "expires_at": _local_value(ann.expires_at),
+    }
     if request.method == "POST":
         form = request.form
         try:
             announcements.edit_announcement(
-                store(), settings(), uid, kind=form.get("kind", ""),
-                title=form.get("title", ""), body=form.get("body", ""),
-                expires_at=_local_to_utc(form.get("expires_at", "")), actor=g.user.email,
-                now=utcnow())
+                store(),
+                settings(),
+                uid,
+                kind=form.get("kind", ""),
+                title=form.get("title", ""),
+                body=form.get("body", ""),
+                expires_at=_local_to_utc(form.get("expires_at", "")),
+                actor=g.user.email,
+                now=utcnow(),
+            )
         except BeatfeedsError as exc:
             flash(exc.message, "error")
-            return render_template("records_announcement_edit.html", ann=ann, form=form,
-                                   kinds=ANNOUNCEMENT_KINDS), 400
+            return render_template(
+                "records_announcement_edit.html", ann=ann, form=form, kinds=ANNOUNCEMENT_KINDS
+            ), 400
         flash("Announcement corrected.")
         return redirect(url_for(".index"))
-    return render_template("records_announcement_edit.html", ann=ann, form=form,
-                           kinds=ANNOUNCEMENT_KINDS)
+    return render_template(
+        "records_announcement_edit.html", ann=ann, form=form, kinds=ANNOUNCEMENT_KINDS
+    )
 
 
 @bp.post("/records/announcements/<uid>/withdraw")

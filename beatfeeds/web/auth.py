@@ -28,9 +28,13 @@ def load_user():
     stamp = session.get("pw_stamp")
     signed_in = session.get("signed_in_at", 0)
     lifetime = settings().session_lifetime * 60
-    if (user is None or user.disabled
-            or stamp != _stamp(user.password_changed_at)
-            or not isinstance(signed_in, int | float) or time.time() - signed_in > lifetime):
+    if (
+        user is None
+        or user.disabled
+        or stamp != _stamp(user.password_changed_at)
+        or not isinstance(signed_in, int | float)
+        or time.time() - signed_in > lifetime
+    ):
         # Disabled, deleted, password changed elsewhere, or signed in too long ago (an
         # absolute limit: the cookie's own expiry is refreshed by every request).
         session.clear()
@@ -66,9 +70,14 @@ def login():
     status = 200
     if request.method == "POST":
         try:
-            user = accounts.authenticate(store(), settings(), request.form.get("email", ""),
-                                         request.form.get("password", ""),
-                                         remote_addr=request.remote_addr, now=utcnow())
+            user = accounts.authenticate(
+                store(),
+                settings(),
+                request.form.get("email", ""),
+                request.form.get("password", ""),
+                remote_addr=request.remote_addr,
+                now=utcnow(),
+            )
         except (AuthError, TooManyAttempts) as exc:
             error, status = exc.message, exc.http_status
         else:
@@ -99,8 +108,9 @@ def change_password():
             error = "The new passwords do not match."
         else:
             try:
-                accounts.change_own_password(store(), g.user, request.form.get("password", ""),
-                                             new, now=utcnow())
+                accounts.change_own_password(
+                    store(), g.user, request.form.get("password", ""), new, now=utcnow()
+                )
             except (AuthError, InvalidInput) as exc:
                 error = exc.message
             else:

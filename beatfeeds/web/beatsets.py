@@ -20,6 +20,11 @@ def layer(set_id, kind):
     if bs.status not in ("active", "retired") and (g.user is None or g.user.role != "admin"):
         raise NotFound(f"No beat map with id {set_id}.")
     body = json.dumps(boundaries.area_geojson(store(), set_id, kind))
-    return body, 200, {"Content-Type": "application/geo+json",
-                       "Cache-Control": "public, max-age=300" if bs.status != "draft"
-                       else "private, no-store"}
+    return (
+        body,
+        200,
+        {
+            "Content-Type": "application/geo+json",
+            "Cache-Control": "public, max-age=300" if bs.status != "draft" else "private, no-store",
+        },
+    )

@@ -28,8 +28,9 @@ def register(app) -> None:
         if exc.http_status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.message)
         retry = getattr(exc, "retry_after", None)
-        return _respond(exc.http_status, exc.message,
-                        {"Retry-After": str(retry)} if retry else None)
+        return _respond(
+            exc.http_status, exc.message, {"Retry-After": str(retry)} if retry else None
+        )
 
     @app.errorhandler(DBAPIError)
     def database_error(exc: DBAPIError):
@@ -42,14 +43,17 @@ def register(app) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return _respond(400, "The form expired or was not sent from this site. Reload the "
-                             "page and try again.")
+        return _respond(
+            400, "The form expired or was not sent from this site. Reload the page and try again."
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        messages = {404: "There is no page at this address.",
-                    413: "The request is larger than this site accepts.",
-                    414: "The address is longer than this site accepts."}
+        messages = {
+            404: "There is no page at this address.",
+            413: "The request is larger than this site accepts.",
+            414: "The address is longer than this site accepts.",
+        }
         return _respond(exc.code or 500, messages.get(exc.code, exc.description or exc.name))
 
     @app.errorhandler(Exception)

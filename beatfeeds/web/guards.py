@@ -18,8 +18,9 @@ from ..errors import InvalidInput
 # File uploads may use BEATFEEDS_MAX_UPLOAD_MB; these staff views take large bodies that are
 # not files (a drawn announcement area, a beat map edit) from a signed-in session only.
 UPLOAD_ENDPOINTS = frozenset({"records.upload", "admin_beats.upload"})
-LARGE_STAFF_ENDPOINTS = frozenset({"admin_beats.edit", "announcements.create",
-                                   "announcements.edit"})
+LARGE_STAFF_ENDPOINTS = frozenset(
+    {"admin_beats.edit", "announcements.create", "announcements.edit"}
+)
 LARGE_STAFF_BODY = 4 * 1024 * 1024
 FORM_MARGIN = 64 * 1024  # an upload's other fields and multipart framing
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -53,27 +54,30 @@ def guard_request() -> None:
     request.max_content_length = limit  # also bounds a chunked body without Content-Length
     _check_fields(request.args.lists(), in_query=True)
     if request.method in ("POST", "PUT", "PATCH") and request.mimetype in (
-            "application/x-www-form-urlencoded", "multipart/form-data"):
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
         _check_fields(request.form.lists(), in_query=False)
         for name, files in request.files.lists():
             for f in files:
-                limits.bounded(f.filename, f"The name of the file in “{_label(name)}”",
-                               limits.NAME)
+                limits.bounded(f.filename, f"The name of the file in “{_label(name)}”", limits.NAME)
 
 
 def _check_fields(fields, *, in_query: bool) -> None:
     for name, values in fields:
         limits.bounded(name, "A field name", limits.CODE * 4)
         if len(values) > limits.LIST_ITEMS:
-            raise InvalidInput(f"“{_label(name)}” is repeated too often: at most "
-                               f"{limits.LIST_ITEMS} values are accepted.")
+            raise InvalidInput(
+                f"“{_label(name)}” is repeated too often: at most "
+                f"{limits.LIST_ITEMS} values are accepted."
+            )
         limit = limits.field_limit(name, in_query=in_query)
         for v in values:
             limits.bounded(v, f"“{_label(name)}”", limit)
 
 
 def _label(name: str) -> str:
-    return _CONTROL.sub("?", name)[:limits.CODE]
+    return _CONTROL.sub("?", name)[: limits.CODE]
 
 
 def safe_next(target: str | None, fallback: str) -> str:
@@ -87,8 +91,14 @@ def safe_next(target: str | None, fallback: str) -> str:
         return fallback
     parts = urlsplit(seen)
     path = unquote(parts.path)
-    if parts.scheme or parts.netloc or path.startswith("//") or "\\" in path \
-            or _CONTROL.search(path) or not _routable(path):
+    if (
+        parts.scheme
+        or parts.netloc
+        or path.startswith("//")
+        or "\\" in path
+        or _CONTROL.search(path)
+        or not _routable(path)
+    ):
         return fallback
     query = quote(parts.query, safe="=&+%/:@!$'()*,;?-._~")
     return quote(path, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")

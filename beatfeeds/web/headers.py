@@ -30,8 +30,11 @@ def origin(url: str) -> str:
 def content_security_policy(settings: Settings) -> str:
     """Scripts only from this site (no inline script, no eval); images from here, the tile
     server and the department logo; the address search may ask the configured geocoder."""
-    images = " ".join(filter(None, ("'self' data:", origin(settings.tile_url),
-                                    origin(settings.department_logo_url))))
+    images = " ".join(
+        filter(
+            None, ("'self' data:", origin(settings.tile_url), origin(settings.department_logo_url))
+        )
+    )
     connect = " ".join(filter(None, ("'self'", origin(settings.geocoder_url))))
     directives = {
         "default-src": "'self'",

@@ -55,16 +55,25 @@ def area_page(kinds, code):
     if area.code != code:
         return redirect(url_for(".area_page", kinds=kinds, code=area.code), 301)
     page = _page_number()
-    entries = publishing.area_entries(store(), settings(), area, now=utcnow(),
-                                      limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    entries = publishing.area_entries(
+        store(), settings(), area, now=utcnow(), limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+    )
     page_info = publishing.area_page_info(store(), settings(), area, now=utcnow())
     personal = _personal()  # read before rendering: rendering takes the flashed messages
-    body = render_template("area.html", area=area, kinds=kinds, entries=entries[:PAGE_SIZE],
-                           page=page, has_next=len(entries) > PAGE_SIZE, **page_info)
+    body = render_template(
+        "area.html",
+        area=area,
+        kinds=kinds,
+        entries=entries[:PAGE_SIZE],
+        page=page,
+        has_next=len(entries) > PAGE_SIZE,
+        **page_info,
+    )
     if page > 1 or personal:  # later pages shift with every entry; no marks for them
         return body
-    return _conditional_page(body, ("page", area.kind, area.code or ""),
-                             first=feeds.feed_updated(entries, utcnow()))
+    return _conditional_page(
+        body, ("page", area.kind, area.code or ""), first=feeds.feed_updated(entries, utcnow())
+    )
 
 
 def _page_number() -> int:
@@ -111,8 +120,11 @@ def healthz():
     s = store()
     try:
         ok = s.is_current()
-        body = {"status": "ok" if ok else "migrations pending", "database": s.dialect,
-                "active_beat_map": s.active_beat_set_id()}
+        body = {
+            "status": "ok" if ok else "migrations pending",
+            "database": s.dialect,
+            "active_beat_map": s.active_beat_set_id(),
+        }
         # Reads alone would pass with a read-only or locked database, where sign-in,
         # imports and sign-ups fail: a write must be able to start.
         unwritable = s.check_writable(timeout=HEALTH_WRITE_TIMEOUT) if ok else None
@@ -128,16 +140,21 @@ def healthz():
 def _feed(kind: str, code: str | None, fmt: str):
     if fmt not in FORMATS:
         abort(404)
-    filt = publishing.parse_filter(request.args.getlist("category"),
-                                   request.args.getlist("exclude"))
-    area, feed = publishing.serve_area_feed(store(), settings(), kind, code, fmt, now=utcnow(),
-                                            filt=filt, cache=feed_cache())
+    filt = publishing.parse_filter(
+        request.args.getlist("category"), request.args.getlist("exclude")
+    )
+    area, feed = publishing.serve_area_feed(
+        store(), settings(), kind, code, fmt, now=utcnow(), filt=filt, cache=feed_cache()
+    )
     if feed is None:
         # The query string is carried over as it came, never as url_for keywords: `?code=`,
         # `?fmt=`, `?endpoint=` or `?_anchor=` would collide with url_for's own arguments.
         query = urlencode(list(request.args.items(multi=True)))
-        return redirect(url_for(".area_feed", kinds=kind + "s", code=area.code, fmt=fmt)
-                        + (f"?{query}" if query else ""), 301)
+        return redirect(
+            url_for(".area_feed", kinds=kind + "s", code=area.code, fmt=fmt)
+            + (f"?{query}" if query else ""),
+            301,
+        )
     resp = make_response(feed.body)
     etag = feed.etag
     if _browser_wants_page(feed.content_type):
@@ -158,16 +175,20 @@ def _feed(kind: str, code: str | None, fmt: str):
     return resp.make_conditional(request)
 
 
-BROWSER_TYPES = {"rss": "application/xml; charset=utf-8", "atom": "application/xml; charset=utf-8",
-                 "json": "application/json; charset=utf-8"}
+BROWSER_TYPES = {
+    "rss": "application/xml; charset=utf-8",
+    "atom": "application/xml; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+}
 
 
 def _browser_wants_page(feed_type: str) -> bool:
     """True when the Accept header ranks text/html above the feed's own type (a browser)."""
     accept = request.accept_mimetypes
     mimetype = feed_type.split(";")[0]
-    return accept.quality("text/html") > max(accept.quality(mimetype),
-                                             accept.quality("application/xml"))
+    return accept.quality("text/html") > max(
+        accept.quality(mimetype), accept.quality("application/xml")
+    )
 
 
 def feed_cache() -> publishing.FeedCache:
@@ -184,8 +205,10 @@ def opml_precinct(code):
     area = publishing.resolve_area(store(), "precinct", code)
     if area.code != code:
         return redirect(url_for(".opml_precinct", code=area.code), 301)
-    return _opml(publishing.opml(store(), settings(), now=utcnow(), precinct=code),
-                 f"precinct-{area.code}-beats")
+    return _opml(
+        publishing.opml(store(), settings(), now=utcnow(), precinct=code),
+        f"precinct-{area.code}-beats",
+    )
 
 
 def _opml(doc: publishing.RenderedFeed, name: str):
@@ -217,8 +240,12 @@ def find():
         found = publishing.find_beat(store(), code)
     except AreaNotFound:
         directory = publishing.directory(store(), now=utcnow())
-        message = (f"There is no beat {code.strip()!r} in the current beat map." if code.strip()
-                   else "Type a beat code, for example K3.")
-        return render_template("index.html", directory=directory, find_error=message,
-                               find_value=code), 404
+        message = (
+            f"There is no beat {code.strip()!r} in the current beat map."
+            if code.strip()
+            else "Type a beat code, for example K3."
+        )
+        return render_template(
+            "index.html", directory=directory, find_error=message, find_value=code
+        ), 404
     return redirect(url_for(".area_page", kinds="beats", code=found))

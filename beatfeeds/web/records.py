@@ -43,10 +43,15 @@ FIELD_HELP = {
 def imports_page():
     s = store()
     return render_template(
-        "records_imports.html", uploads=s.list_uploads(50), runs=s.list_import_runs(100),
-        sources=s.list_sources(), failures=s.source_polls(20, status="failed"),
-        presets=list(PRESETS), saved=s.saved_presets(),
-        max_mb=settings().max_upload_mb)
+        "records_imports.html",
+        uploads=s.list_uploads(50),
+        runs=s.list_import_runs(100),
+        sources=s.list_sources(),
+        failures=s.source_polls(20, status="failed"),
+        presets=list(PRESETS),
+        saved=s.saved_presets(),
+        max_mb=settings().max_upload_mb,
+    )
 
 
 @bp.post("/imports")
@@ -57,9 +62,16 @@ def upload():
         flash("Choose a CSV file to upload.", "error")
         return redirect(url_for(".imports_page"))
     preset = request.form.get("preset") or None
-    up = records.store_upload(store(), settings(), f.stream, f.filename, actor=g.user.email,
-                              now=utcnow(), max_bytes=settings().max_upload_mb * 1024 * 1024,
-                              preset=preset)
+    up = records.store_upload(
+        store(),
+        settings(),
+        f.stream,
+        f.filename,
+        actor=g.user.email,
+        now=utcnow(),
+        max_bytes=settings().max_upload_mb * 1024 * 1024,
+        preset=preset,
+    )
     if up.status == "needs-mapping":
         flash("No preset matches this file's columns: choose a column for each field.")
     elif up.status == "queued":
@@ -84,10 +96,19 @@ def upload_page(upload_id):
         run = s.get_import_run(up.run_id)
     header = records.upload_header(up) if up.status == "needs-mapping" else []
     same = [u for u in s.uploads_with_sha256(up.file_sha256) if u.id != up.id]
-    return render_template("records_upload.html", up=up, preview=preview,
-                           preview_error=preview_error, progress=progress, run=run,
-                           header=header, fields=FIELDS, field_help=FIELD_HELP, same=same,
-                           retention_days=settings().upload_retention_days)
+    return render_template(
+        "records_upload.html",
+        up=up,
+        preview=preview,
+        preview_error=preview_error,
+        progress=progress,
+        run=run,
+        header=header,
+        fields=FIELDS,
+        field_help=FIELD_HELP,
+        same=same,
+        retention_days=settings().upload_retention_days,
+    )
 
 
 @bp.post("/imports/<int:upload_id>/mapping")
@@ -96,9 +117,15 @@ def set_mapping(upload_id):
     form = request.form
     columns = {f: form.get(f"map_{f}", "") for f in FIELDS}
     try:
-        records.set_mapping(store(), upload_id, columns, source=form.get("source", ""),
-                            save_as=form.get("save_as") or None, actor=g.user.email,
-                            now=utcnow())
+        records.set_mapping(
+            store(),
+            upload_id,
+            columns,
+            source=form.get("source", ""),
+            save_as=form.get("save_as") or None,
+            actor=g.user.email,
+            now=utcnow(),
+        )
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:
@@ -121,15 +148,15 @@ def cancel(upload_id):
 @bp.get("/presets")
 @staff_required()
 def presets_page():
-    return render_template("records_presets.html", uses=records.list_presets(store()),
-                           builtin=list(PRESETS))
+    return render_template(
+        "records_presets.html", uses=records.list_presets(store()), builtin=list(PRESETS)
+    )
 
 
 @bp.get("/presets/<name>/delete")
 @staff_required()
 def confirm_delete_preset(name):
-    return render_template("records_preset_delete.html",
-                           use=records.preset_use(store(), name))
+    return render_template("records_preset_delete.html", use=records.preset_use(store(), name))
 
 
 @bp.post("/presets/<name>/delete")
@@ -140,8 +167,10 @@ def delete_preset(name):
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:
-        flash(f"The saved preset {name} was deleted. Files with its layout will ask for a "
-              "column mapping again.")
+        flash(
+            f"The saved preset {name} was deleted. Files with its layout will ask for a "
+            "column mapping again."
+        )
     return redirect(url_for(".presets_page"))
 
 
@@ -149,9 +178,14 @@ def delete_preset(name):
 @staff_required()
 def rejected_csv(run_id):
     name, text = records.rejected_rows_csv(store(), run_id)
-    return Response(text.encode("utf-8-sig"), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"',
-                             "X-Content-Type-Options": "nosniff"})
+    return Response(
+        text.encode("utf-8-sig"),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @bp.get("/entries")
@@ -166,18 +200,26 @@ def entries():
 @staff_required()
 def entry(uid):
     e = store().staff_incident(uid.lower())
-    return render_template("records_entry.html", e=e, now=utcnow(),
-                           reasons=records.RETRACTION_REASONS,
-                           title=entry_title(e.description, e.block_address, e.event_time,
-                                             settings().tz, e.beat))
+    return render_template(
+        "records_entry.html",
+        e=e,
+        now=utcnow(),
+        reasons=records.RETRACTION_REASONS,
+        title=entry_title(e.description, e.block_address, e.event_time, settings().tz, e.beat),
+    )
 
 
 @bp.get("/review")
 @staff_required()
 def review():
     held, total = records.entries_for_review(store())
-    return render_template("records_review.html", held=held, total=total, now=utcnow(),
-                           reasons=records.RETRACTION_REASONS)
+    return render_template(
+        "records_review.html",
+        held=held,
+        total=total,
+        now=utcnow(),
+        reasons=records.RETRACTION_REASONS,
+    )
 
 
 @bp.post("/entries/<uid>/release")
@@ -198,8 +240,14 @@ def release(uid):
 @staff_required()
 def retract(uid):
     try:
-        records.retract_entry(store(), uid, request.form.get("reason", ""), actor=g.user.email,
-                              now=utcnow(), note=request.form.get("note", ""))
+        records.retract_entry(
+            store(),
+            uid,
+            request.form.get("reason", ""),
+            actor=g.user.email,
+            now=utcnow(),
+            note=request.form.get("note", ""),
+        )
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:

@@ -30,8 +30,14 @@ def users():
 def add_user():
     f = request.form
     try:
-        accounts.add_user(store(), f.get("email", ""), f.get("role", ""), f.get("password", ""),
-                          actor=g.user.email, now=utcnow())
+        accounts.add_user(
+            store(),
+            f.get("email", ""),
+            f.get("role", ""),
+            f.get("password", ""),
+            actor=g.user.email,
+            now=utcnow(),
+        )
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:
@@ -45,8 +51,9 @@ def disable_user(email):
     if email == g.user.email:
         flash("You cannot disable your own account.", "error")
     else:
-        accounts.set_disabled(store(), email, request.form.get("enable") != "1",
-                              actor=g.user.email, now=utcnow())
+        accounts.set_disabled(
+            store(), email, request.form.get("enable") != "1", actor=g.user.email, now=utcnow()
+        )
         flash(f"Updated {email}.")
     return redirect(url_for(".users"))
 
@@ -55,8 +62,9 @@ def disable_user(email):
 @staff_required("admin")
 def reset_password(email):
     try:
-        accounts.set_password(store(), email, request.form.get("password", ""),
-                              actor=g.user.email, now=utcnow())
+        accounts.set_password(
+            store(), email, request.form.get("password", ""), actor=g.user.email, now=utcnow()
+        )
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:

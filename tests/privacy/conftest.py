@@ -43,9 +43,17 @@ from ..fake_services import FakeMastodon
 HERE = Path(__file__).resolve().parent
 HOSTILE = HERE / "hostile_incidents.csv"
 HOSTILE_ANCHOR = datetime(2026, 1, 1, 12, 0, 0)  # local time in the file that becomes "now"
-HOSTILE_MAPS = {"external_id": "id", "occurred_at": "occurred", "reported_at": "reported",
-                "category": "type", "description": "desc", "address": "addr", "lat": "lat",
-                "lon": "lon", "sensitive": "sensitive"}
+HOSTILE_MAPS = {
+    "external_id": "id",
+    "occurred_at": "occurred",
+    "reported_at": "reported",
+    "category": "type",
+    "description": "desc",
+    "address": "addr",
+    "lat": "lat",
+    "lon": "lon",
+    "sensitive": "sensitive",
+}
 SEATTLE_FILES = [  # (file, preset, moved to the present?)
     ("spd_911_incident_response_2016-03-02.csv", "spd-911", False),
     ("spd_911_incident_response_2016-03-25.csv", "spd-911", True),
@@ -100,8 +108,7 @@ class _Inbox:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
         with self.lock:
-            self.messages.append(email.message_from_bytes(envelope.content,
-                                                          policy=policy.default))
+            self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
         return "250 Message accepted"
 
 
@@ -118,10 +125,16 @@ def utcnow() -> datetime:
 def read_hostile() -> dict[str, HostileRow]:
     with open(HOSTILE, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    return {r["id"]: HostileRow(r["id"], MARKER.search(r["desc"]).group(0), r["expect"],
-                                [f for f in r["forbidden"].split("|") if f],
-                                bool(r["reported"]))
-            for r in rows}
+    return {
+        r["id"]: HostileRow(
+            r["id"],
+            MARKER.search(r["desc"]).group(0),
+            r["expect"],
+            [f for f in r["forbidden"].split("|") if f],
+            bool(r["reported"]),
+        )
+        for r in rows
+    }
 
 
 def mail_text(msg, subtype: str = "plain") -> str:
@@ -147,8 +160,9 @@ def _link(text_: str, path: str) -> str:
 
 def _uids(store, where: str, **params) -> list[str]:
     with store.engine.connect() as conn:
-        return [r[0] for r in conn.execute(text(f"SELECT uid FROM incidents WHERE {where}"),
-                                           params)]
+        return [
+            r[0] for r in conn.execute(text(f"SELECT uid FROM incidents WHERE {where}"), params)
+        ]
 
 
 @pytest.fixture(scope="package")
@@ -165,39 +179,78 @@ def audit(tmp_path_factory) -> Audit:
     http = HTTPServer(host="127.0.0.1", port=0)
     http.start()
     try:
-        settings = make_settings(tmp, smtp_url=f"smtp://127.0.0.1:{port}",
-                                 mail_from="Alerts <alerts@feeds.example.test>",
-                                 publication_delay=60, smtp_max_per_minute=100000)
+        settings = make_settings(
+            tmp,
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            mail_from="Alerts <alerts@feeds.example.test>",
+            publication_delay=60,
+            smtp_max_per_minute=100000,
+        )
         store = make_store(settings)
         load_default_beats(store, now=early - timedelta(days=1))
-        app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
-                          **settings.as_dict()})
+        app = create_app(
+            {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
+        )
         client = app.test_client()
 
         # Outbound accounts: a Mastodon-compatible server for beat K3, a webhook for sector K.
         hooks: list[str] = []
         http.expect_request("/hook").respond_with_handler(
-            lambda r: hooks.append(json.dumps({"event": r.headers.get("X-Beatfeeds-Event"),
-                                               "body": json.loads(r.get_data())}))
-            or Response("ok"))
+            lambda r: (
+                hooks.append(
+                    json.dumps(
+                        {
+                            "event": r.headers.get("X-Beatfeeds-Event"),
+                            "body": json.loads(r.get_data()),
+                        }
+                    )
+                )
+                or Response("ok")
+            )
+        )
         masto = FakeMastodon(http)
-        outbound.add_account(store, settings, area_kind="beat", area_code="K3",
-                             service="mastodon", label="K3", endpoint=http.url_for("/"),
-                             credentials={"access_token": "tok"}, actor="test", now=early)
-        outbound.add_account(store, settings, area_kind="sector", area_code="K",
-                             service="webhook", label="K", endpoint=http.url_for("/hook"),
-                             credentials={"secret": "s3cret"}, actor="test", now=early)
+        outbound.add_account(
+            store,
+            settings,
+            area_kind="beat",
+            area_code="K3",
+            service="mastodon",
+            label="K3",
+            endpoint=http.url_for("/"),
+            credentials={"access_token": "tok"},
+            actor="test",
+            now=early,
+        )
+        outbound.add_account(
+            store,
+            settings,
+            area_kind="sector",
+            area_code="K",
+            service="webhook",
+            label="K",
+            endpoint=http.url_for("/hook"),
+            credentials={"secret": "s3cret"},
+            actor="test",
+            now=early,
+        )
 
         # Residents: instant alerts for beat K3 and sector K, a daily digest for beat K3 (a
         # digest lists at most 100 entries: a busier area would not show them all).
         for address, kind, code, frequency in (
-                ("k3@example.org", "beat", "K3", "instant"),
-                ("k@example.org", "sector", "K", "instant"),
-                ("digest@example.org", "beat", "K3", "daily")):
+            ("k3@example.org", "beat", "K3", "instant"),
+            ("k@example.org", "sector", "K", "instant"),
+            ("digest@example.org", "beat", "K3", "daily"),
+        ):
             before = len(inbox.messages)
-            r = client.post("/alerts/subscribe", data={
-                "address": address, "area_kind": kind, "area_code": code,
-                "frequency": frequency})
+            r = client.post(
+                "/alerts/subscribe",
+                data={
+                    "address": address,
+                    "area_kind": kind,
+                    "area_code": code,
+                    "frequency": frequency,
+                },
+            )
             assert r.status_code < 400, r.get_data(as_text=True)
             assert len(inbox.messages) == before + 1
             link = _link(mail_text(inbox.messages[-1]), "/alerts/confirm/")
@@ -211,34 +264,55 @@ def audit(tmp_path_factory) -> Audit:
             path = shared(name)
             shift = None
             if present:  # the newest of its events six hours ago, before the hostile rows
-                last = max(imports.parse_datetime(r["Event Clearance Date"], settings.tz)
-                           for r in csv.DictReader(open(path, newline="", encoding="utf-8"))
-                           if r.get("Event Clearance Date"))
+                last = max(
+                    imports.parse_datetime(r["Event Clearance Date"], settings.tz)
+                    for r in csv.DictReader(open(path, newline="", encoding="utf-8"))
+                    if r.get("Event Clearance Date")
+                )
                 shift = (now - timedelta(hours=6)) - last
-            imports.import_file(store, path, imports.ImportOptions(
-                preset=preset, actor="test", time_shift=shift), settings, now=imported)
+            imports.import_file(
+                store,
+                path,
+                imports.ImportOptions(preset=preset, actor="test", time_shift=shift),
+                settings,
+                now=imported,
+            )
         anchor = HOSTILE_ANCHOR.replace(tzinfo=settings.tz).astimezone(UTC).replace(tzinfo=None)
-        report = imports.import_file(store, HOSTILE, imports.ImportOptions(
-            maps=HOSTILE_MAPS, source="hostile", actor="test", time_shift=now - anchor),
-            settings, now=imported)
+        report = imports.import_file(
+            store,
+            HOSTILE,
+            imports.ImportOptions(
+                maps=HOSTILE_MAPS, source="hostile", actor="test", time_shift=now - anchor
+            ),
+            settings,
+            now=imported,
+        )
         hostile = read_hostile()
         assert report.counters["read"] == len(hostile), report.line()
         located = _uids(store, "source = 'hostile' AND lat IS NOT NULL")
         with store.engine.connect() as conn:
-            beats = {r[0] for r in conn.execute(text(
-                "SELECT DISTINCT ib.beat_code FROM incident_beats ib JOIN incidents i "
-                "ON i.id = ib.incident_id WHERE i.source = 'hostile' AND ib.beat_code IS NOT NULL"))}
+            beats = {
+                r[0]
+                for r in conn.execute(
+                    text(
+                        "SELECT DISTINCT ib.beat_code FROM incident_beats ib JOIN incidents i "
+                        "ON i.id = ib.incident_id WHERE i.source = 'hostile' AND ib.beat_code IS NOT NULL"
+                    )
+                )
+            }
         assert beats == {"K3"} and len(located) == len(hostile) - 1, beats
 
         # Records staff retract some entries before anything is sent.
         retracted = set()
         for row in hostile.values():
             if row.expect == "retract":
-                retracted |= set(_uids(store, "source = 'hostile' AND external_id = :e",
-                                       e=row.id))
-        live_k3 = _uids(store, "source = 'spd-911-incident-response' AND suppressed_reason "
-                               "IS NULL AND id IN (SELECT incident_id FROM incident_beats "
-                               "WHERE beat_code = 'K3') ORDER BY event_time DESC")
+                retracted |= set(_uids(store, "source = 'hostile' AND external_id = :e", e=row.id))
+        live_k3 = _uids(
+            store,
+            "source = 'spd-911-incident-response' AND suppressed_reason "
+            "IS NULL AND id IN (SELECT incident_id FROM incident_beats "
+            "WHERE beat_code = 'K3') ORDER BY event_time DESC",
+        )
         assert len(live_k3) >= 4, "the present-day 911 file has too few K3 entries"
         retracted |= set(live_k3[:2])
         for uid in retracted:
@@ -247,14 +321,16 @@ def audit(tmp_path_factory) -> Audit:
         for name in ("apply-publication-policy", "send-outbox", "send-alerts"):
             jobs.run_job(name, store, settings, now)
         for minutes in range(2, 12, 2):  # the webhook takes 60 posts a minute
-            if not jobs.run_job("send-outbox", store, settings,
-                                now + timedelta(minutes=minutes))["sent"]:
+            if not jobs.run_job("send-outbox", store, settings, now + timedelta(minutes=minutes))[
+                "sent"
+            ]:
                 break
         # A post already out is withdrawn: the entry leaves every channel, the post is deleted.
         sent_uid = live_k3[2]
         assert any(i.entry_uid == sent_uid and i.status == "sent" for i in store.list_outbox())
-        records.retract_entry(store, sent_uid, "privacy audit, after posting", actor="test",
-                              now=now)
+        records.retract_entry(
+            store, sent_uid, "privacy audit, after posting", actor="test", now=now
+        )
         # (an hour later: the posting just now used up the services' rate limits)
         jobs.run_job("retract-posts", store, settings, now + timedelta(hours=1))
         retracted.add(sent_uid)
@@ -266,9 +342,17 @@ def audit(tmp_path_factory) -> Audit:
         jobs.run_job("send-alerts", store, settings, digest_at)
         digest_mails = inbox.messages[before:]
 
-        result = Audit(store=store, settings=settings, app=app, now=now, digest_at=digest_at,
-                       hostile=hostile, retracted_uids=retracted,
-                       posted_then_retracted=sent_uid, mastodon=masto)
+        result = Audit(
+            store=store,
+            settings=settings,
+            app=app,
+            now=now,
+            digest_at=digest_at,
+            hostile=hostile,
+            retracted_uids=retracted,
+            posted_then_retracted=sent_uid,
+            mastodon=masto,
+        )
         docs = result.docs
         for msg in inbox.messages[:signup_mails]:
             _mail_docs(docs, f"signup to {msg['To']}", msg, now)
@@ -288,8 +372,7 @@ def audit(tmp_path_factory) -> Audit:
         smtp.stop()
 
 
-def _get(client, docs: list[Doc], channel: str, path: str, kind: str, *,
-         statuses=(200,)) -> str:
+def _get(client, docs: list[Doc], channel: str, path: str, kind: str, *, statuses=(200,)) -> str:
     r = client.get(path, headers={"Accept": "*/*"})
     assert r.status_code in statuses, f"{path}: {r.status_code}"
     body = r.get_data(as_text=True)
@@ -309,8 +392,12 @@ def _fetch_public(client, store, settings, docs: list[Doc]) -> None:
         _get(client, docs, "page", base or "/", "html")
     for path in ("/beats/K3", "/sectors/K", "/precincts/W", ""):
         for fmt in ("rss", "atom", "json"):
-            for query in ("category=car-prowl", "category=theft&category=car-prowl",
-                          "exclude=car-prowl", "exclude=theft"):
+            for query in (
+                "category=car-prowl",
+                "category=theft&category=car-prowl",
+                "exclude=car-prowl",
+                "exclude=theft",
+            ):
                 _get(client, docs, "feed", f"{path}/feed.{fmt}?{query}", fmt)
         _get(client, docs, "page", f"{path or '/'}?page=2", "html", statuses=(200, 404))
     _get(client, docs, "opml", "/feeds.opml", "opml")
@@ -322,14 +409,20 @@ def _fetch_public(client, store, settings, docs: list[Doc]) -> None:
     for layer in ("beats", "sectors", "precincts"):
         _get(client, docs, "geojson", f"/api/beatsets/{set_id}/{layer}.geojson", "geojson")
     with store.engine.connect() as conn:
-        points = conn.execute(text(
-            "SELECT uid, lat, lon FROM incidents WHERE source = 'hostile' AND lat IS NOT NULL"
-        )).all()
+        points = conn.execute(
+            text("SELECT uid, lat, lon FROM incidents WHERE source = 'hostile' AND lat IS NOT NULL")
+        ).all()
         # Hostile rows, and present-day rows of beat K3 (public, retracted and suppressed).
-        every = [r[0] for r in conn.execute(text(
-            "SELECT uid FROM incidents WHERE source = 'hostile' OR (event_time > :since AND id "
-            "IN (SELECT incident_id FROM incident_beats WHERE beat_code = 'K3'))"),
-            {"since": now - timedelta(days=2)})]
+        every = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT uid FROM incidents WHERE source = 'hostile' OR (event_time > :since AND id "
+                    "IN (SELECT incident_id FROM incident_beats WHERE beat_code = 'K3'))"
+                ),
+                {"since": now - timedelta(days=2)},
+            )
+        ]
     for _, lat, lon in points[:5]:
         _get(client, docs, "api", f"/api/locate?lat={lat}&lon={lon}", "json")
     # Every entry page of the hostile and present-day rows, public or not: hidden ones must

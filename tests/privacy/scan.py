@@ -15,12 +15,16 @@ from lxml import etree
 # A house number before a street: "1234 5TH AVE", "607 1 / 2 N 50 ST", "1234-B PINE ST". The
 # hundred-block form ("12XX BLOCK OF 5TH AVE") and numbered streets ("8TH AVE NE", "N 50 ST")
 # do not match: a digit run must stand alone before the street name and its type.
-STREET_TYPE = (r"(?:ST|STREET|AVE?|AVENUE|WAY|PL|PLACE|BLVD|DR|DRIVE|RD|ROAD|CT|COURT|LN|LANE"
-               r"|PKWY|TER|TERRACE|HWY|CIR|LOOP|SQ)")
+STREET_TYPE = (
+    r"(?:ST|STREET|AVE?|AVENUE|WAY|PL|PLACE|BLVD|DR|DRIVE|RD|ROAD|CT|COURT|LN|LANE"
+    r"|PKWY|TER|TERRACE|HWY|CIR|LOOP|SQ)"
+)
 HOUSE_NUMBER = re.compile(
     r"(?<![\w.#/:-])\d{1,6}(?:-?[A-Z](?![A-Z])|\s*-\s*\d+|\s+1\s*/\s*2)?\s+"
-    r"(?:(?:(?:[NSEW]{1,2}|[A-Z0-9][A-Z0-9'.-]*)\s+){1,3}" + STREET_TYPE
-    + r"|(?:[NSEW]{1,2}\s+)?BROADWAY)\b")
+    r"(?:(?:(?:[NSEW]{1,2}|[A-Z0-9][A-Z0-9'.-]*)\s+){1,3}"
+    + STREET_TYPE
+    + r"|(?:[NSEW]{1,2}\s+)?BROADWAY)\b"
+)
 COORDINATE = re.compile(r"(?<![\w.])-?\d{1,3}\.\d{4,}(?![\w.])")
 TAG_LIKE = re.compile(r"<\s*[A-Za-z/!?]")
 MARKER = re.compile(r"ZQ[A-Z]\d\d")
@@ -44,7 +48,7 @@ def forbidden_near_markers(doc_text: str, forbidden: dict[str, list[str]]) -> li
         words = forbidden.get(m.group(0), ())
         if not words:
             continue
-        window = text_[max(0, m.start() - WINDOW): m.end() + WINDOW]
+        window = text_[max(0, m.start() - WINDOW) : m.end() + WINDOW]
         for w in words:
             if re.search(r"(?<![\w.])" + re.escape(w) + r"(?![\w.])", window):
                 found.append(f"{m.group(0)} shows {w!r}")
@@ -110,8 +114,12 @@ def live_html(doc_text: str, kind: str) -> list[str]:
         return _page_html(doc_text)
     if kind == "opml":
         root = etree.fromstring(doc_text.encode("utf-8"))
-        return [f"OPML outline {v!r}" for el in root.iter("outline")
-                for v in (el.get("text", ""), el.get("title", "")) if TAG_LIKE.search(v)]
+        return [
+            f"OPML outline {v!r}"
+            for el in root.iter("outline")
+            for v in (el.get("text", ""), el.get("title", ""))
+            if TAG_LIKE.search(v)
+        ]
     return []
 
 
@@ -150,12 +158,16 @@ def _feedparser_html(doc_text: str) -> list[str]:
     for e in parsed.entries:
         for key in ("title_detail", "summary_detail"):
             d = e.get(key)
-            if d and d.get("type") == "text/html" and re.search(
-                    r"<\s*(img|a|script|iframe)\b", d.get("value", ""), re.I):
+            if (
+                d
+                and d.get("type") == "text/html"
+                and re.search(r"<\s*(img|a|script|iframe)\b", d.get("value", ""), re.I)
+            ):
                 found.append(f"feedparser {key} is live HTML: {d['value'][:80]!r}")
         for c in e.get("content", ()):
             if c.get("type") == "text/html" and re.search(
-                    r"<\s*(img|a|script|iframe)\b", c.get("value", ""), re.I):
+                r"<\s*(img|a|script|iframe)\b", c.get("value", ""), re.I
+            ):
                 found.append(f"feedparser content is live HTML: {c['value'][:80]!r}")
     return found
 
@@ -185,6 +197,7 @@ def _page_html(doc_text: str) -> list[str]:
         if el.tag == "script" and MARKER.search(el.text or ""):
             found.append(f"<script> from entry text: {(el.text or '')[:80]!r}")
         if el.tag in ("img", "iframe", "object", "embed") and MARKER.search(
-                lxml.html.tostring(el, encoding="unicode")):
+            lxml.html.tostring(el, encoding="unicode")
+        ):
             found.append(f"<{el.tag}> from entry text")
     return found

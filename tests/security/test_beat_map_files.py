@@ -23,13 +23,19 @@ from ..test_staff import admin, hashes, staff  # noqa: F401 (fixtures)
 
 
 def vrt(source: str, layer: str = "secret") -> str:
-    return (f"<OGRVRTDataSource><OGRVRTLayer name=\"{layer}\"><SrcDataSource>{source}"
-            f"</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>")
+    return (
+        f'<OGRVRTDataSource><OGRVRTLayer name="{layer}"><SrcDataSource>{source}'
+        f"</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>"
+    )
 
 
 def upload(client, name: str, data: bytes):
-    return client.post("/admin/beats/upload", data={"file": (io.BytesIO(data), name)},
-                       content_type="multipart/form-data", follow_redirects=True)
+    return client.post(
+        "/admin/beats/upload",
+        data={"file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+        follow_redirects=True,
+    )
 
 
 def secret_file(tmp_path: Path) -> Path:
@@ -54,9 +60,11 @@ def test_a_vrt_named_geojson_never_shows_the_files_it_points_at(admin, tmp_path)
 def test_a_vrt_aimed_at_the_app_database_changes_nothing(admin, app, tmp_path):  # noqa: F811
     store = app.extensions["beatfeeds.store"]
     db = store.database_files()[0]
-    sql = f"<OGRVRTDataSource><OGRVRTLayer name=\"u\"><SrcDataSource>{db}</SrcDataSource>" \
-          "<SrcSQL dialect=\"SQLite\">SELECT email, password_hash FROM users</SrcSQL>" \
-          "</OGRVRTLayer></OGRVRTDataSource>"
+    sql = (
+        f'<OGRVRTDataSource><OGRVRTLayer name="u"><SrcDataSource>{db}</SrcDataSource>'
+        '<SrcSQL dialect="SQLite">SELECT email, password_hash FROM users</SrcSQL>'
+        "</OGRVRTLayer></OGRVRTDataSource>"
+    )
     for name in ("beats.geojson", "beats.kml", "beats.json"):
         page = upload(admin, name, sql.encode()).get_data(as_text=True)
         assert "argon2" not in page
@@ -68,7 +76,8 @@ def test_a_vrt_aimed_at_the_app_database_changes_nothing(admin, app, tmp_path): 
 
 def test_no_url_is_fetched_through_gdal(admin, tmp_path, httpserver):  # noqa: F811
     httpserver.expect_request("/beats.geojson").respond_with_data(
-        DEFAULT_BEATS.read_bytes(), content_type="application/geo+json")
+        DEFAULT_BEATS.read_bytes(), content_type="application/geo+json"
+    )
     url = httpserver.url_for("/beats.geojson")
     for body in (vrt(f"/vsicurl/{url}"), vrt(url)):
         page = upload(admin, "beats.geojson", body.encode()).get_data(as_text=True)
@@ -105,8 +114,9 @@ def _geopackage(path: Path, extra_sql: str = "") -> Path:
 def test_a_geopackage_with_virtual_tables_is_refused(tmp_path):
     plain = _geopackage(tmp_path / "plain.gpkg")
     beatfiles._check_gpkg(plain)  # shaped like a GeoPackage: passes the format check
-    evil = _geopackage(tmp_path / "evil.gpkg",
-                       "CREATE VIRTUAL TABLE evil USING rtree(id, minx, maxx)")
+    evil = _geopackage(
+        tmp_path / "evil.gpkg", "CREATE VIRTUAL TABLE evil USING rtree(id, minx, maxx)"
+    )
     with pytest.raises(UnusableFile, match="virtual table"):
         beatfiles._check_gpkg(evil)
     header = bytearray(plain.read_bytes())
@@ -117,9 +127,11 @@ def test_a_geopackage_with_virtual_tables_is_refused(tmp_path):
 
 
 def test_kml_with_entities_is_refused(admin, tmp_path):  # noqa: F811
-    xxe = ('<?xml version="1.0"?><!DOCTYPE kml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-           '<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>&x;</name>'
-           '</Placemark></kml>')
+    xxe = (
+        '<?xml version="1.0"?><!DOCTYPE kml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        '<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>&x;</name>'
+        "</Placemark></kml>"
+    )
     page = upload(admin, "beats.kml", xxe.encode()).get_data(as_text=True)
     assert "DOCTYPE" in page and "root:" not in page
 
@@ -137,8 +149,9 @@ def _shapefile_parts(tmp_path: Path) -> dict[str, bytes]:
 
     frame = gpd.read_file(DEFAULT_BEATS).head(3)
     frame.to_file(tmp_path / "beats.shp")
-    return {f"beats{s}": (tmp_path / f"beats{s}").read_bytes()
-            for s in (".shp", ".shx", ".dbf", ".prj")}
+    return {
+        f"beats{s}": (tmp_path / f"beats{s}").read_bytes() for s in (".shp", ".shx", ".dbf", ".prj")
+    }
 
 
 def test_zips_unpack_only_a_shapefile_within_limits(admin, tmp_path, monkeypatch):  # noqa: F811
@@ -146,11 +159,12 @@ def test_zips_unpack_only_a_shapefile_within_limits(admin, tmp_path, monkeypatch
     ok = upload(admin, "beats.zip", _zip(parts)).get_data(as_text=True)
     assert "Confirm" in ok or "code" in ok.lower()  # the field confirmation page
     for entries, why in (
-            ({**parts, "../../evil.dbf": b"x"}, "unsafe path"),
-            ({**parts, "/etc/evil.shp": b"x"}, "unsafe path"),
-            ({**{f"f{i}.txt": b"" for i in range(150)}, **parts}, "at most"),
-            ({"a.shp": parts["beats.shp"], "b.shp": parts["beats.shp"]}, "exactly one .shp"),
-            ({"beats.shp": b"not a shapefile" * 10}, "not a shapefile")):
+        ({**parts, "../../evil.dbf": b"x"}, "unsafe path"),
+        ({**parts, "/etc/evil.shp": b"x"}, "unsafe path"),
+        ({**{f"f{i}.txt": b"" for i in range(150)}, **parts}, "at most"),
+        ({"a.shp": parts["beats.shp"], "b.shp": parts["beats.shp"]}, "exactly one .shp"),
+        ({"beats.shp": b"not a shapefile" * 10}, "not a shapefile"),
+    ):
         path = tmp_path / "bad.zip"
         path.write_bytes(_zip(entries))
         with pytest.raises(UnusableFile, match=why):
@@ -171,7 +185,7 @@ def test_a_symbolic_link_in_a_zip_is_refused(tmp_path):
         for name, data in parts.items():
             zf.writestr(name, data)
         link = zipfile.ZipInfo("beats.cpg")
-        link.external_attr = (0o120777 << 16)
+        link.external_attr = 0o120777 << 16
         zf.writestr(link, "/etc/passwd")
     (tmp_path / "link.zip").write_bytes(buf.getvalue())
     with pytest.raises(UnusableFile, match="symbolic link"):
@@ -179,8 +193,12 @@ def test_a_symbolic_link_in_a_zip_is_refused(tmp_path):
 
 
 def test_geojson_that_is_not_a_feature_collection_is_refused(tmp_path):
-    for body, why in (("[1, 2]", "not GeoJSON"), ('{"type": "Topology"}', "not a GeoJSON"),
-                      ("[" * 100_000, "not GeoJSON"), ('{"a": ' * 50_000, "not valid JSON")):
+    for body, why in (
+        ("[1, 2]", "not GeoJSON"),
+        ('{"type": "Topology"}', "not a GeoJSON"),
+        ("[" * 100_000, "not GeoJSON"),
+        ('{"a": ' * 50_000, "not valid JSON"),
+    ):
         path = tmp_path / "x.geojson"
         path.write_text(body)
         with pytest.raises(UnusableFile, match=why):

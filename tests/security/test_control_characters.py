@@ -21,8 +21,12 @@ from ..conftest import utcnow
 from ..test_records import local, spd911_row, write_rows
 
 DIRTY = "THEFT \x1b[31mRED\x1b[0m \x0b\x0c \ufffe\uffff \x7f END"
-FEEDS = ("/beats/{beat}/feed.{fmt}", "/sectors/{sector}/feed.{fmt}",
-         "/precincts/{precinct}/feed.{fmt}", "/feed.{fmt}")
+FEEDS = (
+    "/beats/{beat}/feed.{fmt}",
+    "/sectors/{sector}/feed.{fmt}",
+    "/precincts/{precinct}/feed.{fmt}",
+    "/feed.{fmt}",
+)
 
 
 def test_xml_text_keeps_everything_xml_allows():
@@ -33,15 +37,27 @@ def test_xml_text_keeps_everything_xml_allows():
 
 
 def test_a_description_with_control_characters_is_cleaned_counted_and_every_feed_works(
-        beats_store, settings, client, tmp_path):
+    beats_store, settings, client, tmp_path
+):
     when = local(utcnow() - timedelta(days=1))
-    path = write_rows(tmp_path / "export.csv", [spd911_row(951, when, desc=DIRTY),
-                                                spd911_row(952, when)])
-    report = imports.import_file(beats_store, path, ImportOptions(preset="spd-911"), settings,
-                                 now=utcnow() - timedelta(hours=2))
+    path = write_rows(
+        tmp_path / "export.csv", [spd911_row(951, when, desc=DIRTY), spd911_row(952, when)]
+    )
+    report = imports.import_file(
+        beats_store,
+        path,
+        ImportOptions(preset="spd-911"),
+        settings,
+        now=utcnow() - timedelta(hours=2),
+    )
     assert report.counters["new"] == 2 and report.counters["cleaned"] == 1
-    (entry,) = [e for e in beats_store.public_entries(
-        beats_store.active_beat_set_id(), now=utcnow(), limit=10) if "RED" in e.description]
+    (entry,) = [
+        e
+        for e in beats_store.public_entries(
+            beats_store.active_beat_set_id(), now=utcnow(), limit=10
+        )
+        if "RED" in e.description
+    ]
     assert entry.description == "THEFT [31mRED[0m   \x7f END"
     where = {"beat": entry.beat, "sector": entry.sector, "precinct": entry.precinct}
     for url in FEEDS:
@@ -51,7 +67,9 @@ def test_a_description_with_control_characters_is_cleaned_counted_and_every_feed
             etree.fromstring(r.data)  # well-formed XML
             parsed = feedparser.parse(r.data)
             assert not parsed.bozo, (url, parsed.bozo_exception)
-            assert any("RED" in e.title for e in parsed.entries), [e.title for e in parsed.entries][:5]
+            assert any("RED" in e.title for e in parsed.entries), [e.title for e in parsed.entries][
+                :5
+            ]
         assert client.get(url.format(fmt="json", **where)).status_code == 200
 
 
@@ -62,12 +80,25 @@ def test_the_feed_writer_never_emits_them_even_from_stored_text(settings, fmt):
     from beatfeeds.models import FeedEntry
 
     now = datetime(2026, 11, 26, 12, 0)
-    entry = FeedEntry(uid="0123456789abcdef0123", title="", category="theft", category_text=DIRTY,
-                      description=DIRTY, block_address="11XX BLOCK OF 8TH AVE \x1b",
-                      event_time=now, updated_at=now, publish_at=now, source="t",
-                      external_id="1", beat="K3", sector="K", precinct="W")
-    body = build_feed(FeedContext(Area("beat", "K3", "Beat K3", 1)), [entry], fmt, settings,
-                      updated_fallback=now)
+    entry = FeedEntry(
+        uid="0123456789abcdef0123",
+        title="",
+        category="theft",
+        category_text=DIRTY,
+        description=DIRTY,
+        block_address="11XX BLOCK OF 8TH AVE \x1b",
+        event_time=now,
+        updated_at=now,
+        publish_at=now,
+        source="t",
+        external_id="1",
+        beat="K3",
+        sector="K",
+        precinct="W",
+    )
+    body = build_feed(
+        FeedContext(Area("beat", "K3", "Beat K3", 1)), [entry], fmt, settings, updated_fallback=now
+    )
     text = body.decode("utf-8")
     assert not any(c in text for c in "\x1b\x0b\x0c\ufffe\uffff")
     if fmt != "json":

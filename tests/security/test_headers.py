@@ -12,14 +12,27 @@ from beatfeeds.web.headers import content_security_policy, origin
 from ..conftest import LiveServer, make_settings
 from ..test_staff import admin, hashes, staff  # noqa: F401 (fixtures)
 
-AREA_PATHS = ["/beats/K3", "/sectors/K", "/precincts/W", "/beats/K3/feed.atom",
-              "/beats/K3/feed.rss", "/feed.json", "/beats.geojson", "/feeds.opml",
-              "/api/locate?lat=47.6062&lon=-122.3321", "/find?code=K3", "/alerts/manage"]
+AREA_PATHS = [
+    "/beats/K3",
+    "/sectors/K",
+    "/precincts/W",
+    "/beats/K3/feed.atom",
+    "/beats/K3/feed.rss",
+    "/feed.json",
+    "/beats.geojson",
+    "/feeds.opml",
+    "/api/locate?lat=47.6062&lon=-122.3321",
+    "/find?code=K3",
+    "/alerts/manage",
+]
 
 
 def _get_paths(app) -> list[str]:
-    paths = [r.rule for r in app.url_map.iter_rules()
-             if "GET" in r.methods and not r.arguments and not r.rule.startswith("/static")]
+    paths = [
+        r.rule
+        for r in app.url_map.iter_rules()
+        if "GET" in r.methods and not r.arguments and not r.rule.startswith("/static")
+    ]
     return sorted(set(paths)) + AREA_PATHS
 
 
@@ -67,20 +80,28 @@ def test_staff_pages_too(app, admin):  # noqa: F811
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize(("url", "expected"), [
-    ("https://tile.openstreetmap.org/{z}/{x}/{y}.png", "https://tile.openstreetmap.org"),
-    ("https://{s}.tile.example.org/{z}/{x}/{y}.png", "https://*.tile.example.org"),
-    ("/tiles/{z}/{x}/{y}.png", ""), ("", ""), ("javascript:alert(1)", ""),
-    ("https://user:pw@geo.example.org:8443/search", "https://geo.example.org:8443"),
-])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://tile.openstreetmap.org/{z}/{x}/{y}.png", "https://tile.openstreetmap.org"),
+        ("https://{s}.tile.example.org/{z}/{x}/{y}.png", "https://*.tile.example.org"),
+        ("/tiles/{z}/{x}/{y}.png", ""),
+        ("", ""),
+        ("javascript:alert(1)", ""),
+        ("https://user:pw@geo.example.org:8443/search", "https://geo.example.org:8443"),
+    ],
+)
 def test_origins_of_configured_hosts(url, expected):
     assert origin(url) == expected
 
 
 def test_the_policy_names_only_the_configured_hosts(tmp_path):
-    s = make_settings(tmp_path, tile_url="https://tiles.example.org/{z}/{x}/{y}.png",
-                      geocoder_url="https://geo.example.org",
-                      department_logo_url="https://cdn.example.org/logo.png")
+    s = make_settings(
+        tmp_path,
+        tile_url="https://tiles.example.org/{z}/{x}/{y}.png",
+        geocoder_url="https://geo.example.org",
+        department_logo_url="https://cdn.example.org/logo.png",
+    )
     csp = content_security_policy(s)
     assert "img-src 'self' data: https://tiles.example.org https://cdn.example.org;" in csp
     assert "connect-src 'self' https://geo.example.org;" in csp
@@ -96,8 +117,9 @@ def test_the_maps_and_the_feed_view_work_under_the_policy_in_a_real_browser(app,
         for path in ("/", "/beats/K3"):
             page.goto(server.url + path)
             page.wait_for_selector(".leaflet-container .leaflet-interactive")
-        blocked = [m for m in messages if "Content Security Policy" in m
-                   and "img-src" not in m]  # tiles are offline here, not blocked by us
+        blocked = [
+            m for m in messages if "Content Security Policy" in m and "img-src" not in m
+        ]  # tiles are offline here, not blocked by us
         assert not blocked, blocked
         # A feed opened in the browser is still shown as a page: the XSL loads under the
         # policy. (Chromium's own XML viewer code reports handlers of its own there.)

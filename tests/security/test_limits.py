@@ -39,15 +39,17 @@ def admin_client(app, beats_store):
 
 @pytest.mark.parametrize("size", [5 * 1024 * 1024, limits.SMALL_BODY - 1024])
 def test_a_huge_sign_in_leaves_the_database_and_the_log_almost_as_they_were(
-        client, beats_store, settings, caplog, size):
+    client, beats_store, settings, caplog, size
+):
     """5 MB is refused by its size (413) before it is read, a body just under the limit by
     the e-mail's length (400); neither is stored or logged."""
     client.get("/login")
     before = database_bytes(settings), rows(beats_store, t.audit_log)
     caplog.clear()
     with caplog.at_level(logging.DEBUG):
-        r = client.post("/login", data={"email": "a" * size + "@example.org",
-                                        "password": "p" * 100})
+        r = client.post(
+            "/login", data={"email": "a" * size + "@example.org", "password": "p" * 100}
+        )
     assert r.status_code == (413 if size > limits.SMALL_BODY else 400)
     assert database_bytes(settings) - before[0] <= 64 * 1024
     assert rows(beats_store, t.audit_log) == before[1]
@@ -97,12 +99,15 @@ def test_a_huge_query_string_or_path_is_refused(client):
     assert client.get("/beats/" + "K" * 5000).status_code == 414
 
 
-@pytest.mark.parametrize(("method", "path", "field", "limit"), [
-    ("get", "/records/entries", "q", limits.SEARCH),
-    ("post", "/records/announcements", "body", limits.FORM_VALUE),
-    ("post", "/records/entries/abc/retract", "note", limits.FORM_VALUE),
-    ("post", "/admin/users", "email", limits.EMAIL),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "field", "limit"),
+    [
+        ("get", "/records/entries", "q", limits.SEARCH),
+        ("post", "/records/announcements", "body", limits.FORM_VALUE),
+        ("post", "/records/entries/abc/retract", "note", limits.FORM_VALUE),
+        ("post", "/admin/users", "email", limits.EMAIL),
+    ],
+)
 def test_each_staff_field_has_a_limit(admin_client, beats_store, method, path, field, limit):
     audited = rows(beats_store, t.audit_log)
     send = getattr(admin_client, method)
@@ -113,8 +118,11 @@ def test_each_staff_field_has_a_limit(admin_client, beats_store, method, path, f
 
 
 def test_an_upload_name_has_a_limit(admin_client, beats_store):
-    r = admin_client.post("/records/imports", content_type="multipart/form-data",
-                          data={"file": (io.BytesIO(b"a,b\n1,2\n"), "x" * 300 + ".csv")})
+    r = admin_client.post(
+        "/records/imports",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(b"a,b\n1,2\n"), "x" * 300 + ".csv")},
+    )
     assert r.status_code == 400 and "too long" in r.get_data(as_text=True)
     assert beats_store.list_uploads() == []
 

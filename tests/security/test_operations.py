@@ -29,6 +29,7 @@ def sqlite_path(settings) -> str:
 
 def on_every_connection(store, pragma: str) -> None:
     """Run `pragma` on each new connection of the store (its pool is emptied first)."""
+
     @event.listens_for(store.engine, "connect")
     def _pragma(dbapi_conn, _record):
         dbapi_conn.execute(pragma)
@@ -66,8 +67,7 @@ def test_healthz_is_ok_when_the_database_can_be_written(client):
     assert r.status_code == 200 and r.get_json()["status"] == "ok"
 
 
-@pytest.mark.parametrize(("state", "reason"), [("read_only", "read-only"),
-                                               ("locked", "locked")])
+@pytest.mark.parametrize(("state", "reason"), [("read_only", "read-only"), ("locked", "locked")])
 def test_healthz_answers_503_with_the_reason_when_writes_fail(request, client, state, reason):
     request.getfixturevalue(state)
     r = client.get("/healthz")
@@ -95,20 +95,19 @@ def test_the_write_check_leaves_nothing_behind(beats_store):
 
 def test_the_deployment_docs_give_the_status_codes_the_code_gives():
     text = DEPLOYMENT.read_text()
-    health = text[text.index('`/healthz` answers `{"status": "ok"'):]
-    health = health[:health.index("\n\n")]
+    health = text[text.index('`/healthz` answers `{"status": "ok"') :]
+    health = health[: health.index("\n\n")]
     assert "500" not in health
     assert "503" in health and "read-only" in health and "locked" in health
 
 
-@pytest.mark.parametrize(("level", "quiet"), [("INFO", True), ("WARNING", True),
-                                               ("DEBUG", False)])
+@pytest.mark.parametrize(("level", "quiet"), [("INFO", True), ("WARNING", True), ("DEBUG", False)])
 def test_per_request_and_per_run_library_lines_are_quiet_unless_debugging(
-        beats_store, settings, level, quiet):
+    beats_store, settings, level, quiet
+):
     """waitress warns "Task queue depth is N" for each queued request; APScheduler logs each
     run at INFO."""
-    create_app({"TESTING": True, "store": beats_store, **settings.as_dict(),
-                "log_level": level})
+    create_app({"TESTING": True, "store": beats_store, **settings.as_dict(), "log_level": level})
     try:
         queue = logging.getLogger("waitress.queue")
         runs = logging.getLogger("apscheduler.executors.default")
@@ -126,8 +125,9 @@ def read_only_store(url: str) -> SQLStore:
         store = SQLStore.from_url(url)
         on_every_connection(store, "PRAGMA query_only=ON")
         return store
-    return SQLStore(create_engine(
-        url, connect_args={"options": "-c default_transaction_read_only=on"}))
+    return SQLStore(
+        create_engine(url, connect_args={"options": "-c default_transaction_read_only=on"})
+    )
 
 
 def test_the_write_check_on_each_backend(backend_url):

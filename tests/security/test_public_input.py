@@ -18,14 +18,50 @@ from ..conftest import NOW, SAMPLE, load_default_beats, make_settings, make_stor
 
 # Query names that once collided with url_for's keywords when a feed URL was rebuilt, and
 # ones the views read.
-QUERY_NAMES = ["code", "kinds", "fmt", "endpoint", "_anchor", "_method", "_scheme",
-               "_external", "page", "category", "exclude", "beat", "q", "next", "lat", "lon",
-               "status", "format", "callback"]
-HUGE = ["99999999999999999999", "-99999999999999999999", "9" * 400, "1e400", "-1", "0",
-        "nan", "inf", "0x10", "١٢٣"]
-FEED_URLS = ["/feed.rss", "/beats/K3/feed.atom", "/beats/k3/feed.json", "/sectors/k/feed.rss",
-             "/precincts/w/feed.rss", "/beats/K3", "/beats/k3", "/precincts/W/feeds.opml",
-             "/precincts/w/feeds.opml"]
+QUERY_NAMES = [
+    "code",
+    "kinds",
+    "fmt",
+    "endpoint",
+    "_anchor",
+    "_method",
+    "_scheme",
+    "_external",
+    "page",
+    "category",
+    "exclude",
+    "beat",
+    "q",
+    "next",
+    "lat",
+    "lon",
+    "status",
+    "format",
+    "callback",
+]
+HUGE = [
+    "99999999999999999999",
+    "-99999999999999999999",
+    "9" * 400,
+    "1e400",
+    "-1",
+    "0",
+    "nan",
+    "inf",
+    "0x10",
+    "١٢٣",
+]
+FEED_URLS = [
+    "/feed.rss",
+    "/beats/K3/feed.atom",
+    "/beats/k3/feed.json",
+    "/sectors/k/feed.rss",
+    "/precincts/w/feed.rss",
+    "/beats/K3",
+    "/beats/k3",
+    "/precincts/W/feeds.opml",
+    "/precincts/w/feeds.opml",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +72,7 @@ def public_app(tmp_path_factory):
     load_default_beats(store)
     import_file(store, SAMPLE, ImportOptions(preset="spd-911"), cfg, now=NOW)
     # CSRF off: random bodies must reach the views (CSRF has its own tests).
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store,
-                      **cfg.as_dict()})
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **cfg.as_dict()})
     app.config["PROPAGATE_EXCEPTIONS"] = False  # a bug must show as the 500 a visitor gets
     return app
 
@@ -48,11 +83,14 @@ def anon(public_app):
 
 
 def test_locate_with_a_400_digit_number_or_a_5000_deep_array_is_a_400(anon):
-    for body in ('{"lat": %s, "lon": 1}' % ("9" * 400),
-                 '{"lat": 47.6, "lon": -%s}' % ("9" * 400),
-                 "[" * 5000 + "]" * 5000,
-                 '{"lat": ' + "[" * 5000 + "]" * 5000 + ', "lon": 1}',
-                 '{"lat": 1e999, "lon": 1}', '{"lat": NaN, "lon": 1}'):
+    for body in (
+        '{"lat": %s, "lon": 1}' % ("9" * 400),
+        '{"lat": 47.6, "lon": -%s}' % ("9" * 400),
+        "[" * 5000 + "]" * 5000,
+        '{"lat": ' + "[" * 5000 + "]" * 5000 + ', "lon": 1}',
+        '{"lat": 1e999, "lon": 1}',
+        '{"lat": NaN, "lon": 1}',
+    ):
         r = anon.post("/api/locate", data=body, content_type="application/json")
         assert r.status_code == 400, (body[:40], r.status_code)
         assert r.get_json()["status"] == 400
@@ -72,15 +110,20 @@ def test_a_query_argument_named_like_a_url_for_keyword_is_harmless(anon, url, na
         assert f"{name}=x" in location.query and "category=theft" in location.query
 
 
-@pytest.mark.parametrize("page", ["99999999999999999999", "10001", "-1", "0", "x", "1e9",
-                                  "9" * 60])
+@pytest.mark.parametrize("page", ["99999999999999999999", "10001", "-1", "0", "x", "1e9", "9" * 60])
 def test_a_page_number_past_any_archive_or_not_a_number_is_not_a_500(anon, page):
     r = anon.get(f"/beats/K3?page={page}")
     assert r.status_code in (200, 400)
 
 
-@pytest.mark.parametrize("path", ["/1/beats.geojson", "/99999999999999999999/beats.geojson",
-                                  "/alerts/manage/x/remove/99999999999999999999"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/1/beats.geojson",
+        "/99999999999999999999/beats.geojson",
+        "/alerts/manage/x/remove/99999999999999999999",
+    ],
+)
 def test_an_id_too_large_for_the_database_is_a_404_or_400(anon, path):
     r = anon.post(path) if "remove" in path else anon.get(path)
     assert r.status_code < 500
@@ -89,29 +132,68 @@ def test_an_id_too_large_for_the_database_is_a_404_or_400(anon, path):
 # ---- the fuzz test ------------------------------------------------------------------------------
 CODES = ["K3", "k3", "b1", "W", "w", "K", "k", "Z9", "x"]  # lower case: a redirect
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
-nasty = st.sampled_from(["", "\x00", "\x1b", "\r\n", "\t", "%", "%00", "../..", "//evil",
-                         "<script>", "'", '"', "\\", "\u2028", "\ufeff", *HUGE])
-value = st.one_of(text, nasty, st.sampled_from(HUGE), st.integers(-10**30, 10**30).map(str))
+nasty = st.sampled_from(
+    [
+        "",
+        "\x00",
+        "\x1b",
+        "\r\n",
+        "\t",
+        "%",
+        "%00",
+        "../..",
+        "//evil",
+        "<script>",
+        "'",
+        '"',
+        "\\",
+        "\u2028",
+        "\ufeff",
+        *HUGE,
+    ]
+)
+value = st.one_of(text, nasty, st.sampled_from(HUGE), st.integers(-(10**30), 10**30).map(str))
 # Names the app knows (several in each example) and random ones.
-query = st.builds(lambda known, other: list(known.items()) + other,
-                  st.dictionaries(st.sampled_from(QUERY_NAMES), value, min_size=1, max_size=10),
-                  st.lists(st.tuples(text, value), max_size=2))
+query = st.builds(
+    lambda known, other: list(known.items()) + other,
+    st.dictionaries(st.sampled_from(QUERY_NAMES), value, min_size=1, max_size=10),
+    st.lists(st.tuples(text, value), max_size=2),
+)
 json_value = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-10**400, 10**400),
-              st.floats(allow_nan=True), text),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.one_of(st.sampled_from(["lat", "lon", "op", "code"]), text),
-                      children, max_size=3), max_leaves=8)
+    st.one_of(
+        st.none(), st.booleans(), st.integers(-(10**400), 10**400), st.floats(allow_nan=True), text
+    ),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.one_of(st.sampled_from(["lat", "lon", "op", "code"]), text), children, max_size=3
+        )
+    ),
+    max_leaves=8,
+)
 
 
 # Real values for path variables, by name.
-SEGMENTS = {"code": CODES, "fmt": ["rss", "atom", "json", "xml"], "kind": ["beats", "x"],
-            "token": ["x", "a.b.c", "eyJ4IjoxfQ.aGVsbG8.c2ln"], "uid": ["x", "0" * 32],
-            "package": ["leaflet", "x"], "name": ["spd-911", "x"], "email": ["a@example.org"]}
+SEGMENTS = {
+    "code": CODES,
+    "fmt": ["rss", "atom", "json", "xml"],
+    "kind": ["beats", "x"],
+    "token": ["x", "a.b.c", "eyJ4IjoxfQ.aGVsbG8.c2ln"],
+    "uid": ["x", "0" * 32],
+    "package": ["leaflet", "x"],
+    "name": ["spd-911", "x"],
+    "email": ["a@example.org"],
+}
 
 
-AREAS = [("beats", "K3"), ("beats", "k3"), ("sectors", "K"), ("sectors", "k"),
-         ("precincts", "W"), ("precincts", "w")]  # lower case: a redirect to the canonical
+AREAS = [
+    ("beats", "K3"),
+    ("beats", "k3"),
+    ("sectors", "K"),
+    ("sectors", "k"),
+    ("precincts", "W"),
+    ("precincts", "w"),
+]  # lower case: a redirect to the canonical
 
 
 def _segment(name: str, converter, real: bool) -> st.SearchStrategy:
@@ -120,8 +202,13 @@ def _segment(name: str, converter, real: bool) -> st.SearchStrategy:
     if isinstance(converter, IntegerConverter):
         return st.one_of(st.integers(0, 5), st.integers(0, 2**31 - 1)).map(str)
     if isinstance(converter, PathConverter):
-        return st.sampled_from(["site.css", "leaflet/leaflet.js", "../../etc/passwd",
-                                "x/../../../etc/passwd"]) if real else text
+        return (
+            st.sampled_from(
+                ["site.css", "leaflet/leaflet.js", "../../etc/passwd", "x/../../../etc/passwd"]
+            )
+            if real
+            else text
+        )
     return st.sampled_from(SEGMENTS.get(name, CODES)) if real else text
 
 
@@ -130,13 +217,15 @@ def _values(rule, real: bool) -> st.SearchStrategy:
     values = st.fixed_dictionaries(parts)
     if real and {"kinds", "code"} <= rule.arguments:  # a code of that kind of area
         values = st.tuples(values, st.sampled_from(AREAS)).map(
-            lambda v: {**v[0], "kinds": v[1][0], "code": v[1][1]})
+            lambda v: {**v[0], "kinds": v[1][0], "code": v[1][1]}
+        )
     return values
 
 
 def _routes(app) -> list:
-    return sorted((r for r in app.url_map.iter_rules() if {"GET", "POST"} & r.methods),
-                  key=lambda r: r.rule)
+    return sorted(
+        (r for r in app.url_map.iter_rules() if {"GET", "POST"} & r.methods), key=lambda r: r.rule
+    )
 
 
 def _rule_names() -> list[str]:
@@ -157,7 +246,8 @@ def _path(rule) -> st.SearchStrategy:
     with random text for its variables."""
     real = _values(rule, real=True)
     return st.one_of(real, real, real, _values(rule, real=False)).map(
-        lambda values: _fill(rule, values))
+        lambda values: _fill(rule, values)
+    )
 
 
 def _fill(rule, values: dict) -> str:
@@ -167,9 +257,15 @@ def _fill(rule, values: dict) -> str:
     out = rule.rule
     for name, v in values.items():
         conv = rule._converters[name]
-        token = next(t for t in (f"<{name}>", *(f"<{c}:{name}>" for c in (
-            "int", "path", "string")), *(f"<{p}>" for p in _placeholders(rule.rule, name)))
-                     if t in out)
+        token = next(
+            t
+            for t in (
+                f"<{name}>",
+                *(f"<{c}:{name}>" for c in ("int", "path", "string")),
+                *(f"<{p}>" for p in _placeholders(rule.rule, name)),
+            )
+            if t in out
+        )
         out = out.replace(token, quote(v, safe="/" if isinstance(conv, PathConverter) else ""))
     return out
 
@@ -188,13 +284,16 @@ def test_no_route_answers_5xx_to_random_input(public_app, anon, rule_name):
     """Every route, anonymous, with random path values, query strings and bodies."""
     rule = _rule(public_app, rule_name)
     method = sorted({"GET", "POST"} & rule.methods)[0]
-    probe = anon.open(_fill(rule, _first_values(rule)),
-                      method=method)
+    probe = anon.open(_fill(rule, _first_values(rule)), method=method)
     staff = "/login" in probe.headers.get("Location", "")
 
-    @settings(max_examples=STAFF_EXAMPLES if staff else PUBLIC_EXAMPLES, derandomize=True,
-              deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=STAFF_EXAMPLES if staff else PUBLIC_EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(data=st.data())
     def run(data):
         request_once(anon, rule, data)
@@ -225,16 +324,36 @@ def request_once(anon, rule, data) -> None:
     method = data.draw(st.sampled_from(sorted({"GET", "POST"} & rule.methods)), label="method")
     kwargs = {"query_string": [(k, v) for k, v in args]}
     if method == "POST":
-        body = data.draw(st.one_of(
-            st.dictionaries(st.one_of(st.sampled_from(["email", "password", "address",
-                                                       "area_kind", "area_code", "category",
-                                                       "frequency", "csrf_token"]), text),
-                            value, max_size=4).map(lambda d: {"data": d}),
-            json_value.map(lambda j: {"data": json.dumps(j),
-                                      "content_type": "application/json"}),
-            st.binary(max_size=200).map(lambda b: {"data": b,
-                                                   "content_type": "application/json"})),
-            label="body")
+        body = data.draw(
+            st.one_of(
+                st.dictionaries(
+                    st.one_of(
+                        st.sampled_from(
+                            [
+                                "email",
+                                "password",
+                                "address",
+                                "area_kind",
+                                "area_code",
+                                "category",
+                                "frequency",
+                                "csrf_token",
+                            ]
+                        ),
+                        text,
+                    ),
+                    value,
+                    max_size=4,
+                ).map(lambda d: {"data": d}),
+                json_value.map(
+                    lambda j: {"data": json.dumps(j), "content_type": "application/json"}
+                ),
+                st.binary(max_size=200).map(
+                    lambda b: {"data": b, "content_type": "application/json"}
+                ),
+            ),
+            label="body",
+        )
         kwargs.update(body)
     r = anon.open(path, method=method, **kwargs)
     assert r.status_code < 500, (method, path, args, r.status_code)
@@ -246,8 +365,9 @@ SWEEP_VALUES = ["", "99999999999999999999", "x\x00\x1b"]
 
 
 @pytest.mark.parametrize("rule_name", _rule_names())
-def test_every_known_query_name_with_a_hostile_value_on_every_get_route(public_app, anon,
-                                                                         rule_name):
+def test_every_known_query_name_with_a_hostile_value_on_every_get_route(
+    public_app, anon, rule_name
+):
     """The deterministic half of the fuzz: each name the app reads or url_for takes, with
     each hostile value, on each GET route's real path (its canonical and lower-case forms)."""
     rule = _rule(public_app, rule_name)

@@ -16,15 +16,34 @@ HOME = "/staff"
 # Each is what `next` holds once the query string is decoded. Browsers drop TAB, CR and LF
 # anywhere in a URL and read a backslash as a slash, so most of these mean //evil.example.
 NASTY = [
-    "//evil.example", "///evil.example", "/\\evil.example", "\\\\evil.example",
-    "/\t/evil.example", "\t/evil.example", "/\r\n/evil.example", "/\n/evil.example",
-    " //evil.example", "https://evil.example", "http:evil.example", "HTTPS://evil.example/x",
-    "/%2F%2Fevil.example", "/%2f%5cevil.example", "/%5C%5Cevil.example",
-    "javascript:alert(document.cookie)", "JavaScript:alert(1)", "data:text/html,<b>x</b>",
-    "/staff\r\nSet-Cookie: session=stolen", "/staff%0d%0aSet-Cookie:%20x=y",
-    "/staff\x00", "/" + "a" * 5000, "/records/" + "x" * 3000, "/no/such/page",
+    "//evil.example",
+    "///evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\t/evil.example",
+    "\t/evil.example",
+    "/\r\n/evil.example",
+    "/\n/evil.example",
+    " //evil.example",
+    "https://evil.example",
+    "http:evil.example",
+    "HTTPS://evil.example/x",
+    "/%2F%2Fevil.example",
+    "/%2f%5cevil.example",
+    "/%5C%5Cevil.example",
+    "javascript:alert(document.cookie)",
+    "JavaScript:alert(1)",
+    "data:text/html,<b>x</b>",
+    "/staff\r\nSet-Cookie: session=stolen",
+    "/staff%0d%0aSet-Cookie:%20x=y",
+    "/staff\x00",
+    "/" + "a" * 5000,
+    "/records/" + "x" * 3000,
+    "/no/such/page",
     "/logout",  # POST only: a GET there is not a page to return to
-    "evil.example", "", "   ",
+    "evil.example",
+    "",
+    "   ",
 ]
 GOOD = [
     ("/records/imports", "/records/imports"),
@@ -51,11 +70,21 @@ def test_a_same_site_path_is_kept_normalised(app, target, expected):
         assert safe_next(target, HOME) == expected
 
 
-@pytest.mark.parametrize("raw", [
-    "/%09/evil.example", "%09/evil.example", "/%0d%0a/evil.example", "/%5Cevil.example",
-    "//evil.example", "https://evil.example", "/%252F%252Fevil.example",
-    "/staff%0D%0ASet-Cookie:%20x%3Dy", "javascript:alert(1)", "/" + "a" * 5000,
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/%09/evil.example",
+        "%09/evil.example",
+        "/%0d%0a/evil.example",
+        "/%5Cevil.example",
+        "//evil.example",
+        "https://evil.example",
+        "/%252F%252Fevil.example",
+        "/staff%0D%0ASet-Cookie:%20x%3Dy",
+        "javascript:alert(1)",
+        "/" + "a" * 5000,
+    ],
+)
 def test_sign_in_never_sends_the_browser_off_site(client, admin, raw):
     r = client.post(f"/login?next={raw}", data={"email": ADMIN, "password": ADMIN_PW})
     assert r.status_code == 302
@@ -70,8 +99,11 @@ def test_sign_in_returns_to_the_staff_page_that_asked_for_it(client, admin):
 
 
 def test_the_login_page_never_answers_500_for_a_next_with_cr_lf(client, admin):
-    r = client.post("/login", query_string={"next": "/\r\nX-Evil: 1"},
-                    data={"email": ADMIN, "password": ADMIN_PW})
+    r = client.post(
+        "/login",
+        query_string={"next": "/\r\nX-Evil: 1"},
+        data={"email": ADMIN, "password": ADMIN_PW},
+    )
     assert r.status_code == 302 and "X-Evil" not in r.headers
     assert r.headers["Location"].endswith(HOME)
 
@@ -85,4 +117,3 @@ def test_every_redirect_to_a_user_given_address_goes_through_safe_next():
     for path in web.glob("*.py"):
         for call in re.findall(r"redirect\(([^\n]*)", path.read_text()):
             assert call.startswith(("url_for(", "safe_next(")), (path.name, call)
-

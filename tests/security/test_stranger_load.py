@@ -29,8 +29,12 @@ ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"
 # K3 is in sector K of the West precinct; C1 is in sector C of the East precinct.
 NEAR = ["/beats/K3/feed.atom", "/sectors/K/feed.atom", "/precincts/W/feed.atom", "/feed.atom"]
-FAR = ["/beats/C1/feed.atom", "/sectors/C/feed.atom", "/precincts/E/feed.atom",
-       "/beats/K1/feed.atom"]
+FAR = [
+    "/beats/C1/feed.atom",
+    "/sectors/C/feed.atom",
+    "/precincts/E/feed.atom",
+    "/beats/K1/feed.atom",
+]
 
 
 @pytest.fixture
@@ -59,6 +63,7 @@ def failed_sign_in(client):
 
 
 # ---- point 2: the cache is versioned by what a feed shows ------------------------------------
+
 
 def test_failed_sign_ins_do_not_invalidate_a_cached_feed(site, built):
     app, store, _ = site
@@ -121,9 +126,11 @@ def test_readers_of_a_cold_feed_wait_for_one_build(site, monkeypatch):
     def read():
         try:
             start.wait()
-            bodies.append(publishing.serve_area_feed(store, settings, "precinct", "W", "rss",
-                                                     now=now, filt=FeedFilter(),
-                                                     cache=cache)[1].body)
+            bodies.append(
+                publishing.serve_area_feed(
+                    store, settings, "precinct", "W", "rss", now=now, filt=FeedFilter(), cache=cache
+                )[1].body
+            )
         except Exception as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)
 
@@ -149,8 +156,9 @@ def test_an_entry_whose_delay_ends_changes_its_feeds_without_any_write(site, bui
     import_file(store, path, ImportOptions(preset="spd-911"), settings, now=event)
 
     def served(kind, code, at):
-        return publishing.serve_area_feed(store, settings, kind, code, "json", now=at,
-                                          filt=FeedFilter(), cache=cache)[1].body
+        return publishing.serve_area_feed(
+            store, settings, kind, code, "json", now=at, filt=FeedFilter(), cache=cache
+        )[1].body
 
     assert b"940000001" not in served("beat", "K3", now)
     far = served("beat", "C1", now)
@@ -162,12 +170,12 @@ def test_an_entry_whose_delay_ends_changes_its_feeds_without_any_write(site, bui
 
 # ---- point 3: a held write lock does not freeze the site -------------------------------------
 
+
 @pytest.fixture
 def write_lock(site):
     """Another process holds SQLite's write lock, as a long import does."""
     _, _, settings = site
-    other = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"),
-                            isolation_level=None)
+    other = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     yield other
     if other.in_transaction:
@@ -182,12 +190,20 @@ def timed(call):
 
 
 def test_reads_answer_fast_and_writes_answer_503_while_another_writer_holds_the_lock(
-        site, write_lock):
+    site, write_lock
+):
     app, store, settings = site
     c = app.test_client()
     # Cold feeds store their Last-Modified mark; warm ones, pages and lookups only read.
-    for url in ["/beats/K3/feed.atom", "/sectors/K/feed.rss", "/feed.json", "/", "/beats/K3",
-                "/precincts/W", "/feeds.opml"]:
+    for url in [
+        "/beats/K3/feed.atom",
+        "/sectors/K/feed.rss",
+        "/feed.json",
+        "/",
+        "/beats/K3",
+        "/precincts/W",
+        "/feeds.opml",
+    ]:
         r, took = timed(lambda url=url: c.get(url))
         assert r.status_code == 200 and took < 1.0, (url, r.status_code, took)
     r, took = timed(lambda: failed_sign_in(c))
@@ -201,8 +217,9 @@ def test_reads_answer_fast_and_writes_answer_503_while_another_writer_holds_the_
     assert r.status_code == 302
     first = c.get("/beats/K3/feed.atom")
     assert first.status_code == 200
-    again = c.get("/beats/K3/feed.atom",
-                  headers={"If-Modified-Since": first.headers["Last-Modified"]})
+    again = c.get(
+        "/beats/K3/feed.atom", headers={"If-Modified-Since": first.headers["Last-Modified"]}
+    )
     assert again.status_code == 304
 
 
@@ -218,17 +235,27 @@ def test_a_mark_worked_out_during_the_lock_is_not_earlier_than_the_stored_one(si
 
 def test_residents_writes_answer_503_with_retry_after_during_the_lock(tmp_path):
     """The alert sign-up and the manage-link request write (rate rows) before mailing."""
-    app, _, settings = build_site(tmp_path / "mail", smtp_url="smtp://127.0.0.1:9",
-                                  mail_from="Alerts <alerts@feeds.example.test>")
-    other = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"),
-                            isolation_level=None)
+    app, _, settings = build_site(
+        tmp_path / "mail",
+        smtp_url="smtp://127.0.0.1:9",
+        mail_from="Alerts <alerts@feeds.example.test>",
+    )
+    other = sqlite3.connect(settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
         c = app.test_client()
-        for url, form in [("/alerts/subscribe", {"address": "resident@example.org",
-                                                  "area_kind": "beat", "area_code": "K3",
-                                                  "frequency": "instant"}),
-                          ("/alerts/manage", {"address": "resident@example.org"})]:
+        for url, form in [
+            (
+                "/alerts/subscribe",
+                {
+                    "address": "resident@example.org",
+                    "area_kind": "beat",
+                    "area_code": "K3",
+                    "frequency": "instant",
+                },
+            ),
+            ("/alerts/manage", {"address": "resident@example.org"}),
+        ]:
             r, took = timed(lambda url=url, form=form: c.post(url, data=form))
             assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0, url
             assert took < settings.request_write_wait + 1.5, (url, took)

@@ -51,8 +51,7 @@ def served(app, settings):
     """The app under waitress with `beatfeeds serve`'s options, on a loopback port."""
     from waitress.server import create_server
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=2,
-                           **waitress_options(settings))
+    server = create_server(app, host="127.0.0.1", port=0, threads=2, **waitress_options(settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield server.effective_port
@@ -62,9 +61,13 @@ def served(app, settings):
 @pytest.mark.parametrize("path", ["/records/imports", "/login", "/api/locate"])
 def test_waitress_answers_413_to_a_900_mb_announcement_before_the_body_is_sent(served, path):
     with socket.create_connection(("127.0.0.1", served), timeout=10) as sock:
-        sock.sendall((f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
-                      "Content-Type: multipart/form-data; boundary=x\r\n"
-                      f"Content-Length: {900 * MB}\r\n\r\n").encode())
+        sock.sendall(
+            (
+                f"POST {path} HTTP/1.1\r\nHost: localhost\r\n"
+                "Content-Type: multipart/form-data; boundary=x\r\n"
+                f"Content-Length: {900 * MB}\r\n\r\n"
+            ).encode()
+        )
         sock.settimeout(5)  # no body is ever sent: the answer must not wait for one
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
@@ -75,19 +78,23 @@ def test_serve_caps_waitress_at_the_upload_limit(settings):
     assert upload_body_limit(settings) < (settings.max_upload_mb + 1) * MB
 
 
-@pytest.mark.parametrize(("path", "content_type"), [
-    ("/login", "application/x-www-form-urlencoded"),
-    ("/alerts/subscribe", "application/x-www-form-urlencoded"),
-    ("/alerts/manage", "multipart/form-data; boundary=x"),
-    ("/api/locate", "application/json"),
-    ("/records/announcements", "application/x-www-form-urlencoded"),  # staff: no session here
-    ("/admin/beats/1/edit", "application/json"),
-    ("/no/such/page", "application/json"),
-])
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/login", "application/x-www-form-urlencoded"),
+        ("/alerts/subscribe", "application/x-www-form-urlencoded"),
+        ("/alerts/manage", "multipart/form-data; boundary=x"),
+        ("/api/locate", "application/json"),
+        ("/records/announcements", "application/x-www-form-urlencoded"),  # staff: no session here
+        ("/admin/beats/1/edit", "application/json"),
+        ("/no/such/page", "application/json"),
+    ],
+)
 def test_a_body_over_the_route_limit_is_refused_unread(app, path, content_type):
     body = CountingStream(limits.SMALL_BODY + 1)
-    r = app.test_client().post(path, input_stream=body, content_length=body.size,
-                               content_type=content_type)
+    r = app.test_client().post(
+        path, input_stream=body, content_length=body.size, content_type=content_type
+    )
     assert r.status_code == 413
     assert body.read_bytes == 0
 

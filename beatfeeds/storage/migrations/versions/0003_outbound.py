@@ -35,8 +35,7 @@ def upgrade() -> None:
         sa.Column("last_test_result", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbound_accounts")),
     )
-    op.create_index("ix_outbound_accounts_area", "outbound_accounts",
-                    ["area_kind", "area_code"])
+    op.create_index("ix_outbound_accounts_area", "outbound_accounts", ["area_kind", "area_code"])
     op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -57,12 +56,14 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("sent_at", sa.DateTime(), nullable=True),
         sa.Column("deleted_at", sa.DateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["account_id"], ["outbound_accounts.id"],
-                                name=op.f("fk_outbox_account_id_outbound_accounts"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["outbound_accounts.id"],
+            name=op.f("fk_outbox_account_id_outbound_accounts"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        sa.UniqueConstraint("entry_uid", "account_id", "category",
-                            name="uq_outbox_entry_account"),
+        sa.UniqueConstraint("entry_uid", "account_id", "category", name="uq_outbox_entry_account"),
     )
     op.create_index("ix_outbox_status_next", "outbox", ["status", "next_attempt_at"])
     op.create_index("ix_outbox_account_sent", "outbox", ["account_id", "sent_at"])
@@ -83,9 +84,12 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("created_by", sa.String(length=320), nullable=False),
         sa.Column("withdrawn_at", sa.DateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["beat_set_id"], ["beat_sets.id"],
-                                name=op.f("fk_announcements_beat_set_id_beat_sets"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["beat_set_id"],
+            ["beat_sets.id"],
+            name=op.f("fk_announcements_beat_set_id_beat_sets"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_announcements")),
         sa.UniqueConstraint("uid", name=op.f("uq_announcements_uid")),
     )
@@ -94,11 +98,13 @@ def upgrade() -> None:
         "announcement_beats",
         sa.Column("announcement_id", sa.Integer(), nullable=False),
         sa.Column("beat_code", sa.String(length=32), nullable=False),
-        sa.ForeignKeyConstraint(["announcement_id"], ["announcements.id"],
-                                name=op.f("fk_announcement_beats_announcement_id_announcements"),
-                                ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("announcement_id", "beat_code",
-                                name=op.f("pk_announcement_beats")),
+        sa.ForeignKeyConstraint(
+            ["announcement_id"],
+            ["announcements.id"],
+            name=op.f("fk_announcement_beats_announcement_id_announcements"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("announcement_id", "beat_code", name=op.f("pk_announcement_beats")),
     )
 
 

@@ -24,12 +24,18 @@ def upgrade() -> None:
         sa.Column("new_codes", sa.Text(), nullable=True),
         sa.Column("share", sa.Float(), nullable=True),
         sa.Column("at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["beat_set_id"], ["beat_sets.id"],
-                                name=op.f("fk_boundary_changes_beat_set_id_beat_sets"),
-                                ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["previous_set_id"], ["beat_sets.id"],
-                                name=op.f("fk_boundary_changes_previous_set_id_beat_sets"),
-                                ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["beat_set_id"],
+            ["beat_sets.id"],
+            name=op.f("fk_boundary_changes_beat_set_id_beat_sets"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["previous_set_id"],
+            ["beat_sets.id"],
+            name=op.f("fk_boundary_changes_previous_set_id_beat_sets"),
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_boundary_changes")),
     )
     op.create_index("ix_boundary_changes_code", "boundary_changes", ["code"])

@@ -31,15 +31,18 @@ def upgrade() -> None:
         sa.Column("categories", sa.Text(), nullable=False),
         sa.Column("frequency", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["subscriber_id"], ["email_subscribers.id"],
-                                name=op.f("fk_email_subscriptions_subscriber_id_email_subscribers"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["subscriber_id"],
+            ["email_subscribers.id"],
+            name=op.f("fk_email_subscriptions_subscriber_id_email_subscribers"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_email_subscriptions")),
     )
-    op.create_index("ix_email_subscriptions_subscriber", "email_subscriptions",
-                    ["subscriber_id"])
-    op.create_index("ix_email_subscriptions_area", "email_subscriptions",
-                    ["area_kind", "area_code"])
+    op.create_index("ix_email_subscriptions_subscriber", "email_subscriptions", ["subscriber_id"])
+    op.create_index(
+        "ix_email_subscriptions_area", "email_subscriptions", ["area_kind", "area_code"]
+    )
     op.create_table(
         "email_signups",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -62,14 +65,18 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("sent_at", sa.DateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["subscriber_id"], ["email_subscribers.id"],
-                                name=op.f("fk_email_deliveries_subscriber_id_email_subscribers"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["subscriber_id"],
+            ["email_subscribers.id"],
+            name=op.f("fk_email_deliveries_subscriber_id_email_subscribers"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_email_deliveries")),
         sa.UniqueConstraint("subscriber_id", "entry_uid", name="uq_email_deliveries_entry"),
     )
-    op.create_index("ix_email_deliveries_status_next", "email_deliveries",
-                    ["status", "next_attempt_at"])
+    op.create_index(
+        "ix_email_deliveries_status_next", "email_deliveries", ["status", "next_attempt_at"]
+    )
 
 
 def downgrade() -> None:

@@ -28,27 +28,36 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("sent_at", sa.DateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["subscriber_id"], ["email_subscribers.id"],
-                                name=op.f("fk_email_digests_subscriber_id_email_subscribers"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["subscriber_id"],
+            ["email_subscribers.id"],
+            name=op.f("fk_email_digests_subscriber_id_email_subscribers"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_email_digests")),
-        sa.UniqueConstraint("subscriber_id", "frequency", "period_end",
-                            name="uq_email_digests_period"),
+        sa.UniqueConstraint(
+            "subscriber_id", "frequency", "period_end", name="uq_email_digests_period"
+        ),
     )
-    op.create_index("ix_email_digests_status_next", "email_digests",
-                    ["status", "next_attempt_at"])
+    op.create_index("ix_email_digests_status_next", "email_digests", ["status", "next_attempt_at"])
     with op.batch_alter_table("email_deliveries") as batch:
         batch.add_column(sa.Column("digest_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key(op.f("fk_email_deliveries_digest_id_email_digests"),
-                                 "email_digests", ["digest_id"], ["id"], ondelete="CASCADE")
+        batch.create_foreign_key(
+            op.f("fk_email_deliveries_digest_id_email_digests"),
+            "email_digests",
+            ["digest_id"],
+            ["id"],
+            ondelete="CASCADE",
+        )
         batch.create_index("ix_email_deliveries_digest", ["digest_id"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("email_deliveries") as batch:
         batch.drop_index("ix_email_deliveries_digest")
-        batch.drop_constraint(op.f("fk_email_deliveries_digest_id_email_digests"),
-                              type_="foreignkey")
+        batch.drop_constraint(
+            op.f("fk_email_deliveries_digest_id_email_digests"), type_="foreignkey"
+        )
         batch.drop_column("digest_id")
     op.drop_index("ix_email_digests_status_next", table_name="email_digests")
     op.drop_table("email_digests")

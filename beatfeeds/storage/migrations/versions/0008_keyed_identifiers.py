@@ -31,10 +31,20 @@ _KEY_META = "identifier_key"
 _BATCH = 5000
 
 meta = sa.table("meta", sa.column("key", sa.String), sa.column("value", sa.Text))
-incidents = sa.table("incidents", sa.column("id", sa.Integer), sa.column("uid", sa.String),
-                     sa.column("source", sa.String), sa.column("external_id", sa.String))
-outbox = sa.table("outbox", sa.column("entry_uid", sa.String), sa.column("status", sa.String),
-                  sa.column("text", sa.Text), sa.column("remote_url", sa.String))
+incidents = sa.table(
+    "incidents",
+    sa.column("id", sa.Integer),
+    sa.column("uid", sa.String),
+    sa.column("source", sa.String),
+    sa.column("external_id", sa.String),
+)
+outbox = sa.table(
+    "outbox",
+    sa.column("entry_uid", sa.String),
+    sa.column("status", sa.String),
+    sa.column("text", sa.Text),
+    sa.column("remote_url", sa.String),
+)
 deliveries = sa.table("email_deliveries", sa.column("entry_uid", sa.String))
 
 
@@ -53,22 +63,34 @@ def _keyed_uid(key: bytes, source: str, external_id: str) -> str:
 def upgrade() -> None:
     conn = op.get_bind()
     key = _key(conn)
-    rows = conn.execute(sa.select(incidents.c.id, incidents.c.uid, incidents.c.source,
-                                  incidents.c.external_id)
-                        .where(incidents.c.external_id.like("h:%"))
-                        .order_by(incidents.c.id)).all()
+    rows = conn.execute(
+        sa.select(incidents.c.id, incidents.c.uid, incidents.c.source, incidents.c.external_id)
+        .where(incidents.c.external_id.like("h:%"))
+        .order_by(incidents.c.id)
+    ).all()
     for start in range(0, len(rows), _BATCH):
-        batch = [{"_id": r.id, "_old": r.uid, "_new": _keyed_uid(key, r.source, r.external_id)}
-                 for r in rows[start:start + _BATCH]]
+        batch = [
+            {"_id": r.id, "_old": r.uid, "_new": _keyed_uid(key, r.source, r.external_id)}
+            for r in rows[start : start + _BATCH]
+        ]
         # Old and new uids are 20 hex digits of two different hashes: a new one meeting an
         # old one still stored (the unique index would refuse it) is a 2^-80 event.
-        conn.execute(sa.update(incidents).where(incidents.c.id == sa.bindparam("_id"))
-                     .values(uid=sa.bindparam("_new")), batch)
+        conn.execute(
+            sa.update(incidents)
+            .where(incidents.c.id == sa.bindparam("_id"))
+            .values(uid=sa.bindparam("_new")),
+            batch,
+        )
         for table in (outbox, deliveries):
-            conn.execute(sa.update(table).where(table.c.entry_uid == sa.bindparam("_old"))
-                         .values(entry_uid=sa.bindparam("_new")), batch)
-    conn.execute(sa.update(outbox).where(outbox.c.status == "deleted")
-                 .values(text=None, remote_url=None))
+            conn.execute(
+                sa.update(table)
+                .where(table.c.entry_uid == sa.bindparam("_old"))
+                .values(entry_uid=sa.bindparam("_new")),
+                batch,
+            )
+    conn.execute(
+        sa.update(outbox).where(outbox.c.status == "deleted").values(text=None, remote_url=None)
+    )
 
 
 def downgrade() -> None:

@@ -18,8 +18,7 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("incidents", sa.Column("released_at", sa.DateTime(), nullable=True))
     op.add_column("incidents", sa.Column("released_by", sa.String(length=320), nullable=True))
-    op.add_column("incidents", sa.Column("released_digest", sa.String(length=64),
-                                         nullable=True))
+    op.add_column("incidents", sa.Column("released_digest", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
