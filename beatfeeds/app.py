@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, timedelta
-from pathlib import Path
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from .feeds import area_label
-from .logsetup import configure_logging
-from .privacy import category_label
-from .publishing import FeedCache
-from .settings import ensure_secret_key, load_settings
-from .storage import SQLStore, write_wait
-from .web import guards
-
-PACKAGE = Path(__file__).parent
-
-
-def resource_dir(name: str) -> Path:
-    """`templates` or `data`: inside the installed wheel, or at the repository root."""
-    inside = PACKAGE / name
-    return inside if inside.is_dir() else PACKAGE.parent / name
+from beatfeeds.core.logsetup import configure_logging
+from beatfeeds.core.resources import resource_dir
+from beatfeeds.core.settings import ensure_secret_key, load_settings
+from beatfeeds.publish.feeds import area_label
+from beatfeeds.publish.privacy import category_label
+from beatfeeds.services.publishing import FeedCache
+from beatfeeds.storage import SQLStore, write_wait
+from beatfeeds.web import guards
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -64,11 +56,11 @@ def create_app(config: dict | None = None) -> Flask:
     )
     csrf = CSRFProtect(app)
 
-    from .web import admin_outbound  # noqa: I001 (kept apart: one line per feature)
-    from .web import announcements as staff_announcements
-    from .web import admin_beats, beatsets  # noqa: I001
-    from .web import api, assets, auth, errors, headers, public, records, staff
-    from .web import alerts as email_alerts  # noqa: I001
+    from beatfeeds.web import admin_outbound  # noqa: I001 (kept apart: one line per feature)
+    from beatfeeds.web import announcements as staff_announcements
+    from beatfeeds.web import admin_beats, beatsets  # noqa: I001
+    from beatfeeds.web import api, assets, auth, errors, headers, public, records, staff
+    from beatfeeds.web import alerts as email_alerts  # noqa: I001
 
     csrf.exempt(api.bp)  # stateless JSON lookups; nothing changes on the server
     # Residents' forms set no cookie, so no session-bound token: they check the Origin

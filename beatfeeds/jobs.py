@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from . import boundaries, privacy
-from .errors import BeatfeedsError
+from beatfeeds.core.errors import BeatfeedsError
+from beatfeeds.publish import privacy
+from beatfeeds.services import beatmaps
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,12 @@ def activate_scheduled_beat_maps(store, settings, now: datetime) -> dict:
     published = []
     for bs in store.list_beat_sets():
         if bs.status == "scheduled" and bs.effective_date and bs.effective_date <= local_today:
-            boundaries.publish_beat_map(
+            beatmaps.publish_beat_map(
                 store,
                 bs.id,
                 actor="scheduler",
                 now=now,
-                tolerances=boundaries.Tolerances.from_settings(settings),
+                tolerances=beatmaps.Tolerances.from_settings(settings),
             )
             published.append(bs.id)
     summary = {"published": published}
@@ -70,7 +71,7 @@ def apply_publication_policy(store, settings, now: datetime) -> dict:
 
 def process_import_queue(store, settings, now: datetime) -> dict:
     """Import files uploaded on /records/imports, oldest first."""
-    from . import records
+    from beatfeeds.services import records
 
     summary = records.process_queue(store, settings, now)
     # Every few seconds: only runs that did something are worth an INFO line.
@@ -80,7 +81,7 @@ def process_import_queue(store, settings, now: datetime) -> dict:
 
 def ping_websub_hub(store, settings, now: datetime) -> dict:
     """Tell the WebSub hub (BEATFEEDS_HUB_URL) which feeds changed since the last ping."""
-    from . import websub
+    from beatfeeds.services import websub
 
     summary = websub.ping_changed_feeds(store, settings, now=now)
     log.info("ping-websub-hub: %s", summary)
@@ -89,7 +90,7 @@ def ping_websub_hub(store, settings, now: datetime) -> dict:
 
 def poll_sources(store, settings, now: datetime) -> dict:
     """Import new files from watched folders and URLs whose interval has passed."""
-    from . import sources
+    from beatfeeds.services import sources
 
     summary = sources.poll_sources(store, settings, now)
     (log.info if summary["polled"] else log.debug)("poll-sources: %s", summary)
@@ -105,7 +106,7 @@ def prune_login_attempts(store, settings, now: datetime) -> dict:
 
 def prune_uploads(store, settings, now: datetime) -> dict:
     """Delete stored files of uploads finished more than BEATFEEDS_UPLOAD_RETENTION_DAYS ago."""
-    from . import records
+    from beatfeeds.services import records
 
     summary = records.prune_upload_files(store, settings, now)
     log.info("prune-uploads: %s", summary)
@@ -114,23 +115,23 @@ def prune_uploads(store, settings, now: datetime) -> dict:
 
 def send_outbox(store, settings, now: datetime) -> dict:
     """Post entries that became public to the areas' outbound accounts (the outbox)."""
-    from . import outbound
+    from beatfeeds.services import outbox
 
-    return outbound.send_outbox(store, settings, now)
+    return outbox.send_outbox(store, settings, now)
 
 
 def send_alerts(store, settings, now: datetime) -> dict:
     """Email residents' confirmed subscriptions: new entries at once, digests when due."""
-    from . import alerts
+    from beatfeeds.services import alerts
 
     return alerts.send_alerts(store, settings, now)
 
 
 def retract_posts(store, settings, now: datetime) -> dict:
     """Delete posts of retracted, suppressed or withdrawn entries where services allow it."""
-    from . import outbound
+    from beatfeeds.services import outbox
 
-    return outbound.retract_posts(store, settings, now)
+    return outbox.retract_posts(store, settings, now)
 
 
 JOBS: dict[str, Job] = {

@@ -9,7 +9,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from .jobs import JOBS, run_job
+from beatfeeds.jobs import JOBS, run_job
 
 log = logging.getLogger(__name__)
 

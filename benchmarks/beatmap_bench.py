@@ -30,9 +30,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from import_bench import generate  # noqa: E402
 
-from beatfeeds import beatedit, boundaries  # noqa: E402
-from beatfeeds.imports import ImportOptions, import_file  # noqa: E402
-from beatfeeds.settings import load_settings  # noqa: E402
+from beatfeeds.core.settings import load_settings  # noqa: E402
+from beatfeeds.geo import edits  # noqa: E402
+from beatfeeds.services import beatmaps  # noqa: E402
+from beatfeeds.services.imports import ImportOptions, import_file  # noqa: E402
 from beatfeeds.storage import SQLStore  # noqa: E402
 
 NOW = datetime(2026, 1, 1)
@@ -52,8 +53,8 @@ def main() -> None:
         settings = load_settings({"instance_path": tmp, "secret_key": "bench"}, environ={})
         store = SQLStore.from_url(settings.database_url)
         store.upgrade()
-        active = boundaries.load_beat_map(store, REPO / "data" / "beats.geojson", now=NOW)
-        boundaries.publish_beat_map(store, active, now=NOW)
+        active = beatmaps.load_beat_map(store, REPO / "data" / "beats.geojson", now=NOW)
+        beatmaps.publish_beat_map(store, active, now=NOW)
         csv = Path(tmp) / "incidents.csv"
         generate(csv, args.rows)
         import_file(store, csv, ImportOptions(preset="spd-crime"), settings, now=NOW)
@@ -66,7 +67,7 @@ def main() -> None:
             "coordinates": [[k1.bounds[0] - 0.01, y], [k1.bounds[2] + 0.01, y]],
         }
         draft = store.copy_beat_set(active, "draft", created_by="bench", now=NOW)
-        edit = beatedit.split_beat(store.beats(draft), "K1", line, "K9")
+        edit = edits.split_beat(store.beats(draft), "K1", line, "K9")
         store.replace_beats(draft, edit.remove, edit.add)
         new = store.beats(draft)
         _, lon, lat, _ = store.recent_incident_points(active, datetime(1900, 1, 1))
@@ -78,17 +79,15 @@ def main() -> None:
                 shapely.union_all([b.geometry for b in new]),
             )
         )
-        t_validate, problems = timed(lambda: boundaries.validate_beat_set(store, draft))
+        t_validate, problems = timed(lambda: beatmaps.validate_beat_set(store, draft))
         points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326)
         polys = gpd.GeoDataFrame(
             {"code": [b.code for b in new]}, geometry=[b.geometry for b in new], crs=4326
         )
         floor_join, _ = timed(lambda: gpd.sjoin(points, polys, predicate="within"))
-        t_diff, d = timed(
-            lambda: boundaries.diff_beat_sets(store, draft, since=datetime(1900, 1, 1))
-        )
-        t_publish, joined = timed(lambda: boundaries.publish_beat_map(store, draft, now=NOW))
-        t_rollback, _ = timed(lambda: boundaries.rollback_beat_map(store, now=NOW))
+        t_diff, d = timed(lambda: beatmaps.diff_beat_sets(store, draft, since=datetime(1900, 1, 1)))
+        t_publish, joined = timed(lambda: beatmaps.publish_beat_map(store, draft, now=NOW))
+        t_rollback, _ = timed(lambda: beatmaps.rollback_beat_map(store, now=NOW))
         print(
             f"validate  {t_validate:7.3f} s  ({len(problems)} problems)   "
             f"floor union_all of both maps {floor_union:.3f} s  x{t_validate / floor_union:.1f}"

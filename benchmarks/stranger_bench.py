@@ -224,7 +224,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=8, help="waitress threads")
     args = ap.parse_args()
 
-    from beatfeeds.settings import load_settings
+    from beatfeeds.core.settings import load_settings
 
     beatfeeds = Path(sys.executable).with_name("beatfeeds")
     port = free_port()

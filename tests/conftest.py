@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from beatfeeds import boundaries
-from beatfeeds.app import create_app, resource_dir
-from beatfeeds.settings import load_settings
+from beatfeeds.app import create_app
+from beatfeeds.core.resources import resource_dir
+from beatfeeds.core.settings import load_settings
+from beatfeeds.services import beatmaps
 from beatfeeds.storage import SQLStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,7 +60,7 @@ def make_store(settings) -> SQLStore:
 
 
 def load_default_beats(store, now=NOW) -> int:
-    set_id = boundaries.load_beat_map(
+    set_id = beatmaps.load_beat_map(
         store,
         DEFAULT_BEATS,
         code_field="beat",
@@ -68,7 +69,7 @@ def load_default_beats(store, now=NOW) -> int:
         name="default",
         now=now,
     )
-    boundaries.publish_beat_map(store, set_id, now=now)
+    beatmaps.publish_beat_map(store, set_id, now=now)
     return set_id
 
 

@@ -2,9 +2,8 @@
 
 import feedparser
 
-from beatfeeds import demo
-
-from .conftest import NOW
+from beatfeeds.services import demo
+from tests.conftest import NOW
 
 
 def test_demo_setup_publishes_sample_into_beat_feeds(store, settings):

@@ -24,7 +24,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 

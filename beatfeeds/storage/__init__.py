@@ -33,11 +33,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from .. import identifiers
-from ..columnar import format_datetimes
-from ..errors import BeatNotFound, Conflict, NoActiveBeatMap, NotFound
-from ..files import create_private
-from ..models import (
+from beatfeeds.core import identifiers
+from beatfeeds.core.errors import BeatNotFound, Conflict, NoActiveBeatMap, NotFound
+from beatfeeds.core.files import create_private
+from beatfeeds.core.models import (
     COUNTERS,
     Beat,
     BeatSet,
@@ -47,11 +46,12 @@ from ..models import (
     Rejection,
     User,
 )
-from ..privacy import snap_point
-from . import schema as t
-from .boundaries import BoundaryStoreMixin
-from .email import EmailStoreMixin
-from .locks import (  # noqa: F401 (the storage layer's own names)
+from beatfeeds.ingest.columnar import format_datetimes
+from beatfeeds.publish.privacy import snap_point
+from beatfeeds.storage import schema as t
+from beatfeeds.storage.boundaries import BoundaryStoreMixin
+from beatfeeds.storage.email import EmailStoreMixin
+from beatfeeds.storage.locks import (  # noqa: F401 (the storage layer's own names)
     LOCK_WAIT,
     follow_write_wait,
     reset_write_wait,
@@ -59,9 +59,9 @@ from .locks import (  # noqa: F401 (the storage layer's own names)
     unavailable_reason,
     write_wait,
 )
-from .outbound import OutboundStoreMixin
-from .public import PublicStoreMixin
-from .records import RecordsStoreMixin
+from beatfeeds.storage.outbound import OutboundStoreMixin
+from beatfeeds.storage.public import PublicStoreMixin
+from beatfeeds.storage.records import RecordsStoreMixin
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ class SQLStore(
             conn.execute(insert(t.meta).values(key=key, value=value))
 
     def identifier_key(self) -> bytes:
-        """The instance key published ids are derived under (see beatfeeds.identifiers).
+        """The instance key published ids are derived under (see beatfeeds.core.identifiers).
 
         Migration 0008 creates it; a database migrated only part way gets it here, once:
         every store on the database reads the same row, and of two stores creating it at

@@ -10,9 +10,9 @@ import numpy as np
 import shapely
 from sqlalchemy import and_, delete, insert, or_, select
 
-from ..errors import Conflict, NotFound
-from ..models import Beat, BoundaryChange
-from . import schema as t
+from beatfeeds.core.errors import Conflict, NotFound
+from beatfeeds.core.models import Beat, BoundaryChange
+from beatfeeds.storage import schema as t
 
 
 class BoundaryStoreMixin:

@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..errors import NotFound
-from ..models import EmailDelivery, EmailDigest, EmailSubscription
-from . import schema as t
+from beatfeeds.core.errors import NotFound
+from beatfeeds.core.models import EmailDelivery, EmailDigest, EmailSubscription
+from beatfeeds.storage import schema as t
 
 
 def _subscription(r, address: str) -> EmailSubscription:

@@ -21,9 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..errors import NotFound
-from ..models import Announcement, FeedEntry, OutboundAccount, OutboxItem
-from . import schema as t
+from beatfeeds.core.errors import NotFound
+from beatfeeds.core.models import Announcement, FeedEntry, OutboundAccount, OutboxItem
+from beatfeeds.storage import schema as t
 
 _AREA_COLUMN = {"beat": "code", "sector": "sector", "precinct": "precinct"}
 

@@ -10,8 +10,8 @@ from sqlalchemy import DateTime, and_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
-from . import schema as t
-from .locks import unavailable_reason, write_wait
+from beatfeeds.storage import schema as t
+from beatfeeds.storage.locks import unavailable_reason, write_wait
 
 # Meta keys that do not change what feeds show (state of the WebSub ping job itself).
 _META_IGNORED = "websub.%"

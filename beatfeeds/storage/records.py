@@ -8,8 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
-from ..errors import Conflict, EntryNotFound, NotFound
-from ..models import (
+from beatfeeds.core.errors import Conflict, EntryNotFound, NotFound
+from beatfeeds.core.models import (
     COUNTERS,
     ImportRun,
     ImportSource,
@@ -19,7 +19,7 @@ from ..models import (
     StaffIncident,
     Upload,
 )
-from . import schema as t
+from beatfeeds.storage import schema as t
 
 
 def _upload(r) -> Upload:

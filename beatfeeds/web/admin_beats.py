@@ -19,19 +19,20 @@ from flask import (
 )
 from werkzeug.utils import secure_filename
 
-from .. import beatfiles, boundaries
-from ..errors import BeatfeedsError, InvalidBoundary, InvalidInput
-from ..files import open_private, private_dir
-from . import settings, store, utcnow
-from .auth import staff_required
+from beatfeeds.core.errors import BeatfeedsError, InvalidBoundary, InvalidInput
+from beatfeeds.core.files import open_private, private_dir
+from beatfeeds.geo import beatfiles
+from beatfeeds.services import beatmaps
+from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web.auth import staff_required
 
 bp = Blueprint("admin_beats", __name__, url_prefix="/admin/beats")
 
 MAP_SUFFIXES = beatfiles.SUFFIXES
 
 
-def _tolerances() -> boundaries.Tolerances:
-    return boundaries.Tolerances.from_settings(settings())
+def _tolerances() -> beatmaps.Tolerances:
+    return beatmaps.Tolerances.from_settings(settings())
 
 
 def _upload_dir() -> Path:
@@ -68,7 +69,7 @@ def upload():
     with open_private(folder / name) as fh:
         f.save(fh)
     try:
-        preview = boundaries.inspect_beat_map(folder / name, protected=store().database_files())
+        preview = beatmaps.inspect_beat_map(folder / name, protected=store().database_files())
     except BeatfeedsError as exc:
         flash(exc.message, "error")
         return redirect(url_for(".index"))
@@ -89,7 +90,7 @@ def load():
     path = _uploaded(form.get("token", ""), form.get("filename", ""))
     effective = form.get("effective") or None
     try:
-        set_id = boundaries.load_beat_map(
+        set_id = beatmaps.load_beat_map(
             store(),
             path,
             code_field=form.get("code_field") or None,
@@ -106,7 +107,7 @@ def load():
         flash(message, "error")
         return render_template(
             "admin_beats_confirm.html",
-            preview=boundaries.inspect_beat_map(path, protected=store().database_files()),
+            preview=beatmaps.inspect_beat_map(path, protected=store().database_files()),
             token=form["token"],
             filename=form["filename"],
             name=form.get("name"),
@@ -122,11 +123,11 @@ def load():
 def show(set_id):
     s = store()
     bs = s.get_beat_set(set_id)
-    problems = boundaries.validate_beat_set(s, set_id, _tolerances())
+    problems = beatmaps.validate_beat_set(s, set_id, _tolerances())
     active = s.active_beat_set_id()
     diff = None
     if active is not None and active != set_id:
-        diff = boundaries.diff_beat_sets(
+        diff = beatmaps.diff_beat_sets(
             s,
             set_id,
             active,
@@ -140,7 +141,7 @@ def show(set_id):
         diff=diff,
         active=active,
         beat_sets=s.list_beat_sets(),
-        blocking=boundaries.blocking(problems),
+        blocking=beatmaps.blocking(problems),
     )
 
 
@@ -148,18 +149,18 @@ def show(set_id):
 @staff_required("admin")
 def map_json(set_id):
     """The map's beats with their change against the active map, removed beats and problems."""
-    return boundaries.editor_geojson(store(), set_id, _tolerances())
+    return beatmaps.editor_geojson(store(), set_id, _tolerances())
 
 
 @bp.post("/<int:set_id>/edit")
 @staff_required("admin")
 def edit(set_id):
     op = request.get_json(silent=True)
-    draft_id = boundaries.edit_beat_map(store(), set_id, op, actor=g.user.email, now=utcnow())
+    draft_id = beatmaps.edit_beat_map(store(), set_id, op, actor=g.user.email, now=utcnow())
     return {
         "set_id": draft_id,
         "url": url_for(".show", set_id=draft_id),
-        **boundaries.editor_geojson(store(), draft_id, _tolerances()),
+        **beatmaps.editor_geojson(store(), draft_id, _tolerances()),
     }
 
 
@@ -169,7 +170,7 @@ def publish(set_id):
     at = request.form.get("at") or None
     try:
         if at:
-            boundaries.schedule_beat_map(
+            beatmaps.schedule_beat_map(
                 store(),
                 set_id,
                 date.fromisoformat(at),
@@ -179,7 +180,7 @@ def publish(set_id):
             )
             flash(f"Beat map {set_id} is scheduled for {at}.")
         else:
-            joined = boundaries.publish_beat_map(
+            joined = beatmaps.publish_beat_map(
                 store(), set_id, actor=g.user.email, now=utcnow(), tolerances=_tolerances()
             )
             flash(f"Beat map {set_id} is active; {joined} incidents joined to it.")
@@ -196,7 +197,7 @@ def publish(set_id):
 @staff_required("admin")
 def rollback():
     try:
-        set_id = boundaries.rollback_beat_map(
+        set_id = beatmaps.rollback_beat_map(
             store(), actor=g.user.email, now=utcnow(), tolerances=_tolerances()
         )
     except BeatfeedsError as exc:
@@ -209,7 +210,7 @@ def rollback():
 @bp.get("/<int:set_id>/export.geojson")
 @staff_required("admin")
 def export(set_id):
-    doc = boundaries.area_geojson(store(), set_id, "beats")
+    doc = beatmaps.area_geojson(store(), set_id, "beats")
     return (
         json.dumps(doc),
         200,

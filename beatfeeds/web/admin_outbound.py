@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from .. import outbound
-from ..errors import BeatfeedsError
-from ..models import OUTBOX_STATUSES
-from ..posting import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, SERVICES
-from ..posting import text as posttext
-from . import settings, store, utcnow
-from .auth import staff_required
+from beatfeeds.core.errors import BeatfeedsError
+from beatfeeds.core.models import OUTBOX_STATUSES
+from beatfeeds.delivery.posting import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, SERVICES
+from beatfeeds.delivery.posting import text as posttext
+from beatfeeds.services import outbox as outbox_service
+from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web.auth import staff_required
 
 bp = Blueprint("admin_outbound", __name__)
 
@@ -20,7 +20,7 @@ bp = Blueprint("admin_outbound", __name__)
 def accounts():
     s = settings()
     rows = [
-        (a, outbound.area_label(a), outbound.profile_text(s, a))
+        (a, outbox_service.area_label(a), outbox_service.profile_text(s, a))
         for a in store().list_outbound_accounts()
     ]
     return render_template(
@@ -29,7 +29,7 @@ def accounts():
         services=SERVICES,
         credential_fields=CREDENTIAL_FIELDS,
         default_endpoints=DEFAULT_ENDPOINTS,
-        area_kinds=outbound.AREA_KINDS,
+        area_kinds=outbox_service.AREA_KINDS,
         template_fields=posttext.FIELDS,
         default_template=posttext.DEFAULT_TEMPLATE,
         default_profile=posttext.DEFAULT_PROFILE_TEMPLATE,
@@ -47,7 +47,7 @@ def add_account():
         name: f.get(f"{service}-{name}", "") for name, _, _ in CREDENTIAL_FIELDS.get(service, [])
     }
     try:
-        outbound.add_account(
+        outbox_service.add_account(
             store(),
             settings(),
             area_kind=f.get("area_kind", ""),
@@ -72,7 +72,7 @@ def add_account():
 @bp.post("/admin/outbound/<int:account_id>/test")
 @staff_required("admin")
 def test(account_id):
-    result = outbound.test_account(
+    result = outbox_service.test_account(
         store(), settings(), account_id, actor=g.user.email, now=utcnow()
     )
     flash(f"Test post: {result}", "error" if result.startswith("failed") else "message")
@@ -82,7 +82,7 @@ def test(account_id):
 @bp.post("/admin/outbound/<int:account_id>/profile")
 @staff_required("admin")
 def profile(account_id):
-    result = outbound.update_profile(
+    result = outbox_service.update_profile(
         store(), settings(), account_id, actor=g.user.email, now=utcnow()
     )
     flash(f"Profile: {result}", "error" if result.startswith("failed") else "message")
@@ -93,7 +93,7 @@ def profile(account_id):
 @staff_required("admin")
 def pause(account_id):
     paused = request.form.get("resume") != "1"
-    outbound.set_account_paused(store(), account_id, paused, actor=g.user.email, now=utcnow())
+    outbox_service.set_account_paused(store(), account_id, paused, actor=g.user.email, now=utcnow())
     flash("Paused: nothing is sent until you resume it." if paused else "Resumed.")
     return redirect(url_for(".accounts"))
 
@@ -101,7 +101,7 @@ def pause(account_id):
 @bp.post("/admin/outbound/<int:account_id>/remove")
 @staff_required("admin")
 def remove(account_id):
-    outbound.remove_account(store(), account_id, actor=g.user.email, now=utcnow())
+    outbox_service.remove_account(store(), account_id, actor=g.user.email, now=utcnow())
     flash("Account removed with its credentials and outbox. Posts already made stay up.")
     return redirect(url_for(".accounts"))
 
@@ -125,7 +125,7 @@ def outbox():
 @staff_required("admin")
 def resolve(item_id):
     try:
-        outbound.resolve_unknown(
+        outbox_service.resolve_unknown(
             store(), item_id, request.form.get("outcome", ""), actor=g.user.email, now=utcnow()
         )
     except BeatfeedsError as exc:

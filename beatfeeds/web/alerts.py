@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
-from .. import alerts, mail
-from ..errors import Forbidden
-from . import settings, store, utcnow
-from .auth import staff_required
+from beatfeeds.core.errors import Forbidden
+from beatfeeds.delivery import mail
+from beatfeeds.services import alerts
+from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web.auth import staff_required
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
@@ -208,7 +209,7 @@ def _sentence(text: str) -> str:
 
 def template_globals(settings) -> dict:
     """What the sign-up form on area pages needs (app-wide template globals)."""
-    from ..categories import CATEGORIES
+    from beatfeeds.core.categories import CATEGORIES
 
     suppressed = set(settings.suppressed_categories)
     return {

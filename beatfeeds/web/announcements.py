@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from .. import announcements
-from ..errors import BeatfeedsError, InvalidInput
-from ..models import ANNOUNCEMENT_KINDS, URGENT_KINDS
-from . import settings, store, utcnow
-from .auth import staff_required
+from beatfeeds.core.errors import BeatfeedsError, InvalidInput
+from beatfeeds.core.models import ANNOUNCEMENT_KINDS, URGENT_KINDS
+from beatfeeds.services import announcements
+from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web.auth import staff_required
 
 bp = Blueprint("announcements", __name__)
 

@@ -6,9 +6,9 @@ import math
 
 from flask import Blueprint, request
 
-from .. import publishing
-from ..errors import InvalidInput
-from . import store
+from beatfeeds.core.errors import InvalidInput
+from beatfeeds.services import publishing
+from beatfeeds.web import store
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

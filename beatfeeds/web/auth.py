@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
-from .. import accounts
-from ..errors import AuthError, Forbidden, InvalidInput, TooManyAttempts
-from . import settings, store, utcnow
-from .guards import safe_next
+from beatfeeds.core.errors import AuthError, Forbidden, InvalidInput, TooManyAttempts
+from beatfeeds.services import accounts
+from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web.guards import safe_next
 
 bp = Blueprint("auth", __name__)
 

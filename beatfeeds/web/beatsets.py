@@ -6,9 +6,9 @@ import json
 
 from flask import Blueprint, g
 
-from .. import boundaries
-from ..errors import NotFound
-from . import store
+from beatfeeds.core.errors import NotFound
+from beatfeeds.services import beatmaps
+from beatfeeds.web import store
 
 bp = Blueprint("beatsets", __name__, url_prefix="/api/beatsets")
 
@@ -19,7 +19,7 @@ def layer(set_id, kind):
     # Drafts and scheduled maps are work in progress: only staff see them.
     if bs.status not in ("active", "retired") and (g.user is None or g.user.role != "admin"):
         raise NotFound(f"No beat map with id {set_id}.")
-    body = json.dumps(boundaries.area_geojson(store(), set_id, kind))
+    body = json.dumps(beatmaps.area_geojson(store(), set_id, kind))
     return (
         body,
         200,

@@ -9,9 +9,9 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from .. import limits
-from ..errors import BeatfeedsError, DatabaseUnavailable
-from ..storage import unavailable_reason
+from beatfeeds.core import limits
+from beatfeeds.core.errors import BeatfeedsError, DatabaseUnavailable
+from beatfeeds.storage import unavailable_reason
 
 log = logging.getLogger(__name__)
 

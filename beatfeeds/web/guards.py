@@ -12,8 +12,8 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, RequestRedirect
 
-from .. import limits
-from ..errors import InvalidInput
+from beatfeeds.core import limits
+from beatfeeds.core.errors import InvalidInput
 
 # File uploads may use BEATFEEDS_MAX_UPLOAD_MB; these staff views take large bodies that are
 # not files (a drawn announcement area, a beat map edit) from a signed-in session only.

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response
 from flask.globals import request_ctx
 
-from ..settings import Settings
+from beatfeeds.core.settings import Settings
 
 
 def origin(url: str) -> str:

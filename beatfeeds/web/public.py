@@ -20,10 +20,11 @@ from flask import (
     url_for,
 )
 
-from .. import feeds, publishing
-from ..errors import AreaNotFound, InvalidInput
-from ..feeds import FORMATS
-from . import settings, store, utcnow
+from beatfeeds.core.errors import AreaNotFound, InvalidInput
+from beatfeeds.publish import feeds
+from beatfeeds.publish.feeds import FORMATS
+from beatfeeds.services import publishing
+from beatfeeds.web import settings, store, utcnow
 
 bp = Blueprint("public", __name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from .. import accounts
-from ..errors import BeatfeedsError
-from . import store, utcnow
-from .auth import staff_required
+from beatfeeds.core.errors import BeatfeedsError
+from beatfeeds.services import accounts
+from beatfeeds.web import store, utcnow
+from beatfeeds.web.auth import staff_required
 
 bp = Blueprint("staff", __name__)
 

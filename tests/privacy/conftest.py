@@ -33,12 +33,12 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import text
 from werkzeug import Response
 
-from beatfeeds import alerts, imports, jobs, outbound, publishing, records
+from beatfeeds import jobs
 from beatfeeds.app import create_app
-from beatfeeds.feeds import area_path
-
-from ..conftest import load_default_beats, make_settings, make_store, shared
-from ..fake_services import FakeMastodon
+from beatfeeds.publish.feeds import area_path
+from beatfeeds.services import alerts, imports, outbox, publishing, records
+from tests.conftest import load_default_beats, make_settings, make_store, shared
+from tests.support.fakes import FakeMastodon
 
 HERE = Path(__file__).resolve().parent
 HOSTILE = HERE / "hostile_incidents.csv"
@@ -209,7 +209,7 @@ def audit(tmp_path_factory) -> Audit:
             )
         )
         masto = FakeMastodon(http)
-        outbound.add_account(
+        outbox.add_account(
             store,
             settings,
             area_kind="beat",
@@ -221,7 +221,7 @@ def audit(tmp_path_factory) -> Audit:
             actor="test",
             now=early,
         )
-        outbound.add_account(
+        outbox.add_account(
             store,
             settings,
             area_kind="sector",

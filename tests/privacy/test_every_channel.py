@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from . import scan
+from tests.privacy import scan
 
 pytestmark = pytest.mark.shared_data
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from . import scan
+from tests.privacy import scan
 
 
 @pytest.mark.parametrize(

@@ -10,15 +10,14 @@ import feedparser
 import pytest
 from lxml import etree
 
-from beatfeeds import imports
 from beatfeeds.cli import main
-from beatfeeds.feeds import FeedContext, build_feed
-from beatfeeds.imports import ImportOptions
-from beatfeeds.models import Area
-from beatfeeds.text import xml_text
-
-from ..conftest import utcnow
-from ..test_records import local, spd911_row, write_rows
+from beatfeeds.core.models import Area
+from beatfeeds.core.text import xml_text
+from beatfeeds.publish.feeds import FeedContext, build_feed
+from beatfeeds.services import imports
+from beatfeeds.services.imports import ImportOptions
+from tests.conftest import utcnow
+from tests.services.test_records import local, spd911_row, write_rows
 
 DIRTY = "THEFT \x1b[31mRED\x1b[0m \x0b\x0c \ufffe\uffff \x7f END"
 FEEDS = (
@@ -77,7 +76,7 @@ def test_a_description_with_control_characters_is_cleaned_counted_and_every_feed
 def test_the_feed_writer_never_emits_them_even_from_stored_text(settings, fmt):
     from datetime import datetime
 
-    from beatfeeds.models import FeedEntry
+    from beatfeeds.core.models import FeedEntry
 
     now = datetime(2026, 11, 26, 12, 0)
     entry = FeedEntry(

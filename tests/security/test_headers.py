@@ -8,9 +8,8 @@ import lxml.html
 import pytest
 
 from beatfeeds.web.headers import content_security_policy, origin
-
-from ..conftest import LiveServer, make_settings
-from ..test_staff import admin, hashes, staff  # noqa: F401 (fixtures)
+from tests.conftest import LiveServer, make_settings
+from tests.web.test_staff import admin, hashes, staff  # noqa: F401 (fixtures)
 
 AREA_PATHS = [
     "/beats/K3",

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from beatfeeds import accounts, limits
+from beatfeeds.core import limits
+from beatfeeds.services import accounts
 from beatfeeds.storage import schema as t
-
-from ..conftest import NOW
+from tests.conftest import NOW
 
 ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, event
 
-from beatfeeds import accounts
 from beatfeeds.app import create_app
+from beatfeeds.services import accounts
 from beatfeeds.storage import SQLStore
-
-from .. import test_storage_contract
-from ..conftest import NOW
+from tests.conftest import NOW
+from tests.storage import test_storage_contract
 
 ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"

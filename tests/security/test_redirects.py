@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from beatfeeds import accounts
+from beatfeeds.services import accounts
 from beatfeeds.web.guards import safe_next
-
-from ..conftest import NOW
+from tests.conftest import NOW
 
 ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"

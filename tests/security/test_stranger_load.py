@@ -17,13 +17,12 @@ from datetime import timedelta
 import feedparser
 import pytest
 
-from beatfeeds import accounts, publishing
-from beatfeeds.feeds import FeedFilter
-from beatfeeds.imports import ImportOptions, import_file
-
-from ..conftest import utcnow
-from ..test_feed_features import add_incident, build_site
-from ..test_web_public import fresh_row, sample_rows, write_incidents
+from beatfeeds.publish.feeds import FeedFilter
+from beatfeeds.services import accounts, publishing
+from beatfeeds.services.imports import ImportOptions, import_file
+from tests.conftest import utcnow
+from tests.publish.test_feed_features import add_incident, build_site
+from tests.web.test_web_public import fresh_row, sample_rows, write_incidents
 
 ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from beatfeeds import limits
 from beatfeeds.cli import waitress_options
-from beatfeeds.settings import load_settings
+from beatfeeds.core import limits
+from beatfeeds.core.settings import load_settings
 from beatfeeds.web.guards import upload_body_limit
 
 DEPLOYMENT = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"

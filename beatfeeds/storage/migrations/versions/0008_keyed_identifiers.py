@@ -9,7 +9,7 @@ Incidents with a source id keep their uids. Finally, posts deleted from their se
 no text (the admin outbox shows them as withdrawn).
 
 The formulas are written out here, not imported: a migration must keep meaning what it
-meant when it ran. They are the ones of beatfeeds.identifiers at this revision.
+meant when it ran. They are the ones of beatfeeds.identifiers (now beatfeeds.core.identifiers) at this revision.
 
 Revision ID: 0008
 Revises: 0007

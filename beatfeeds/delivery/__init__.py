@@ -1,0 +1,1 @@
+"""Getting entries out: the posting adapters for outside services and email (no SQL)."""

@@ -1,0 +1,1 @@
+"""Reading incident files: presets and column mappings, CSV record boundaries, column-wise parsing and validation (no SQL)."""

@@ -1,0 +1,1 @@
+"""What may be published and how it reads: the privacy policy, the personal-data rule and the feed documents (no SQL)."""

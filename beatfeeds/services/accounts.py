@@ -1,0 +1,117 @@
+"""Staff accounts: password hashing, sign-in with throttling, and account changes (audited)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from beatfeeds.core.errors import AuthError, InvalidInput, NotFound, TooManyAttempts
+from beatfeeds.core.models import User
+
+ROLES = ("records", "admin")
+MIN_PASSWORD = 12
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps the time of a wrong email close to that of a wrong
+    password. Made on first use: hashing at import would slow every CLI command down."""
+    return _hasher.hash("not a real password, only for timing")
+
+
+def normalise_email(email: str) -> str:
+    e = (email or "").strip().lower()
+    if not _EMAIL.match(e):
+        raise InvalidInput(f"{email!r} is not an email address.")
+    return e
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"Passwords need at least {MIN_PASSWORD} characters.")
+
+
+def add_user(store, email: str, role: str, password: str, *, actor: str, now: datetime) -> int:
+    """Create a staff account."""
+    email = normalise_email(email)
+    if role not in ROLES:
+        raise InvalidInput(f"Role must be one of {', '.join(ROLES)}.")
+    check_password_strength(password)
+    user_id = store.add_user(email, role, _hasher.hash(password), now)
+    store.audit(actor, "users.add", email, {"role": role}, now=now)
+    return user_id
+
+
+def set_disabled(store, email: str, disabled: bool, *, actor: str, now: datetime) -> None:
+    email = normalise_email(email)
+    store.update_user(email, disabled=disabled)
+    store.audit(actor, "users.disable" if disabled else "users.enable", email, now=now)
+
+
+def set_password(store, email: str, password: str, *, actor: str, now: datetime) -> None:
+    """Set a user's password (an admin reset or the user's own change)."""
+    email = normalise_email(email)
+    check_password_strength(password)
+    store.update_user(email, password_hash=_hasher.hash(password), password_changed_at=now)
+    store.audit(
+        actor, "users.password" if actor == email else "users.reset_password", email, now=now
+    )
+
+
+def change_own_password(store, user: User, current: str, new: str, *, now: datetime) -> None:
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        store.audit(user.email, "users.password_failed", user.email, now=now)
+        raise AuthError("The current password is wrong.") from None
+    set_password(store, user.email, new, actor=user.email, now=now)
+
+
+def client_key(remote_addr: str | None) -> str:
+    """Client addresses are kept only as a hash, for throttling."""
+    return hashlib.sha256((remote_addr or "-").encode()).hexdigest()[:32]
+
+
+def authenticate(
+    store, settings, email: str, password: str, *, remote_addr: str | None, now: datetime
+) -> User:
+    """The user for these credentials; AuthError or TooManyAttempts otherwise."""
+    email = (email or "").strip().lower()
+    client = client_key(remote_addr)
+    since = now - timedelta(minutes=settings.login_window)
+    limit = settings.login_max_attempts
+    if (
+        store.failed_logins_since(since, email=email) >= limit
+        or store.failed_logins_since(since, client=client) >= limit * 4
+    ):
+        store.audit(email or "-", "auth.throttled", email, now=now)
+        raise TooManyAttempts()
+    user = store.user_by_email(email) if email else None
+    try:
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password or "")
+        ok = user is not None and not user.disabled
+    except (VerificationError, InvalidHashError):
+        ok = False
+    store.record_login_attempt(email, client, ok, now)
+    if not ok:
+        store.audit(email or "-", "auth.failed", email, now=now)
+        raise AuthError()
+    store.update_user(email, last_login_at=now)
+    if _hasher.check_needs_rehash(user.password_hash):
+        store.update_user(email, password_hash=_hasher.hash(password))
+    store.audit(email, "auth.login", email, now=now)
+    return user
+
+
+def require_user(store, email: str) -> User:
+    user = store.user_by_email(normalise_email(email))
+    if user is None:
+        raise NotFound(f"No user {email}.")
+    return user

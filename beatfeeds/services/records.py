@@ -1,0 +1,581 @@
+"""The records workflow: files are stored and queued, previewed, imported by the scheduler,
+their rejected rows downloaded; column mappings are saved as presets; entries held back as
+`needs review` are released; entries are retracted.
+
+No Flask and no SQL here: the web views and the CLI call these functions with a store.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from beatfeeds.core.errors import (
+    BeatfeedsError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    UnusableFile,
+    UploadTooLarge,
+)
+from beatfeeds.core.files import private_dir, write_private
+from beatfeeds.core.models import SavedPreset, StaffIncident, Upload
+from beatfeeds.ingest.presets import FIELDS, PRESETS, detect_preset
+from beatfeeds.publish import pii
+from beatfeeds.services import imports
+
+log = logging.getLogger(__name__)
+
+RETRACTION_REASONS = ("wrong address", "sealed record", "victim request", "other")
+STALE_AFTER = timedelta(minutes=10)  # a running import silent this long has lost its worker
+_COPY_CHUNK = 1024 * 1024
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+def uploads_dir(settings) -> Path:
+    return Path(settings.instance_path) / "uploads"
+
+
+def safe_filename(name: str) -> str:
+    """A file name safe to keep on disk: no directories, no odd characters."""
+    base = _SAFE_NAME.sub("_", Path(name.replace("\\", "/")).name).strip("._")
+    return base[:120] or "upload.csv"
+
+
+# ---- storing and queueing ------------------------------------------------------------------------
+def store_upload(
+    store,
+    settings,
+    fh: BinaryIO,
+    filename: str,
+    *,
+    actor: str,
+    now: datetime,
+    max_bytes: int | None = None,
+    import_source_id: int | None = None,
+    preset: str | None = None,
+) -> Upload:
+    """Copy a file into the instance folder and queue it (or ask for a column mapping).
+
+    Over `max_bytes` raises UploadTooLarge and keeps nothing.
+    """
+    folder = private_dir(uploads_dir(settings))
+    digest = hashlib.sha256()
+    size = lines = 0
+    tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=".incoming-", delete=False)
+    try:
+        with tmp:
+            while chunk := fh.read(_COPY_CHUNK):
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise UploadTooLarge(
+                        f"The file is larger than {max_bytes // (1024 * 1024)} "
+                        "MB, the most this site accepts."
+                    )
+                digest.update(chunk)
+                lines += chunk.count(b"\n") or chunk.count(b"\r")
+                tmp.write(chunk)
+        sha = digest.hexdigest()
+        final = folder / f"{sha[:16]}-{safe_filename(filename)}"
+        os.replace(tmp.name, final)
+    except BaseException:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
+    return queue_file(
+        store,
+        settings,
+        final,
+        filename,
+        sha,
+        size,
+        max(lines - 1, 0) or 1,
+        actor=actor,
+        now=now,
+        import_source_id=import_source_id,
+        preset=preset,
+    )
+
+
+def queue_file(
+    store,
+    settings,
+    path: Path,
+    filename: str,
+    sha: str,
+    size: int,
+    rows_estimate: int | None,
+    *,
+    actor: str,
+    now: datetime,
+    import_source_id: int | None = None,
+    preset: str | None = None,
+) -> Upload:
+    """Record a stored file in the queue with the mapping we can find for it."""
+    status, error, maps, source = "queued", None, None, None
+    try:
+        header = imports.read_header(path)
+        if preset:
+            preset, maps, source = _named_preset(store, preset)
+        else:
+            preset, maps, source = detect_mapping(store, header)
+            if preset is None and maps is None:
+                status = "needs-mapping"
+    except UnusableFile as exc:
+        status, error = "failed", exc.message
+    upload_id = store.create_upload(
+        filename=filename[:500],
+        stored_path=str(path),
+        file_sha256=sha,
+        size_bytes=size,
+        rows_estimate=rows_estimate,
+        status=status,
+        preset=preset,
+        mapping=maps,
+        source=source,
+        uploaded_by=actor,
+        now=now,
+        import_source_id=import_source_id,
+        error=error,
+    )
+    store.audit(
+        actor,
+        "incidents.upload",
+        f"upload:{upload_id}",
+        {"file": filename, "sha256": sha, "bytes": size, "status": status},
+        now=now,
+    )
+    return store.get_upload(upload_id)
+
+
+def detect_mapping(store, header: list[str]) -> tuple[str | None, dict | None, str | None]:
+    """(preset, columns, source) for a header: a built-in preset, then a saved one."""
+    found = detect_preset(header)
+    if found is not None:
+        return found.name, None, None
+    cols = set(header)
+    matches = [p for p in store.saved_presets() if set(p.columns.values()) <= cols]
+    if matches:
+        best = max(matches, key=lambda p: len(p.columns))
+        return best.name, dict(best.columns), best.source
+    return None, None, None
+
+
+def _named_preset(store, name: str) -> tuple[str, dict | None, str | None]:
+    if name in PRESETS:
+        return name, None, None
+    saved = store.saved_preset(name)
+    if saved is None:
+        names = [*PRESETS, *(p.name for p in store.saved_presets())]
+        raise InvalidInput(f"Unknown preset {name!r}; presets are {', '.join(names)}.")
+    return name, dict(saved.columns), saved.source
+
+
+def resolve_options(store, options: imports.ImportOptions) -> imports.ImportOptions:
+    """Turn a saved preset's name into its columns and source (built-in presets pass)."""
+    if not options.preset or options.preset in PRESETS:
+        return options
+    name, maps, source = _named_preset(store, options.preset)
+    options.preset = None
+    options.maps = maps or {}
+    options.source = options.source or source
+    return options
+
+
+def upload_options(upload: Upload) -> imports.ImportOptions:
+    """The import options an upload runs with."""
+    if upload.mapping:
+        return imports.ImportOptions(
+            maps=dict(upload.mapping), source=upload.source, actor=upload.uploaded_by
+        )
+    return imports.ImportOptions(
+        preset=upload.preset, source=upload.source, actor=upload.uploaded_by
+    )
+
+
+def upload_header(upload: Upload) -> list[str]:
+    if upload.file_removed:
+        return []
+    try:
+        return imports.read_header(Path(upload.stored_path))
+    except (OSError, UnusableFile):
+        return []
+
+
+def set_mapping(
+    store,
+    upload_id: int,
+    columns: dict[str, str],
+    *,
+    source: str,
+    save_as: str | None,
+    actor: str,
+    now: datetime,
+) -> Upload:
+    """Give an upload a hand-made column mapping (checked against its file) and queue it;
+    optionally save the mapping as a named preset for later files."""
+    upload = store.get_upload(upload_id)
+    columns = {f: c for f, c in columns.items() if f in FIELDS and c}
+    source = (source or "").strip().lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,99}", source):
+        raise InvalidInput(
+            "Name the dataset (letters, digits, dashes), for example "
+            "'county-sheriff-cad': incidents from later files of the same "
+            "dataset merge by it."
+        )
+    imports.resolve_mapping(upload_header(upload), maps=columns, source=source)
+    name = None
+    if save_as:
+        name = save_as.strip().lower()
+        if not _PRESET_NAME.match(name):
+            raise InvalidInput("A preset name is 2 to 63 lower-case letters, digits or dashes.")
+        if name in PRESETS:
+            raise InvalidInput(f"{name!r} is a built-in preset; choose another name.")
+        store.save_preset(name, source, columns, created_by=actor, now=now)
+        store.audit(
+            actor, "presets.save", f"preset:{name}", {"columns": columns, "source": source}, now=now
+        )
+    store.set_upload_mapping(upload_id, preset=name, mapping=columns, source=source)
+    store.audit(actor, "incidents.map", f"upload:{upload_id}", {"columns": columns}, now=now)
+    return store.get_upload(upload_id)
+
+
+def save_preset(
+    store, name: str, source: str, columns: dict[str, str], *, actor: str, now: datetime
+) -> SavedPreset:
+    """Save a column mapping as a named preset (the CLI's `presets save`)."""
+    if not _PRESET_NAME.match(name) or name in PRESETS:
+        raise InvalidInput(
+            "A preset name is 2 to 63 lower-case letters, digits or dashes, and "
+            "not a built-in preset's."
+        )
+    store.save_preset(name, source, columns, created_by=actor, now=now)
+    store.audit(
+        actor, "presets.save", f"preset:{name}", {"columns": columns, "source": source}, now=now
+    )
+    return store.saved_preset(name)
+
+
+@dataclass
+class PresetUse:
+    """A saved preset and the scheduled sources that name it."""
+
+    preset: SavedPreset
+    sources: list[str]
+
+
+def list_presets(store) -> list[PresetUse]:
+    """Saved presets, by name, each with the scheduled sources that use it."""
+    used: dict[str, list[str]] = {}
+    for s in store.list_sources():
+        if s.preset:
+            used.setdefault(s.preset, []).append(s.name)
+    return [PresetUse(p, used.get(p.name, [])) for p in store.saved_presets()]
+
+
+def preset_use(store, name: str) -> PresetUse:
+    """One saved preset with the scheduled sources that use it (NotFound if none)."""
+    use = next((u for u in list_presets(store) if u.preset.name == name), None)
+    if use is None:
+        raise NotFound(f"No saved preset {name!r}.")
+    return use
+
+
+def delete_preset(store, name: str, *, actor: str, now: datetime) -> SavedPreset:
+    """Delete a saved preset, audited; refused while a scheduled source uses it.
+
+    Files already queued with it keep their own copy of the columns.
+    """
+    name = (name or "").strip().lower()
+    if name in PRESETS:
+        raise InvalidInput(f"{name!r} is a built-in preset; it cannot be deleted.")
+    preset = store.saved_preset(name)
+    if preset is None:
+        raise NotFound(f"No saved preset {name!r}.")
+    users = [s.name for s in store.list_sources() if s.preset == name]
+    if users:
+        which = ", ".join(users)
+        raise Conflict(
+            f"The preset {name!r} cannot be deleted: the scheduled source"
+            f"{'s' if len(users) > 1 else ''} {which} "
+            f"{'use' if len(users) > 1 else 'uses'} it. Remove the source first "
+            f"(beatfeeds sources remove {users[0]})."
+        )
+    store.delete_saved_preset(name)
+    store.audit(
+        actor,
+        "presets.delete",
+        f"preset:{name}",
+        {"columns": preset.columns, "source": preset.source},
+        now=now,
+    )
+    log.info("saved preset %s deleted by %s", name, actor)
+    return preset
+
+
+# ---- preview, progress -------------------------------------------------------------------
+def preview_upload(
+    store, settings, upload: Upload, *, now: datetime, limit: int = 20
+) -> list[imports.PreviewRow]:
+    """The first rows of a queued upload as they will publish."""
+    _, rows = imports.preview_rows(
+        store, upload.stored_path, upload_options(upload), settings, now=now, limit=limit
+    )
+    return rows
+
+
+@dataclass
+class Progress:
+    rows: int
+    estimate: int | None
+    at: datetime | None
+
+    @property
+    def percent(self) -> int | None:
+        if not self.estimate:
+            return None
+        return min(99, round(100 * self.rows / self.estimate))
+
+
+def _progress_path(settings, upload_id: int) -> Path:
+    return uploads_dir(settings) / f".progress-{upload_id}.json"
+
+
+def read_progress(settings, upload: Upload) -> Progress:
+    """Rows processed so far by a running import (written by the worker to a small file,
+    because the import's own transaction holds the database until it commits)."""
+    try:
+        data = json.loads(_progress_path(settings, upload.id).read_text())
+        return Progress(int(data["rows"]), upload.rows_estimate, datetime.fromisoformat(data["at"]))
+    except (OSError, ValueError, KeyError):
+        return Progress(0, upload.rows_estimate, None)
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _progress_writer(settings, upload_id: int, clock: Callable[[], datetime]):
+    path = _progress_path(settings, upload_id)
+
+    def write(rows: int) -> None:
+        tmp = path.with_suffix(".tmp")
+        write_private(tmp, json.dumps({"rows": rows, "at": clock().isoformat()}))
+        os.replace(tmp, path)
+
+    return write
+
+
+# ---- the worker --------------------------------------------------------------------------
+def run_upload(
+    store, settings, upload: Upload, *, now: datetime, clock: Callable[[], datetime] | None = None
+) -> Upload:
+    """Import one claimed upload; the upload ends `done` or `failed` with its run."""
+    # The heartbeat uses the wall clock, not the job's `now`: other workers judge by it
+    # whether this import is still alive.
+    clock = clock or _wall_clock
+    write = _progress_writer(settings, upload.id, clock)
+    write(0)
+    try:
+        report = imports.import_file(
+            store, upload.stored_path, upload_options(upload), settings, now=now, progress=write
+        )
+    except BeatfeedsError as exc:
+        store.finish_upload(upload.id, status="failed", error=exc.message, now=clock())
+        log.info("import of upload %d (%s) failed: %s", upload.id, upload.filename, exc.message)
+    except OSError as exc:
+        store.finish_upload(
+            upload.id,
+            status="failed",
+            error=f"cannot read the stored file: {exc.strerror or exc}",
+            now=clock(),
+        )
+    else:
+        store.finish_upload(
+            upload.id,
+            status="done",
+            run_id=report.run_id,
+            now=clock(),
+            source=report.source,
+            preset=upload.preset or report.preset,
+        )
+    finally:
+        _progress_path(settings, upload.id).unlink(missing_ok=True)
+    return store.get_upload(upload.id)
+
+
+def process_queue(
+    store, settings, now: datetime, *, limit: int = 20, clock: Callable[[], datetime] | None = None
+) -> dict:
+    """Import queued uploads, oldest first; requeue those whose worker died."""
+    requeued = 0
+    for upload in store.list_uploads(1000, status="running"):
+        p = read_progress(settings, upload)
+        last = p.at or upload.started_at
+        if last is None or now - last > STALE_AFTER:
+            store.requeue_upload(upload.id)
+            requeued += 1
+    done = failed = 0
+    for _ in range(limit):
+        upload = store.claim_next_upload(now)
+        if upload is None:
+            break
+        result = run_upload(store, settings, upload, now=now, clock=clock)
+        if result.status == "done":
+            done += 1
+        else:
+            failed += 1
+    return {"imported": done, "failed": failed, "requeued": requeued}
+
+
+# ---- retention -----------------------------------------------------------------------------
+def prune_upload_files(store, settings, now: datetime) -> dict:
+    """Delete the stored files of uploads that finished (or failed, or were cancelled) more
+    than `upload_retention_days` ago; their history rows stay, marked `file removed`.
+
+    Waiting and running uploads are never touched, nor a file that a newer upload of the same
+    content still uses. 0 days keeps every file. Partial copies a killed process left behind
+    are removed after a day (counted in `files`).
+    """
+    days = settings.upload_retention_days
+    if days <= 0:
+        return {"uploads": 0, "files": 0, "bytes": 0}
+    cutoff = now - timedelta(days=days)
+    uploads = files = freed = 0
+    while batch := store.uploads_past_retention(cutoff, 500):
+        ids = [u.id for u in batch]
+        # Files first: a crash before the rows are marked only means the next run retries.
+        for path in sorted({u.stored_path for u in batch}):
+            if store.uploads_keeping_file(path, ids):
+                continue
+            p = Path(path)
+            try:
+                size = p.stat().st_size
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("cannot remove the stored upload %s: %s", p, exc)
+                continue
+            files += 1
+            freed += size
+        uploads += store.mark_upload_files_removed(ids)
+    files += _remove_abandoned_temporaries(settings, now)
+    if uploads:
+        store.audit(
+            "scheduler",
+            "incidents.remove-files",
+            None,
+            {"uploads": uploads, "files": files, "bytes": freed, "retention_days": days},
+            now=now,
+        )
+    return {"uploads": uploads, "files": files, "bytes": freed}
+
+
+def _remove_abandoned_temporaries(settings, now: datetime) -> int:
+    """Partial copies and downloads a killed process left behind (over a day old)."""
+    folder = uploads_dir(settings)
+    if not folder.is_dir():
+        return 0
+    cutoff = (now - timedelta(days=1)).replace(tzinfo=UTC).timestamp()
+    removed = 0
+    for p in folder.iterdir():
+        if p.name.startswith((".incoming-", ".fetch-")) and p.is_file():
+            try:
+                if p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    removed += 1
+            except OSError as exc:
+                log.warning("cannot remove the abandoned file %s: %s", p, exc)
+    return removed
+
+
+# ---- rejected rows -----------------------------------------------------------------------
+def rejected_rows_csv(store, run_id: int) -> tuple[str, str]:
+    """(file name, CSV text) of a run's rejected rows: line, reason, then the row's own
+    columns when the uploaded file is still at hand (else the row as one field).
+    Formulas are neutralised in every cell."""
+    run = store.get_import_run(run_id)
+    rejections = store.run_rejections(run_id)
+    upload = store.upload_for_run(run_id)
+    header = upload_header(upload) if upload else []
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["line", "reason", *(map(imports.csv_safe, header) if header else ["row"])])
+    for r in rejections:
+        if header:
+            cells = next(csv.reader([r.raw]), []) if r.raw else []
+        else:
+            cells = [r.raw]
+        w.writerow([r.line, imports.csv_safe(r.reason), *map(imports.csv_safe, cells)])
+    stem = Path(safe_filename(run.filename)).stem
+    return f"import-{run_id}-{stem}-rejected.csv", buf.getvalue()
+
+
+# ---- retraction --------------------------------------------------------------------------
+def retract_entry(
+    store, uid: str, reason: str, *, actor: str, now: datetime, note: str = ""
+) -> StaffIncident:
+    """Withdraw a published entry from every feed and page at once, with an audited reason."""
+    reason = (reason or "").strip()
+    note = (note or "").strip()
+    if not reason:
+        raise InvalidInput("Give the reason for the retraction.")
+    text = f"{reason}: {note}" if note and note != reason else reason
+    store.retract_incident(uid.strip().lower(), text[:2000], actor=actor, now=now)
+    return store.staff_incident(uid.strip().lower())
+
+
+# ---- needs review ------------------------------------------------------------------------
+def entries_for_review(store, limit: int = 200) -> tuple[list[StaffIncident], int]:
+    """(entries held back because their text looks like personal data, newest first; how
+    many there are in all). Each is released (`release_entry`) or retracted by staff."""
+    return (
+        store.incidents_for_review(pii.NEEDS_REVIEW, limit),
+        store.count_incidents_for_review(pii.NEEDS_REVIEW),
+    )
+
+
+def release_entry(store, uid: str, *, actor: str, now: datetime) -> StaffIncident:
+    """Publish an entry held back as `needs review` as it is, audited with who and when.
+
+    The release covers the entry's present texts: it outlasts re-imports of the same texts
+    and the publication-policy job, and a re-import that changes them holds it back again.
+    """
+    uid = (uid or "").strip().lower()
+    e = store.staff_incident(uid)
+    if e.retracted_at:
+        raise Conflict(f"Entry {uid} was retracted; it cannot be released.")
+    if not pii.is_review_reason(e.suppressed_reason):
+        raise Conflict(
+            f"Entry {uid} is not held back for review"
+            + (f" ({e.suppressed_reason})." if e.suppressed_reason else ".")
+        )
+    store.release_incident(
+        uid,
+        held_reason=e.suppressed_reason,
+        digest=pii.text_digest(e.description, e.category_text),
+        actor=actor,
+        now=now,
+    )
+    log.info("entry %s released by %s", uid, actor)
+    return store.staff_incident(uid)
+
+
+def cancel_upload(store, upload_id: int, *, actor: str, now: datetime) -> Upload:
+    """Withdraw a file that is waiting (queued or awaiting a mapping); nothing is imported."""
+    if not store.cancel_upload(upload_id, error=f"cancelled by {actor}", now=now):
+        raise Conflict("This import has already started or finished; it cannot be cancelled.")
+    store.audit(actor, "incidents.cancel", f"upload:{upload_id}", now=now)
+    return store.get_upload(upload_id)
