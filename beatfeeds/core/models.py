@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from beatfeeds.publish.pii import is_review_reason
+NEEDS_REVIEW = "needs review"  # the reason's prefix: a hold records staff can release
+
+
+def is_review_reason(reason: str | None) -> bool:
+    """Whether a stored suppression reason is a `needs review` hold (staff can release it)."""
+    return bool(reason) and reason.startswith(NEEDS_REVIEW)
+
 
 # needs_review: rows stored by the run (new or updated) whose text looks like personal data,
 # held back until records staff release them (pii).

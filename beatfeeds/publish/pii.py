@@ -17,7 +17,8 @@ import hashlib
 import re
 from functools import lru_cache
 
-NEEDS_REVIEW = "needs review"
+from beatfeeds.core.models import NEEDS_REVIEW, is_review_reason  # noqa: F401 (TEMP)
+
 RULE_VERSION = (
     1  # raise when the rule changes: stored decisions are redone (privacy.policy_fingerprint)
 )
@@ -215,11 +216,6 @@ def review_reason(description: str, category_text: str = "") -> str | None:
         if kind:
             return f"{NEEDS_REVIEW}: the {what} looks like it contains {kind}"
     return None
-
-
-def is_review_reason(reason: str | None) -> bool:
-    """Whether a stored suppression reason is a `needs review` hold (staff can release it)."""
-    return bool(reason) and reason.startswith(NEEDS_REVIEW)
 
 
 def text_digest(description: str, category_text: str) -> str:
