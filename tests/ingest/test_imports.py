@@ -12,7 +12,7 @@ from beatfeeds.core.errors import UnusableFile
 from beatfeeds.services import imports
 from beatfeeds.services.imports import ImportOptions, import_file, parse_datetime
 from tests.support.imports import HEADER, K3, MAPS, good, run, write_csv
-from tests.support.instance import NOW, shared
+from tests.support.instance import DEFAULT_BEATS, NOW, shared
 
 TZ = ZoneInfo("America/Los_Angeles")
 
@@ -366,7 +366,6 @@ def test_a_beat_map_deleted_as_an_import_starts_stops_it_with_nothing_stored(
     tmp_path, beats_store, settings, monkeypatch
 ):
     from beatfeeds.services import beatmaps
-    from tests.support.instance import DEFAULT_BEATS
 
     draft = beatmaps.load_beat_map(
         beats_store, DEFAULT_BEATS, code_field="beat", name="draft", now=NOW

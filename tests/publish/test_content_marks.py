@@ -27,6 +27,7 @@ from beatfeeds.services.imports import ImportOptions
 from tests.support.boundaries import draft
 from tests.support.exports import local, spd911_row, write_rows
 from tests.support.instance import make_settings, utcnow
+from tests.support.web import make_app
 
 SOURCE = "spd-911-incident-response"
 STAFF = "records@example.test"
@@ -300,8 +301,6 @@ def test_an_area_page_has_the_same_validators_for_every_anonymous_visitor(
     tmp_path, beats_store, thefts
 ):
     """The alert form's token differs per visitor; the page's validators do not."""
-    from tests.support.web import make_app
-
     _uid, beat = thefts
     settings = make_settings(tmp_path, dry_run=True)  # email alerts offered: the form shows
     app = make_app(settings, beats_store)

@@ -18,7 +18,7 @@ from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 import beatfeeds
 from beatfeeds.app import create_app
 from beatfeeds.services import alerts
-from tests.support.alerts import confirmed, delay_ago, due, parts
+from tests.support.alerts import confirmed, delay_ago, digest_setup, due, entry_uids, parts, to_utc
 from tests.support.imports import import_csv, row_at
 from tests.support.instance import utcnow
 
@@ -373,8 +373,6 @@ def test_residents_forms_must_come_from_this_site(mailapp):
 
 # ---- the grace time before mail, which cannot be recalled (point 5) -------------------------
 def _grace_setup(tmp_path, inbox, **overrides):
-    from tests.support.alerts import digest_setup
-
     return digest_setup(tmp_path, inbox, **overrides)
 
 
@@ -460,7 +458,6 @@ def test_grace_zero_sends_as_soon_as_public(tmp_path, smtp_server):
 
 def test_a_digest_never_lists_a_retracted_entry_and_waits_out_the_grace_time(tmp_path, smtp_server):
     from beatfeeds.services import records
-    from tests.support.alerts import entry_uids, to_utc
 
     inbox = smtp_server
     store, settings = _grace_setup(tmp_path, inbox)

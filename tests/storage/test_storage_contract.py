@@ -20,6 +20,7 @@ from beatfeeds.core.identifiers import entry_uid
 from beatfeeds.services import beatmaps, imports
 from beatfeeds.services.imports import ImportOptions
 from beatfeeds.storage import SQLStore, schema
+from tests.support.exports import fire_row, write_fire
 from tests.support.instance import NOW, SAMPLE
 from tests.support.storage import IMPORTED, K3, SOURCE, import_rows, load_beats, row
 
@@ -91,7 +92,6 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
     from beatfeeds.core import identifiers
     from beatfeeds.services import outbox
     from beatfeeds.storage import _alembic_config
-    from tests.support.exports import fire_row, write_fire
 
     with bare.engine.begin() as conn:
         command.upgrade(_alembic_config(conn), "0007")

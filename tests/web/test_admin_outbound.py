@@ -8,6 +8,8 @@ import json
 
 from werkzeug import Response
 
+from tests.support.outbound import FakeClock, T, add, import_incidents, incident
+
 SECRET = "webhook-signing-secret-XYZ"
 
 
@@ -142,7 +144,6 @@ def test_a_withdrawn_post_shows_as_withdrawn_without_its_text(
     # Issue 13 point 7: once the entry is retracted and its post deleted, the outbox keeps
     # the row (rate limits, the record) but neither the text nor the link of the post.
     from beatfeeds.services import outbox, records
-    from tests.support.outbound import FakeClock, T, add, import_incidents, incident
 
     httpserver.expect_request("/hook").respond_with_data("ok")
     add(staff, settings, "webhook", httpserver.url_for("/hook"), {"secret": SECRET})

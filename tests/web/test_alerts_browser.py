@@ -12,7 +12,7 @@ from beatfeeds.services import alerts
 from tests.support.alerts import alerts_app, delay_ago, due, link
 from tests.support.browser import LiveServer
 from tests.support.imports import import_csv, row_at
-from tests.support.instance import utcnow
+from tests.support.instance import NOW, utcnow
 
 pytestmark = pytest.mark.browser
 
@@ -68,7 +68,6 @@ def test_admin_pauses_and_resumes_all_mail_in_the_browser(
     page,
 ):
     from beatfeeds.services import accounts
-    from tests.support.instance import NOW
 
     _, store, settings = alerts_app(tmp_path, smtp_url=smtp_server.url)
     accounts.add_user(

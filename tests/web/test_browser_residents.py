@@ -12,7 +12,7 @@ import pytest
 
 from beatfeeds.services import demo
 from tests.support.browser import AXE, LiveServer, axe_violations
-from tests.support.instance import make_settings, make_store, need, utcnow
+from tests.support.instance import DEFAULT_BEATS, make_settings, make_store, need, utcnow
 from tests.support.web import make_app
 
 pytestmark = pytest.mark.browser
@@ -53,8 +53,6 @@ class Geocoder:
 
 @pytest.fixture(scope="module")
 def k3_point():
-    from tests.support.instance import DEFAULT_BEATS
-
     doc = json.loads(DEFAULT_BEATS.read_text())
     import shapely.geometry
 
