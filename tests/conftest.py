@@ -1,76 +1,33 @@
-"""Shared fixtures: a real SQLite file per test, the real app, the real CLI runner."""
+"""Shared fixtures: a real SQLite file per test, the real app, the real CLI runner, a live
+server and a real browser, staff accounts, a records clerk, a loopback SMTP server, a
+loopback Socrata-like server and the storage backends. Plain helpers and constants live in
+tests/support."""
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+import secrets
+import socket
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
+from argon2 import PasswordHasher
 from click.testing import CliRunner
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from beatfeeds.app import create_app
-from beatfeeds.core.resources import resource_dir
-from beatfeeds.core.settings import load_settings
-from beatfeeds.services import beatmaps
-from beatfeeds.storage import SQLStore
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("BEATFEEDS_SHARED_DATA", REPO.parent / "shared" / "data")) / "seattle"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-DEFAULT_BEATS = resource_dir("data") / "beats.geojson"
-SAMPLE = resource_dir("data") / "sample_incidents.csv"
-NOW = datetime(2026, 11, 26, 12, 0, 0)  # a fixed "now" (naive UTC) for reproducible tests
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def need(condition: bool, reason: str) -> None:
-    """Skip locally when a resource is missing; under CI=true, fail instead."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
-
-
-def shared(name: str) -> Path:
-    path = SHARED / name
-    need(path.exists(), f"{path} not found (../shared/data)")
-    return path
-
-
-def make_settings(tmp_path: Path, **overrides):
-    values = {
-        "instance_path": str(tmp_path / "instance"),
-        "secret_key": "test-secret-key",
-        "base_url": "http://feeds.example.test",
-        "tag_authority": "example.test,2026",
-    }
-    values.update(overrides)
-    return load_settings(values, environ={})
-
-
-def make_store(settings) -> SQLStore:
-    store = SQLStore.from_url(settings.database_url)
-    store.upgrade()
-    return store
-
-
-def load_default_beats(store, now=NOW) -> int:
-    set_id = beatmaps.load_beat_map(
-        store,
-        DEFAULT_BEATS,
-        code_field="beat",
-        sector_field="sector",
-        precinct_field="precinct",
-        name="default",
-        now=now,
-    )
-    beatmaps.publish_beat_map(store, set_id, now=now)
-    return set_id
+from tests.support.alerts import Inbox
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer
+from tests.support.exports import local, spd911_row, write_rows
+from tests.support.instance import load_default_beats, make_settings, make_store, need, utcnow
+from tests.support.sources import Feed
+from tests.support.staff import ADMIN, ADMIN_PW, CLERK, CLERK_PW, login
 
 
 @pytest.fixture
@@ -119,40 +76,6 @@ def runner(tmp_path, monkeypatch):
 
 
 # ---- a live server and a real browser -----------------------------------------------------------
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-class LiveServer:
-    """The real app served by waitress on a free loopback port, in a background thread."""
-
-    def __init__(self, app):
-        import socket
-        import threading
-
-        from waitress.server import create_server
-
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        self.server = create_server(app, host="127.0.0.1", port=self.port, threads=4)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.close()
-
-
 @pytest.fixture
 def live_server(app):
     server = LiveServer(app)
@@ -182,22 +105,141 @@ def page(browser):
     context.close()
 
 
-# ---- accessibility: axe-core from npm, evaluated in the page ------------------------------------
-AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+# ---- staff accounts: an admin and a records clerk, signed in ------------------------------------
+@pytest.fixture(scope="module")
+def hashes() -> dict[str, str]:
+    """argon2 hashes (the hasher's defaults, as accounts uses) made once: hashing is slow on
+    purpose, and most tests only need two existing accounts."""
+    hasher = PasswordHasher()
+    return {ADMIN: hasher.hash(ADMIN_PW), CLERK: hasher.hash(CLERK_PW)}
 
 
-def axe_violations(pg) -> list[dict]:
-    """Serious and critical axe-core violations of the page (WCAG 2.1 A/AA, best practices).
+@pytest.fixture
+def staff(beats_store, hashes):
+    now = utcnow()
+    beats_store.add_user(ADMIN, "admin", hashes[ADMIN], now)
+    beats_store.add_user(CLERK, "records", hashes[CLERK], now)
+    return beats_store
 
-    axe is evaluated through the browser's debugging protocol rather than added as a script
-    tag: the site's Content-Security-Policy (rightly) refuses inline script.
-    """
-    need(AXE.exists(), f"{AXE} missing (run `npm ci` at the repository root)")
-    pg.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
-    result = pg.evaluate("""async () => {
-        const r = await axe.run(document, {runOnly: {type: 'tag',
-            values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}});
-        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
-    }""")
-    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+@pytest.fixture
+def admin(app, staff):
+    c = app.test_client()
+    assert login(c, ADMIN, ADMIN_PW).status_code == 302
+    return c
+
+
+@pytest.fixture
+def staff_clerk(app, staff):
+    c = app.test_client()
+    assert login(c, CLERK, CLERK_PW).status_code == 302
+    return c
+
+
+# ---- a records clerk alone, and a file of the records workflow ---------------------------------
+@pytest.fixture(scope="module")
+def clerk_hash() -> str:
+    return PasswordHasher().hash(CLERK_PW)  # slow on purpose: once per module
+
+
+@pytest.fixture
+def clerk(app, beats_store, clerk_hash):
+    beats_store.add_user(CLERK, "records", clerk_hash, utcnow())
+    c = app.test_client()
+    assert c.post("/login", data={"email": CLERK, "password": CLERK_PW}).status_code == 302
+    return c
+
+
+@pytest.fixture
+def mixed_file(tmp_path) -> Path:
+    """Five rows: old theft and fresh theft (both delayed: the delay counts from the import
+    too), child luring (suppressed),
+    a bad date with a formula in it (rejected), a point outside every beat (unassigned)."""
+    now = utcnow()
+    old, fresh = local(now - timedelta(days=2)), local(now - timedelta(minutes=5))
+    return write_rows(
+        tmp_path / "clerk export.csv",
+        [
+            spd911_row(101, old, addr="1234 3RD AVE"),
+            spd911_row(102, fresh),
+            spd911_row(
+                103,
+                old,
+                desc="SUSPICIOUS PERSON",
+                group="SUSPICIOUS CIRCUMSTANCES",
+                initial="CHILD - LURING",
+            ),
+            spd911_row(104, "=cmd|' /C calc'!A0"),
+            spd911_row(105, old, lon="-121.0", lat="48.5"),
+        ],
+    )
+
+
+# ---- a real SMTP server on loopback (aiosmtpd) --------------------------------------------------
+@pytest.fixture
+def smtp_server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    inbox.url = f"smtp://127.0.0.1:{port}"
+    yield inbox
+    controller.stop()
+
+
+# ---- a loopback Socrata-like server for scheduled sources ---------------------------------------
+@pytest.fixture
+def socrata(tmp_path):
+    feed = Feed()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            feed.requests.append(dict(self.headers))
+            if feed.status != 200:
+                self.send_error(feed.status)
+                return
+            if feed.etag and self.headers.get("If-None-Match") == feed.etag:
+                self.send_response(304)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(feed.body) + feed.lie))
+            if feed.etag:
+                self.send_header("ETag", feed.etag)
+            self.end_headers()
+            self.wfile.write(feed.body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    feed.url = f"http://127.0.0.1:{server.server_port}/resource/3k2p-39jp.csv"
+    yield feed
+    server.shutdown()
+    server.server_close()
+
+
+# ---- the storage backends: SQLite (a file), and PostgreSQL when configured ----------------------
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'contract.sqlite3'}"
+        return
+    server = os.environ.get("BEATFEEDS_TEST_POSTGRES_URL", "")
+    need(bool(server), "BEATFEEDS_TEST_POSTGRES_URL is not set (a PostgreSQL role with CREATEDB)")
+    url = make_url(server)
+    name = f"beatfeeds_contract_{secrets.token_hex(6)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()

@@ -3,7 +3,7 @@
 import feedparser
 
 from beatfeeds.services import demo
-from tests.conftest import NOW
+from tests.support.instance import NOW
 
 
 def test_demo_setup_publishes_sample_into_beat_feeds(store, settings):

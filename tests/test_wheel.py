@@ -24,7 +24,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from tests.conftest import REPO
+from tests.support.instance import REPO
 
 pytestmark = pytest.mark.slow
 

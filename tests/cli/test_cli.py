@@ -3,7 +3,7 @@
 import json
 
 from beatfeeds.cli import main
-from tests.conftest import DEFAULT_BEATS, shared
+from tests.support.instance import DEFAULT_BEATS, shared
 
 
 def invoke(runner, *args, **kw):

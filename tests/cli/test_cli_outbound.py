@@ -15,7 +15,7 @@ from beatfeeds.cli import main
 from beatfeeds.core.settings import load_settings
 from beatfeeds.services import outbox
 from beatfeeds.storage import SQLStore
-from tests.conftest import DEFAULT_BEATS
+from tests.support.instance import DEFAULT_BEATS
 
 SECRET = "whsec-cli-4f9a7c1e-do-not-print"
 TOKEN = "mastodon-token-8d2b0e-do-not-print"

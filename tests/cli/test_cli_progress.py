@@ -14,7 +14,8 @@ import pytest
 
 from beatfeeds.cli import main
 from beatfeeds.cli.progress import estimate_rows, row_progress
-from tests.services.test_records import local, spd911_row, utcnow, write_rows
+from tests.support.exports import local, spd911_row, write_rows
+from tests.support.instance import utcnow
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ database and across secret-key rotations.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from datetime import UTC, timedelta
@@ -19,22 +18,12 @@ from urllib.parse import quote
 from beatfeeds.core import identifiers
 from beatfeeds.services.imports import ImportOptions, import_file
 from beatfeeds.storage import SQLStore
-from tests.conftest import load_default_beats, make_settings, make_store, utcnow
-from tests.web.test_web_public import make_app
+from tests.support.exports import HOUSE, TYPE, fire_row, write_fire
+from tests.support.instance import load_default_beats, make_settings, make_store, utcnow
+from tests.support.web import make_app
 
 SOURCE = "seattle-fire-911"
-FIRE_HEADER = [
-    "Address",
-    "Type",
-    "Datetime",
-    "Latitude",
-    "Longitude",
-    "Report Location",
-    "Incident Number",
-]
 K3 = ("47.598347", "-122.32245")  # a point in beat K3
-HOUSE = "1234 5TH AVE"
-TYPE = "Motor Vehicle Accident"
 FEEDS = (
     "/beats/K3/feed.rss",
     "/beats/K3/feed.atom",
@@ -43,18 +32,6 @@ FEEDS = (
     "/feed.atom",
     "/beats/K3",
 )
-
-
-def fire_row(when: str, address: str = HOUSE, number: str = "", kind: str = TYPE) -> list[str]:
-    return [address, kind, when, *K3, f"({K3[0]}, {K3[1]})", number]
-
-
-def write_fire(path: Path, rows: list[list[str]]) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(FIRE_HEADER)
-        w.writerows(rows)
-    return path
 
 
 def fire_time(hours_ago: float, settings) -> str:

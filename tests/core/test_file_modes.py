@@ -20,13 +20,10 @@ from beatfeeds.core import files
 from beatfeeds.core.settings import load_settings
 from beatfeeds.services import alerts, records, sources
 from beatfeeds.storage import SQLStore
-from tests.conftest import utcnow
-from tests.ingest.test_imports import MAPS, good, write_csv
-from tests.services import test_sources
-from tests.services.test_alerts import _import, _link, _row
-from tests.services.test_sources import export
-
-socrata = test_sources.socrata  # the loopback Socrata-like server, as a fixture here too
+from tests.support.alerts import link
+from tests.support.exports import export
+from tests.support.imports import MAPS, good, import_csv, row_at, write_csv
+from tests.support.instance import utcnow
 
 
 @pytest.fixture
@@ -108,12 +105,12 @@ def test_everything_the_instance_holds_is_private(
     (confirmation,) = (instance / "mail").glob("*.eml")
     msg = email.message_from_bytes(confirmation.read_bytes(), policy=policy.default)
     assert (
-        client.post(_link(msg.get_body(("plain",)).get_content(), "/alerts/confirm/")).status_code
+        client.post(link(msg.get_body(("plain",)).get_content(), "/alerts/confirm/")).status_code
         == 200
     )
     assert store.email_subscriptions()
     now = utcnow()  # after the subscription: the entry is news to it
-    _import(store, settings, tmp_path, [_row(settings, 1, now - timedelta(minutes=120))], now)
+    import_csv(store, settings, tmp_path, [row_at(settings, 1, now - timedelta(minutes=120))], now)
     due = now + timedelta(minutes=settings.publication_delay + settings.alert_grace_minutes)
     assert alerts.send_alerts(store, settings, due)["sent"] == 1
     assert len(list((instance / "mail").glob("*.eml"))) == 2

@@ -12,14 +12,13 @@ from werkzeug import Response
 
 from beatfeeds import cli
 from beatfeeds.cli import main
-from tests.ingest.test_imports import HEADER, K3, write_csv
 from tests.support.fakes import FakeMastodon
-from tests.web.test_staff import admin, clerk, hashes, staff  # noqa: F401 (fixtures)
+from tests.support.imports import HEADER, K3, write_csv
 
 
 def test_admin_connects_a_beat_imports_and_each_entry_is_posted_once(
-    admin, clerk, staff, runner, tmp_path, httpserver, settings, monkeypatch
-):  # noqa: F811
+    admin, staff_clerk, staff, runner, tmp_path, httpserver, settings, monkeypatch
+):
     hooks = []
     httpserver.expect_request("/hook").respond_with_handler(
         lambda r: (
@@ -86,7 +85,7 @@ def test_admin_connects_a_beat_imports_and_each_entry_is_posted_once(
     assert len(published) == 2 and len(masto.statuses) == 2  # the third is inside its delay
     assert {d["entry"]["address"] for d in published} == {"11XX BLOCK OF 8TH AVE NE"}
 
-    r = clerk.post(
+    r = staff_clerk.post(
         "/records/announcements",
         data={
             "kind": "alert",

@@ -13,8 +13,8 @@ import shapely
 from beatfeeds.core.models import Beat
 from beatfeeds.services import beatmaps
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import DEFAULT_BEATS, NOW, SAMPLE, shared
-from tests.geo.test_boundaries import draft, load, make_client
+from tests.support.boundaries import draft, load, make_client
+from tests.support.instance import DEFAULT_BEATS, NOW, SAMPLE, shared
 
 PUBLISHED = datetime(2026, 1, 1, 12, 30)
 ROLLED_BACK = datetime(2026, 1, 1, 13, 0)

@@ -16,7 +16,8 @@ from beatfeeds.core.errors import InvalidBoundary, UnusableFile
 from beatfeeds.core.models import Beat
 from beatfeeds.services import beatmaps
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import DEFAULT_BEATS, NOW, SAMPLE, shared
+from tests.support.boundaries import draft, load, make_client
+from tests.support.instance import DEFAULT_BEATS, NOW, SAMPLE, shared
 
 LAYOUTS = {  # file -> (code field, beats kept)
     "spd_beats_2008_2015.geojson": ("beat", 54),  # the null-beat outside polygon is skipped
@@ -24,10 +25,6 @@ LAYOUTS = {  # file -> (code field, beats kept)
     "spd_beats_2015_2017.geojson": ("name", 51),
     "spd_beats_2018_present.geojson": ("beat", 55),
 }
-
-
-def load(store, path, **kw) -> int:
-    return beatmaps.load_beat_map(store, path, now=NOW, **kw)
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
@@ -92,12 +89,6 @@ def active_2018(store) -> list[Beat]:
     set_id = load(store, DEFAULT_BEATS)
     beatmaps.publish_beat_map(store, set_id, now=NOW)
     return store.beats(set_id)
-
-
-def draft(store, beats) -> int:
-    return store.create_beat_set(
-        "edited", beats, effective_date=None, source_filename=None, created_by="test", now=NOW
-    )
 
 
 def shared_vertex(beats, code):
@@ -244,15 +235,6 @@ def entry_ids(client, codes):
         feed = feedparser.parse(client.get(f"/beats/{code}/feed.atom").data)
         ids |= {e.id for e in feed.entries if "incident/" in e.id and "beat-map" not in e.id}
     return ids
-
-
-def make_client(store, settings):
-    from beatfeeds.app import create_app
-
-    app = create_app(
-        {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
-    )
-    return app.test_client()
 
 
 def all_beat_entry_ids(client, store):

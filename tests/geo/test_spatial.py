@@ -13,7 +13,7 @@ from beatfeeds.core.errors import InvalidBoundary, UnusableFile
 from beatfeeds.core.models import Beat
 from beatfeeds.geo import spatial
 from beatfeeds.services import beatmaps
-from tests.conftest import DEFAULT_BEATS, NOW, shared
+from tests.support.instance import DEFAULT_BEATS, NOW, shared
 
 
 def two_squares():

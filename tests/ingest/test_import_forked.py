@@ -14,8 +14,8 @@ from beatfeeds.core import identifiers
 from beatfeeds.ingest import columnar, forked
 from beatfeeds.services import imports
 from beatfeeds.storage import SQLStore
-from tests.conftest import load_default_beats
-from tests.ingest.test_imports import K3, good, run, write_csv
+from tests.support.imports import K3, good, run, write_csv
+from tests.support.instance import load_default_beats
 
 pytestmark = pytest.mark.skipif(not forked.available(), reason="this platform cannot fork")
 

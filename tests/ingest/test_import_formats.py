@@ -17,8 +17,8 @@ from beatfeeds.core.categories import CATEGORIES
 from beatfeeds.geo.spatial import BeatIndex
 from beatfeeds.services.imports import ImportOptions, import_file, parse_datetime
 from beatfeeds.storage import schema as t
-from tests.conftest import NOW, shared
-from tests.ingest.test_imports import HEADER, MAPS, good, run, write_csv
+from tests.support.imports import HEADER, MAPS, good, run, write_csv
+from tests.support.instance import NOW, shared
 
 TZ = ZoneInfo("America/Los_Angeles")
 UTC = ZoneInfo("UTC")

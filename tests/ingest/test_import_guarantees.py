@@ -18,8 +18,9 @@ from lxml import html
 from beatfeeds.core.errors import UnusableFile
 from beatfeeds.core.identifiers import entry_uid
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import NOW, make_settings, make_store
-from tests.ingest.test_imports import HEADER, K3, MAPS, good, run, write_csv
+from tests.support.imports import HEADER, K3, MAPS, good, run, write_csv
+from tests.support.instance import NOW, load_default_beats, make_settings, make_store
+from tests.support.web import make_app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -224,12 +225,8 @@ def test_formulas_are_neutralised_in_every_cell_of_the_report(tmp_path, beats_st
 
 
 def test_html_in_text_fields_is_escaped_in_pages_and_feeds(tmp_path):
-    from tests.web.test_web_public import make_app
-
     settings = make_settings(tmp_path)
     store = make_store(settings)
-    from tests.conftest import load_default_beats
-
     load_default_beats(store)
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     path = write_csv(tmp_path / "h.csv", [good(1, desc=f"THEFT {evil}", addr=f"1100 {evil} AVE")])

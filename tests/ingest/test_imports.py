@@ -11,47 +11,10 @@ from beatfeeds.cli import main
 from beatfeeds.core.errors import UnusableFile
 from beatfeeds.services import imports
 from beatfeeds.services.imports import ImportOptions, import_file, parse_datetime
-from tests.conftest import NOW, shared
+from tests.support.imports import HEADER, K3, MAPS, good, run, write_csv
+from tests.support.instance import DEFAULT_BEATS, NOW, shared
 
 TZ = ZoneInfo("America/Los_Angeles")
-HEADER = ["id", "when", "type", "desc", "addr", "lat", "lon", "beat", "dv"]
-MAPS = {
-    "external_id": "id",
-    "occurred_at": "when",
-    "category": "type",
-    "description": "desc",
-    "address": "addr",
-    "lat": "lat",
-    "lon": "lon",
-    "beat": "beat",
-    "sensitive": "dv",
-}
-K3 = ("47.598347", "-122.32245")  # a point in beat K3
-
-
-def write_csv(path: Path, rows, header=HEADER, encoding="utf-8", delimiter=","):
-    with open(path, "w", newline="", encoding=encoding) as fh:
-        w = csv.writer(fh, delimiter=delimiter)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
-
-
-def good(
-    i,
-    when="03/25/2016 08:09:00 PM",
-    desc="THEFT - CAR PROWL",
-    addr="1100 8TH AVE NE",
-    lat=K3[0],
-    lon=K3[1],
-    dv="",
-):
-    return [str(i), when, "CAR PROWL", desc, addr, lat, lon, "K3", dv]
-
-
-def run(store, settings, path, **kw):
-    opts = ImportOptions(maps=dict(MAPS), source="test-source", **kw)
-    return import_file(store, path, opts, settings, now=NOW)
 
 
 def test_bad_rows_are_reported_with_line_and_reason_while_good_rows_import(
@@ -403,7 +366,6 @@ def test_a_beat_map_deleted_as_an_import_starts_stops_it_with_nothing_stored(
     tmp_path, beats_store, settings, monkeypatch
 ):
     from beatfeeds.services import beatmaps
-    from tests.conftest import DEFAULT_BEATS
 
     draft = beatmaps.load_beat_map(
         beats_store, DEFAULT_BEATS, code_field="beat", name="draft", now=NOW

@@ -12,15 +12,9 @@ from beatfeeds.core.errors import InvalidInput
 from beatfeeds.core.settings import load_settings
 from beatfeeds.services import records, sources
 from beatfeeds.storage import SQLStore
-from tests.services.test_records import (  # noqa: F401  (clerk and clerk_hash are fixtures)
-    clerk,
-    clerk_hash,
-    run_queue,
-    sheriff_file,
-    upload,
-    upload_id,
-    utcnow,
-)
+from tests.support.exports import sheriff_file
+from tests.support.instance import utcnow
+from tests.support.records import run_queue, upload, upload_id
 
 COLUMNS = {
     "external_id": "Case No",
@@ -37,7 +31,7 @@ def save(store, name="county-sheriff", by="clerk@example.org"):
 
 def test_saved_presets_are_listed_with_their_columns_author_and_sources(
     clerk, beats_store, tmp_path
-):  # noqa: F811
+):
     save(beats_store)
     save(beats_store, "harbor-patrol", by="other@example.org")
     inbox = tmp_path / "inbox"
@@ -63,7 +57,7 @@ def test_saved_presets_are_listed_with_their_columns_author_and_sources(
 
 def test_a_preset_is_deleted_after_a_confirmation_and_the_deletion_is_audited(
     app, clerk, beats_store
-):  # noqa: F811
+):
     save(beats_store)
     confirm = clerk.get("/records/presets/county-sheriff/delete").get_data(as_text=True)
     assert "Delete the saved layout county-sheriff?" in confirm
@@ -90,7 +84,7 @@ def test_a_preset_is_deleted_after_a_confirmation_and_the_deletion_is_audited(
     assert "No saved preset" in again.get_data(as_text=True)
 
 
-def test_a_preset_a_scheduled_source_uses_cannot_be_deleted(clerk, beats_store, tmp_path):  # noqa: F811
+def test_a_preset_a_scheduled_source_uses_cannot_be_deleted(clerk, beats_store, tmp_path):
     save(beats_store)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -124,7 +118,7 @@ def test_built_in_presets_cannot_be_deleted(beats_store):
 
 def test_a_queued_file_keeps_its_columns_when_its_preset_is_deleted(
     clerk, beats_store, settings, tmp_path
-):  # noqa: F811
+):
     save(beats_store)
     uid = upload_id(upload(clerk, sheriff_file(tmp_path / "sheriff.csv")))
     assert beats_store.get_upload(uid).preset == "county-sheriff"

@@ -37,8 +37,8 @@ from beatfeeds import jobs
 from beatfeeds.app import create_app
 from beatfeeds.publish.feeds import area_path
 from beatfeeds.services import alerts, imports, outbox, publishing, records
-from tests.conftest import load_default_beats, make_settings, make_store, shared
 from tests.support.fakes import FakeMastodon
+from tests.support.instance import load_default_beats, make_settings, make_store, shared
 
 HERE = Path(__file__).resolve().parent
 HOSTILE = HERE / "hostile_incidents.csv"

@@ -24,9 +24,10 @@ from beatfeeds.core.models import Area, Beat
 from beatfeeds.publish.feeds import FeedFilter
 from beatfeeds.services import beatmaps, imports, publishing
 from beatfeeds.services.imports import ImportOptions
-from tests.conftest import make_settings
-from tests.geo.test_boundaries import draft
-from tests.services.test_records import clerk, clerk_hash, local, spd911_row, utcnow, write_rows  # noqa: F401  (clerk and clerk_hash are fixtures)
+from tests.support.boundaries import draft
+from tests.support.exports import local, spd911_row, write_rows
+from tests.support.instance import make_settings, utcnow
+from tests.support.web import make_app
 
 SOURCE = "spd-911-incident-response"
 STAFF = "records@example.test"
@@ -300,8 +301,6 @@ def test_an_area_page_has_the_same_validators_for_every_anonymous_visitor(
     tmp_path, beats_store, thefts
 ):
     """The alert form's token differs per visitor; the page's validators do not."""
-    from tests.web.test_web_public import make_app
-
     _uid, beat = thefts
     settings = make_settings(tmp_path, dry_run=True)  # email alerts offered: the form shows
     app = make_app(settings, beats_store)
@@ -315,7 +314,7 @@ def test_an_area_page_has_the_same_validators_for_every_anonymous_visitor(
     assert second.get(url, headers={"If-None-Match": a.headers["ETag"]}).status_code == 304
 
 
-def test_signed_in_staff_get_pages_without_validators(clerk, client, thefts):  # noqa: F811
+def test_signed_in_staff_get_pages_without_validators(clerk, client, thefts):
     """Their pages show their name and a sign-out form: never answered from a cache."""
     uid, beat = thefts
     for url in (f"/beats/{beat.code}", f"/entries/{uid}"):

@@ -11,9 +11,9 @@ import pytest
 
 from beatfeeds.services import publishing
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import NOW, SAMPLE, load_default_beats, make_settings, make_store
 from tests.support.feedcheck import check_feed
-from tests.web.test_web_public import make_app
+from tests.support.instance import NOW, SAMPLE, load_default_beats, make_settings, make_store
+from tests.support.web import make_app
 
 FILTERS = ["", "?category=car-prowl&category=theft", "?exclude=theft"]
 

@@ -20,8 +20,23 @@ from beatfeeds.publish import privacy
 from beatfeeds.publish.feeds import FeedFilter
 from beatfeeds.services import beatmaps, publishing
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import DEFAULT_BEATS, NOW, SAMPLE, load_default_beats, make_settings, make_store
-from tests.web.test_web_public import fresh_row, make_app, sample_rows, utcnow, write_incidents
+from tests.support.instance import (
+    DEFAULT_BEATS,
+    NOW,
+    SAMPLE,
+    load_default_beats,
+    make_settings,
+    make_store,
+    utcnow,
+)
+from tests.support.web import (
+    add_incident,
+    build_site,
+    fresh_row,
+    make_app,
+    sample_rows,
+    write_incidents,
+)
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 READER_ACCEPT = (
@@ -33,31 +48,9 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 STATIC = Path(__file__).resolve().parents[2] / "beatfeeds" / "static"
 
 
-def build_site(tmp_path, **overrides):
-    settings = make_settings(tmp_path, feed_max_entries=1000, **overrides)
-    store = make_store(settings)
-    load_default_beats(store)
-    import_file(store, SAMPLE, ImportOptions(preset="spd-911"), settings, now=NOW)
-    app = make_app(settings, store)
-    return app, store, settings
-
-
 @pytest.fixture
 def site(tmp_path):
     return build_site(tmp_path)
-
-
-def add_incident(tmp_path, store, settings, cad_id: str, beat: str = "K3", hours_ago: float = 3):
-    """Import one new incident in `beat`, already past its publication delay: imported as it
-    happened, `hours_ago` (the delay counts from the import too)."""
-    _, rows = sample_rows()
-    template = next(r for r in rows if r["Zone/Beat"] == beat)
-    event = utcnow() - timedelta(hours=hours_ago)
-    path = tmp_path / f"new-{cad_id}.csv"
-    write_incidents(path, [fresh_row(template, cad_id, event)])
-    report = import_file(store, path, ImportOptions(preset="spd-911"), settings, now=event)
-    assert report.counters["new"] == 1
-    return template
 
 
 # ---- GeoRSS -----------------------------------------------------------------------------------

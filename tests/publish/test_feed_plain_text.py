@@ -29,8 +29,10 @@ from beatfeeds.core import identifiers
 from beatfeeds.core.resources import resource_dir
 from beatfeeds.services import imports
 from beatfeeds.services.imports import ImportOptions
-from tests.conftest import LiveServer, make_settings, need
-from tests.services.test_records import local, spd911_row, utcnow, write_rows
+from tests.support.browser import LiveServer
+from tests.support.exports import local, spd911_row, write_rows
+from tests.support.instance import make_settings, need, utcnow
+from tests.support.web import make_app
 
 HOSTILE = (
     '<img src="http://tracker.example/p.gif"> <a href="http://evil.example/">click</a> '
@@ -222,8 +224,6 @@ def test_newsboat_shows_markup_in_a_description_as_literal_text(tmp_path, app, h
 
 def test_opml_outline_texts_are_escaped(tmp_path, beats_store):
     """OPML 2.0 lets outline text hold HTML: a department name with markup stays literal."""
-    from tests.web.test_web_public import make_app
-
     settings = make_settings(tmp_path, department_name='<img src="http://t.example/p.gif"> & Co')
     client = make_app(settings, beats_store).test_client()
     root = etree.fromstring(client.get("/feeds.opml").data)

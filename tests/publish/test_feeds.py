@@ -10,7 +10,7 @@ from lxml import etree
 from beatfeeds.app import create_app
 from beatfeeds.services import publishing
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import NOW, SAMPLE, load_default_beats, make_settings, make_store
+from tests.support.instance import NOW, SAMPLE, load_default_beats, make_settings, make_store
 
 LATER = NOW + timedelta(days=4000)  # the 2016 sample is long past its publication delay
 ATOM = "{http://www.w3.org/2005/Atom}"

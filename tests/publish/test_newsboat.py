@@ -12,8 +12,9 @@ import subprocess
 import pytest
 
 from beatfeeds.services import demo, imports
-from tests.conftest import LiveServer, make_settings, make_store, need, utcnow
-from tests.web.test_web_public import make_app
+from tests.support.browser import LiveServer
+from tests.support.instance import make_settings, make_store, need, utcnow
+from tests.support.web import make_app
 
 pytestmark = pytest.mark.slow
 

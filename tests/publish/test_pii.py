@@ -8,7 +8,7 @@ import re
 import pytest
 
 from beatfeeds.publish import pii
-from tests.conftest import SHARED, need
+from tests.support.instance import SHARED, need
 
 
 @pytest.mark.parametrize(

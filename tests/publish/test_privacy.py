@@ -11,8 +11,8 @@ import pytest
 from beatfeeds.publish import privacy
 from beatfeeds.services import publishing
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import NOW, shared
-from tests.ingest.test_imports import HEADER, MAPS, good, write_csv
+from tests.support.imports import HEADER, MAPS, good, write_csv
+from tests.support.instance import NOW, make_settings, shared
 
 
 @pytest.mark.parametrize(
@@ -184,7 +184,6 @@ def test_reimport_keeps_first_import_time_and_never_hides_a_published_entry(
 
 def test_policy_changes_apply_to_incidents_already_stored(tmp_path, beats_store):
     from beatfeeds import jobs
-    from tests.conftest import make_settings
 
     before = make_settings(tmp_path, publication_delay=60)
     shoplift_row = good(2, desc="THEFT - SHOPLIFT")

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from beatfeeds.publish import privacy
-from tests.conftest import SHARED, shared
+from tests.support.instance import SHARED, shared
 
 # ---- the safe grammar, written independently of the generaliser --------------------------------
 TYPES = set(privacy.STREET_TYPES)

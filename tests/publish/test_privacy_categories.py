@@ -10,7 +10,7 @@ import pytest
 from beatfeeds.core.settings import SETTINGS
 from beatfeeds.ingest.presets import PRESETS
 from beatfeeds.publish import privacy
-from tests.conftest import SHARED, shared
+from tests.support.instance import SHARED, shared
 
 DEFAULT_SUPPRESSED = set(next(s.default for s in SETTINGS if s.name == "suppressed_categories"))
 

@@ -15,8 +15,8 @@ from beatfeeds.services import publishing
 from beatfeeds.services.imports import ImportOptions, import_file
 from beatfeeds.storage import SQLStore
 from beatfeeds.storage import schema as t
-from tests.conftest import NOW, load_default_beats
-from tests.ingest.test_imports import MAPS, good, write_csv
+from tests.support.imports import MAPS, good, write_csv
+from tests.support.instance import NOW, load_default_beats
 
 # What an instance stored before this version: the old generaliser kept `607 1 / 2 N 50 ST`
 # as an "intersection", the old rules published MEDICAL EMERGENCY, the old delay counted from

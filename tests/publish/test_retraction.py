@@ -13,15 +13,9 @@ from beatfeeds.cli import main
 from beatfeeds.core import identifiers
 from beatfeeds.services import imports
 from beatfeeds.services.imports import ImportOptions
-from tests.services.test_records import (  # noqa: F401  (clerk and clerk_hash are fixtures)
-    CLERK,
-    clerk,
-    clerk_hash,
-    local,
-    spd911_row,
-    utcnow,
-    write_rows,
-)
+from tests.support.exports import local, spd911_row, write_rows
+from tests.support.instance import utcnow
+from tests.support.staff import CLERK
 
 
 @pytest.fixture
@@ -52,7 +46,7 @@ def public_uids(client, url="/feed.atom") -> set[str]:
 def test_a_retracted_entry_leaves_every_feed_and_page_at_once(
     clerk,
     client,
-    beats_store,  # noqa: F811
+    beats_store,
     published,
 ):
     uid = published
@@ -101,7 +95,7 @@ def test_a_retracted_entry_leaves_every_feed_and_page_at_once(
 def test_a_retraction_needs_a_reason_and_a_signed_in_user(
     clerk,
     client,
-    beats_store,  # noqa: F811
+    beats_store,
     published,
 ):
     r = client.post(f"/records/entries/{published}/retract", data={"reason": "x"})

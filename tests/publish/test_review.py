@@ -15,19 +15,10 @@ from beatfeeds.core import identifiers
 from beatfeeds.core.errors import Conflict
 from beatfeeds.services import imports, records
 from beatfeeds.services.imports import ImportOptions
-from tests.conftest import make_settings
-from tests.services.test_records import (  # noqa: F401  (clerk and clerk_hash are fixtures)
-    CLERK,
-    clerk,
-    clerk_hash,
-    local,
-    run_queue,
-    spd911_row,
-    upload,
-    upload_id,
-    utcnow,
-    write_rows,
-)
+from tests.support.exports import local, spd911_row, write_rows
+from tests.support.instance import make_settings, utcnow
+from tests.support.records import run_queue, upload, upload_id
+from tests.support.staff import CLERK
 
 SOURCE = "spd-911-incident-response"
 NAMED = "JOHN SMITH, DOB 01/02/1990"
@@ -96,7 +87,7 @@ def test_a_named_row_is_stored_but_published_nowhere(beats_store, held, client):
 
 def test_release_publishes_it_as_it_is_audited_and_it_outlasts_reimports_and_the_policy_job(
     beats_store, settings, tmp_path, held, clerk, client
-):  # noqa: F811
+):
     page = clerk.get("/records/review").get_data(as_text=True)
     assert 'id="review-count">1 held back' in page and held in page and NAMED in page
     assert "date of birth" in page
@@ -177,7 +168,7 @@ def test_only_held_entries_can_be_released(beats_store, held):
     assert records.entries_for_review(beats_store) == ([], 0)  # retracted: off the list
 
 
-def test_retract_from_the_review_page(beats_store, held, clerk, client):  # noqa: F811
+def test_retract_from_the_review_page(beats_store, held, clerk, client):
     r = clerk.post(
         f"/records/entries/{held}/retract",
         data={"reason": "victim request", "back": "review"},
@@ -208,7 +199,7 @@ def test_review_and_release_from_the_cli(runner, monkeypatch, settings, beats_st
 
 def test_the_preview_flags_the_row_and_the_result_counts_it(
     clerk,
-    beats_store,  # noqa: F811
+    beats_store,
     settings,
     tmp_path,
 ):

@@ -18,8 +18,7 @@ from beatfeeds.cli import main
 from beatfeeds.core.errors import UnusableFile
 from beatfeeds.geo import beatfiles
 from beatfeeds.services import beatmaps
-from tests.conftest import DEFAULT_BEATS
-from tests.web.test_staff import admin, hashes, staff  # noqa: F401 (fixtures)
+from tests.support.instance import DEFAULT_BEATS
 
 
 def vrt(source: str, layer: str = "secret") -> str:
@@ -44,7 +43,7 @@ def secret_file(tmp_path: Path) -> Path:
     return p
 
 
-def test_a_vrt_named_geojson_never_shows_the_files_it_points_at(admin, tmp_path):  # noqa: F811
+def test_a_vrt_named_geojson_never_shows_the_files_it_points_at(admin, tmp_path):
     secret = secret_file(tmp_path)
     for source in (str(secret), f"CSV:{secret}"):
         r = upload(admin, "beats.geojson", vrt(source).encode())
@@ -57,7 +56,7 @@ def test_a_vrt_named_geojson_never_shows_the_files_it_points_at(admin, tmp_path)
         beatmaps.inspect_beat_map(path)
 
 
-def test_a_vrt_aimed_at_the_app_database_changes_nothing(admin, app, tmp_path):  # noqa: F811
+def test_a_vrt_aimed_at_the_app_database_changes_nothing(admin, app, tmp_path):
     store = app.extensions["beatfeeds.store"]
     db = store.database_files()[0]
     sql = (
@@ -74,7 +73,7 @@ def test_a_vrt_aimed_at_the_app_database_changes_nothing(admin, app, tmp_path): 
     assert fresh.get_meta("after-the-attempt") == "written"
 
 
-def test_no_url_is_fetched_through_gdal(admin, tmp_path, httpserver):  # noqa: F811
+def test_no_url_is_fetched_through_gdal(admin, tmp_path, httpserver):
     httpserver.expect_request("/beats.geojson").respond_with_data(
         DEFAULT_BEATS.read_bytes(), content_type="application/geo+json"
     )
@@ -126,7 +125,7 @@ def test_a_geopackage_with_virtual_tables_is_refused(tmp_path):
         beatfiles._check_gpkg(tmp_path / "sqlite.gpkg")
 
 
-def test_kml_with_entities_is_refused(admin, tmp_path):  # noqa: F811
+def test_kml_with_entities_is_refused(admin, tmp_path):
     xxe = (
         '<?xml version="1.0"?><!DOCTYPE kml [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
         '<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>&x;</name>'
@@ -154,7 +153,7 @@ def _shapefile_parts(tmp_path: Path) -> dict[str, bytes]:
     }
 
 
-def test_zips_unpack_only_a_shapefile_within_limits(admin, tmp_path, monkeypatch):  # noqa: F811
+def test_zips_unpack_only_a_shapefile_within_limits(admin, tmp_path, monkeypatch):
     parts = _shapefile_parts(tmp_path)
     ok = upload(admin, "beats.zip", _zip(parts)).get_data(as_text=True)
     assert "Confirm" in ok or "code" in ok.lower()  # the field confirmation page

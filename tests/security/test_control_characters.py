@@ -16,8 +16,8 @@ from beatfeeds.core.text import xml_text
 from beatfeeds.publish.feeds import FeedContext, build_feed
 from beatfeeds.services import imports
 from beatfeeds.services.imports import ImportOptions
-from tests.conftest import utcnow
-from tests.services.test_records import local, spd911_row, write_rows
+from tests.support.exports import local, spd911_row, write_rows
+from tests.support.instance import utcnow
 
 DIRTY = "THEFT \x1b[31mRED\x1b[0m \x0b\x0c \ufffe\uffff \x7f END"
 FEEDS = (

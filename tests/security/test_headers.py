@@ -8,8 +8,8 @@ import lxml.html
 import pytest
 
 from beatfeeds.web.headers import content_security_policy, origin
-from tests.conftest import LiveServer, make_settings
-from tests.web.test_staff import admin, hashes, staff  # noqa: F401 (fixtures)
+from tests.support.browser import LiveServer
+from tests.support.instance import make_settings
 
 AREA_PATHS = [
     "/beats/K3",
@@ -71,7 +71,7 @@ def test_every_page_and_feed_has_the_headers_and_no_inline_script(app, client):
     assert not problems, "\n".join(problems)
 
 
-def test_staff_pages_too(app, admin):  # noqa: F811
+def test_staff_pages_too(app, admin):
     problems = []
     for path in _get_paths(app):
         r = admin.get(path)

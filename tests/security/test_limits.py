@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from beatfeeds.core import limits
 from beatfeeds.services import accounts
 from beatfeeds.storage import schema as t
-from tests.conftest import NOW
+from tests.support.instance import NOW
 
 ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"

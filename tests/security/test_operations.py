@@ -13,12 +13,10 @@ from sqlalchemy import create_engine, event
 from beatfeeds.app import create_app
 from beatfeeds.services import accounts
 from beatfeeds.storage import SQLStore
-from tests.conftest import NOW
-from tests.storage import test_storage_contract
+from tests.support.instance import NOW
 
 ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"
-backend_url = test_storage_contract.backend_url  # the fixture: SQLite, and PostgreSQL in CI
 DEPLOYMENT = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
 

@@ -13,7 +13,7 @@ from werkzeug.routing import AnyConverter, IntegerConverter, PathConverter
 
 from beatfeeds.app import create_app
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import NOW, SAMPLE, load_default_beats, make_settings, make_store
+from tests.support.instance import NOW, SAMPLE, load_default_beats, make_settings, make_store
 
 # Query names that once collided with url_for's keywords when a feed URL was rebuilt, and
 # ones the views read.

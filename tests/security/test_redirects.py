@@ -6,7 +6,7 @@ import pytest
 
 from beatfeeds.services import accounts
 from beatfeeds.web.guards import safe_next
-from tests.conftest import NOW
+from tests.support.instance import NOW
 
 ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"

@@ -20,9 +20,8 @@ import pytest
 from beatfeeds.publish.feeds import FeedFilter
 from beatfeeds.services import accounts, publishing
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import utcnow
-from tests.publish.test_feed_features import add_incident, build_site
-from tests.web.test_web_public import fresh_row, sample_rows, write_incidents
+from tests.support.instance import utcnow
+from tests.support.web import add_incident, build_site, fresh_row, sample_rows, write_incidents
 
 ADMIN = "admin@example.org"
 ADMIN_PW = "admin password 1234"

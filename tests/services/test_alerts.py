@@ -6,84 +6,17 @@ from __future__ import annotations
 import email
 import re
 import socket
-import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email import policy
 from urllib.parse import urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from beatfeeds.app import create_app
 from beatfeeds.services import alerts
-from tests.conftest import load_default_beats, make_settings, make_store
-from tests.web.test_staff import admin, clerk, hashes, staff  # noqa: F401 (fixtures)
-
-
-class _Inbox:
-    def __init__(self):
-        self.messages: list[email.message.EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self.arrived = threading.Condition()
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-        with self.arrived:
-            self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-            self.arrived.notify_all()
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def smtp_server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    inbox.url = f"smtp://127.0.0.1:{port}"
-    yield inbox
-    controller.stop()
-
-
-def _app(tmp_path, **overrides):
-    settings = make_settings(tmp_path, **overrides)
-    store = make_store(settings)
-    # Published a day before the real clock: sending works on the real clock.
-    load_default_beats(store, now=datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1))
-    app = create_app(
-        {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
-    )
-    return app, store, settings
-
-
-@pytest.fixture
-def mailapp(tmp_path, smtp_server):
-    app, store, settings = _app(
-        tmp_path, smtp_url=smtp_server.url, mail_from="SPD Alerts <alerts@feeds.example.test>"
-    )
-    return app, store, settings, smtp_server
-
-
-def _parts(msg):
-    assert msg.get_content_type() == "multipart/alternative"
-    text = msg.get_body(preferencelist=("plain",)).get_content()
-    html = msg.get_body(preferencelist=("html",)).get_content()
-    return text, html
-
-
-def _link(text: str, path: str) -> str:
-    found = re.search(r"(http://feeds\.example\.test" + re.escape(path) + r"\S+)", text)
-    assert found, text
-    return urlsplit(found.group(1)).path
-
-
-def _subscribe(client, address="resident@example.org", kind="beat", code="K3", **extra):
-    form = {"address": address, "area_kind": kind, "frequency": "instant", **extra}
-    if code:
-        form["area_code"] = code
-    return client.post("/alerts/subscribe", data=form)
+from tests.support.alerts import alerts_app, confirmed, delay_ago, due, link, parts, subscribe
+from tests.support.imports import import_csv, row_at
+from tests.support.instance import make_settings, utcnow
 
 
 def test_area_pages_offer_the_form_only_when_mail_can_be_sent(tmp_path, mailapp):
@@ -94,7 +27,7 @@ def test_area_pages_offer_the_form_only_when_mail_can_be_sent(tmp_path, mailapp)
         assert 'action="/alerts/subscribe"' in page, url
         assert 'name="category" value="burglary"' in page
         assert "sexual-offense" not in page.split('id="email-alerts"')[1]
-    off, _, _ = _app(tmp_path / "off")
+    off, _, _ = alerts_app(tmp_path / "off")
     assert 'action="/alerts/subscribe"' not in off.test_client().get("/beats/K3").get_data(
         as_text=True
     )
@@ -112,7 +45,7 @@ def test_area_pages_offer_the_form_only_when_mail_can_be_sent(tmp_path, mailapp)
 def test_double_opt_in_through_the_received_mail(mailapp):
     app, store, settings, inbox = mailapp
     client = app.test_client()
-    r = _subscribe(client, address=" Resident@Example.org ", category=["burglary", "robbery"])
+    r = subscribe(client, address=" Resident@Example.org ", category=["burglary", "robbery"])
     assert r.status_code == 200 and "Check your email" in r.get_data(as_text=True)
     assert store.email_subscriptions() == []  # nothing stored before confirmation
     assert len(inbox.messages) == 1
@@ -121,9 +54,9 @@ def test_double_opt_in_through_the_received_mail(mailapp):
     assert inbox.envelopes[0][1] == ["resident@example.org"]
     assert msg["From"] == "SPD Alerts <alerts@feeds.example.test>"
     assert "Beat K3" in msg["Subject"] and msg["Message-ID"] and msg["Date"]
-    text, html = _parts(msg)
+    text, html = parts(msg)
     assert "Burglary" in text and "Robbery" in text and "911" in text and "911" in html
-    path = _link(text, "/alerts/confirm/")
+    path = link(text, "/alerts/confirm/")
     assert path in html
 
     page = client.get(path)
@@ -146,12 +79,12 @@ def test_double_opt_in_through_the_received_mail(mailapp):
 def test_the_answer_reveals_nothing_and_resubscribing_replaces_the_filter(mailapp):
     app, store, settings, inbox = mailapp
     client = app.test_client()
-    first = _subscribe(client, category="burglary")
-    client.post(_link(inbox.messages[0].get_body(("plain",)).get_content(), "/alerts/confirm/"))
-    again = _subscribe(client)  # already subscribed to K3: same answer
+    first = subscribe(client, category="burglary")
+    client.post(link(inbox.messages[0].get_body(("plain",)).get_content(), "/alerts/confirm/"))
+    again = subscribe(client)  # already subscribed to K3: same answer
     assert again.status_code == first.status_code
     assert again.get_data() == first.get_data()
-    client.post(_link(inbox.messages[1].get_body(("plain",)).get_content(), "/alerts/confirm/"))
+    client.post(link(inbox.messages[1].get_body(("plain",)).get_content(), "/alerts/confirm/"))
     subs = store.email_subscriptions("resident@example.org")
     assert len(subs) == 1 and subs[0].categories == ()
 
@@ -160,8 +93,8 @@ def test_sign_ups_are_rate_limited_per_address_and_per_client(mailapp):
     app, store, settings, inbox = mailapp
     client = app.test_client()
     for _ in range(settings.signup_max_per_address):
-        assert _subscribe(client, address="x@example.org").status_code == 200
-    r = _subscribe(client, address="x@example.org")
+        assert subscribe(client, address="x@example.org").status_code == 200
+    r = subscribe(client, address="x@example.org")
     assert r.status_code == 429 and "Too many" in r.get_data(as_text=True)
     assert len(inbox.messages) == settings.signup_max_per_address
     other = {"REMOTE_ADDR": "10.0.0.9"}
@@ -192,7 +125,7 @@ def test_sign_ups_are_rate_limited_per_address_and_per_client(mailapp):
 )
 def test_bad_sign_ups_get_a_clear_error_and_send_nothing(mailapp, form, message):
     app, store, settings, inbox = mailapp
-    r = _subscribe(app.test_client(), **form)
+    r = subscribe(app.test_client(), **form)
     assert r.status_code in (400, 404)
     assert message.lower() in r.get_data(as_text=True).lower()
     assert inbox.messages == []
@@ -202,26 +135,24 @@ def test_manage_link_lists_removes_and_deletes_everything(mailapp):
     app, store, settings, inbox = mailapp
     client = app.test_client()
     for kind, code in (("beat", "K3"), ("precinct", "W")):
-        _subscribe(client, kind=kind, code=code)
-        client.post(
-            _link(inbox.messages[-1].get_body(("plain",)).get_content(), "/alerts/confirm/")
-        )
+        subscribe(client, kind=kind, code=code)
+        client.post(link(inbox.messages[-1].get_body(("plain",)).get_content(), "/alerts/confirm/"))
     assert len(store.email_subscriptions("resident@example.org")) == 2
 
     unknown = client.post("/alerts/manage", data={"address": "nobody@example.org"})
     known = client.post("/alerts/manage", data={"address": "resident@example.org"})
     assert unknown.get_data() == known.get_data()
     assert len(inbox.messages) == 3  # only the subscribed address got a link
-    text, html = _parts(inbox.messages[-1])
-    path = _link(text, "/alerts/manage/")
+    text, html = parts(inbox.messages[-1])
+    path = link(text, "/alerts/manage/")
     page = client.get(path).get_data(as_text=True)
     assert "Beat K3" in page and "West Precinct" in page
     k3 = next(s for s in store.email_subscriptions("resident@example.org") if s.area_code == "K3")
     assert client.post(f"{path}/remove/{k3.id}").status_code == 303
     assert [s.area_code for s in store.email_subscriptions("resident@example.org")] == ["W"]
     # Another address's subscription cannot be removed with this link.
-    _subscribe(client, address="other@example.org")
-    client.post(_link(inbox.messages[-1].get_body(("plain",)).get_content(), "/alerts/confirm/"))
+    subscribe(client, address="other@example.org")
+    client.post(link(inbox.messages[-1].get_body(("plain",)).get_content(), "/alerts/confirm/"))
     theirs = store.email_subscriptions("other@example.org")[0]
     assert client.post(f"{path}/remove/{theirs.id}").status_code == 404
     r = client.post(f"{path}/delete")
@@ -236,8 +167,8 @@ def test_manage_link_lists_removes_and_deletes_everything(mailapp):
 def test_one_click_unsubscribe_by_post_without_a_session(mailapp):
     app, store, settings, inbox = mailapp
     client = app.test_client()
-    _subscribe(client)
-    client.post(_link(inbox.messages[0].get_body(("plain",)).get_content(), "/alerts/confirm/"))
+    subscribe(client)
+    client.post(link(inbox.messages[0].get_body(("plain",)).get_content(), "/alerts/confirm/"))
     sub = store.email_subscriptions()[0]
     token = alerts.unsubscribe_token(settings, sub)
     # CSRF protection is on here, as in production: the one-click POST must still work.
@@ -255,8 +186,8 @@ def test_one_click_unsubscribe_by_post_without_a_session(mailapp):
 
 
 def test_dry_run_writes_the_message_to_the_instance_folder(tmp_path):
-    app, store, settings = _app(tmp_path, dry_run=True)
-    assert _subscribe(app.test_client()).status_code == 200
+    app, store, settings = alerts_app(tmp_path, dry_run=True)
+    assert subscribe(app.test_client()).status_code == 200
     files = list((tmp_path / "instance" / "mail").glob("*.eml"))
     assert len(files) == 1
     msg = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
@@ -269,55 +200,19 @@ def test_an_unreachable_smtp_server_is_a_clear_error(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    app, store, settings = _app(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
-    r = _subscribe(app.test_client())
+    app, store, settings = alerts_app(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
+    r = subscribe(app.test_client())
     assert r.status_code == 502 and "SMTP server" in r.get_data(as_text=True)
 
 
 # ---- sending ----------------------------------------------------------------------------------
-def _confirmed(client, inbox, **kw):
-    _subscribe(client, **kw)
-    client.post(_link(inbox.messages[-1].get_body(("plain",)).get_content(), "/alerts/confirm/"))
-
-
-def _import(store, settings, tmp_path, rows, now):
-    from beatfeeds.services.imports import ImportOptions, import_file
-    from tests.ingest.test_imports import MAPS, write_csv
-
-    path = write_csv(tmp_path / f"inc-{len(list(tmp_path.iterdir()))}.csv", rows)
-    return import_file(store, path, ImportOptions(maps=dict(MAPS), source="t"), settings, now=now)
-
-
-def _delay_ago(settings, now: datetime) -> datetime:
-    """An import time that makes incidents older than it public exactly at `now`, after the
-    subscriptions made just before (the delay counts from the import too)."""
-    return now - timedelta(minutes=settings.publication_delay)
-
-
-def _due(settings, now: datetime) -> datetime:
-    """When instant alerts of entries that became public at `now` go out: after the grace
-    time that lets a retraction stop them."""
-    return now + timedelta(minutes=settings.alert_grace_minutes)
-
-
-def _row(settings, i, when, **kw):
-    from tests.ingest.test_imports import good
-
-    local = when.replace(tzinfo=UTC).astimezone(settings.tz).strftime("%m/%d/%Y %I:%M:%S %p")
-    return good(i, when=local, **kw)
-
-
-def _now():
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def test_each_entry_reaches_an_address_once_with_headers_parts_and_working_links(tmp_path, mailapp):
     app, store, settings, inbox = mailapp
     client = app.test_client()
     assert store.beats(store.active_beat_set_id())  # K3 lies in the West precinct
-    _confirmed(client, inbox, kind="beat", code="K3")
-    _confirmed(client, inbox, kind="precinct", code="W", category="burglary")
-    _confirmed(
+    confirmed(client, inbox, kind="beat", code="K3")
+    confirmed(client, inbox, kind="precinct", code="W", category="burglary")
+    confirmed(
         client,
         inbox,
         address="burglary-only@example.org",
@@ -326,19 +221,19 @@ def test_each_entry_reaches_an_address_once_with_headers_parts_and_working_links
         category="burglary",
     )
     before = len(inbox.messages)
-    now = _now()
-    _import(
+    now = utcnow()
+    import_csv(
         store,
         settings,
         tmp_path,
         [
-            _row(settings, 1, now - timedelta(minutes=120)),  # public, car prowl
-            _row(settings, 2, now - timedelta(minutes=10)),  # still within the publication delay
-            _row(settings, 3, now - timedelta(minutes=90), dv="Y"),  # never published
+            row_at(settings, 1, now - timedelta(minutes=120)),  # public, car prowl
+            row_at(settings, 2, now - timedelta(minutes=10)),  # still within the publication delay
+            row_at(settings, 3, now - timedelta(minutes=90), dv="Y"),  # never published
         ],
-        _delay_ago(settings, now),
+        delay_ago(settings, now),
     )
-    summary = alerts.send_alerts(store, settings, _due(settings, now))
+    summary = alerts.send_alerts(store, settings, due(settings, now))
     assert summary["sent"] == 1 and summary["failed"] == 0
     new = inbox.messages[before:]
     assert [m["To"] for m in new] == ["resident@example.org"]  # once, despite K3 and W
@@ -347,15 +242,15 @@ def test_each_entry_reaches_an_address_once_with_headers_parts_and_working_links
     unsub = re.fullmatch(
         r"<(http://feeds\.example\.test/alerts/unsubscribe/\S+)>", msg["List-Unsubscribe"]
     ).group(1)
-    text, html = _parts(msg)
+    text, html = parts(msg)
     assert "BLOCK OF 8TH AVE NE" in text and "1100 8TH" not in text + html
     assert "911" in text and "Stop these alerts" in text and "Beat K3" in text
-    entry_path = _link(text, "/entries/")
+    entry_path = link(text, "/entries/")
     assert entry_path in html
     assert client.get(entry_path).status_code == 200
 
     # Nothing twice, and the entry held back by the delay goes out once it is public.
-    assert alerts.send_alerts(store, settings, _due(settings, now))["sent"] == 0
+    assert alerts.send_alerts(store, settings, due(settings, now))["sent"] == 0
     later = now + timedelta(minutes=60)
     assert alerts.send_alerts(store, settings, later)["sent"] == 1
     assert len(inbox.messages) == before + 2
@@ -369,15 +264,15 @@ def test_each_entry_reaches_an_address_once_with_headers_parts_and_working_links
 
 def test_a_delivery_interrupted_mid_send_becomes_unknown_and_is_not_resent(tmp_path, mailapp):
     app, store, settings, inbox = mailapp
-    _confirmed(app.test_client(), inbox)
+    confirmed(app.test_client(), inbox)
     before = len(inbox.messages)
-    now = _now()
-    _import(
+    now = utcnow()
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, 1, now - timedelta(minutes=120))],
-        _delay_ago(settings, now),
+        [row_at(settings, 1, now - timedelta(minutes=120))],
+        delay_ago(settings, now),
     )
     assert alerts.enqueue_alerts(store, settings, now) == 1
     (d,) = store.email_deliveries()
@@ -392,25 +287,27 @@ def test_an_unreachable_server_is_retried_with_backoff(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app, store, settings = _app(tmp_path, dry_run=True)
-    _subscribe(app.test_client())
+    app, store, settings = alerts_app(tmp_path, dry_run=True)
+    subscribe(app.test_client())
     (eml,) = (tmp_path / "instance" / "mail").glob("*.eml")
     msg = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
-    app.test_client().post(_link(msg.get_body(("plain",)).get_content(), "/alerts/confirm/"))
+    app.test_client().post(link(msg.get_body(("plain",)).get_content(), "/alerts/confirm/"))
     down = make_settings(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}")
-    now = _now()
-    _import(
-        store, down, tmp_path, [_row(down, 1, now - timedelta(minutes=120))], _delay_ago(down, now)
+    now = utcnow()
+    import_csv(
+        store, down, tmp_path, [row_at(down, 1, now - timedelta(minutes=120))], delay_ago(down, now)
     )
-    assert alerts.send_alerts(store, down, _due(down, now))["retry"] == 1
+    assert alerts.send_alerts(store, down, due(down, now))["retry"] == 1
     (d,) = store.email_deliveries()
     assert d.status == "pending" and d.next_attempt_at > now and "SMTP" in d.error
 
 
 # ---- administration ---------------------------------------------------------------------------
-def test_admins_see_counts_and_resolve_unknown_deliveries_without_addresses(admin, clerk, staff):  # noqa: F811
+def test_admins_see_counts_and_resolve_unknown_deliveries_without_addresses(
+    admin, staff_clerk, staff
+):
     store = staff
-    now = _now()
+    now = utcnow()
     for address, code in (("resident@example.org", "K3"), ("other@example.org", "K3")):
         store.save_email_subscription(
             address=address,
@@ -439,9 +336,10 @@ def test_admins_see_counts_and_resolve_unknown_deliveries_without_addresses(admi
     page = admin.get("/alerts/admin").get_data(as_text=True)
     assert "Beat K3" in page and "<td>2</td>" in page and "unknown 1" in page
     assert "r•••@example.org" in page and "resident@example.org" not in page
-    assert clerk.get("/alerts/admin").status_code == 403
+    assert staff_clerk.get("/alerts/admin").status_code == 403
     assert (
-        clerk.post(f"/alerts/admin/deliveries/{d.id}", data={"outcome": "retry"}).status_code == 403
+        staff_clerk.post(f"/alerts/admin/deliveries/{d.id}", data={"outcome": "retry"}).status_code
+        == 403
     )
     r = admin.post(f"/alerts/admin/deliveries/{d.id}", data={"outcome": "retry"})
     assert r.status_code == 303

@@ -21,34 +21,17 @@ import pytest
 
 from beatfeeds.app import create_app
 from beatfeeds.services import alerts, announcements, outbox
-from tests.conftest import load_default_beats, make_settings, make_store
-from tests.services.test_alerts import _import, _parts, _row, smtp_server  # noqa: F401 (fixture)
-from tests.web.test_staff import admin, clerk, hashes, staff  # noqa: F401 (fixtures)
+from tests.support.alerts import digest_setup, entry_uids, parts, to_utc
+from tests.support.imports import import_csv, row_at
+from tests.support.instance import make_settings
 
 A = "resident@example.org"
 W = "weekly@example.org"
 
 
 @pytest.fixture
-def inbox(smtp_server):  # noqa: F811 (the loopback SMTP server of test_alerts)
+def inbox(smtp_server):
     return smtp_server
-
-
-def _setup(tmp_path, inbox, **overrides):
-    values = {
-        "timezone": "America/Los_Angeles",
-        "digest_time": "07:00",
-        "digest_weekday": "sunday",
-        **overrides,
-    }
-    settings = make_settings(tmp_path, smtp_url=inbox.url, **values)
-    store = make_store(settings)
-    load_default_beats(store, now=datetime(2026, 1, 1))
-    return store, settings
-
-
-def _utc(local: datetime, settings) -> datetime:
-    return local.replace(tzinfo=settings.tz).astimezone(UTC).replace(tzinfo=None)
 
 
 def _local(utc: datetime, settings) -> datetime:
@@ -77,18 +60,13 @@ def _to(inbox, address):
     return [m for m in inbox.messages if m["To"] == address]
 
 
-def _entry_uids(msg) -> list[str]:
-    text, _ = _parts(msg)
-    return re.findall(r"/entries/([0-9a-z]+)", text)
-
-
 # ---- timing across daylight saving ---------------------------------------------------------
 @pytest.mark.parametrize(
     "first_day", [datetime(2026, 3, 6), datetime(2026, 10, 30)], ids=["spring-forward", "fall-back"]
 )
 def test_digests_go_out_at_local_send_time_once_a_day_across_dst(tmp_path, inbox, first_day):
-    store, settings = _setup(tmp_path, inbox)
-    start = _utc(first_day.replace(hour=12), settings)
+    store, settings = digest_setup(tmp_path, inbox)
+    start = to_utc(first_day.replace(hour=12), settings)
     for address, frequency in ((A, "daily"), (W, "weekly")):
         store.save_email_subscription(
             address=address,
@@ -100,14 +78,14 @@ def test_digests_go_out_at_local_send_time_once_a_day_across_dst(tmp_path, inbox
         )
     sent_at: dict[str, list[datetime]] = {A: [], W: []}
     imports = {
-        _utc(first_day.replace(hour=3, minute=30) + timedelta(days=d), settings): d
+        to_utc(first_day.replace(hour=3, minute=30) + timedelta(days=d), settings): d
         for d in range(1, 11)
     }
     now, end = start, start + timedelta(days=10)
     while now <= end:
         if now in imports:  # each night at 03:00 local, a car prowl in K3
             event = now - timedelta(minutes=30)
-            _import(store, settings, tmp_path, [_row(settings, imports[now], event)], now)
+            import_csv(store, settings, tmp_path, [row_at(settings, imports[now], event)], now)
         before = {a: len(_to(inbox, a)) for a in sent_at}
         _run(store, settings, now)
         for a in sent_at:
@@ -127,13 +105,13 @@ def test_digests_go_out_at_local_send_time_once_a_day_across_dst(tmp_path, inbox
     ] * 2
     # Every entry reached each address once: each day's digest lists that night's entry.
     for address, n in ((A, 10), (W, 9)):  # the weekly one has not yet had Monday's
-        uids = [u for m in _to(inbox, address) for u in _entry_uids(m)]
+        uids = [u for m in _to(inbox, address) for u in entry_uids(m)]
         assert len(uids) == len(set(uids)) == n, address
     first = _to(inbox, A)[0]
     assert "daily digest" in first["Subject"] and "1 new entry" in first["Subject"]
     assert first["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     weekly_first = _to(inbox, W)[0]
-    assert len(_entry_uids(weekly_first)) == 2  # Friday night's and Saturday night's
+    assert len(entry_uids(weekly_first)) == 2  # Friday night's and Saturday night's
     assert {d.status for d in store.email_digests()} == {"sent"}
 
 
@@ -148,7 +126,7 @@ def test_digest_settings_are_checked_and_shown_in_the_confirmation(tmp_path, inb
         make_settings(tmp_path, digest_time="6:30", digest_weekday=" Friday ").digest_time
         == "06:30"
     )
-    store, settings = _setup(tmp_path, inbox)
+    store, settings = digest_setup(tmp_path, inbox)
     app = create_app(
         {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
     )
@@ -161,7 +139,7 @@ def test_digest_settings_are_checked_and_shown_in_the_confirmation(tmp_path, inb
         data={"address": A, "area_kind": "beat", "area_code": "K3", "frequency": "weekly"},
     )
     assert r.status_code == 200
-    text, html = _parts(inbox.messages[-1])
+    text, html = parts(inbox.messages[-1])
     assert "a weekly digest on Sundays at 07:00 (America/Los_Angeles time)" in text
     assert "Sundays at 07:00" in html
     path = urlsplit(re.search(r"(http://\S+/alerts/confirm/\S+)", text).group(1)).path
@@ -173,7 +151,7 @@ def test_digest_settings_are_checked_and_shown_in_the_confirmation(tmp_path, inb
 
 # ---- no duplicates across overlapping subscriptions --------------------------------------------
 def test_overlapping_subscriptions_get_each_entry_once_grouped_by_area(tmp_path, inbox):
-    store, settings = _setup(tmp_path, inbox)
+    store, settings = digest_setup(tmp_path, inbox)
     app = create_app({"TESTING": True, "store": store, **settings.as_dict()})
     t0 = datetime(2026, 3, 10, 18, 0)  # 11:00 local (PDT)
     for kind, code, cats, freq in (
@@ -186,15 +164,15 @@ def test_overlapping_subscriptions_get_each_entry_once_grouped_by_area(tmp_path,
         )
     other_beat, lat, lon = _elsewhere_in_w(store)
     t1 = t0 + timedelta(hours=3)
-    _import(
+    import_csv(
         store,
         settings,
         tmp_path,
         [
-            _burglary(_row(settings, 1, t1 - timedelta(hours=2))),  # K3: instant (sector K)
-            _row(settings, 2, t1 - timedelta(hours=2)),  # K3 car prowl: beat K3's digest
-            _burglary(_row(settings, 3, t1 - timedelta(hours=2), lat=lat, lon=lon)),  # W digest
-            _row(settings, 4, t1 - timedelta(hours=2), lat=lat, lon=lon),  # matches nothing
+            _burglary(row_at(settings, 1, t1 - timedelta(hours=2))),  # K3: instant (sector K)
+            row_at(settings, 2, t1 - timedelta(hours=2)),  # K3 car prowl: beat K3's digest
+            _burglary(row_at(settings, 3, t1 - timedelta(hours=2), lat=lat, lon=lon)),  # W digest
+            row_at(settings, 4, t1 - timedelta(hours=2), lat=lat, lon=lon),  # matches nothing
         ],
         t1 - timedelta(hours=2),
     )  # imported as they happened: public an hour before t1
@@ -224,16 +202,16 @@ def test_overlapping_subscriptions_get_each_entry_once_grouped_by_area(tmp_path,
     instant = _to(inbox, A)
     alert_msg = next(m for m in instant if "Gas leak" in m["Subject"])
     assert alert_msg["Subject"] == "URGENT Public-safety alert: Gas leak on 8th Ave"
-    assert "Avoid the area." in _parts(alert_msg)[0] and "911" in _parts(alert_msg)[0]
+    assert "Avoid the area." in parts(alert_msg)[0] and "911" in parts(alert_msg)[0]
     assert alert_msg["List-Unsubscribe"]
     assert _run(store, settings, t1 + timedelta(hours=2))["sent"] == 0  # the tip waits
 
-    digest_time = _utc(datetime(2026, 3, 11, 7, 0), settings)
+    digest_time = to_utc(datetime(2026, 3, 11, 7, 0), settings)
     assert _run(store, settings, digest_time - timedelta(minutes=1))["digests"] == 0
     summary = _run(store, settings, digest_time)
     assert summary["digests"] == 1 and summary["sent"] == 1
     digest = _to(inbox, A)[-1]
-    text, html = _parts(digest)
+    text, html = parts(digest)
     assert "daily digest" in digest["Subject"] and "3 new entries" in digest["Subject"]
     k3, w = text.index("== Beat K3 (2) =="), text.index("== West Precinct (1) ==")
     assert k3 < w  # narrowest area first, each entry under one area only
@@ -241,11 +219,11 @@ def test_overlapping_subscriptions_get_each_entry_once_grouped_by_area(tmp_path,
     assert "BLOCK OF" in text and "1100 8TH" not in text + html
     assert "911" in text and "911" in html
     assert "Stop this daily digest" in text and text.count("(stop: ") == 2
-    for uid in _entry_uids(digest):
+    for uid in entry_uids(digest):
         assert uid in html
         assert app.test_client().get(f"/entries/{uid}").status_code == 200
 
-    everything = Counter(u for m in _to(inbox, A) for u in _entry_uids(m))
+    everything = Counter(u for m in _to(inbox, A) for u in entry_uids(m))
     assert set(everything.values()) == {1}  # never the same entry twice
     assert len(everything) == 5  # 3 incidents and 2 announcements; #4 matched nothing
     assert tip.uid in everything and urgent.uid in everything
@@ -264,19 +242,19 @@ def test_overlapping_subscriptions_get_each_entry_once_grouped_by_area(tmp_path,
 
 
 def test_an_entry_already_in_a_digest_is_not_mailed_by_a_new_instant_subscription(tmp_path, inbox):
-    store, settings = _setup(tmp_path, inbox)
+    store, settings = digest_setup(tmp_path, inbox)
     t0 = datetime(2026, 3, 10, 18, 0)
     store.save_email_subscription(
         address=A, area_kind="beat", area_code="K3", categories=(), frequency="daily", now=t0
     )
-    _import(
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, 1, t0 + timedelta(hours=1))],
+        [row_at(settings, 1, t0 + timedelta(hours=1))],
         t0 + timedelta(hours=1),
     )
-    digest_time = _utc(datetime(2026, 3, 11, 7, 0), settings)
+    digest_time = to_utc(datetime(2026, 3, 11, 7, 0), settings)
     assert _run(store, settings, digest_time)["sent"] == 1
     # The resident adds instant alerts for the precinct; the entry was mailed already.
     store.save_email_subscription(
@@ -287,19 +265,19 @@ def test_an_entry_already_in_a_digest_is_not_mailed_by_a_new_instant_subscriptio
 
 
 def test_a_digest_interrupted_mid_send_becomes_unknown_and_admins_decide(tmp_path, inbox):
-    store, settings = _setup(tmp_path, inbox)
+    store, settings = digest_setup(tmp_path, inbox)
     t0 = datetime(2026, 3, 10, 18, 0)
     store.save_email_subscription(
         address=A, area_kind="beat", area_code="K3", categories=(), frequency="daily", now=t0
     )
-    _import(
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, 1, t0 + timedelta(hours=1))],
+        [row_at(settings, 1, t0 + timedelta(hours=1))],
         t0 + timedelta(hours=1),
     )
-    digest_time = _utc(datetime(2026, 3, 11, 7, 0), settings)
+    digest_time = to_utc(datetime(2026, 3, 11, 7, 0), settings)
     assert alerts.assemble_digests(store, settings, digest_time) == 1
     (g,) = store.email_digests()
     assert store.claim_email_digest(g.id, digest_time)  # then the process died
@@ -319,19 +297,19 @@ def test_a_digest_interrupted_mid_send_becomes_unknown_and_admins_decide(tmp_pat
 
 
 def test_erasure_removes_digests_too(tmp_path, inbox):
-    store, settings = _setup(tmp_path, inbox)
+    store, settings = digest_setup(tmp_path, inbox)
     t0 = datetime(2026, 3, 10, 18, 0)
     store.save_email_subscription(
         address=A, area_kind="beat", area_code="K3", categories=(), frequency="daily", now=t0
     )
-    _import(
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, 1, t0 + timedelta(hours=1))],
+        [row_at(settings, 1, t0 + timedelta(hours=1))],
         t0 + timedelta(hours=1),
     )
-    _run(store, settings, _utc(datetime(2026, 3, 11, 7, 0), settings))
+    _run(store, settings, to_utc(datetime(2026, 3, 11, 7, 0), settings))
     assert store.email_digests(address=A)
     assert store.delete_email_subscriber(A)
     assert store.email_digests() == [] and store.email_deliveries() == []
@@ -339,7 +317,7 @@ def test_erasure_removes_digests_too(tmp_path, inbox):
 
 # ---- pausing all mail ---------------------------------------------------------------------------
 def test_pausing_all_mail_holds_everything_until_resumed(tmp_path, inbox, monkeypatch):
-    store, settings = _setup(tmp_path, inbox)
+    store, settings = digest_setup(tmp_path, inbox)
     t0 = datetime(2026, 3, 10, 18, 0)
     store.save_email_subscription(
         address=A, area_kind="beat", area_code="K3", categories=(), frequency="instant", now=t0
@@ -350,8 +328,8 @@ def test_pausing_all_mail_holds_everything_until_resumed(tmp_path, inbox, monkey
     alerts.set_paused(store, True, actor="admin@example.org", now=t0)
     assert alerts.paused_state(store)["by"] == "admin@example.org"
     t1 = t0 + timedelta(hours=2)
-    _import(store, settings, tmp_path, [_row(settings, 1, t0 - timedelta(minutes=30))], t1)
-    digest_time = _utc(datetime(2026, 3, 11, 7, 0), settings)
+    import_csv(store, settings, tmp_path, [row_at(settings, 1, t0 - timedelta(minutes=30))], t1)
+    digest_time = to_utc(datetime(2026, 3, 11, 7, 0), settings)
     for at in (t1, digest_time, digest_time + timedelta(hours=1)):
         summary = _run(store, settings, at)
         assert summary.get("paused") and summary["sent"] == 0
@@ -365,11 +343,11 @@ def test_pausing_all_mail_holds_everything_until_resumed(tmp_path, inbox, monkey
     assert "alerts.pause" in actions and "alerts.resume" in actions
 
 
-def test_admins_pause_and_resume_on_the_admin_page(admin, clerk, staff):  # noqa: F811
+def test_admins_pause_and_resume_on_the_admin_page(admin, staff_clerk, staff):
     store = staff
     page = admin.get("/alerts/admin").get_data(as_text=True)
     assert "Pause all mail" in page and "mail-paused" not in page
-    assert clerk.post("/alerts/admin/pause", data={"paused": "1"}).status_code == 403
+    assert staff_clerk.post("/alerts/admin/pause", data={"paused": "1"}).status_code == 403
     assert store.email_paused() is None
     assert admin.post("/alerts/admin/pause", data={"paused": "1"}).status_code == 303
     page = admin.get("/alerts/admin").get_data(as_text=True)
@@ -443,7 +421,7 @@ def test_sigkill_mid_send_leaves_the_message_unknown_and_never_resends_it(
     now = datetime.now(UTC).replace(tzinfo=None)
     local = now.replace(tzinfo=UTC).astimezone(ZoneInfo("America/Los_Angeles"))
     send_time = (local - timedelta(minutes=5)).strftime("%H:%M")  # the digest is due now
-    store, settings = _setup(tmp_path, inbox, digest_time=send_time)
+    store, settings = digest_setup(tmp_path, inbox, digest_time=send_time)
     store.save_email_subscription(
         address=A,
         area_kind="beat",
@@ -452,11 +430,11 @@ def test_sigkill_mid_send_leaves_the_message_unknown_and_never_resends_it(
         frequency=frequency,
         now=now - timedelta(days=1),
     )
-    _import(
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, 1, now - timedelta(hours=2))],
+        [row_at(settings, 1, now - timedelta(hours=2))],
         now - timedelta(hours=2),
     )  # imported as it happened: public an hour ago
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEATFEEDS_")}
@@ -506,29 +484,29 @@ def test_sigkill_mid_send_leaves_the_message_unknown_and_never_resends_it(
 
 
 def test_a_backfill_of_old_incidents_does_not_flood_digests(tmp_path, inbox):
-    store, settings = _setup(tmp_path, inbox)
+    store, settings = digest_setup(tmp_path, inbox)
     t0 = datetime(2026, 3, 10, 18, 0)
     store.save_email_subscription(
         address=A, area_kind="beat", area_code="K3", categories=(), frequency="daily", now=t0
     )
     t1 = t0 + timedelta(hours=3)
-    _import(
+    import_csv(
         store,
         settings,
         tmp_path,
         [
-            *[_row(settings, i, t0 - timedelta(days=30 + i)) for i in range(1, 6)],  # backfill
-            _row(settings, 9, t0 + timedelta(hours=1)),  # today's news
+            *[row_at(settings, i, t0 - timedelta(days=30 + i)) for i in range(1, 6)],  # backfill
+            row_at(settings, 9, t0 + timedelta(hours=1)),  # today's news
         ],
         t1,
     )
-    assert _run(store, settings, _utc(datetime(2026, 3, 11, 7, 0), settings))["sent"] == 1
+    assert _run(store, settings, to_utc(datetime(2026, 3, 11, 7, 0), settings))["sent"] == 1
     (digest,) = _to(inbox, A)
-    assert len(_entry_uids(digest)) == 1 and "1 new entry" in digest["Subject"]
+    assert len(entry_uids(digest)) == 1 and "1 new entry" in digest["Subject"]
 
 
 def test_the_manage_link_switches_between_instant_alerts_and_digests(tmp_path, inbox):
-    store, settings = _setup(tmp_path, inbox)
+    store, settings = digest_setup(tmp_path, inbox)
     app = create_app(
         {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict()}
     )
@@ -553,16 +531,16 @@ def test_the_manage_link_switches_between_instant_alerts_and_digests(tmp_path, i
     assert store.email_subscription(theirs).frequency == "instant"
     # The first digest after the switch covers one day, not the time since subscribing.
     t1 = datetime(2026, 3, 10, 18, 0)
-    _import(
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, 1, t0 + timedelta(days=2)), _row(settings, 2, t1 + timedelta(hours=1))],
+        [row_at(settings, 1, t0 + timedelta(days=2)), row_at(settings, 2, t1 + timedelta(hours=1))],
         t1 + timedelta(hours=1),
     )
-    assert _run(store, settings, _utc(datetime(2026, 3, 11, 7, 0), settings))["sent"] == 2
+    assert _run(store, settings, to_utc(datetime(2026, 3, 11, 7, 0), settings))["sent"] == 2
     (digest,) = _to(inbox, A)
-    assert len(_entry_uids(digest)) == 1
+    assert len(entry_uids(digest)) == 1
 
 
 def test_a_long_digest_lists_the_newest_entries_and_counts_the_rest(tmp_path):

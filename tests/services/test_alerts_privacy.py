@@ -18,30 +18,27 @@ from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 import beatfeeds
 from beatfeeds.app import create_app
 from beatfeeds.services import alerts
-from tests.services import test_alerts
-from tests.services.test_alerts import _confirmed, _delay_ago, _due, _import, _now, _parts, _row
-
-# The loopback SMTP server and the mail-enabled app of test_alerts, as fixtures here too.
-smtp_server = test_alerts.smtp_server
-mailapp = test_alerts.mailapp
+from tests.support.alerts import confirmed, delay_ago, digest_setup, due, entry_uids, parts, to_utc
+from tests.support.imports import import_csv, row_at
+from tests.support.instance import utcnow
 
 
 # ---- headers are built from single-line text (point 11) --------------------------------------
 def test_a_line_break_in_a_description_cannot_break_or_forge_a_header(tmp_path, mailapp):
     app, store, settings, inbox = mailapp
-    _confirmed(app.test_client(), inbox)
+    confirmed(app.test_client(), inbox)
     before = len(inbox.messages)
-    now = _now()
+    now = utcnow()
     # (No address in the forged header: text with an e-mail address is held for review.)
     desc = "THEFT - CAR PROWL\r\nX-Forged: yes\u2028NEXT\u0085LINE\tX"
-    _import(
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, 1, now - timedelta(minutes=120), desc=desc)],
-        _delay_ago(settings, now),
+        [row_at(settings, 1, now - timedelta(minutes=120), desc=desc)],
+        delay_ago(settings, now),
     )
-    summary = alerts.send_alerts(store, settings, _due(settings, now))
+    summary = alerts.send_alerts(store, settings, due(settings, now))
     assert summary["sent"] == 1 and summary["failed"] == summary["unknown"] == 0, summary
     (msg,) = inbox.messages[before:]
     assert msg["Subject"].startswith("THEFT - CAR PROWL X-Forged: yes NEXT LINE X at ")
@@ -49,14 +46,14 @@ def test_a_line_break_in_a_description_cannot_break_or_forge_a_header(tmp_path, 
     for name, value in msg.items():
         assert not any(c in str(value) for c in "\r\n\u2028\u0085"), (name, value)
     assert store.email_deliveries()[0].status == "sent"
-    text, _ = _parts(msg)
+    text, _ = parts(msg)
     assert "THEFT - CAR PROWL X-Forged: yes NEXT LINE X at" in text
 
 
 # ---- links reveal nothing and expire (point 9) ----------------------------------------------
 def _links(msg) -> set[str]:
     """Every link of a message: both parts and every header."""
-    text, html = _parts(msg)
+    text, html = parts(msg)
     found = set(re.findall(r"https?://[^\s<>\"')]+", text + html))
     for _, value in msg.items():
         found |= set(re.findall(r"https?://[^\s<>\"')]+", str(value)))
@@ -109,7 +106,7 @@ def test_no_link_in_any_mail_reveals_the_address_when_decoded(tmp_path, mailapp)
     app, store, settings, inbox = mailapp
     client = app.test_client()
     address = "resident1@example.org"
-    _confirmed(client, inbox, address=address)  # confirmation mail, then instant alerts
+    confirmed(client, inbox, address=address)  # confirmation mail, then instant alerts
     client.post("/alerts/manage", data={"address": address})  # the manage mail
     digest = "resident2@example.org"  # the entry mailed to the first one is not in a digest
     store.save_email_subscription(
@@ -118,17 +115,17 @@ def test_no_link_in_any_mail_reveals_the_address_when_decoded(tmp_path, mailapp)
         area_code="W",
         categories=(),
         frequency="daily",
-        now=_now() - timedelta(days=3),
+        now=utcnow() - timedelta(days=3),
     )
-    now = _now()
-    _import(
+    now = utcnow()
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, 1, now - timedelta(minutes=120))],
-        _delay_ago(settings, now),
+        [row_at(settings, 1, now - timedelta(minutes=120))],
+        delay_ago(settings, now),
     )
-    alerts.send_alerts(store, settings, _due(settings, now))  # the instant alert
+    alerts.send_alerts(store, settings, due(settings, now))  # the instant alert
     day = alerts.scheduled_send(settings, "daily", now + timedelta(days=1))
     alerts.send_alerts(store, settings, day)  # and the daily digest
     kinds = {m["Subject"].split()[0] for m in inbox.messages}
@@ -143,7 +140,7 @@ def test_no_link_in_any_mail_reveals_the_address_when_decoded(tmp_path, mailapp)
 def test_the_first_releases_links_leak_the_address_and_are_refused_with_a_way_out(mailapp):
     app, store, settings, inbox = mailapp
     client = app.test_client()
-    _confirmed(client, inbox)
+    confirmed(client, inbox)
     sub = store.email_subscriptions()[0]
     old = URLSafeSerializer(settings.secret_key, salt="beatfeeds email alerts unsubscribe")
     legacy = old.dumps({"s": sub.id, "a": sub.address})
@@ -168,9 +165,9 @@ def _assert_opaque_token(token: str, address: str) -> None:
 
 def test_unsubscribe_and_manage_links_expire(mailapp):
     app, store, settings, inbox = mailapp
-    _confirmed(app.test_client(), inbox)
+    confirmed(app.test_client(), inbox)
     sub = store.email_subscriptions()[0]
-    made = _now()
+    made = utcnow()
     token = alerts.unsubscribe_token(settings, sub, made)
     manage = alerts.manage_token(settings, sub.address, made)
     _assert_opaque_token(token, sub.address)
@@ -209,7 +206,7 @@ STAFF_PREFIXES = ("/admin/", "/account/", "/records/", "/staff", "/login", "/ale
 def _public_get_urls(app, store, settings, tokens: dict[str, str]) -> dict[str, str]:
     """One URL per public GET rule of the app's url_map (staff routes left out)."""
     set_id = store.active_beat_set_id()
-    entry = store.public_entries(set_id, now=_now(), limit=1)[0]
+    entry = store.public_entries(set_id, now=utcnow(), limit=1)[0]
     values = {
         "kinds": "beats",
         "code": "K3",
@@ -244,13 +241,13 @@ def test_no_public_get_route_sets_a_cookie(tmp_path, mailapp, strict):
     app, store, settings, inbox = mailapp
     if strict:  # as in production: CSRF protection on
         app = create_app({"store": store, **settings.as_dict()})
-    now = _now()
-    _import(
+    now = utcnow()
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, 1, now - timedelta(minutes=120))],
-        _delay_ago(settings, now),
+        [row_at(settings, 1, now - timedelta(minutes=120))],
+        delay_ago(settings, now),
     )
     client = app.test_client()
     ours = {"Origin": "http://feeds.example.test"}  # what a browser sends with the form
@@ -260,7 +257,7 @@ def test_no_public_get_route_sets_a_cookie(tmp_path, mailapp, strict):
         data={"address": "resident@example.org", "area_kind": "beat", "area_code": "K3"},
     )
     client.post(
-        re.search(r"/alerts/confirm/\S+", _parts(inbox.messages[-1])[0]).group(0), headers=ours
+        re.search(r"/alerts/confirm/\S+", parts(inbox.messages[-1])[0]).group(0), headers=ours
     )
     sub = store.email_subscriptions()[0]
     signup = alerts.SignupRequest(sub.address, "beat", "K3", (), "instant")
@@ -355,7 +352,7 @@ def test_residents_forms_must_come_from_this_site(mailapp):
     assert len(inbox.messages) == 3
     # Confirming, managing and erasing: the same check, no cookie either.
     path = urlsplit(
-        re.search(r"http://\S+/alerts/confirm/\S+", _parts(inbox.messages[-1])[0]).group(0)
+        re.search(r"http://\S+/alerts/confirm/\S+", parts(inbox.messages[-1])[0]).group(0)
     ).path
     assert strict.post(path, headers={"Origin": "https://evil.example"}).status_code == 403
     assert store.email_subscriptions() == []
@@ -376,9 +373,7 @@ def test_residents_forms_must_come_from_this_site(mailapp):
 
 # ---- the grace time before mail, which cannot be recalled (point 5) -------------------------
 def _grace_setup(tmp_path, inbox, **overrides):
-    from tests.services.test_alerts_digests import _setup
-
-    return _setup(tmp_path, inbox, **overrides)
+    return digest_setup(tmp_path, inbox, **overrides)
 
 
 def _send(store, settings, now):
@@ -402,11 +397,11 @@ def test_instant_alerts_wait_the_grace_time_and_a_retraction_cancels_them(tmp_pa
     )
     event = t0 + timedelta(minutes=5)
     public = event + timedelta(minutes=settings.publication_delay)
-    _import(
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, 1, event), _row(settings, 2, event), _row(settings, 3, event)],
+        [row_at(settings, 1, event), row_at(settings, 2, event), row_at(settings, 3, event)],
         event,
     )
     uids = sorted(e.uid for e in store.public_entries(store.active_beat_set_id(), now=public))
@@ -420,11 +415,11 @@ def test_instant_alerts_wait_the_grace_time_and_a_retraction_cancels_them(tmp_pa
         store, uids[0], "wrong beat", actor="records@example.org", now=public + timedelta(minutes=3)
     )
     incident = next(i for i in range(1, 4) if store.incident_private("t", str(i))["uid"] == uids[1])
-    _import(
+    import_csv(
         store,
         settings,
         tmp_path,
-        [_row(settings, incident, event, dv="Y")],
+        [row_at(settings, incident, event, dv="Y")],
         public + timedelta(minutes=4),
     )
     assert (
@@ -436,7 +431,7 @@ def test_instant_alerts_wait_the_grace_time_and_a_retraction_cancels_them(tmp_pa
     assert summary["sent"] == 1 and summary["cancelled"] == 2, summary
     (msg,) = inbox.messages
     kept = uids[2]
-    assert f"/entries/{kept}" in _parts(msg)[0]
+    assert f"/entries/{kept}" in parts(msg)[0]
     status = {d.entry_uid: d.status for d in store.email_deliveries()}
     assert status == {uids[0]: "cancelled", uids[1]: "cancelled", kept: "sent"}
     # Never sent later either.
@@ -456,18 +451,17 @@ def test_grace_zero_sends_as_soon_as_public(tmp_path, smtp_server):
         now=t0,
     )
     event = t0 + timedelta(minutes=5)
-    _import(store, settings, tmp_path, [_row(settings, 1, event)], event)
+    import_csv(store, settings, tmp_path, [row_at(settings, 1, event)], event)
     public = event + timedelta(minutes=settings.publication_delay)
     assert _send(store, settings, public)["sent"] == 1
 
 
 def test_a_digest_never_lists_a_retracted_entry_and_waits_out_the_grace_time(tmp_path, smtp_server):
     from beatfeeds.services import records
-    from tests.services.test_alerts_digests import _entry_uids, _utc
 
     inbox = smtp_server
     store, settings = _grace_setup(tmp_path, inbox)
-    send = _utc(datetime(2026, 6, 10, 7, 0), settings)  # the daily digest's time
+    send = to_utc(datetime(2026, 6, 10, 7, 0), settings)  # the daily digest's time
     store.save_email_subscription(
         address="resident@example.org",
         area_kind="beat",
@@ -483,19 +477,23 @@ def test_a_digest_never_lists_a_retracted_entry_and_waits_out_the_grace_time(tmp
         send - timedelta(minutes=4),
     )  # publication times
     for i, at in ((1, early), (2, retracted), (3, late)):
-        _import(store, settings, tmp_path, [_row(settings, i, at - delay)], at - delay)
+        import_csv(store, settings, tmp_path, [row_at(settings, i, at - delay)], at - delay)
     uid = {i: store.incident_private("t", str(i))["uid"] for i in (1, 2, 3)}
     records.retract_entry(
         store, uid[2], "not ours", actor="records@example.org", now=send - timedelta(minutes=30)
     )
     summary = _send(store, settings, send)
     assert summary["digests"] == 1 and summary["sent"] == 1, summary
-    assert _entry_uids(inbox.messages[-1]) == [uid[1]]  # the late one is still in its grace
+    assert entry_uids(inbox.messages[-1]) == [uid[1]]  # the late one is still in its grace
 
     # Retracted between the digest's making and its sending: cancelled from the digest.
     next_send = send + timedelta(days=1)
-    _import(
-        store, settings, tmp_path, [_row(settings, 4, next_send - 2 * delay)], next_send - 2 * delay
+    import_csv(
+        store,
+        settings,
+        tmp_path,
+        [row_at(settings, 4, next_send - 2 * delay)],
+        next_send - 2 * delay,
     )
     uid[4] = store.incident_private("t", "4")["uid"]
     made = alerts.assemble_digests(store, settings, next_send)
@@ -509,6 +507,6 @@ def test_a_digest_never_lists_a_retracted_entry_and_waits_out_the_grace_time(tmp
     )
     summary = _send(store, settings, next_send + timedelta(minutes=1))
     assert summary["sent"] == 1, summary
-    assert _entry_uids(inbox.messages[-1]) == [uid[3]]  # the late one, a day on; not #4
-    listed = [u for m in inbox.messages for u in _entry_uids(m)]
+    assert entry_uids(inbox.messages[-1]) == [uid[3]]  # the late one, a day on; not #4
+    listed = [u for m in inbox.messages for u in entry_uids(m)]
     assert uid[2] not in listed and uid[4] not in listed

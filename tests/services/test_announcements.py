@@ -10,9 +10,8 @@ import pytest
 
 from beatfeeds.core.errors import EntryNotFound, InvalidInput
 from beatfeeds.services import announcements, outbox, publishing
-from tests.delivery.test_outbound import ADMIN, T, add, items, send, setup
 from tests.support.fakes import FakeMastodon
-from tests.web.test_staff import admin, clerk, hashes, staff  # noqa: F401 (fixtures)
+from tests.support.outbound import ADMIN, T, add, items, send, setup
 
 K3_POINT = (-122.32245, 47.598347)  # lon, lat
 
@@ -196,10 +195,10 @@ def test_announcements_go_out_through_the_targeted_accounts_and_withdrawal_delet
     assert masto.statuses == {} and {i.status for i in items(store)} == {"deleted"}
 
 
-def test_staff_write_announcements_on_the_web(clerk, staff):  # noqa: F811
-    page = clerk.get("/records/announcements").get_data(as_text=True)
+def test_staff_write_announcements_on_the_web(staff_clerk, staff):
+    page = staff_clerk.get("/records/announcements").get_data(as_text=True)
     assert "New announcement" in page and "announcement-map.js" in page
-    r = clerk.post(
+    r = staff_clerk.post(
         "/records/announcements",
         data={
             "kind": "alert",
@@ -213,15 +212,17 @@ def test_staff_write_announcements_on_the_web(clerk, staff):  # noqa: F811
     assert "Announcement saved for 3 beat(s): K1, K2, K3" in r.get_data(as_text=True)
     ann = staff.list_announcements()[0]
     assert ann.urgent and ann.created_by == "clerk@example.org"
-    feed = clerk.get("/sectors/K/feed.atom").get_data(as_text=True)
+    feed = staff_clerk.get("/sectors/K/feed.atom").get_data(as_text=True)
     assert "Public-safety alert: Police activity on 3rd Ave" in feed
-    page = clerk.get(f"/entries/{ann.uid}").get_data(as_text=True)
+    page = staff_clerk.get(f"/entries/{ann.uid}").get_data(as_text=True)
     assert "Avoid the area." in page
-    r = clerk.post("/records/announcements", data={"kind": "alert", "title": "x", "beats": "NOPE"})
+    r = staff_clerk.post(
+        "/records/announcements", data={"kind": "alert", "title": "x", "beats": "NOPE"}
+    )
     assert r.status_code == 400 and "Unknown beats" in r.get_data(as_text=True)
-    clerk.post(f"/records/announcements/{ann.uid}/withdraw")
-    assert "Police activity" not in clerk.get("/sectors/K/feed.atom").get_data(as_text=True)
-    assert clerk.get(f"/entries/{ann.uid}").status_code == 404
+    staff_clerk.post(f"/records/announcements/{ann.uid}/withdraw")
+    assert "Police activity" not in staff_clerk.get("/sectors/K/feed.atom").get_data(as_text=True)
+    assert staff_clerk.get(f"/entries/{ann.uid}").status_code == 404
 
 
 def test_a_correction_changes_the_feed_and_reposts_only_when_the_type_changes(tmp_path, httpserver):
@@ -275,15 +276,15 @@ def test_a_correction_changes_the_feed_and_reposts_only_when_the_type_changes(tm
         )
 
 
-def test_staff_correct_an_announcement_on_the_web(clerk, staff):  # noqa: F811
-    clerk.post(
+def test_staff_correct_an_announcement_on_the_web(staff_clerk, staff):
+    staff_clerk.post(
         "/records/announcements",
         data={"kind": "road-closure", "title": "Pike St closed", "body": "", "beats": "K3"},
     )
     ann = staff.list_announcements()[0]
-    page = clerk.get(f"/records/announcements/{ann.uid}/edit").get_data(as_text=True)
+    page = staff_clerk.get(f"/records/announcements/{ann.uid}/edit").get_data(as_text=True)
     assert "Pike St closed" in page and "K3" in page
-    r = clerk.post(
+    r = staff_clerk.post(
         f"/records/announcements/{ann.uid}/edit",
         data={
             "kind": "road-closure",
@@ -295,9 +296,9 @@ def test_staff_correct_an_announcement_on_the_web(clerk, staff):  # noqa: F811
     )
     assert "Announcement corrected" in r.get_data(as_text=True)
     assert staff.announcement(ann.uid).body == "Detour on Pine."
-    r = clerk.post(
+    r = staff_clerk.post(
         f"/records/announcements/{ann.uid}/edit",
         data={"kind": "road-closure", "title": " ", "body": ""},
     )
     assert r.status_code == 400 and "title" in r.get_data(as_text=True)
-    assert clerk.get("/records/announcements/nope/edit").status_code == 404
+    assert staff_clerk.get("/records/announcements/nope/edit").status_code == 404

@@ -6,149 +6,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
-from beatfeeds import jobs
 from beatfeeds.app import create_app
 from beatfeeds.cli import main
 from beatfeeds.services import records
-
-CLERK, CLERK_PW = "clerk@example.org", "clerk password 5678"
-
-SPD911 = [
-    "CAD CDW ID",
-    "CAD Event Number",
-    "General Offense Number",
-    "Event Clearance Code",
-    "Event Clearance Description",
-    "Event Clearance SubGroup",
-    "Event Clearance Group",
-    "Event Clearance Date",
-    "Hundred Block Location",
-    "District/Sector",
-    "Zone/Beat",
-    "Census Tract",
-    "Longitude",
-    "Latitude",
-    "Incident Location",
-    "Initial Type Description",
-    "Initial Type Subgroup",
-    "Initial Type Group",
-    "At Scene Time",
-]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def local(d: datetime) -> str:
-    """A naive-UTC time written the way SPD exports write local times."""
-    from zoneinfo import ZoneInfo
-
-    t = d.replace(tzinfo=UTC).astimezone(ZoneInfo("America/Los_Angeles"))
-    return t.strftime("%m/%d/%Y %I:%M:%S %p")
-
-
-def spd911_row(
-    key,
-    when,
-    desc="THEFT - CAR PROWL",
-    group="CAR PROWL",
-    addr="12XX BLOCK OF 3RD AVE",
-    lon="-122.3365",
-    lat="47.6070",
-    initial="THEFT (DOES NOT INCLUDE SHOPLIFT OR SVCS)",
-) -> list[str]:
-    return [
-        str(key),
-        "1",
-        "1",
-        "063",
-        desc,
-        group,
-        group,
-        when,
-        addr,
-        "K",
-        "K1",
-        "1",
-        lon,
-        lat,
-        "",
-        initial,
-        "",
-        "",
-        "",
-    ]
-
-
-def write_rows(path: Path, rows, header=SPD911) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
-
-
-@pytest.fixture(scope="module")
-def clerk_hash() -> str:
-    return PasswordHasher().hash(CLERK_PW)  # slow on purpose: once per module
-
-
-@pytest.fixture
-def clerk(app, beats_store, clerk_hash):
-    beats_store.add_user(CLERK, "records", clerk_hash, utcnow())
-    c = app.test_client()
-    assert c.post("/login", data={"email": CLERK, "password": CLERK_PW}).status_code == 302
-    return c
-
-
-@pytest.fixture
-def mixed_file(tmp_path) -> Path:
-    """Five rows: old theft and fresh theft (both delayed: the delay counts from the import
-    too), child luring (suppressed),
-    a bad date with a formula in it (rejected), a point outside every beat (unassigned)."""
-    now = utcnow()
-    old, fresh = local(now - timedelta(days=2)), local(now - timedelta(minutes=5))
-    return write_rows(
-        tmp_path / "clerk export.csv",
-        [
-            spd911_row(101, old, addr="1234 3RD AVE"),
-            spd911_row(102, fresh),
-            spd911_row(
-                103,
-                old,
-                desc="SUSPICIOUS PERSON",
-                group="SUSPICIOUS CIRCUMSTANCES",
-                initial="CHILD - LURING",
-            ),
-            spd911_row(104, "=cmd|' /C calc'!A0"),
-            spd911_row(105, old, lon="-121.0", lat="48.5"),
-        ],
-    )
-
-
-def upload(client, path: Path, **data):
-    with open(path, "rb") as fh:
-        return client.post(
-            "/records/imports",
-            data={"file": (fh, path.name), **data},
-            content_type="multipart/form-data",
-        )
-
-
-def upload_id(resp) -> int:
-    assert resp.status_code == 302, resp.data[:500]
-    return int(resp.headers["Location"].rstrip("/").rsplit("/", 1)[1])
-
-
-def run_queue(store, settings) -> dict:
-    return jobs.run_job("process-import-queue", store, settings, utcnow())
+from tests.support.exports import SPD911, local, sheriff_file, spd911_row, write_rows
+from tests.support.instance import utcnow
+from tests.support.records import run_queue, upload, upload_id
+from tests.support.staff import CLERK, CLERK_PW
 
 
 # ---- upload, preview, job, counters, rejected rows -------------------------------------------
@@ -339,39 +208,6 @@ def test_the_size_limit_also_holds_without_a_content_length(beats_store, setting
 
 
 # ---- column mapping and saved presets ------------------------------------------------------
-SHERIFF = ["Case No", "Reported", "Offense", "Narrative", "Location", "Y", "X", "DV"]
-
-
-def sheriff_file(path: Path, key_start=1) -> Path:
-    when = (utcnow() - timedelta(days=3)).strftime("%Y-%m-%d %H:%M")
-    return write_rows(
-        path,
-        [
-            [
-                f"S-{key_start}",
-                when,
-                "BURGLARY",
-                "BURGLARY - RESIDENTIAL",
-                "1900 E JEFFERSON ST",
-                "47.6067",
-                "-122.3066",
-                "N",
-            ],
-            [
-                f"S-{key_start + 1}",
-                when,
-                "ASSAULT",
-                "ASSAULT - SIMPLE",
-                "500 PINE ST",
-                "47.6113",
-                "-122.3375",
-                "Y",
-            ],
-        ],
-        header=SHERIFF,
-    )
-
-
 def test_an_unknown_layout_asks_for_a_mapping_which_can_be_saved_as_a_preset(
     clerk, beats_store, settings, tmp_path, runner, monkeypatch
 ):

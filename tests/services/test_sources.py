@@ -5,9 +5,7 @@ twice, failures are recorded and shown; managed with `beatfeeds sources`."""
 from __future__ import annotations
 
 import hashlib
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,19 +14,12 @@ from beatfeeds import jobs
 from beatfeeds.cli import main
 from beatfeeds.core.errors import ConfigurationError
 from beatfeeds.services import sources
-from tests.conftest import make_settings
-from tests.services.test_records import clerk, clerk_hash, local, spd911_row, utcnow, write_rows  # noqa: F401  (clerk and clerk_hash are fixtures)
+from tests.support.exports import export, write_rows
+from tests.support.instance import make_settings, utcnow
+
 
 # One clock reading per test run: a row exported twice must be the same row, however long the
 # test took between the two exports (a second apart, it would read as a correction).
-EXPORTED_AT = utcnow()
-
-
-def export(path: Path, keys, days_ago=2) -> Path:
-    when = local(EXPORTED_AT - timedelta(days=days_ago))
-    return write_rows(path, [spd911_row(k, when) for k in keys])
-
-
 def poll(store, settings, now=None) -> dict:
     return jobs.run_job("poll-sources", store, settings, now or utcnow())
 
@@ -85,7 +76,7 @@ def test_a_watched_folder_imports_each_new_file_once(beats_store, settings, tmp_
 
 def test_a_bad_file_in_a_folder_is_recorded_set_aside_and_shown(
     beats_store, settings, tmp_path, clerk
-):  # noqa: F811
+):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     sources.add_source(beats_store, "dispatch-drop", folder=str(inbox), actor="test", now=utcnow())
@@ -115,51 +106,6 @@ def test_a_missing_folder_is_a_recorded_failure(beats_store, settings, tmp_path)
 
 
 # ---- a URL on a real loopback server -------------------------------------------------------
-class Feed:
-    """What the loopback server answers: a body, an optional ETag, or an error status."""
-
-    def __init__(self):
-        self.body = b""
-        self.etag = None
-        self.status = 200
-        self.lie = 0  # bytes announced in Content-Length but never sent
-        self.requests: list[dict] = []
-
-
-@pytest.fixture
-def socrata(tmp_path):
-    feed = Feed()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            feed.requests.append(dict(self.headers))
-            if feed.status != 200:
-                self.send_error(feed.status)
-                return
-            if feed.etag and self.headers.get("If-None-Match") == feed.etag:
-                self.send_response(304)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/csv")
-            self.send_header("Content-Length", str(len(feed.body) + feed.lie))
-            if feed.etag:
-                self.send_header("ETag", feed.etag)
-            self.end_headers()
-            self.wfile.write(feed.body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    feed.url = f"http://127.0.0.1:{server.server_port}/resource/3k2p-39jp.csv"
-    yield feed
-    server.shutdown()
-    server.server_close()
-
-
 def test_a_url_is_polled_on_its_interval_and_the_same_content_is_never_imported_twice(
     beats_store, settings, tmp_path, socrata
 ):
@@ -210,7 +156,7 @@ def test_a_url_with_an_etag_is_fetched_conditionally(beats_store, settings, tmp_
     assert socrata.requests[-1]["If-None-Match"] == '"v1"'
 
 
-def test_url_failures_are_recorded_and_shown(beats_store, settings, tmp_path, socrata, clerk):  # noqa: F811
+def test_url_failures_are_recorded_and_shown(beats_store, settings, tmp_path, socrata, clerk):
     socrata.status = 503
     sources.add_source(
         beats_store, "flaky", url=socrata.url, preset="spd-911", actor="test", now=utcnow()
@@ -317,7 +263,7 @@ def assert_nothing_kept(store, settings):
 
 def test_a_download_announced_over_the_limit_is_refused_and_recorded(
     beats_store, tmp_path, httpserver, clerk
-):  # noqa: F811
+):
     from werkzeug import Response
 
     settings = make_settings(tmp_path, source_max_mb=1)

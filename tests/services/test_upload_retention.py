@@ -16,16 +16,8 @@ import pytest
 from beatfeeds import jobs
 from beatfeeds.cli import main
 from beatfeeds.services import records
-from tests.conftest import make_settings
-from tests.services.test_records import (  # noqa: F401  (clerk and clerk_hash are fixtures)
-    clerk,
-    clerk_hash,
-    local,
-    sheriff_file,
-    spd911_row,
-    utcnow,
-    write_rows,
-)
+from tests.support.exports import local, sheriff_file, spd911_row, write_rows
+from tests.support.instance import make_settings, utcnow
 
 NOW = utcnow()
 OLD = NOW - timedelta(days=100)
@@ -126,7 +118,7 @@ def test_zero_days_keeps_every_file(beats_store, tmp_path, old_file):
 
 def test_the_pages_say_the_file_was_removed_and_rejected_rows_still_download(
     clerk, beats_store, settings, old_file
-):  # noqa: F811
+):
     up = imported(beats_store, settings, old_file, OLD)
     prune(beats_store, settings)
     page = clerk.get(f"/records/imports/{up.id}").get_data(as_text=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from beatfeeds.services import alerts
-from tests.conftest import load_default_beats, make_settings
-from tests.services.test_alerts import _delay_ago, _due, _import, _row
-from tests.storage.test_storage_contract import backend_url, cfg  # noqa: F401 (fixtures)
+from tests.support.alerts import delay_ago, due
+from tests.support.imports import import_csv, row_at
+from tests.support.instance import load_default_beats, make_settings
 
 
-def test_subscriptions_and_deliveries_on_each_backend(cfg, tmp_path):  # noqa: F811
+def test_subscriptions_and_deliveries_on_each_backend(cfg, tmp_path):
     from beatfeeds.storage import SQLStore
 
     settings = make_settings(tmp_path, database_url=cfg.database_url, dry_run=True)
@@ -63,22 +63,22 @@ def test_subscriptions_and_deliveries_on_each_backend(cfg, tmp_path):  # noqa: F
         assert store.email_signups_since(start, address_key="k") == 1
         assert store.email_signups_since(start, client="10.0.0.2") == 0
 
-        _import(
+        import_csv(
             store,
             settings,
             tmp_path,
             [
-                _row(settings, 1, now - timedelta(minutes=120)),
-                _row(settings, 2, now - timedelta(minutes=100)),
+                row_at(settings, 1, now - timedelta(minutes=120)),
+                row_at(settings, 2, now - timedelta(minutes=100)),
             ],
-            _delay_ago(settings, now),
+            delay_ago(settings, now),
         )
         assert alerts.enqueue_alerts(store, settings, now) == 2  # K3 and W overlap: once each
         assert alerts.enqueue_alerts(store, settings, now) == 0
-        summary = alerts.send_alerts(store, settings, _due(settings, now))
+        summary = alerts.send_alerts(store, settings, due(settings, now))
         assert summary["sent"] == 2
         assert len(list((tmp_path / "instance" / "mail").glob("*.eml"))) == 2
-        assert store.email_sends_since(_due(settings, now) - timedelta(minutes=1)) == 2
+        assert store.email_sends_since(due(settings, now) - timedelta(minutes=1)) == 2
         assert {d.address for d in store.email_deliveries(status="sent")} == {a}
         assert store.delete_email_subscriber(a)
         assert store.email_deliveries() == [] and store.email_subscriptions(a) == []
@@ -87,7 +87,7 @@ def test_subscriptions_and_deliveries_on_each_backend(cfg, tmp_path):  # noqa: F
         store.engine.dispose()
 
 
-def test_digests_on_each_backend(cfg, tmp_path):  # noqa: F811
+def test_digests_on_each_backend(cfg, tmp_path):
     from beatfeeds.storage import SQLStore
 
     settings = make_settings(
@@ -110,15 +110,15 @@ def test_digests_on_each_backend(cfg, tmp_path):  # noqa: F811
                 now=start,
             )
         sid = store.email_subscriptions(a)[0].subscriber_id
-        _import(
+        import_csv(
             store,
             settings,
             tmp_path,
             [
-                _row(settings, 1, now - timedelta(minutes=120)),
-                _row(settings, 2, now - timedelta(minutes=100)),
+                row_at(settings, 1, now - timedelta(minutes=120)),
+                row_at(settings, 2, now - timedelta(minutes=100)),
             ],
-            _delay_ago(settings, now),
+            delay_ago(settings, now),
         )
         assert alerts.enqueue_alerts(store, settings, now) == 0  # digest subscriptions wait
         entries = store.entries_for_email_digest(

@@ -6,11 +6,10 @@ from datetime import datetime
 
 from beatfeeds.services import beatmaps
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import DEFAULT_BEATS, NOW, SAMPLE
-from tests.storage.test_storage_contract import backend_url, bare, cfg, db  # noqa: F401 (fixtures)
+from tests.support.instance import DEFAULT_BEATS, NOW, SAMPLE
 
 
-def test_edit_publish_and_rollback_record_what_changed(db, cfg):  # noqa: F811 (fixtures)
+def test_edit_publish_and_rollback_record_what_changed(db, cfg):
     active = beatmaps.load_beat_map(db, DEFAULT_BEATS, now=NOW)
     beatmaps.publish_beat_map(db, active, now=NOW)
     import_file(db, SAMPLE, ImportOptions(preset="spd-911"), cfg, now=NOW)
@@ -55,7 +54,7 @@ def test_edit_publish_and_rollback_record_what_changed(db, cfg):  # noqa: F811 (
     assert actions.count("beats.edit") == 2 and "beats.copy" in actions
 
 
-def test_area_changes_are_recorded_once_and_read_back(db):  # noqa: F811 (fixtures)
+def test_area_changes_are_recorded_once_and_read_back(db):
     from beatfeeds.core.models import Beat
 
     active = beatmaps.load_beat_map(db, DEFAULT_BEATS, now=NOW)

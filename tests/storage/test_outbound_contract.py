@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from beatfeeds.services import announcements, outbox, publishing, records
-from tests.conftest import load_default_beats
-from tests.delivery.test_outbound import ADMIN, FakeClock, T, import_incidents, incident
-from tests.storage.test_storage_contract import backend_url, cfg  # noqa: F401 (fixtures)
+from tests.support.instance import load_default_beats
+from tests.support.outbound import ADMIN, FakeClock, T, import_incidents, incident
 
 
-def test_outbox_and_announcements_on_each_backend(cfg, tmp_path, httpserver):  # noqa: F811
+def test_outbox_and_announcements_on_each_backend(cfg, tmp_path, httpserver):
     from beatfeeds.storage import SQLStore
 
     store = SQLStore.from_url(cfg.database_url)

@@ -5,18 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.conftest import NOW
-from tests.storage import test_storage_contract as contract
-
-# The contract suite's backends (SQLite, and PostgreSQL when configured) and helpers.
-backend_url, cfg, bare, db, beats_db = (
-    contract.backend_url,
-    contract.cfg,
-    contract.bare,
-    contract.db,
-    contract.beats_db,
-)
-import_rows, row = contract.import_rows, contract.row
+from tests.support.instance import NOW
+from tests.support.storage import import_rows, row
 
 
 def typed(external_id: str, when: str, kind: str) -> list[str]:

@@ -2,8 +2,6 @@
 queue, saved presets, scheduled sources and their polls, staff search and retraction. Plus
 every shared Seattle CSV uploaded on the web, detected, imported by the job, and idempotent."""
 
-# Fixtures imported from other test modules are redefined as test arguments, on purpose.
-# ruff: noqa: F811
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,9 +13,8 @@ from beatfeeds.core import identifiers
 from beatfeeds.core.errors import Conflict, EntryNotFound, NotFound
 from beatfeeds.services import imports, records, sources
 from beatfeeds.services.imports import ImportOptions
-from tests.conftest import NOW, SAMPLE, load_default_beats, shared
-from tests.services.test_records import clerk, clerk_hash, upload, upload_id, utcnow  # noqa: F401
-from tests.storage.test_storage_contract import backend_url, bare, cfg, db  # noqa: F401  (fixtures)
+from tests.support.instance import NOW, SAMPLE, load_default_beats, shared, utcnow
+from tests.support.records import upload, upload_id
 
 
 @pytest.fixture

@@ -8,136 +8,24 @@ except where the store has no API yet (retracting an incident).
 
 from __future__ import annotations
 
-import csv
-import os
-import secrets
 from datetime import timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, select, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select, update
 
 from beatfeeds.core.errors import Conflict, NoActiveBeatMap, NotFound
 from beatfeeds.core.identifiers import entry_uid
 from beatfeeds.services import beatmaps, imports
 from beatfeeds.services.imports import ImportOptions
 from beatfeeds.storage import SQLStore, schema
-from tests.conftest import DEFAULT_BEATS, NOW, SAMPLE, make_settings, need
-
-SOURCE = "contract-test"
-MAPS = {
-    "external_id": "id",
-    "occurred_at": "when",
-    "category": "type",
-    "description": "desc",
-    "address": "addr",
-    "lat": "lat",
-    "lon": "lon",
-    "sensitive": "sensitive",
-}
-K3 = ("47.598347", "-122.32245")  # a point in beat K3 (the sample's first incident)
-
-
-# ---- backends -------------------------------------------------------------------------------
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'contract.sqlite3'}"
-        return
-    server = os.environ.get("BEATFEEDS_TEST_POSTGRES_URL", "")
-    need(bool(server), "BEATFEEDS_TEST_POSTGRES_URL is not set (a PostgreSQL role with CREATEDB)")
-    url = make_url(server)
-    name = f"beatfeeds_contract_{secrets.token_hex(6)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'")
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
-@pytest.fixture
-def cfg(tmp_path, backend_url):
-    return make_settings(tmp_path, database_url=backend_url)
-
-
-@pytest.fixture
-def bare(cfg):
-    """A store on an empty database (no migrations run)."""
-    store = SQLStore.from_url(cfg.database_url)
-    yield store
-    store.engine.dispose()
-
-
-@pytest.fixture
-def db(bare):
-    bare.upgrade()
-    return bare
-
-
-@pytest.fixture
-def beats_db(db):
-    load_beats(db, publish=True)
-    return db
+from tests.support.exports import fire_row, write_fire
+from tests.support.instance import NOW, SAMPLE
+from tests.support.storage import IMPORTED, K3, SOURCE, import_rows, load_beats, row
 
 
 # ---- helpers --------------------------------------------------------------------------------
-def load_beats(store, *, publish: bool, now=NOW) -> int:
-    set_id = beatmaps.load_beat_map(
-        store,
-        DEFAULT_BEATS,
-        code_field="beat",
-        sector_field="sector",
-        precinct_field="precinct",
-        name=f"map at {now:%H:%M}",
-        now=now,
-    )
-    if publish:
-        beatmaps.publish_beat_map(store, set_id, now=now)
-    return set_id
-
-
-def row(
-    external_id: str,
-    *,
-    when: str = "2026-11-20T18:00:00Z",
-    desc: str = "THEFT - CAR PROWL",
-    addr: str = "1900 E JEFFERSON ST",
-    where: tuple[str, str] | None = K3,
-    sensitive: str = "",
-) -> list[str]:
-    lat, lon = where or ("", "")
-    return [external_id, when, "THEFT", desc, addr, lat, lon, sensitive]
-
-
-def write_csv(path, rows: list[list[str]]):
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "when", "type", "desc", "addr", "lat", "lon", "sensitive"])
-        w.writerows(rows)
-    return path
-
-
-# Imports run an hour (the default delay) before NOW: the delay counts from the first import
-# too, so rows imported then are public at NOW.
-IMPORTED = NOW - timedelta(hours=1)
-
-
-def import_rows(store, cfg, path, rows=None, *, now=IMPORTED, **options) -> dict[str, int]:
-    if rows is not None:
-        write_csv(path, rows)
-    report = imports.import_file(
-        store, path, ImportOptions(maps=MAPS, source=SOURCE, **options), cfg, now=now
-    )
-    return report.counters
-
-
 def public_uids(store, set_id: int, now=NOW) -> set[str]:
     return {e.uid for e in store.public_entries(set_id, now=now, limit=10_000)}
 
@@ -204,7 +92,6 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
     from beatfeeds.core import identifiers
     from beatfeeds.services import outbox
     from beatfeeds.storage import _alembic_config
-    from tests.core.test_entry_ids import fire_row, write_fire
 
     with bare.engine.begin() as conn:
         command.upgrade(_alembic_config(conn), "0007")

@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from shapely.geometry import shape
 
 from beatfeeds.services import beatmaps
-from tests.conftest import DEFAULT_BEATS, NOW, shared
+from tests.support.instance import DEFAULT_BEATS, NOW, shared
 
 ADMIN, CLERK, PW = "admin@example.test", "clerk@example.test", "a long enough password 1"
 

@@ -5,7 +5,8 @@ import pytest
 
 from beatfeeds.app import create_app
 from beatfeeds.services import accounts
-from tests.conftest import AXE, DEFAULT_BEATS, NOW, LiveServer, axe_violations, need
+from tests.support.browser import AXE, LiveServer, axe_violations
+from tests.support.instance import DEFAULT_BEATS, NOW, need
 
 pytestmark = pytest.mark.browser
 

@@ -8,12 +8,12 @@ import json
 
 from werkzeug import Response
 
-from tests.web.test_staff import admin, clerk, hashes, staff  # noqa: F401 (fixtures)
+from tests.support.outbound import FakeClock, T, add, import_incidents, incident
 
 SECRET = "webhook-signing-secret-XYZ"
 
 
-def add_webhook(admin, url, **extra):  # noqa: F811
+def add_webhook(admin, url, **extra):
     data = {
         "service": "webhook",
         "area_kind": "sector",
@@ -26,7 +26,7 @@ def add_webhook(admin, url, **extra):  # noqa: F811
     return admin.post("/admin/outbound", data=data, follow_redirects=True)
 
 
-def test_admin_adds_tests_pauses_and_removes_an_account(admin, staff, httpserver):  # noqa: F811
+def test_admin_adds_tests_pauses_and_removes_an_account(admin, staff, httpserver):
     got = []
 
     def handler(request):
@@ -71,7 +71,7 @@ def test_admin_adds_tests_pauses_and_removes_an_account(admin, staff, httpserver
     assert SECRET not in json.dumps(staff.audit_log(), default=str)
 
 
-def test_bad_accounts_are_refused_with_a_reason(admin, staff):  # noqa: F811
+def test_bad_accounts_are_refused_with_a_reason(admin, staff):
     page = add_webhook(admin, "https://hooks.example.test/x", area_code="ZZ").get_data(as_text=True)
     assert "no sector" in page.lower()
     page = add_webhook(admin, "https://hooks.example.test/x", **{"webhook-secret": ""}).get_data(
@@ -89,7 +89,7 @@ def test_bad_accounts_are_refused_with_a_reason(admin, staff):  # noqa: F811
     assert staff.list_outbound_accounts() == []
 
 
-def test_failed_test_post_is_reported(admin, staff, httpserver):  # noqa: F811
+def test_failed_test_post_is_reported(admin, staff, httpserver):
     httpserver.expect_request("/hook").respond_with_data("bad", status=401)
     add_webhook(admin, httpserver.url_for("/hook"))
     account = staff.list_outbound_accounts()[0]
@@ -99,7 +99,7 @@ def test_failed_test_post_is_reported(admin, staff, httpserver):  # noqa: F811
     assert "Test post: failed: webhook answered 401" in page
 
 
-def test_outbox_page_and_unknown_items(admin, staff, httpserver):  # noqa: F811
+def test_outbox_page_and_unknown_items(admin, staff, httpserver):
     from datetime import datetime
 
     add_webhook(admin, httpserver.url_for("/hook"))
@@ -132,19 +132,18 @@ def test_outbox_page_and_unknown_items(admin, staff, httpserver):  # noqa: F811
     assert "not unknown" in page
 
 
-def test_records_staff_cannot_manage_accounts(clerk):  # noqa: F811
+def test_records_staff_cannot_manage_accounts(staff_clerk):
     for path in ("/admin/outbound", "/admin/outbox"):
-        assert clerk.get(path).status_code == 403
-    assert clerk.post("/admin/outbound", data={"service": "webhook"}).status_code == 403
+        assert staff_clerk.get(path).status_code == 403
+    assert staff_clerk.post("/admin/outbound", data={"service": "webhook"}).status_code == 403
 
 
-def test_a_withdrawn_post_shows_as_withdrawn_without_its_text(  # noqa: F811
+def test_a_withdrawn_post_shows_as_withdrawn_without_its_text(
     admin, staff, settings, tmp_path, httpserver
-):  # noqa: F811
+):
     # Issue 13 point 7: once the entry is retracted and its post deleted, the outbox keeps
     # the row (rate limits, the record) but neither the text nor the link of the post.
     from beatfeeds.services import outbox, records
-    from tests.delivery.test_outbound import FakeClock, T, add, import_incidents, incident
 
     httpserver.expect_request("/hook").respond_with_data("ok")
     add(staff, settings, "webhook", httpserver.url_for("/hook"), {"secret": SECRET})

@@ -9,27 +9,20 @@ import pytest
 
 from beatfeeds.app import create_app
 from beatfeeds.services import alerts
-from tests.conftest import LiveServer
-from tests.services.test_alerts import (  # noqa: F401
-    _app,
-    _delay_ago,
-    _due,
-    _import,
-    _link,
-    _now,
-    _row,
-    smtp_server,
-)
+from tests.support.alerts import alerts_app, delay_ago, due, link
+from tests.support.browser import LiveServer
+from tests.support.imports import import_csv, row_at
+from tests.support.instance import NOW, utcnow
 
 pytestmark = pytest.mark.browser
 
 
 def test_resident_subscribes_confirms_receives_and_unsubscribes(
     tmp_path,
-    smtp_server,  # noqa: F811
+    smtp_server,
     page,
 ):
-    _, store, settings = _app(tmp_path, smtp_url=smtp_server.url)
+    _, store, settings = alerts_app(tmp_path, smtp_url=smtp_server.url)
     app = create_app({"store": store, **settings.as_dict()})  # CSRF on, as in production
     server = LiveServer(app)
     try:
@@ -43,24 +36,24 @@ def test_resident_subscribes_confirms_receives_and_unsubscribes(
         page.get_by_role("heading", name="Check your email").wait_for()
         assert len(smtp_server.messages) == 1
         text = smtp_server.messages[0].get_body(("plain",)).get_content()
-        page.goto(local(_link(text, "/alerts/confirm/")))
+        page.goto(local(link(text, "/alerts/confirm/")))
         page.get_by_role("button", name="Confirm").click()
         page.get_by_role("heading", name="Your alerts are on").wait_for()
         assert len(store.email_subscriptions("resident@example.org")) == 1
 
-        now = _now()
-        _import(
+        now = utcnow()
+        import_csv(
             store,
             settings,
             tmp_path,
-            [_row(settings, 1, now - timedelta(minutes=120))],
-            _delay_ago(settings, now),
+            [row_at(settings, 1, now - timedelta(minutes=120))],
+            delay_ago(settings, now),
         )
-        assert alerts.send_alerts(store, settings, _due(settings, now))["sent"] == 1
+        assert alerts.send_alerts(store, settings, due(settings, now))["sent"] == 1
         alert = smtp_server.messages[-1].get_body(("plain",)).get_content()
-        page.goto(local(_link(alert, "/entries/")))
+        page.goto(local(link(alert, "/entries/")))
         assert "BLOCK OF 8TH AVE NE" in page.content()
-        page.goto(local(_link(alert, "/alerts/unsubscribe/")))
+        page.goto(local(link(alert, "/alerts/unsubscribe/")))
         page.get_by_role("button", name="Unsubscribe").click()
         page.get_by_role("heading", name="Unsubscribed").wait_for()
         assert store.email_subscriptions() == []
@@ -71,13 +64,12 @@ def test_resident_subscribes_confirms_receives_and_unsubscribes(
 
 def test_admin_pauses_and_resumes_all_mail_in_the_browser(
     tmp_path,
-    smtp_server,  # noqa: F811
+    smtp_server,
     page,
 ):
     from beatfeeds.services import accounts
-    from tests.conftest import NOW
 
-    _, store, settings = _app(tmp_path, smtp_url=smtp_server.url)
+    _, store, settings = alerts_app(tmp_path, smtp_url=smtp_server.url)
     accounts.add_user(
         store, "admin@example.test", "admin", "a long enough password 1", actor="test", now=NOW
     )

@@ -4,7 +4,8 @@ import pytest
 
 from beatfeeds.app import create_app
 from beatfeeds.services import accounts
-from tests.conftest import NOW, LiveServer
+from tests.support.browser import LiveServer
+from tests.support.instance import NOW
 
 pytestmark = pytest.mark.browser
 

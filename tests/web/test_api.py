@@ -10,7 +10,7 @@ import shapely
 from shapely.geometry import shape
 
 from beatfeeds.app import create_app
-from tests.conftest import DEFAULT_BEATS
+from tests.support.instance import DEFAULT_BEATS
 
 
 def beat_points() -> list[tuple[dict, float, float]]:

@@ -11,8 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from beatfeeds.services import demo
-from tests.conftest import AXE, LiveServer, axe_violations, make_settings, make_store, need, utcnow
-from tests.web.test_web_public import make_app
+from tests.support.browser import AXE, LiveServer, axe_violations
+from tests.support.instance import DEFAULT_BEATS, make_settings, make_store, need, utcnow
+from tests.support.web import make_app
 
 pytestmark = pytest.mark.browser
 
@@ -52,8 +53,6 @@ class Geocoder:
 
 @pytest.fixture(scope="module")
 def k3_point():
-    from tests.conftest import DEFAULT_BEATS
-
     doc = json.loads(DEFAULT_BEATS.read_text())
     import shapely.geometry
 

@@ -3,7 +3,7 @@
 import pytest
 
 from beatfeeds.services import accounts
-from tests.conftest import NOW
+from tests.support.instance import NOW
 
 pytestmark = pytest.mark.browser
 

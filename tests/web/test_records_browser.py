@@ -8,14 +8,14 @@ import pytest
 
 from beatfeeds import jobs
 from beatfeeds.services import accounts
-from tests.services.test_records import mixed_file, utcnow  # noqa: F401  (mixed_file is a fixture)
+from tests.support.instance import utcnow
 
 pytestmark = pytest.mark.browser
 
 
 def test_a_clerk_uploads_previews_and_downloads_rejected_rows(
     app, live_server, page, beats_store, settings, mixed_file
-):  # noqa: F811
+):
     app.config["WTF_CSRF_ENABLED"] = True
     accounts.add_user(
         beats_store,

@@ -10,8 +10,8 @@ from lxml import html
 
 from beatfeeds.core.errors import ConfigurationError
 from beatfeeds.core.settings import contrast_on_white
-from tests.conftest import make_settings
-from tests.publish.test_feed_features import build_site
+from tests.support.instance import make_settings
+from tests.support.web import add_incident, build_site
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +122,6 @@ def test_beat_page_has_everything_a_subscriber_needs(site):
 
 
 def test_beat_page_counts_by_category_and_week(tmp_path):
-    from tests.publish.test_feed_features import add_incident
-
     app, store, settings = build_site(tmp_path)
     add_incident(tmp_path, store, settings, "950000001", beat="K3", hours_ago=3)
     add_incident(tmp_path, store, settings, "950000002", beat="K3", hours_ago=24 * 9)

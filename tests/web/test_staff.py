@@ -5,43 +5,32 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import itsdangerous.timed
 import pytest
-from argon2 import PasswordHasher
 
 from beatfeeds.app import create_app
 from beatfeeds.cli import main
 from beatfeeds.core.settings import load_settings
 from beatfeeds.services import accounts
 from beatfeeds.storage import SQLStore
+from tests.support.instance import utcnow
+from tests.support.staff import ADMIN, ADMIN_PW, CLERK, CLERK_PW, login
 
-ADMIN = "admin@example.org"
-CLERK = "clerk@example.org"
-ADMIN_PW = "admin password 1234"
-CLERK_PW = "clerk password 5678"
 NEW_PW = "a brand new password 9"
 
 ADMIN_PAGES = ["/admin/users", "/admin/beats", "/admin/audit"]
 STAFF_PAGES = ["/staff", "/records/imports", "/account/password", *ADMIN_PAGES]
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def build_app(store, settings, **config):
     return create_app(
         {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict(), **config}
     )
-
-
-def login(client, email, password, **kw):
-    return client.post("/login", data={"email": email, "password": password}, **kw)
 
 
 def signed_in(client) -> bool:
@@ -52,36 +41,6 @@ def signed_in(client) -> bool:
 def actions(store) -> list[tuple[str, str, str | None]]:
     """(actor, action, target) of the audit log, oldest first."""
     return [(r["actor"], r["action"], r["target"]) for r in reversed(store.audit_log(1000))]
-
-
-@pytest.fixture(scope="module")
-def hashes() -> dict[str, str]:
-    """argon2 hashes (the hasher's defaults, as accounts uses) made once: hashing is slow on
-    purpose, and most tests only need two existing accounts."""
-    hasher = PasswordHasher()
-    return {ADMIN: hasher.hash(ADMIN_PW), CLERK: hasher.hash(CLERK_PW)}
-
-
-@pytest.fixture
-def staff(beats_store, hashes):
-    now = utcnow()
-    beats_store.add_user(ADMIN, "admin", hashes[ADMIN], now)
-    beats_store.add_user(CLERK, "records", hashes[CLERK], now)
-    return beats_store
-
-
-@pytest.fixture
-def admin(app, staff):
-    c = app.test_client()
-    assert login(c, ADMIN, ADMIN_PW).status_code == 302
-    return c
-
-
-@pytest.fixture
-def clerk(app, staff):
-    c = app.test_client()
-    assert login(c, CLERK, CLERK_PW).status_code == 302
-    return c
 
 
 # ---- who may see what ---------------------------------------------------------------------------
@@ -118,27 +77,27 @@ def test_anonymous_posts_change_nothing(client, staff):
     assert staff.list_users() == before
 
 
-def test_records_role_is_refused_admin_pages_but_sees_imports(clerk, staff):
+def test_records_role_is_refused_admin_pages_but_sees_imports(staff_clerk, staff):
     for path in ADMIN_PAGES:
-        r = clerk.get(path)
+        r = staff_clerk.get(path)
         assert r.status_code == 403, path
         assert "Not allowed" in r.get_data(as_text=True)
-    r = clerk.post(
+    r = staff_clerk.post(
         "/admin/users",
         data={"email": "new@example.org", "role": "admin", "password": "long enough password"},
     )
     assert r.status_code == 403
-    assert clerk.post(f"/admin/users/{ADMIN}/disable").status_code == 403
+    assert staff_clerk.post(f"/admin/users/{ADMIN}/disable").status_code == 403
     assert (
-        clerk.post(
+        staff_clerk.post(
             f"/admin/users/{ADMIN}/password", data={"password": "long enough password"}
         ).status_code
         == 403
     )
     assert staff.user_by_email("new@example.org") is None
     assert not staff.user_by_email(ADMIN).disabled
-    assert clerk.get("/records/imports").status_code == 200
-    home = clerk.get("/staff")
+    assert staff_clerk.get("/records/imports").status_code == 200
+    home = staff_clerk.get("/staff")
     assert home.status_code == 200 and CLERK in home.get_data(as_text=True)
     assert "/admin/users" not in home.get_data(as_text=True)
 
@@ -293,24 +252,24 @@ def test_active_sessions_still_end_after_session_lifetime(staff, settings, monke
     assert r.status_code == 302 and urlsplit(r.headers["Location"]).path == "/login"
 
 
-def test_disabling_a_user_ends_their_sessions(admin, clerk, staff):
-    assert signed_in(clerk)
+def test_disabling_a_user_ends_their_sessions(admin, staff_clerk, staff):
+    assert signed_in(staff_clerk)
     r = admin.post(f"/admin/users/{CLERK}/disable")
     assert r.status_code == 302
     assert staff.user_by_email(CLERK).disabled
-    r = clerk.get("/records/imports")
+    r = staff_clerk.get("/records/imports")
     assert r.status_code == 302 and urlsplit(r.headers["Location"]).path == "/login"
     assert (ADMIN, "users.disable", CLERK) in actions(staff)
-    assert login(clerk, CLERK, CLERK_PW).status_code == 401  # nor sign in again
+    assert login(staff_clerk, CLERK, CLERK_PW).status_code == 401  # nor sign in again
     # Enabling again lets them sign in again, but the old session stays dead.
     admin.post(f"/admin/users/{CLERK}/disable", data={"enable": "1"})
     assert not staff.user_by_email(CLERK).disabled
     assert (ADMIN, "users.enable", CLERK) in actions(staff)
-    assert not signed_in(clerk)
-    assert login(clerk, CLERK, CLERK_PW).status_code == 302
+    assert not signed_in(staff_clerk)
+    assert login(staff_clerk, CLERK, CLERK_PW).status_code == 302
 
 
-def test_password_reset_by_an_admin_ends_the_users_sessions(app, admin, clerk, staff):
+def test_password_reset_by_an_admin_ends_the_users_sessions(app, admin, staff_clerk, staff):
     second = app.test_client()
     assert login(second, CLERK, CLERK_PW).status_code == 302
     old_hash = staff.user_by_email(CLERK).password_hash
@@ -318,11 +277,11 @@ def test_password_reset_by_an_admin_ends_the_users_sessions(app, admin, clerk, s
         f"/admin/users/{CLERK}/password", data={"password": "short"}, follow_redirects=True
     )
     assert "at least 12 characters" in r.get_data(as_text=True)
-    assert staff.user_by_email(CLERK).password_hash == old_hash and signed_in(clerk)
+    assert staff.user_by_email(CLERK).password_hash == old_hash and signed_in(staff_clerk)
     r = admin.post(f"/admin/users/{CLERK}/password", data={"password": NEW_PW})
     assert r.status_code == 302
     assert staff.user_by_email(CLERK).password_hash != old_hash
-    assert not signed_in(clerk) and not signed_in(second)
+    assert not signed_in(staff_clerk) and not signed_in(second)
     assert signed_in(admin)
     assert (ADMIN, "users.reset_password", CLERK) in actions(staff)
     c = app.test_client()
@@ -330,13 +289,13 @@ def test_password_reset_by_an_admin_ends_the_users_sessions(app, admin, clerk, s
     assert login(c, CLERK, NEW_PW).status_code == 302
 
 
-def test_users_change_their_own_password(app, clerk, staff):
+def test_users_change_their_own_password(app, staff_clerk, staff):
     other = app.test_client()
     assert login(other, CLERK, CLERK_PW).status_code == 302
     old_hash = staff.user_by_email(CLERK).password_hash
 
     def change(current, new, confirm=None):
-        return clerk.post(
+        return staff_clerk.post(
             "/account/password",
             data={
                 "password": current,
@@ -356,7 +315,7 @@ def test_users_change_their_own_password(app, clerk, staff):
 
     r = change(CLERK_PW, NEW_PW)
     assert r.status_code == 302
-    assert signed_in(clerk)  # this session goes on...
+    assert signed_in(staff_clerk)  # this session goes on...
     assert not signed_in(other)  # ...sessions elsewhere end
     assert (CLERK, "users.password", CLERK) in actions(staff)
     c = app.test_client()

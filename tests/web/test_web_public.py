@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, timedelta
 
 import feedparser
 import pytest
 from lxml import html
 from werkzeug.http import http_date, parse_date
 
-from beatfeeds.app import create_app
 from beatfeeds.core.identifiers import entry_uid
 from beatfeeds.services.imports import ImportOptions, import_file
-from tests.conftest import DEFAULT_BEATS, NOW, SAMPLE, load_default_beats, make_settings, make_store
+from tests.support.instance import (
+    DEFAULT_BEATS,
+    NOW,
+    SAMPLE,
+    load_default_beats,
+    make_settings,
+    make_store,
+    utcnow,
+)
+from tests.support.web import fresh_row, make_app, sample_rows, write_incidents
 
 SOURCE = "spd-911-incident-response"
 FORMATS = {
@@ -25,44 +31,6 @@ FORMATS = {
     "json": "application/feed+json",
 }
 AREA_PREFIXES = ["", "/beats/K3", "/sectors/K", "/precincts/W"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def spd_time(d_utc: datetime) -> str:
-    """A naive-UTC time as the SPD 911 file writes it (local, US style)."""
-    local = d_utc.replace(tzinfo=UTC).astimezone(ZoneInfo("America/Los_Angeles"))
-    return local.strftime("%m/%d/%Y %I:%M:%S %p")
-
-
-def sample_rows() -> tuple[list[str], list[dict[str, str]]]:
-    with open(SAMPLE, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        return list(reader.fieldnames), list(reader)
-
-
-def write_incidents(path, rows: list[dict[str, str]]) -> None:
-    header, _ = sample_rows()
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=header)
-        w.writeheader()
-        w.writerows(rows)
-
-
-def fresh_row(template: dict[str, str], cad_id: str, event_utc: datetime) -> dict[str, str]:
-    return template | {
-        "CAD CDW ID": cad_id,
-        "Event Clearance Date": spd_time(event_utc),
-        "At Scene Time": spd_time(event_utc - timedelta(minutes=20)),
-    }
-
-
-def make_app(settings, store, **extra):
-    return create_app(
-        {"TESTING": True, "WTF_CSRF_ENABLED": False, "store": store, **settings.as_dict(), **extra}
-    )
 
 
 @pytest.fixture(scope="module")
