@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,12 @@ from beatfeeds.core import identifiers
 from beatfeeds.core.models import IncidentRow
 from beatfeeds.core.text import xml_text
 from beatfeeds.publish import pii, privacy
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
 
 
 class Writer:
@@ -51,11 +58,11 @@ class Writer:
 class Run:
     """What storing the chunks of one run shares."""
 
-    store: object
-    conn: object
+    store: SQLStore
+    conn: Connection
     source: str
     counters: dict[str, int]
-    settings: object
+    settings: Settings
     run_id: int
     now: datetime
     ncls: int
@@ -165,9 +172,9 @@ class Planner:
     """What the database-free half of storing chunks shares across a run (in the parsing
     child process for a big file): the in-run dedupe state, policy and beat maps."""
 
-    store: object
+    store: SQLStore
     source: str
-    settings: object
+    settings: Settings
     indexes: dict
     primary: int | None
     ncls: int

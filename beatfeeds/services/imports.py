@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,10 @@ from beatfeeds.ingest.rows import validate_row
 from beatfeeds.publish import pii, privacy
 from beatfeeds.services.import_chunks import Planner, Run, Writer, plan_chunk, store_chunk
 
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
+
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
@@ -57,10 +62,10 @@ class ImportOptions:
 
 
 def import_file(
-    store,
+    store: SQLStore,
     path: str | Path,
     options: ImportOptions,
-    settings,
+    settings: Settings,
     *,
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
@@ -248,7 +253,7 @@ def import_file(
 def _write_report(
     report: ImportReport,
     header: list[str],
-    settings,
+    settings: Settings,
     options: ImportOptions,
     source_path: Path,
     run_id: int,
@@ -296,7 +301,13 @@ class PreviewRow:
 
 
 def preview_rows(
-    store, path: str | Path, options: ImportOptions, settings, *, now: datetime, limit: int = 20
+    store: SQLStore,
+    path: str | Path,
+    options: ImportOptions,
+    settings: Settings,
+    *,
+    now: datetime,
+    limit: int = 20,
 ) -> tuple[ColumnMapping, list[PreviewRow]]:
     """The first `limit` rows of a file as they would publish; nothing is stored."""
     path = Path(path)

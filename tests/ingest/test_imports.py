@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from beatfeeds.cli import main
-from beatfeeds.core.errors import UnusableFile
-from beatfeeds.core.errors import Conflict
+from beatfeeds.core.errors import Conflict, UnusableFile
 from beatfeeds.ingest.fields import parse_datetime
 from beatfeeds.ingest.mapping import parse_map_options
 from beatfeeds.services.import_chunks import Seen
