@@ -51,6 +51,8 @@ PARSE_APART_ROWS = 50_000  # from this size on, a child process parses while thi
 # ---- a run ------------------------------------------------------------------------------------
 @dataclass
 class ImportOptions:
+    """How to import one file: its mapping, a dry run or not, where the report goes."""
+
     preset: str | None = None
     maps: dict[str, str] = field(default_factory=dict)
     source: str | None = None
