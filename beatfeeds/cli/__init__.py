@@ -16,6 +16,7 @@ from beatfeeds.core.errors import BeatfeedsError, InvalidBoundary, UnusableFile
 from beatfeeds.core.logsetup import configure_logging
 from beatfeeds.core.settings import Settings, load_settings
 from beatfeeds.delivery.posting import CREDENTIAL_FIELDS, SERVICES
+from beatfeeds.ingest.mapping import parse_map_options
 from beatfeeds.services import accounts, beatmaps, imports, outbox, records, sources
 from beatfeeds.storage import SQLStore
 
@@ -128,7 +129,7 @@ def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
     try:
         options = imports.ImportOptions(
             preset=preset,
-            maps=imports.parse_map_options(maps),
+            maps=parse_map_options(maps),
             source=source,
             dry_run=dry_run,
             report_path=report,

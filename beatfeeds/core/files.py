@@ -5,16 +5,21 @@ coordinates, uploaded and downloaded incident files, rejected-row reports, dry-r
 residents), so everything beatfeeds creates there is readable by its own user only: folders
 0700, files 0600, whatever the process's umask. Each creation point uses these helpers; an
 existing folder keeps the mode an operator gave it.
+
+Files beatfeeds reads are hashed and their rows estimated here too (`Tally`, `sha256_file`,
+`estimate_rows`): one reading of the rule for uploads, polled sources and import runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import IO
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+BLOCK_BYTES = 2**20  # files are read (hashed, copied) in blocks of this size
 
 
 def private_dir(path: str | os.PathLike) -> Path:
@@ -68,3 +73,42 @@ def write_private(path: str | os.PathLike, data: bytes | str) -> Path:
     with open_private(path, "wb") as fh:
         fh.write(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+# ---- reading files: hashes and line counts ------------------------------------------------------
+def line_ends(data: bytes) -> int:
+    """Line ends in `data`: line feeds, or carriage returns where there are none (old Mac
+    files end lines with CR alone)."""
+    return data.count(b"\n") or data.count(b"\r")
+
+
+class Tally:
+    """The SHA-256, size and line ends of a file's bytes, given block by block."""
+
+    def __init__(self):
+        self._sha = hashlib.sha256()
+        self.size = 0
+        self.lines = 0
+
+    def update(self, block: bytes) -> None:
+        self._sha.update(block)
+        self.size += len(block)
+        self.lines += line_ends(block)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file (hex), read in blocks: the digest `Tally` gives while copying."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def estimate_rows(path: str | os.PathLike) -> int:
+    """Rows in a file, from the line length of its first MiB (enough to choose a strategy)."""
+    size = Path(path).stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(BLOCK_BYTES)
+    lines = line_ends(head)
+    return int(size * lines / len(head)) if head and lines else 0

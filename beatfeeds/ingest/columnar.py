@@ -1,21 +1,19 @@
-"""The fast path of an import: whole chunks of rows read, parsed and validated column-wise.
+"""The fast path of an import: whole chunks of rows validated column-wise.
 
-`imports` drives a run; this module turns a file into chunks of validated rows held as
-columns (a pandas DataFrame), with the same results, line numbers and rejection reasons as
-validating row by row (`imports.validate_row`). Rows the vectorised checks cannot settle (an
-odd date format, hour 24, a bad number, a blank key...) are handed to that per-row validator,
-so the common case is fast and the odd case is exact.
+`reading.iter_raw_frames` gives chunks of records as columns; this module turns each into
+the valid rows held as columns (a pandas DataFrame), with the same results, line numbers and
+rejection reasons as validating row by row (`rows.validate_row`), and their fingerprints
+(`row_hashes`, as `fields.row_hash`). Rows the vectorised checks cannot settle (an odd date
+format, hour 24, a bad number, a blank key...) are handed to that per-row validator, so the
+common case is fast and the odd case is exact.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -23,7 +21,9 @@ import pandas as pd
 
 from beatfeeds.core import identifiers
 from beatfeeds.core.models import IncidentRow, Rejection
-from beatfeeds.ingest import csvblocks
+from beatfeeds.ingest.fields import TRUE_WORDS, fingerprints, parse_coordinate
+from beatfeeds.ingest.mapping import ColumnMapping
+from beatfeeds.ingest.reading import RawFrame, raw_text
 
 # Date layouts tried on a column's first value; the column is then parsed with the first that
 # fits, and values it does not fit go to the per-row parser (which knows every layout).
@@ -41,237 +41,6 @@ _DATE_FORMATS = (
 )
 _OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%m/%d/%Y %I:%M:%S %p %z")
 _OFFSET_SUFFIX = re.compile(r"\s*(Z|[+-]\d{2}:?\d{2})$")
-TRUE_WORDS = frozenset({"true", "yes", "y", "1", "t", "x"})
-
-
-@dataclass
-class RawFrame:
-    """One chunk of records: the needed columns (str), the line each starts on, and a way back
-    to all of a record's cells (for rejections)."""
-
-    frame: pd.DataFrame  # columns: header positions
-    lines: np.ndarray
-    refs: list  # per row: a record number in `block`, or the row's cells
-    block: csvblocks.Block | None
-    encoding: str
-    delimiter: str
-    records: int  # records read, rejected ones included
-
-    def cells(self, i: int) -> list[str]:
-        ref = self.refs[i]
-        if isinstance(ref, list):
-            return ref
-        text = self.block.record(ref).decode(self.encoding, errors="replace")
-        for _, cells in csv_rows(io.StringIO(text, newline=""), self.delimiter, 0):
-            return cells if isinstance(cells, list) else [text]
-        return [text]
-
-
-def csv_rows(lines, delimiter: str, first_line: int) -> Iterator[tuple[int, list[str] | Exception]]:
-    """(start line, cells or the csv error) for each record the csv module reads from `lines`."""
-    reader = csv.reader(lines, delimiter=delimiter)
-    prev_end = 0
-    while True:
-        start = first_line + prev_end
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            prev_end = reader.line_num
-            yield start, exc
-            continue
-        prev_end = reader.line_num
-        yield start, cells
-
-
-def check_cells(
-    start: int,
-    cells: list[str] | Exception,
-    width: int,
-    max_field: int,
-    rejections: list[Rejection],
-) -> bool:
-    """True when a record can be used; otherwise a rejection is recorded (blank lines: neither)."""
-    if isinstance(cells, Exception):
-        rejections.append(Rejection(start, f"unreadable CSV: {cells}"))
-        return False
-    if not cells or (len(cells) == 1 and not cells[0].strip()):
-        return False  # blank line
-    if len(cells) != width:
-        rejections.append(
-            Rejection(start, f"has {len(cells)} fields, the header has {width}", raw_text(cells))
-        )
-        return False
-    if any(len(c) > max_field for c in cells):
-        rejections.append(
-            Rejection(
-                start, f"a field is longer than {max_field} characters", raw_text(cells)[:200]
-            )
-        )
-        return False
-    return True
-
-
-def raw_text(cells: list[str]) -> str:
-    """A row's cells as one CSV line (at most 2,000 characters), for the rejection report."""
-    buf = io.StringIO()
-    csv.writer(buf).writerow(cells)
-    return buf.getvalue().rstrip("\r\n")[:2000]
-
-
-def _cells_frame(rows: list[list[str]], needed: list[int]) -> pd.DataFrame:
-    return pd.DataFrame({i: [r[i] for r in rows] for i in needed}, dtype=object)
-
-
-def iter_raw_frames(
-    path: Path,
-    *,
-    encoding: str,
-    delimiter: str,
-    width: int,
-    needed: list[int],
-    chunk_rows: int,
-    max_field: int,
-    rejections: list[Rejection],
-    block_bytes: int = csvblocks.BLOCK_BYTES,
-    max_record: int = csvblocks.MAX_RECORD_BYTES,
-) -> Iterator[RawFrame]:
-    """The file's records after the header, in chunks of at most `chunk_rows`."""
-    with open(path, "rb") as fh:
-        head = fh.read(64 * 1024)
-        bare_cr = head.count(b"\r") != head.count(b"\r\n")
-        end = csvblocks.header_end(head)
-        if bare_cr or end < 0:
-            # Old Mac line ends (or a header longer than 64 KiB): the csv module, streaming.
-            yield from _csv_module_frames(
-                path, encoding, delimiter, width, needed, chunk_rows, max_field, rejections
-            )
-            return
-        fh.seek(end)
-        first_line = 1 + head[:end].count(b"\n")
-        for block in csvblocks.iter_blocks(
-            fh,
-            delimiter=delimiter,
-            first_line=first_line,
-            block_bytes=block_bytes,
-            max_record=max_record,
-        ):
-            for a in range(0, len(block), chunk_rows):
-                yield _block_frame(
-                    block,
-                    a,
-                    min(a + chunk_rows, len(block)),
-                    encoding,
-                    delimiter,
-                    width,
-                    needed,
-                    max_field,
-                    rejections,
-                )
-
-
-def _block_frame(
-    block: csvblocks.Block,
-    a: int,
-    b: int,
-    encoding: str,
-    delimiter: str,
-    width: int,
-    needed: list[int],
-    max_field: int,
-    rejections: list[Rejection],
-) -> RawFrame:
-    length = block.ends[a:b] - block.starts[a:b]
-    good = (block.fields[a:b] == width) & ~block.suspect[a:b] & (length <= max_field)
-    good &= ~((block.fields[a:b] == 1) & (length < 64))  # maybe a line of spaces: csv decides
-    good_idx = np.flatnonzero(good) + a
-    frame = None
-    if len(good_idx):
-        if len(good_idx) == b - a:
-            payload = block.data[block.starts[a] : block.ends[b - 1]]
-        else:
-            payload = b"\n".join(block.data[block.starts[i] : block.ends[i]] for i in good_idx)
-        try:
-            frame = pd.read_csv(
-                io.BytesIO(payload),
-                sep=delimiter,
-                header=None,
-                names=list(range(width)),
-                usecols=needed,
-                dtype=str,
-                na_filter=False,
-                keep_default_na=False,
-                skip_blank_lines=True,
-                encoding=encoding,
-                encoding_errors="replace",
-                engine="c",
-                quotechar='"',
-                doublequote=True,
-            )
-        except (ValueError, pd.errors.ParserError):
-            frame = None
-        if frame is not None and len(frame) != len(good_idx):
-            frame = None
-    if frame is None:  # let the csv module read every record of this chunk
-        good_idx = np.zeros(0, dtype=np.int64)
-        others = np.arange(a, b)
-    else:
-        others = np.flatnonzero(~good) + a
-    lines = block.lines[good_idx]
-    refs: list = good_idx.tolist()
-    extra_rows, extra_lines = [], []
-    for i in others:
-        text = block.record(i).decode(encoding, errors="replace")
-        for start, cells in csv_rows(io.StringIO(text, newline=""), delimiter, int(block.lines[i])):
-            if check_cells(start, cells, width, max_field, rejections):
-                extra_rows.append(cells)
-                extra_lines.append(start)
-    if frame is None:
-        frame = pd.DataFrame({i: pd.Series(dtype=object) for i in needed})
-    if extra_rows:
-        frame = pd.concat([frame, _cells_frame(extra_rows, needed)], ignore_index=True)
-        lines = np.concatenate([lines, np.array(extra_lines, dtype=np.int64)])
-        refs = refs + extra_rows
-        order = np.argsort(lines, kind="stable")
-        frame = frame.iloc[order].reset_index(drop=True)
-        lines = lines[order]
-        refs = [refs[k] for k in order]
-    return RawFrame(frame, lines, refs, block, encoding, delimiter, b - a)
-
-
-def _csv_module_frames(
-    path, encoding, delimiter, width, needed, chunk_rows, max_field, rejections
-) -> Iterator[RawFrame]:
-    with open(path, newline="", encoding=encoding, errors="replace") as fh:
-        rows = csv_rows(fh, delimiter, 1)
-        next(rows, None)  # the header
-        batch, lines, read = [], [], 0
-        for start, cells in rows:
-            read += 1
-            if check_cells(start, cells, width, max_field, rejections):
-                batch.append(cells)
-                lines.append(start)
-            if read >= chunk_rows:
-                yield RawFrame(
-                    _cells_frame(batch, needed),
-                    np.array(lines, dtype=np.int64),
-                    batch,
-                    None,
-                    encoding,
-                    delimiter,
-                    read,
-                )
-                batch, lines, read = [], [], 0
-        yield RawFrame(
-            _cells_frame(batch, needed),
-            np.array(lines, dtype=np.int64),
-            batch,
-            None,
-            encoding,
-            delimiter,
-            read,
-        )
 
 
 # ---- column-wise validation ---------------------------------------------------------------
@@ -292,7 +61,7 @@ def parse_dates(
     """(naive UTC datetime64[ns] with NaT for blanks, mask of values left to the per-row parser).
 
     The layout is taken from the first value; values that do not fit it, local times that
-    fall in a DST gap and anything unusual are left to `imports.parse_datetime`.
+    fall in a DST gap and anything unusual are left to `fields.parse_datetime`.
     """
     n = len(values)
     blank = values == ""
@@ -467,7 +236,7 @@ def _coordinates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 class Checks:
     """What column-wise validation needs from the run."""
 
-    mapping: object  # imports.ColumnMapping
+    mapping: ColumnMapping
     col_index: dict[str, int]
     tz: ZoneInfo
     now: datetime
@@ -661,10 +430,6 @@ def _swap_coordinates(
         valid.loc[hit, "swapped"] = True
     bad = oor & ~hit
     if bad.any():
-        from beatfeeds.services.imports import (
-            parse_coordinate,  # the reason exactly as the per-row check words it
-        )
-
         lines = set(valid.loc[bad, "line"].tolist())
         by_line = {
             int(raw.lines[i]): i for i in range(len(raw.lines)) if int(raw.lines[i]) in lines
@@ -672,7 +437,7 @@ def _swap_coordinates(
         for i in np.flatnonzero(bad):
             reason = ""
             for v, what, limit in ((lat[i], "latitude", 90), (lon[i], "longitude", 180)):
-                try:
+                try:  # the reason exactly as the per-row check words it
                     parse_coordinate(repr(float(v)), what, limit)
                 except ValueError as exc:
                     reason = str(exc)
@@ -681,3 +446,34 @@ def _swap_coordinates(
             rejections.append(Rejection(line, reason, raw_text(raw.cells(by_line[line]))))
         valid = valid[~bad].reset_index(drop=True)
     return valid
+
+
+def row_hashes(valid, ncls: int) -> list[bytes]:
+    """The fingerprint of each valid row (`fields.fingerprints` of the texts
+    `fields.row_texts` gives a row), column-wise."""
+    if not len(valid):
+        return []
+
+    def iso(values) -> list[str]:
+        return [v or "" for v in format_datetimes(values.to_numpy(), unit="s")]
+
+    def num(values) -> list[str]:
+        out = list(map(repr, values.tolist()))
+        for i in np.flatnonzero(np.isnan(values.to_numpy())).tolist():
+            out[i] = "None"
+        return out
+
+    parts = [
+        valid["external_id"].tolist(),
+        iso(valid["occurred_at"]),
+        iso(valid["reported_at"]),
+        valid["category_text"].tolist(),
+        valid["description"].tolist(),
+        valid["address"].tolist(),
+        num(valid["lat"]),
+        num(valid["lon"]),
+        [b or "" for b in valid["source_beat"].tolist()],
+        ["True" if v else "False" for v in valid["sensitive"].tolist()],
+        *(valid[f"cls{k}"].tolist() for k in range(ncls)),
+    ]
+    return fingerprints(parts)

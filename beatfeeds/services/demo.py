@@ -7,6 +7,10 @@ from datetime import datetime, timedelta
 
 from beatfeeds.core.models import IncidentRow
 from beatfeeds.core.resources import resource_dir
+from beatfeeds.ingest.mapping import ColumnMapping
+from beatfeeds.ingest.presets import PRESETS
+from beatfeeds.ingest.reading import iter_raw_rows
+from beatfeeds.ingest.rows import validate_row
 from beatfeeds.services import beatmaps, imports
 
 SAMPLE_PRESET = "spd-911"
@@ -25,11 +29,11 @@ def sample_incidents_path():
 def sample_shift(settings, now: datetime) -> timedelta:
     """How far to move the sample so its newest incident is NEWEST_AGE (two hours) old."""
     path = sample_incidents_path()
-    mapping = imports.ColumnMapping.from_preset(imports.PRESETS[SAMPLE_PRESET])
+    mapping = ColumnMapping.from_preset(PRESETS[SAMPLE_PRESET])
     newest = max(
         r.event_time
-        for raw in imports.iter_raw_rows(path, [])
-        if isinstance(r := imports.validate_row(raw, mapping, settings.tz, now), IncidentRow)
+        for raw in iter_raw_rows(path, [])
+        if isinstance(r := validate_row(raw, mapping, settings.tz, now), IncidentRow)
     )
     shift = now - NEWEST_AGE - newest
     return timedelta(minutes=int(shift.total_seconds() // 60))

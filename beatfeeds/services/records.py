@@ -7,8 +7,6 @@ No Flask and no SQL here: the web views and the CLI call these functions with a 
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import io
 import json
 import logging
@@ -29,9 +27,12 @@ from beatfeeds.core.errors import (
     UnusableFile,
     UploadTooLarge,
 )
-from beatfeeds.core.files import private_dir, write_private
+from beatfeeds.core.files import BLOCK_BYTES, Tally, private_dir, write_private
 from beatfeeds.core.models import SavedPreset, StaffIncident, Upload
+from beatfeeds.ingest.mapping import resolve_mapping
 from beatfeeds.ingest.presets import FIELDS, PRESETS, detect_preset
+from beatfeeds.ingest.reading import read_header
+from beatfeeds.ingest.report import write_rejected_rows
 from beatfeeds.publish import pii
 from beatfeeds.services import imports
 
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 RETRACTION_REASONS = ("wrong address", "sealed record", "victim request", "other")
 STALE_AFTER = timedelta(minutes=10)  # a running import silent this long has lost its worker
-_COPY_CHUNK = 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -72,22 +72,19 @@ def store_upload(
     Over `max_bytes` raises UploadTooLarge and keeps nothing.
     """
     folder = private_dir(uploads_dir(settings))
-    digest = hashlib.sha256()
-    size = lines = 0
+    tally = Tally()
     tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=".incoming-", delete=False)
     try:
         with tmp:
-            while chunk := fh.read(_COPY_CHUNK):
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
+            while chunk := fh.read(BLOCK_BYTES):
+                if max_bytes is not None and tally.size + len(chunk) > max_bytes:
                     raise UploadTooLarge(
                         f"The file is larger than {max_bytes // (1024 * 1024)} "
                         "MB, the most this site accepts."
                     )
-                digest.update(chunk)
-                lines += chunk.count(b"\n") or chunk.count(b"\r")
+                tally.update(chunk)
                 tmp.write(chunk)
-        sha = digest.hexdigest()
+        sha, size, lines = tally.hexdigest(), tally.size, tally.lines
         final = folder / f"{sha[:16]}-{safe_filename(filename)}"
         os.replace(tmp.name, final)
     except BaseException:
@@ -125,7 +122,7 @@ def queue_file(
     """Record a stored file in the queue with the mapping we can find for it."""
     status, error, maps, source = "queued", None, None, None
     try:
-        header = imports.read_header(path)
+        header = read_header(path)
         if preset:
             preset, maps, source = _named_preset(store, preset)
         else:
@@ -208,7 +205,7 @@ def upload_header(upload: Upload) -> list[str]:
     if upload.file_removed:
         return []
     try:
-        return imports.read_header(Path(upload.stored_path))
+        return read_header(Path(upload.stored_path))
     except (OSError, UnusableFile):
         return []
 
@@ -234,7 +231,7 @@ def set_mapping(
             "'county-sheriff-cad': incidents from later files of the same "
             "dataset merge by it."
         )
-    imports.resolve_mapping(upload_header(upload), maps=columns, source=source)
+    resolve_mapping(upload_header(upload), maps=columns, source=source)
     name = None
     if save_as:
         name = save_as.strip().lower()
@@ -511,14 +508,7 @@ def rejected_rows_csv(store, run_id: int) -> tuple[str, str]:
     upload = store.upload_for_run(run_id)
     header = upload_header(upload) if upload else []
     buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["line", "reason", *(map(imports.csv_safe, header) if header else ["row"])])
-    for r in rejections:
-        if header:
-            cells = next(csv.reader([r.raw]), []) if r.raw else []
-        else:
-            cells = [r.raw]
-        w.writerow([r.line, imports.csv_safe(r.reason), *map(imports.csv_safe, cells)])
+    write_rejected_rows(buf, header or None, rejections)
     stem = Path(safe_filename(run.filename)).stem
     return f"import-{run_id}-{stem}-rejected.csv", buf.getvalue()
 

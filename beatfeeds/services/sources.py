@@ -6,7 +6,6 @@ recorded and shown on /records/imports.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -21,7 +20,7 @@ from urllib.parse import urlsplit
 
 from beatfeeds import __version__
 from beatfeeds.core.errors import BeatfeedsError, InvalidInput, UploadTooLarge
-from beatfeeds.core.files import private_dir
+from beatfeeds.core.files import private_dir, sha256_file
 from beatfeeds.core.models import ImportSource, Upload
 from beatfeeds.ingest.presets import PRESETS
 from beatfeeds.services import records
@@ -171,7 +170,7 @@ def _poll_folder(store, settings, source: ImportSource, now: datetime) -> list[P
         and not p.name.lower().endswith(_SKIP_SUFFIXES)
     )
     for path in files:
-        sha = _sha256(path)
+        sha = sha256_file(path)
         if store.source_has_imported(source.id, sha):
             store.record_poll(
                 source.id, status="unchanged", now=now, filename=path.name, file_sha256=sha
@@ -230,7 +229,7 @@ def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResul
         store.record_poll(source.id, status="failed", now=now, error=error)
         return PollResult(source.name, "failed", error=error)
     try:
-        sha = _sha256(tmp_path)
+        sha = sha256_file(tmp_path)
         filename = f"{source.name}-{now:%Y%m%dT%H%M%S}.csv"
         if store.source_has_imported(source.id, sha):
             store.record_poll(
@@ -344,14 +343,6 @@ def _import(
 
 def _preset_kw(store, source: ImportSource) -> dict:
     return {"preset": source.preset} if source.preset else {}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _move(path: Path, folder: Path) -> None:

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from beatfeeds.core.categories import CATEGORIES
 from beatfeeds.geo.spatial import BeatIndex
-from beatfeeds.services.imports import ImportOptions, import_file, parse_datetime
+from beatfeeds.ingest.fields import parse_datetime
+from beatfeeds.services.imports import ImportOptions, import_file
 from beatfeeds.storage import schema as t
 from tests.support.imports import HEADER, MAPS, good, run, write_csv
 from tests.support.instance import NOW, shared
@@ -262,17 +263,14 @@ def test_stored_times_are_utc_for_every_layout(tmp_path, beats_store, settings):
 # ---- the column-wise path agrees with the row-by-row validator ------------------------------
 def test_column_wise_validation_matches_the_row_by_row_validator(tmp_path, beats_store, settings):
     """Every row of a deliberately messy file is stored (or rejected) exactly as
-    `imports.validate_row` alone would have it."""
+    `rows.validate_row` alone would have it."""
     import random
 
     from beatfeeds.core.models import Rejection
-    from beatfeeds.services.imports import (
-        RawRow,
-        iter_raw_rows,
-        resolve_mapping,
-        row_hash,
-        validate_row,
-    )
+    from beatfeeds.ingest.fields import row_hash
+    from beatfeeds.ingest.mapping import resolve_mapping
+    from beatfeeds.ingest.reading import RawRow, iter_raw_rows
+    from beatfeeds.ingest.rows import validate_row
 
     rnd = random.Random(4)
     whens = [

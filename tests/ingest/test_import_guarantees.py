@@ -276,7 +276,7 @@ def test_the_cli_notes_swapped_coordinates(tmp_path, beats_store, runner):
 def test_an_unmatched_quote_loses_one_line_not_the_rest_of_the_file(tmp_path):
     """Reading stays bounded: a quote that never closes is cut off after MAX_RECORD_BYTES
     (small here) and the rows after its line are read normally."""
-    from beatfeeds.ingest.columnar import iter_raw_frames
+    from beatfeeds.ingest.reading import iter_raw_frames
 
     lines = [",".join(HEADER), ",".join(good(1)), '2,"03/25/2016 08:09:00 PM,never closed,x']
     lines += [",".join(good(i)) for i in range(3, 400)]

@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from beatfeeds.cli import main
-from beatfeeds.core.errors import UnusableFile
-from beatfeeds.services import imports
-from beatfeeds.services.imports import ImportOptions, import_file, parse_datetime
+from beatfeeds.core.errors import Conflict, UnusableFile
+from beatfeeds.ingest.fields import parse_datetime
+from beatfeeds.ingest.mapping import parse_map_options
+from beatfeeds.services.import_chunks import Seen
+from beatfeeds.services.imports import ImportOptions, import_file
 from tests.support.imports import HEADER, K3, MAPS, good, run, write_csv
 from tests.support.instance import DEFAULT_BEATS, NOW, shared
 
@@ -327,7 +329,7 @@ def test_fire_quirks_hour_24_and_house_numbers(beats_store, settings):
 
 def test_map_options_are_checked():
     with pytest.raises(Exception, match="unknown field"):
-        imports.parse_map_options(["colour=Type"])
+        parse_map_options(["colour=Type"])
 
 
 def test_each_incident_gets_one_beat_row_per_map_null_outside_every_beat(
@@ -380,7 +382,7 @@ def test_a_beat_map_deleted_as_an_import_starts_stops_it_with_nothing_stored(
         return real(self, conn, source)
 
     monkeypatch.setattr(type(beats_store), "source_has_incidents", deleting_the_draft)
-    with pytest.raises(imports.Conflict, match="beat map was deleted"):
+    with pytest.raises(Conflict, match="beat map was deleted"):
         run(beats_store, settings, write_csv(tmp_path / "a.csv", [good(1)]))
     assert beats_store.incident_private("test-source", "1") is None
     assert run(beats_store, settings, tmp_path / "a.csv").counters["new"] == 1
@@ -429,7 +431,7 @@ def test_keys_seen_in_a_run_are_found_with_their_newest_hash():
     import numpy as np
 
     rng = np.random.default_rng(11)
-    seen, reference = imports._Seen(), {}
+    seen, reference = Seen(), {}
     for _ in range(40):  # chunks of a run, keys repeating across chunks
         keys = rng.integers(0, 5_000, rng.integers(0, 400)).astype(np.uint64)
         keys = np.unique(keys)

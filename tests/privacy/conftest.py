@@ -35,6 +35,7 @@ from werkzeug import Response
 
 from beatfeeds import jobs
 from beatfeeds.app import create_app
+from beatfeeds.ingest.fields import parse_datetime
 from beatfeeds.publish.feeds import area_path
 from beatfeeds.services import alerts, imports, outbox, publishing, records
 from tests.support.fakes import FakeMastodon
@@ -265,7 +266,7 @@ def audit(tmp_path_factory) -> Audit:
             shift = None
             if present:  # the newest of its events six hours ago, before the hostile rows
                 last = max(
-                    imports.parse_datetime(r["Event Clearance Date"], settings.tz)
+                    parse_datetime(r["Event Clearance Date"], settings.tz)
                     for r in csv.DictReader(open(path, newline="", encoding="utf-8"))
                     if r.get("Event Clearance Date")
                 )
