@@ -35,7 +35,7 @@ from werkzeug import Response
 
 from beatfeeds import jobs
 from beatfeeds.app import create_app
-from beatfeeds.publish.feeds import area_path
+from beatfeeds.core.areas import area_path
 from beatfeeds.services import alerts, imports, outbox, publishing, records
 from tests.conftest import load_default_beats, make_settings, make_store, shared
 from tests.support.fakes import FakeMastodon
@@ -386,7 +386,7 @@ def _fetch_public(client, store, settings, docs: list[Doc]) -> None:
     areas = publishing.all_areas(store)
     now = utcnow()
     for area in areas:
-        base = area_path(area)
+        base = area_path(area.kind, area.code)
         for fmt in ("rss", "atom", "json"):
             _get(client, docs, "feed", f"{base}/feed.{fmt}", fmt)
         _get(client, docs, "page", base or "/", "html")
