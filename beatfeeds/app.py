@@ -7,12 +7,12 @@ from datetime import UTC, timedelta
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
+from beatfeeds.core.areas import area_label, area_path
 from beatfeeds.core.logsetup import configure_logging
 from beatfeeds.core.resources import resource_dir
 from beatfeeds.core.settings import ensure_secret_key, load_settings
-from beatfeeds.publish.feeds import area_label
+from beatfeeds.publish.cache import FeedCache
 from beatfeeds.publish.privacy import category_label
-from beatfeeds.services.publishing import FeedCache
 from beatfeeds.storage import SQLStore, write_wait
 from beatfeeds.web import guards
 
@@ -84,6 +84,7 @@ def create_app(config: dict | None = None) -> Flask:
     # First of all: before CSRF checking (or anything) parses a body, refuse oversized ones.
     app.before_request_funcs.setdefault(None, []).insert(0, guards.guard_request)
     app.jinja_env.globals["settings"] = settings
+    app.jinja_env.globals["area_path"] = area_path
     app.jinja_env.globals.update(email_alerts.template_globals(settings))
     app.jinja_env.filters["category_label"] = category_label
     app.jinja_env.filters["precinct_label"] = lambda code: area_label("precinct", code)

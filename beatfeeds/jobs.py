@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from beatfeeds.core.errors import BeatfeedsError
+from beatfeeds.geo.checks import Tolerances
 from beatfeeds.publish import privacy
 from beatfeeds.services import beatmaps
 
@@ -36,7 +37,7 @@ def activate_scheduled_beat_maps(store, settings, now: datetime) -> dict:
                 bs.id,
                 actor="scheduler",
                 now=now,
-                tolerances=beatmaps.Tolerances.from_settings(settings),
+                tolerances=Tolerances.from_settings(settings),
             )
             published.append(bs.id)
     summary = {"published": published}

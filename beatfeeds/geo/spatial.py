@@ -1,4 +1,7 @@
-"""Point-in-beat assignment and beat-map geometry checks (geopandas/shapely, no SQL)."""
+"""Point-in-beat assignment and beats dissolved into areas (geopandas/shapely, no SQL).
+
+The checks of a beat map's geometry are in `geo.checks`.
+"""
 
 from __future__ import annotations
 
@@ -102,19 +105,6 @@ def assign_beats(points, beats) -> np.ndarray:
         else:
             xy = arr.reshape(-1, 2).astype("float64")
     return index.assign(xy[:, 0], xy[:, 1])
-
-
-def geometry_problems(code: str, geom) -> list[str]:
-    """Why a beat polygon cannot be used, as user-readable sentences (empty when fine)."""
-    if geom is None:
-        return [f"beat {code}: no geometry"]
-    if geom.geom_type not in ("Polygon", "MultiPolygon"):
-        return [f"beat {code}: geometry is a {geom.geom_type}, not a Polygon or MultiPolygon"]
-    if geom.is_empty:
-        return [f"beat {code}: geometry is empty"]
-    if not shapely.is_valid(geom):
-        return [f"beat {code}: invalid geometry: {shapely.is_valid_reason(geom)}"]
-    return []
 
 
 def dissolve(beats: Sequence[Beat], key: str) -> dict[str, object]:

@@ -14,6 +14,7 @@ from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
+from beatfeeds.core.areas import area_label, feed_path, page_path
 from beatfeeds.core.identifiers import entry_tag
 from beatfeeds.core.models import Area, FeedEntry
 from beatfeeds.core.text import single_line, xml_text
@@ -24,8 +25,6 @@ FORMATS = {
     "atom": "application/atom+xml; charset=utf-8",
     "json": "application/feed+json; charset=utf-8",
 }
-
-PRECINCT_NAMES = {"N": "North", "E": "East", "S": "South", "SW": "Southwest", "W": "West"}
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 GEORSS_NS = "http://www.georss.org/georss"
@@ -74,25 +73,10 @@ class FeedContext:
     hub_url: str = ""
 
 
-def area_label(kind: str, code: str | None) -> str:
-    if kind == "city":
-        return "Citywide"
-    if kind == "precinct":
-        return f"{PRECINCT_NAMES.get(code, code)} Precinct"
-    return f"{kind.capitalize()} {code}"
-
-
 def feed_tag(authority: str, area: Area) -> str:
     return f"tag:{authority}:feed/{area.kind}" + (
         f"/{quote(area.code, safe='')}" if area.code else ""
     )
-
-
-def area_path(area: Area) -> str:
-    """The site path of an area's page ("" for the city)."""
-    return {"city": "", "precinct": "/precincts/", "sector": "/sectors/", "beat": "/beats/"}[
-        area.kind
-    ] + (quote(area.code, safe="") if area.code else "")
 
 
 def _aware(d: datetime) -> datetime:
@@ -121,7 +105,8 @@ def html_text(text: str) -> str:
 def feed_url(settings, area: Area, fmt: str, filt: FeedFilter | None = None) -> str:
     """The absolute URL of an area's feed, with its filter in the query string."""
     query = filt.query() if filt else ""
-    return f"{settings.base_url}{area_path(area)}/feed.{fmt}" + (f"?{query}" if query else "")
+    path = feed_path(area.kind, area.code, fmt)
+    return f"{settings.base_url}{path}" + (f"?{query}" if query else "")
 
 
 def build_feed(
@@ -146,7 +131,7 @@ def build_feed(
     area = ctx.area
     base = settings.base_url
     authority = settings.tag_authority
-    page = base + (area_path(area) or "/")
+    page = base + page_path(area.kind, area.code)
     self_url = feed_url(settings, area, fmt, ctx.filter)
     query = ctx.filter.query()
     title = f"{settings.department_name}: {area.label}" + (

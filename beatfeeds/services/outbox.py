@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from beatfeeds.core import areas
 from beatfeeds.core.errors import (
     ConfigurationError,
     Conflict,
@@ -49,7 +50,6 @@ from beatfeeds.services import publishing
 
 log = logging.getLogger(__name__)
 
-AREA_KINDS = ("city", "precinct", "sector", "beat")
 LEASE = timedelta(minutes=10)  # an item `sending` for longer belongs to a process that died
 MAX_ATTEMPTS = 8
 BACKOFF_START = timedelta(minutes=1)
@@ -106,8 +106,8 @@ def add_account(
     """Connect an area to an account; the credentials are stored encrypted, never shown."""
     if service not in SERVICES:
         raise InvalidInput(f"Service must be one of {', '.join(SERVICES)}.")
-    if area_kind not in AREA_KINDS:
-        raise InvalidInput(f"Area must be one of {', '.join(AREA_KINDS)}.")
+    if area_kind not in areas.KINDS:
+        raise InvalidInput(f"Area must be one of {', '.join(areas.KINDS)}.")
     area = publishing.resolve_area(store, area_kind, area_code if area_kind != "city" else None)
     endpoint = (endpoint or DEFAULT_ENDPOINTS[service]).strip().rstrip("/")
     if not endpoint.startswith(("https://", "http://")):
@@ -152,7 +152,7 @@ def parse_area(spec: str) -> tuple[str, str | None]:
     """`city`, `precinct:W`, `sector:K` or `beat:K3` as (kind, code)."""
     kind, _, code = (spec or "").strip().partition(":")
     kind, code = kind.strip().lower(), code.strip()
-    if kind not in AREA_KINDS:
+    if kind not in areas.KINDS:
         raise InvalidInput(
             f"Area must be city, precinct:CODE, sector:CODE or beat:CODE, not {spec!r}."
         )
@@ -228,12 +228,11 @@ def remove_account(store, account_id: int, *, actor: str, now: datetime) -> None
 
 
 def area_label(account: OutboundAccount) -> str:
-    return feeds.area_label(account.area_kind, account.area_code)
+    return areas.area_label(account.area_kind, account.area_code)
 
 
 def area_url(settings, account: OutboundAccount) -> str:
-    kind = {"city": "", "precinct": "/precincts/", "sector": "/sectors/", "beat": "/beats/"}
-    return settings.base_url + (kind[account.area_kind] + (account.area_code or "") or "/")
+    return settings.base_url + areas.page_path(account.area_kind, account.area_code)
 
 
 def profile_text(settings, account: OutboundAccount) -> str:
@@ -356,7 +355,7 @@ def entry_fields(
         "area": area_label(account),
         "beat": entry.beat or "",
         "sector": entry.sector or "",
-        "precinct": feeds.area_label("precinct", entry.precinct) if entry.precinct else "",
+        "precinct": areas.area_label("precinct", entry.precinct) if entry.precinct else "",
         "department": settings.department_name,
         "link": entry_link(settings, entry.uid),
     }

@@ -3,38 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 import shapely
 
+from beatfeeds.core.areas import BEAT_FIELDS, area_label, feed_path, opml_path, page_path
 from beatfeeds.core.categories import CATEGORIES
 from beatfeeds.core.errors import AreaNotFound, EntryNotFound, InvalidInput, OutsideCoverage
 from beatfeeds.core.models import Area, Beat, FeedEntry
 from beatfeeds.geo import spatial
 from beatfeeds.publish import feeds
+from beatfeeds.publish.cache import FeedCache, RenderedFeed
 from beatfeeds.publish.feeds import FeedContext, FeedFilter
 from beatfeeds.services import announcements, beatmaps
 
-AREA_KINDS = ("city", "precinct", "sector", "beat")
 STATS_DAYS = 30  # "counts by category for the last 30 days" on area pages
 BUSY_WEEKS = 8  # weeks averaged for "how busy is this feed"
-
-
-@dataclass
-class RenderedFeed:
-    body: bytes
-    content_type: str
-    last_modified: datetime  # naive UTC
-    etag: str = ""
-
-    def __post_init__(self):
-        if not self.etag:
-            self.etag = hashlib.sha256(self.body).hexdigest()[:32]
 
 
 @dataclass
@@ -45,99 +32,6 @@ class AreaStats:
     by_category: list[tuple[str, int]]  # (slug, count), most first
     weekly: list[tuple[datetime, int]]  # (week start, count), oldest first
     per_week: float  # average of `weekly`
-
-
-class FeedCache:
-    """Built feeds in memory, each kept with the two stamps it was built under.
-
-    A lookup reads the global stamp (`feed_version`, a handful of index lookups); while it
-    has not moved, the feed is served as built. When it moved (an import, an entry passing its
-    delay, a staff action), the feed's own stamp (`area_version`: its beats' stamps, read in
-    one pass for all feeds once per global stamp) decides: unchanged, the feed is kept under
-    the new global stamp; changed, it is rebuilt. Only one thread builds a given feed at a
-    time; others asking for it wait and take the result. Sign-ins and other stranger-made
-    writes move neither stamp. Least recently used feeds are dropped beyond `max_items`
-    (filters multiply the number of distinct feeds).
-    """
-
-    def __init__(self, max_items: int = 2048):
-        self.max_items = max_items
-        self._items: OrderedDict[tuple, tuple[str, str, object]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._building: dict[tuple, list] = {}  # key -> [lock, threads using it]
-        self._shared: tuple[str, object] | None = None  # (version, per_version's value)
-        self._shared_lock = threading.Lock()
-        self.hits = 0
-        self.builds = 0
-        self.rechecks = 0  # global stamp moved, the feed's own did not: kept without building
-
-    def get(self, key: tuple, version: str):
-        """The value stored under `key` when it was built under `version`, else None."""
-        with self._lock:
-            found = self._items.get(key)
-            if found is None or found[0] != version:
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return found[2]
-
-    def _store(self, key: tuple, version: str, own_version: str, feed) -> None:
-        self._items[key] = (version, own_version, feed)
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
-
-    def fetch(
-        self,
-        key: tuple,
-        version: str,
-        build: Callable[[], tuple[object, str]],
-        own_version: Callable[[object], str],
-    ):
-        """The value under `key`: cached while `version` holds; else kept when
-        `own_version(value)` equals the stamp it was built with; else `build()`, which
-        returns (value, its own stamp). One build per key at a time."""
-        found = self.get(key, version)
-        if found is not None:
-            return found
-        with self._lock:
-            slot = self._building.setdefault(key, [threading.Lock(), 0])
-            slot[1] += 1
-        try:
-            with slot[0]:
-                found = self.get(key, version)  # built while this thread waited
-                if found is not None:
-                    return found
-                with self._lock:
-                    stale = self._items.get(key)
-                if stale is not None and stale[1] and own_version(stale[2]) == stale[1]:
-                    with self._lock:
-                        self.rechecks += 1
-                        self._store(key, version, stale[1], stale[2])
-                    return stale[2]
-                value, own = build()
-                with self._lock:
-                    self.builds += 1
-                    self._store(key, version, own, value)
-                return value
-        finally:
-            with self._lock:
-                slot[1] -= 1
-                if not slot[1]:
-                    del self._building[key]
-
-    def per_version(self, version: str, compute: Callable[[], object]):
-        """`compute()`, once per `version` however many threads ask (the per-beat stamps
-        that every feed's own stamp is made from)."""
-        with self._shared_lock:
-            if self._shared is None or self._shared[0] != version:
-                self._shared = (version, compute())
-            return self._shared[1]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._shared = None
 
 
 @dataclass
@@ -154,9 +48,9 @@ def resolve_area(store, kind: str, code: str | None) -> Area:
     """The area named in a URL, in the active beat map; AreaNotFound when it is not there."""
     set_id = store.active_beat_set().id
     if kind == "city":
-        return Area("city", None, feeds.area_label("city", None), set_id)
+        return Area("city", None, area_label("city", None), set_id)
     beats = store.beats(set_id)
-    field = {"beat": "code", "sector": "sector", "precinct": "precinct"}.get(kind)
+    field = BEAT_FIELDS.get(kind)
     if field is None:
         raise AreaNotFound(f"Unknown kind of area {kind!r}.")
     wanted = (code or "").upper()
@@ -169,12 +63,12 @@ def resolve_area(store, kind: str, code: str | None) -> Area:
         if gone is not None:  # renamed: the caller redirects; removed: its feed keeps answering
             renamed = "renamed" in (gone.kind, (gone.detail or {}).get("change"))
             now_code = gone.new_codes[0] if renamed else gone.code
-            return Area(kind, now_code, feeds.area_label(kind, now_code), set_id)
+            return Area(kind, now_code, area_label(kind, now_code), set_id)
         raise AreaNotFound(f"There is no {kind} {code!r} in the current beat map.")
     canonical = next(
         getattr(b, field) for b in beats if (getattr(b, field) or "").upper() == wanted
     )
-    return Area(kind, canonical, feeds.area_label(kind, canonical), set_id)
+    return Area(kind, canonical, area_label(kind, canonical), set_id)
 
 
 def _area_kw(area: Area) -> dict:
@@ -280,7 +174,7 @@ def area_version(store, area: Area, stamps: dict[str | None, str]) -> str:
     if area.kind == "city":
         codes = sorted(k for k in stamps if k is not None)
     else:
-        field = {"beat": "code", "sector": "sector", "precinct": "precinct"}[area.kind]
+        field = BEAT_FIELDS[area.kind]
         codes = sorted(
             b.code for b in store.beats(area.beat_set_id) if getattr(b, field) == area.code
         )
@@ -412,11 +306,11 @@ def area_page_info(store, settings, area: Area, *, now: datetime) -> dict:
     )
     if precinct:
         opml = {
-            "url": f"/precincts/{precinct}/feeds.opml",
-            "label": f"Every beat of the {feeds.area_label('precinct', precinct)}",
+            "url": opml_path(precinct),
+            "label": f"Every beat of the {area_label('precinct', precinct)}",
         }
     else:
-        opml = {"url": "/feeds.opml", "label": "Every beat"}
+        opml = {"url": opml_path(), "label": "Every beat"}
     suppressed = set(settings.suppressed_categories)
     return {
         "beats": beats,
@@ -456,10 +350,8 @@ def beats_geojson(store, settings) -> dict:
                     "beat": b.code,
                     "sector": b.sector,
                     "precinct": b.precinct,
-                    "precinct_label": feeds.area_label("precinct", b.precinct)
-                    if b.precinct
-                    else "",
-                    "url": f"/beats/{b.code}",
+                    "precinct_label": area_label("precinct", b.precinct) if b.precinct else "",
+                    "url": page_path("beat", b.code),
                 },
                 "geometry": shapely.geometry.mapping(shapely.set_precision(geom, 0.00001)),
             }
@@ -484,8 +376,8 @@ def opml(store, settings, *, now: datetime, precinct: str | None = None) -> Rend
         items = [
             (
                 f"{settings.department_name}: Beat {b.code}",
-                f"{base}/beats/{b.code}/feed.rss",
-                f"{base}/beats/{b.code}",
+                base + feed_path("beat", b.code, "rss"),
+                base + page_path("beat", b.code),
             )
             for _s, beats in sectors
             for b in beats
@@ -507,10 +399,10 @@ def all_areas(store) -> list[Area]:
     """Every area with feeds in the active map: the city, precincts, sectors and beats."""
     set_id = store.active_beat_set().id
     beats = store.beats(set_id)
-    areas = [Area("city", None, feeds.area_label("city", None), set_id)]
-    for kind, field in (("precinct", "precinct"), ("sector", "sector"), ("beat", "code")):
+    areas = [Area("city", None, area_label("city", None), set_id)]
+    for kind, field in BEAT_FIELDS.items():  # precincts, then sectors, then beats
         for code in sorted({getattr(b, field) for b in beats if getattr(b, field)}):
-            areas.append(Area(kind, code, feeds.area_label(kind, code), set_id))
+            areas.append(Area(kind, code, area_label(kind, code), set_id))
     return areas
 
 
@@ -541,7 +433,7 @@ def directory(store, *, now: datetime) -> Directory:
     precincts = [
         (
             p,
-            feeds.area_label("precinct", p) if p else "No precinct",
+            area_label("precinct", p) if p else "No precinct",
             [(s, grouped[p][s]) for s in sorted(grouped[p])],
         )
         for p in sorted(grouped)
@@ -565,5 +457,5 @@ def neighbours(store, area: Area) -> list[Beat]:
     beats = store.beats(area.beat_set_id)
     if area.kind == "city":
         return beats
-    field = {"beat": "code", "sector": "sector", "precinct": "precinct"}[area.kind]
+    field = BEAT_FIELDS[area.kind]
     return [b for b in beats if getattr(b, field) == area.code]

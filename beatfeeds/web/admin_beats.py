@@ -21,7 +21,7 @@ from werkzeug.utils import secure_filename
 
 from beatfeeds.core.errors import BeatfeedsError, InvalidBoundary, InvalidInput
 from beatfeeds.core.files import open_private, private_dir
-from beatfeeds.geo import beatfiles
+from beatfeeds.geo import beatfiles, checks
 from beatfeeds.services import beatmaps
 from beatfeeds.web import settings, store, utcnow
 from beatfeeds.web.auth import staff_required
@@ -31,8 +31,8 @@ bp = Blueprint("admin_beats", __name__, url_prefix="/admin/beats")
 MAP_SUFFIXES = beatfiles.SUFFIXES
 
 
-def _tolerances() -> beatmaps.Tolerances:
-    return beatmaps.Tolerances.from_settings(settings())
+def _tolerances() -> checks.Tolerances:
+    return checks.Tolerances.from_settings(settings())
 
 
 def _upload_dir() -> Path:
@@ -69,7 +69,7 @@ def upload():
     with open_private(folder / name) as fh:
         f.save(fh)
     try:
-        preview = beatmaps.inspect_beat_map(folder / name, protected=store().database_files())
+        preview = beatfiles.inspect_beat_map(folder / name, protected=store().database_files())
     except BeatfeedsError as exc:
         flash(exc.message, "error")
         return redirect(url_for(".index"))
@@ -107,7 +107,7 @@ def load():
         flash(message, "error")
         return render_template(
             "admin_beats_confirm.html",
-            preview=beatmaps.inspect_beat_map(path, protected=store().database_files()),
+            preview=beatfiles.inspect_beat_map(path, protected=store().database_files()),
             token=form["token"],
             filename=form["filename"],
             name=form.get("name"),
@@ -141,7 +141,7 @@ def show(set_id):
         diff=diff,
         active=active,
         beat_sets=s.list_beat_sets(),
-        blocking=beatmaps.blocking(problems),
+        blocking=checks.blocking(problems),
     )
 
 

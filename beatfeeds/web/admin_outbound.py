@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
+from beatfeeds.core import areas
 from beatfeeds.core.errors import BeatfeedsError
 from beatfeeds.core.models import OUTBOX_STATUSES
 from beatfeeds.delivery.posting import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, SERVICES
@@ -29,7 +30,7 @@ def accounts():
         services=SERVICES,
         credential_fields=CREDENTIAL_FIELDS,
         default_endpoints=DEFAULT_ENDPOINTS,
-        area_kinds=outbox_service.AREA_KINDS,
+        area_kinds=areas.KINDS,
         template_fields=posttext.FIELDS,
         default_template=posttext.DEFAULT_TEMPLATE,
         default_profile=posttext.DEFAULT_PROFILE_TEMPLATE,

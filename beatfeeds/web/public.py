@@ -20,8 +20,10 @@ from flask import (
     url_for,
 )
 
+from beatfeeds.core.areas import KIND_OF_SEGMENT, SEGMENTS
 from beatfeeds.core.errors import AreaNotFound, InvalidInput
 from beatfeeds.publish import feeds
+from beatfeeds.publish.cache import FeedCache, RenderedFeed
 from beatfeeds.publish.feeds import FORMATS
 from beatfeeds.services import publishing
 from beatfeeds.web import settings, store, utcnow
@@ -29,7 +31,6 @@ from beatfeeds.web import settings, store, utcnow
 bp = Blueprint("public", __name__)
 
 HEALTH_WRITE_TIMEOUT = 1.0  # seconds a health check waits for the write lock
-KINDS = {"beats": "beat", "sectors": "sector", "precincts": "precinct"}
 PAGE_SIZE = 25
 MAX_PAGE = 10_000  # offsets beyond any real archive (and inside every integer type)
 
@@ -47,12 +48,12 @@ def city_feed(fmt):
 
 @bp.get("/<any(beats, sectors, precincts):kinds>/<code>/feed.<fmt>")
 def area_feed(kinds, code, fmt):
-    return _feed(KINDS[kinds], code, fmt)
+    return _feed(KIND_OF_SEGMENT[kinds], code, fmt)
 
 
 @bp.get("/<any(beats, sectors, precincts):kinds>/<code>")
 def area_page(kinds, code):
-    area = publishing.resolve_area(store(), KINDS[kinds], code)
+    area = publishing.resolve_area(store(), KIND_OF_SEGMENT[kinds], code)
     if area.code != code:
         return redirect(url_for(".area_page", kinds=kinds, code=area.code), 301)
     page = _page_number()
@@ -64,7 +65,6 @@ def area_page(kinds, code):
     body = render_template(
         "area.html",
         area=area,
-        kinds=kinds,
         entries=entries[:PAGE_SIZE],
         page=page,
         has_next=len(entries) > PAGE_SIZE,
@@ -152,7 +152,7 @@ def _feed(kind: str, code: str | None, fmt: str):
         # `?fmt=`, `?endpoint=` or `?_anchor=` would collide with url_for's own arguments.
         query = urlencode(list(request.args.items(multi=True)))
         return redirect(
-            url_for(".area_feed", kinds=kind + "s", code=area.code, fmt=fmt)
+            url_for(".area_feed", kinds=SEGMENTS[kind], code=area.code, fmt=fmt)
             + (f"?{query}" if query else ""),
             301,
         )
@@ -192,7 +192,7 @@ def _browser_wants_page(feed_type: str) -> bool:
     )
 
 
-def feed_cache() -> publishing.FeedCache:
+def feed_cache() -> FeedCache:
     return current_app.extensions["beatfeeds.feed_cache"]
 
 
@@ -212,7 +212,7 @@ def opml_precinct(code):
     )
 
 
-def _opml(doc: publishing.RenderedFeed, name: str):
+def _opml(doc: RenderedFeed, name: str):
     resp = make_response(doc.body)
     resp.headers["Content-Type"] = doc.content_type
     resp.headers["Content-Disposition"] = f'inline; filename="{name}.opml"'

@@ -11,6 +11,7 @@ import pytest
 import shapely
 
 from beatfeeds.core.models import Beat
+from beatfeeds.geo import checks
 from beatfeeds.services import beatmaps
 from beatfeeds.services.imports import ImportOptions, import_file
 from tests.support.boundaries import draft, load, make_client
@@ -115,7 +116,7 @@ def redrawn(store):
             precinct = "SE"
         edited.append(Beat(code, sector, precinct, geom))
     new = draft(store, edited)
-    assert beatmaps.blocking(beatmaps.validate_beat_set(store, new)) == []
+    assert checks.blocking(beatmaps.validate_beat_set(store, new)) == []
     beatmaps.publish_beat_map(store, new, now=PUBLISHED)
     return active, new
 

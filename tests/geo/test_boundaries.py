@@ -14,6 +14,7 @@ from shapely.geometry import Polygon
 from beatfeeds.cli import main
 from beatfeeds.core.errors import InvalidBoundary, UnusableFile
 from beatfeeds.core.models import Beat
+from beatfeeds.geo import beatfiles, checks
 from beatfeeds.services import beatmaps
 from beatfeeds.services.imports import ImportOptions, import_file
 from tests.support.boundaries import draft, load, make_client
@@ -32,7 +33,7 @@ def test_each_real_layout_loads_and_validates_clean(store, name):
     field, count = LAYOUTS[name]
     set_id = load(store, shared(name))  # the code field is guessed
     assert store.get_beat_set(set_id).beat_count == count
-    assert beatmaps.read_beat_map(shared(name)).code_field == field
+    assert beatfiles.read_beat_map(shared(name)).code_field == field
     assert beatmaps.validate_beat_set(store, set_id) == []
 
 
@@ -58,7 +59,7 @@ def test_zipped_shapefile_geopackage_and_kml_load_in_wgs84(store, tmp_path):
     frame.to_crs(4326).to_file(tmp_path / "beats.kml", driver="KML")
     k3 = None
     for name in ("beats.zip", "beats.gpkg", "beats.kml"):
-        loaded = beatmaps.read_beat_map(tmp_path / name)
+        loaded = beatfiles.read_beat_map(tmp_path / name)
         assert len(loaded.beats) == 51 and not loaded.problems, name
         geom = next(b.geometry for b in loaded.beats if b.code == "K3")
         assert not shapely.has_z(geom)
@@ -74,11 +75,11 @@ def test_projected_geojson_without_crs_is_refused_with_the_reason(tmp_path):
     path = tmp_path / "no_crs.geojson"
     path.write_text(json.dumps(doc))
     with pytest.raises(UnusableFile, match="look projected"):
-        beatmaps.read_beat_map(path)
+        beatfiles.read_beat_map(path)
 
 
 def test_field_guesses_and_samples_for_confirmation():
-    p = beatmaps.inspect_beat_map(shared("spd_beats_2018_present.geojson"))
+    p = beatfiles.inspect_beat_map(shared("spd_beats_2018_present.geojson"))
     assert p.features == 55
     assert p.guesses == {"code": "beat", "sector": "sector", "precinct": "first_precinct"}
     assert p.samples["beat"][:2] == ["99", "B1"] and "OBJECTID" in p.fields
@@ -119,7 +120,7 @@ def test_shifting_a_shared_vertex_into_the_neighbour_is_an_overlap(store, runner
     geom = moved(me.geometry, vertex, d.x * scale, d.y * scale)
     edited = [b if b.code != "K2" else Beat("K2", b.sector, b.precinct, geom) for b in beats]
     set_id = draft(store, edited)
-    problems = beatmaps.blocking(beatmaps.validate_beat_set(store, set_id))
+    problems = checks.blocking(beatmaps.validate_beat_set(store, set_id))
     overlaps = [p for p in problems if p.kind == "overlap"]
     assert len(overlaps) == 1 and sorted(overlaps[0].codes) == sorted(["K2", other.code])
     assert other.geometry.contains(shapely.Point(overlaps[0].lon, overlaps[0].lat))
@@ -280,7 +281,7 @@ def test_renamed_beat_redirects_and_removed_beat_names_its_successors(store, set
         for b in edited
     ]
     new = draft(store, edited)
-    assert beatmaps.blocking(beatmaps.validate_beat_set(store, new)) == []
+    assert checks.blocking(beatmaps.validate_beat_set(store, new)) == []
     beatmaps.publish_beat_map(store, new, now=datetime(2026, 1, 1, 12, 30))
     client = make_client(store, settings)
     r = client.get("/beats/B1/feed.rss")

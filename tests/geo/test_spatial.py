@@ -11,7 +11,7 @@ from shapely.geometry import Polygon, box
 
 from beatfeeds.core.errors import InvalidBoundary, UnusableFile
 from beatfeeds.core.models import Beat
-from beatfeeds.geo import spatial
+from beatfeeds.geo import beatfiles, spatial
 from beatfeeds.services import beatmaps
 from tests.support.instance import DEFAULT_BEATS, NOW, shared
 
@@ -52,7 +52,7 @@ def test_accepts_geoseries_in_another_crs_and_geodataframe_beats():
 
 
 def test_default_map_is_the_51_land_beats():
-    loaded = beatmaps.read_beat_map(DEFAULT_BEATS)
+    loaded = beatfiles.read_beat_map(DEFAULT_BEATS)
     codes = {b.code for b in loaded.beats}
     assert len(codes) == 51 and not loaded.problems
     assert not codes & {"H1", "H2", "H3", "99"}
@@ -63,11 +63,11 @@ def test_projected_map_is_reprojected_to_wgs84(tmp_path):
     frame = gpd.read_file(DEFAULT_BEATS).to_crs(2926)  # Washington State Plane North, US feet
     path = tmp_path / "beats_2926.gpkg"
     frame.to_file(path, driver="GPKG")
-    loaded = beatmaps.read_beat_map(path, code_field="beat")
+    loaded = beatfiles.read_beat_map(path, code_field="beat")
     assert loaded.crs.endswith("2926")
     minx, miny, maxx, maxy = shapely.total_bounds([b.geometry for b in loaded.beats])
     assert -122.5 < minx < maxx < -122.2 and 47.4 < miny < maxy < 47.8
-    original = {b.code: b.geometry for b in beatmaps.read_beat_map(DEFAULT_BEATS).beats}
+    original = {b.code: b.geometry for b in beatfiles.read_beat_map(DEFAULT_BEATS).beats}
     for b in loaded.beats:
         assert b.geometry.symmetric_difference(original[b.code]).area < 1e-9
 
@@ -91,7 +91,7 @@ def test_projected_geojson_without_crs_is_refused(tmp_path):
     path = tmp_path / "projected.geojson"
     path.write_text(json.dumps(doc))
     with pytest.raises(UnusableFile, match="projected"):
-        beatmaps.read_beat_map(path)
+        beatfiles.read_beat_map(path)
 
 
 def test_invalid_polygon_is_reported_with_code_and_reason_never_fixed(tmp_path, store):
@@ -111,11 +111,11 @@ def test_duplicate_codes_are_refused(tmp_path):
     )
     path = tmp_path / "dup.geojson"
     frame.to_file(path, driver="GeoJSON")
-    assert any("duplicate" in p for p in beatmaps.read_beat_map(path).problems)
+    assert any("duplicate" in p for p in beatfiles.read_beat_map(path).problems)
 
 
 def _agreement(beats_file, csv_file, beat_column):
-    loaded = beatmaps.read_beat_map(shared(beats_file))
+    loaded = beatfiles.read_beat_map(shared(beats_file))
     rows = pd.read_csv(shared(csv_file), dtype=str, encoding="utf-8-sig")
     lon = pd.to_numeric(rows["Longitude"])
     lat = pd.to_numeric(rows["Latitude"])
@@ -150,6 +150,6 @@ def test_join_agrees_with_police_recorded_beat(beats_file, csv_file, column):
     ],
 )
 def test_real_seattle_layouts_load_clean(name):
-    loaded = beatmaps.read_beat_map(shared(name))
+    loaded = beatfiles.read_beat_map(shared(name))
     assert not loaded.problems
     assert len(loaded.beats) >= 51

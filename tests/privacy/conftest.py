@@ -35,8 +35,8 @@ from werkzeug import Response
 
 from beatfeeds import jobs
 from beatfeeds.app import create_app
+from beatfeeds.core.areas import area_path
 from beatfeeds.ingest.fields import parse_datetime
-from beatfeeds.publish.feeds import area_path
 from beatfeeds.services import alerts, imports, outbox, publishing, records
 from tests.support.fakes import FakeMastodon
 from tests.support.instance import load_default_beats, make_settings, make_store, shared
@@ -387,7 +387,7 @@ def _fetch_public(client, store, settings, docs: list[Doc]) -> None:
     areas = publishing.all_areas(store)
     now = utcnow()
     for area in areas:
-        base = area_path(area)
+        base = area_path(area.kind, area.code)
         for fmt in ("rss", "atom", "json"):
             _get(client, docs, "feed", f"{base}/feed.{fmt}", fmt)
         _get(client, docs, "page", base or "/", "html")

@@ -9,6 +9,7 @@ import atoma
 import feedparser
 import pytest
 
+from beatfeeds.core.areas import area_path
 from beatfeeds.services import publishing
 from beatfeeds.services.imports import ImportOptions, import_file
 from tests.support.feedcheck import check_feed
@@ -31,7 +32,7 @@ def site(tmp_path_factory):
 def feed_paths(store) -> list[str]:
     paths = []
     for area in publishing.all_areas(store):
-        prefix = publishing.feeds.area_path(area)
+        prefix = area_path(area.kind, area.code)
         paths += [f"{prefix}/feed.{fmt}" for fmt in ("rss", "atom", "json")]
     return paths
 

@@ -17,7 +17,6 @@ from sqlalchemy import text
 from beatfeeds.cli import main
 from beatfeeds.core.errors import UnusableFile
 from beatfeeds.geo import beatfiles
-from beatfeeds.services import beatmaps
 from tests.support.instance import DEFAULT_BEATS
 
 
@@ -53,7 +52,7 @@ def test_a_vrt_named_geojson_never_shows_the_files_it_points_at(admin, tmp_path)
     path = tmp_path / "beats.geojson"
     path.write_text(vrt(str(secret)))
     with pytest.raises(UnusableFile, match="not GeoJSON"):
-        beatmaps.inspect_beat_map(path)
+        beatfiles.inspect_beat_map(path)
 
 
 def test_a_vrt_aimed_at_the_app_database_changes_nothing(admin, app, tmp_path):
@@ -167,13 +166,13 @@ def test_zips_unpack_only_a_shapefile_within_limits(admin, tmp_path, monkeypatch
         path = tmp_path / "bad.zip"
         path.write_bytes(_zip(entries))
         with pytest.raises(UnusableFile, match=why):
-            beatmaps.inspect_beat_map(path)
+            beatfiles.inspect_beat_map(path)
     monkeypatch.setattr(beatfiles, "ZIP_MAX_BYTES", 2**20)
     bomb = tmp_path / "bomb.zip"
     bomb.write_bytes(_zip({**parts, "beats.dbf": b"\0" * (3 * 2**20)}))
     assert bomb.stat().st_size < 50_000
     with pytest.raises(UnusableFile, match="unpacks to more than"):
-        beatmaps.inspect_beat_map(bomb)
+        beatfiles.inspect_beat_map(bomb)
     assert not list(Path(beatfiles.tempfile.gettempdir()).glob("beatfeeds-map-*"))
 
 
@@ -188,7 +187,7 @@ def test_a_symbolic_link_in_a_zip_is_refused(tmp_path):
         zf.writestr(link, "/etc/passwd")
     (tmp_path / "link.zip").write_bytes(buf.getvalue())
     with pytest.raises(UnusableFile, match="symbolic link"):
-        beatmaps.inspect_beat_map(tmp_path / "link.zip")
+        beatfiles.inspect_beat_map(tmp_path / "link.zip")
 
 
 def test_geojson_that_is_not_a_feature_collection_is_refused(tmp_path):
@@ -201,7 +200,7 @@ def test_geojson_that_is_not_a_feature_collection_is_refused(tmp_path):
         path = tmp_path / "x.geojson"
         path.write_text(body)
         with pytest.raises(UnusableFile, match=why):
-            beatmaps.inspect_beat_map(path)
+            beatfiles.inspect_beat_map(path)
 
 
 def test_real_maps_still_load_in_every_accepted_format(tmp_path, store):
@@ -214,8 +213,8 @@ def test_real_maps_still_load_in_every_accepted_format(tmp_path, store):
     zipped = tmp_path / "beats.zip"
     zipped.write_bytes(_zip(_shapefile_parts(tmp_path)))
     for path in paths:
-        assert len(beatmaps.read_beat_map(path, code_field="beat").beats) == len(frame)
-    assert len(beatmaps.read_beat_map(zipped, code_field="beat").beats) == 3
+        assert len(beatfiles.read_beat_map(path, code_field="beat").beats) == len(frame)
+    assert len(beatfiles.read_beat_map(zipped, code_field="beat").beats) == 3
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT 1")).scalar() == 1
     assert json.loads(DEFAULT_BEATS.read_text())["type"] == "FeatureCollection"

@@ -17,6 +17,7 @@ from datetime import timedelta
 import feedparser
 import pytest
 
+from beatfeeds.publish.cache import FeedCache
 from beatfeeds.publish.feeds import FeedFilter
 from beatfeeds.services import accounts, publishing
 from beatfeeds.services.imports import ImportOptions, import_file
@@ -107,7 +108,7 @@ def test_a_retraction_rebuilds_the_feeds_that_showed_the_entry(site):
 
 def test_readers_of_a_cold_feed_wait_for_one_build(site, monkeypatch):
     app, store, settings = site
-    cache = publishing.FeedCache()
+    cache = FeedCache()
     calls = []
     real = publishing.area_feed
 

@@ -12,6 +12,7 @@ import shapely
 from argon2 import PasswordHasher
 from shapely.geometry import shape
 
+from beatfeeds.geo import checks
 from beatfeeds.services import beatmaps
 from tests.support.instance import DEFAULT_BEATS, NOW, shared
 
@@ -175,7 +176,7 @@ def test_split_and_merge_keep_the_map_seamless(admin, staff):
     assert r.status_code == 200, r.data
     draft = r.get_json()["set_id"]
     assert {"K1", "K4"} <= {b.code for b in staff.beats(draft)}
-    assert beatmaps.blocking(beatmaps.validate_beat_set(staff, draft)) == []
+    assert checks.blocking(beatmaps.validate_beat_set(staff, draft)) == []
     r = admin.post(f"/admin/beats/{draft}/edit", json={"op": "merge", "code": "K1", "other": "K4"})
     assert r.status_code == 200
     merged = next(b for b in staff.beats(draft) if b.code == "K1").geometry
