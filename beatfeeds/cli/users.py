@@ -30,7 +30,7 @@ def users_add(ctx: Context, email, role, password_stdin):
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     require_schema(ctx.store)
     accounts.add_user(ctx.store, email, role, password, actor="cli", now=utcnow())
-    click.echo(f"added {email.strip().lower()} ({role})")
+    click.echo(f"added {accounts.normalise_email(email)} ({role})")
 
 
 @group.command("disable")

@@ -41,7 +41,7 @@ def add_user():
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:
-        flash(f"Added {f.get('email', '').strip().lower()}.")
+        flash(f"Added {accounts.normalise_email(f.get('email', ''))}.")
     return redirect(url_for(".users"))
 
 
