@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from beatfeeds.cli import progress as progress_display
 from beatfeeds.cli.context import Context, domain_errors, pass_ctx, require_schema
+from beatfeeds.cli.progress import row_progress
 from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import BeatfeedsError, UnusableFile
 from beatfeeds.services import imports, records
@@ -143,4 +143,4 @@ def incidents_retract(ctx: Context, uid, reason):
 
 def _progress_printer(file: Path):
     """Import progress on standard error: a bar on a terminal, plain lines otherwise."""
-    return progress_display.row_progress(file, sys.stderr)
+    return row_progress(file, sys.stderr)
