@@ -10,7 +10,14 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from beatfeeds.core.errors import AuthError, InvalidInput, NotFound, TooManyAttempts
+from beatfeeds.core.errors import (
+    AuthError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyAttempts,
+)
 from beatfeeds.core.models import User
 
 ROLES = ("records", "admin")
@@ -50,9 +57,29 @@ def add_user(store, email: str, role: str, password: str, *, actor: str, now: da
 
 
 def set_disabled(store, email: str, disabled: bool, *, actor: str, now: datetime) -> None:
+    """Disable or enable a staff account (audited). Nobody changes their own account this way
+    (an admin would lock themselves out), and the last active administrator is never
+    disabled: the site would have nobody left to manage it. The web and the CLI obey both."""
     email = normalise_email(email)
+    if actor == email:
+        raise Forbidden("You cannot disable your own account.")
+    if disabled:
+        user = store.user_by_email(email)
+        if user is not None and _is_last_active_admin(store, user):
+            raise Conflict(
+                f"{email} is the last active administrator: add or enable another admin "
+                "before disabling it."
+            )
     store.update_user(email, disabled=disabled)
     store.audit(actor, "users.disable" if disabled else "users.enable", email, now=now)
+
+
+def _is_last_active_admin(store, user: User) -> bool:
+    if user.role != "admin" or user.disabled:
+        return False
+    return not any(
+        u.role == "admin" and not u.disabled and u.id != user.id for u in store.list_users()
+    )
 
 
 def set_password(store, email: str, password: str, *, actor: str, now: datetime) -> None:
@@ -72,6 +99,11 @@ def change_own_password(store, user: User, current: str, new: str, *, now: datet
         store.audit(user.email, "users.password_failed", user.email, now=now)
         raise AuthError("The current password is wrong.") from None
     set_password(store, user.email, new, actor=user.email, now=now)
+
+
+def sign_out(store, user: User, *, now: datetime) -> None:
+    """Record a staff member's sign-out (the face clears its own session)."""
+    store.audit(user.email, "auth.logout", user.email, now=now)
 
 
 def client_key(remote_addr: str | None) -> str:

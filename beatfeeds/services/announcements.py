@@ -108,6 +108,34 @@ def resolve_targets(
     return sorted(chosen), target
 
 
+def publish_time(settings, *, starts_at: datetime | None, urgent: bool, now: datetime) -> datetime:
+    """When an announcement becomes public (its `publish_at`, naive UTC): its start, never in
+    the past, plus the publication delay; urgent ones skip the delay."""
+    start = max(starts_at or now, now)
+    return start if urgent else start + timedelta(minutes=settings.publication_delay)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ANNOUNCEMENT_KINDS:
+        raise InvalidInput(f"Type must be one of {', '.join(ANNOUNCEMENT_KINDS)}.")
+
+
+def _clean_text(title: str, body: str) -> tuple[str, str]:
+    """Title on one line, body trimmed; refused when empty or too long."""
+    title = " ".join((title or "").split())
+    body = (body or "").strip().replace("\r\n", "\n")
+    if not title:
+        raise InvalidInput("Give the announcement a title.")
+    if len(title) > MAX_TITLE or len(body) > MAX_BODY:
+        raise InvalidInput(f"Titles are limited to {MAX_TITLE} characters and texts to {MAX_BODY}.")
+    return title, body
+
+
+def _check_expiry(expires_at: datetime | None, publish_at: datetime) -> None:
+    if expires_at is not None and expires_at <= publish_at:
+        raise InvalidInput("The announcement would expire before it is published.")
+
+
 def create_announcement(
     store,
     settings,
@@ -127,21 +155,12 @@ def create_announcement(
     now: datetime,
 ) -> Announcement:
     """Store an announcement for its areas. Times are naive UTC."""
-    if kind not in ANNOUNCEMENT_KINDS:
-        raise InvalidInput(f"Type must be one of {', '.join(ANNOUNCEMENT_KINDS)}.")
-    title = " ".join((title or "").split())
-    body = (body or "").strip().replace("\r\n", "\n")
-    if not title:
-        raise InvalidInput("Give the announcement a title.")
-    if len(title) > MAX_TITLE or len(body) > MAX_BODY:
-        raise InvalidInput(f"Titles are limited to {MAX_TITLE} characters and texts to {MAX_BODY}.")
+    _check_kind(kind)
+    title, body = _clean_text(title, body)
     if urgent and kind not in URGENT_KINDS:
         raise InvalidInput("Only alerts and missing-person announcements can be urgent.")
-    start = max(starts_at or now, now)
-    # Urgent ones skip the publication delay; the others wait for it like incidents do.
-    publish_at = start if urgent else start + timedelta(minutes=settings.publication_delay)
-    if expires_at is not None and expires_at <= publish_at:
-        raise InvalidInput("The announcement would expire before it is published.")
+    publish_at = publish_time(settings, starts_at=starts_at, urgent=urgent, now=now)
+    _check_expiry(expires_at, publish_at)
     set_id = store.active_beat_set().id
     codes, target = resolve_targets(
         store, set_id, beats=beats, sectors=sectors, precincts=precincts, city=city, polygon=polygon
@@ -198,21 +217,14 @@ def edit_announcement(
     ann = store.announcement(uid)
     if ann.withdrawn_at is not None:
         raise Conflict("A withdrawn announcement cannot be edited.")
-    if kind not in ANNOUNCEMENT_KINDS:
-        raise InvalidInput(f"Type must be one of {', '.join(ANNOUNCEMENT_KINDS)}.")
+    _check_kind(kind)
     if ann.urgent and kind not in URGENT_KINDS:
         raise InvalidInput(
             "This announcement is urgent: only an alert or a missing-person "
             "announcement can be urgent."
         )
-    title = " ".join((title or "").split())
-    body = (body or "").strip().replace("\r\n", "\n")
-    if not title:
-        raise InvalidInput("Give the announcement a title.")
-    if len(title) > MAX_TITLE or len(body) > MAX_BODY:
-        raise InvalidInput(f"Titles are limited to {MAX_TITLE} characters and texts to {MAX_BODY}.")
-    if expires_at is not None and expires_at <= ann.publish_at:
-        raise InvalidInput("The announcement would expire before it is published.")
+    title, body = _clean_text(title, body)
+    _check_expiry(expires_at, ann.publish_at)
     store.update_announcement(
         uid, kind=kind, title=title, body=body, expires_at=expires_at, updated_at=now
     )
@@ -248,7 +260,11 @@ def _titled(store, entries: list[FeedEntry]) -> list[FeedEntry]:
 def area_announcements(
     store, area: Area, *, now: datetime, limit: int, categories=(), exclude=()
 ) -> list[FeedEntry]:
-    """Announcements public now in an area, as feed entries (filtered like incidents)."""
+    """Announcements public now in an area, as feed entries (filtered like incidents).
+
+    "Public now" is `Announcement.status(now) == "published"` (started, not expired, not
+    withdrawn); storage's `public_announcements` writes the same condition in SQL, and a
+    test checks that the two agree."""
     kw = {area.kind: area.code} if area.kind != "city" else {}
     entries = store.public_announcements(area.beat_set_id, now=now, limit=limit, **kw)
     entries = [

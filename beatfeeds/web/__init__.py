@@ -1,8 +1,10 @@
 """Flask blueprints: thin adapters from requests to domain calls."""
 
-from datetime import UTC, datetime
-
 from flask import current_app
+
+from beatfeeds.core.clock import utcnow
+
+__all__ = ["settings", "store", "utcnow"]
 
 
 def store():
@@ -11,7 +13,3 @@ def store():
 
 def settings():
     return current_app.extensions["beatfeeds.settings"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

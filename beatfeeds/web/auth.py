@@ -93,7 +93,7 @@ def login():
 @bp.post("/logout")
 def logout():
     if g.user is not None:
-        store().audit(g.user.email, "auth.logout", g.user.email, now=utcnow())
+        accounts.sign_out(store(), g.user, now=utcnow())
     session.clear()
     return redirect(url_for("public.index"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from beatfeeds.core.errors import BeatfeedsError
+from beatfeeds.core.errors import BeatfeedsError, Conflict, Forbidden
 from beatfeeds.services import accounts
 from beatfeeds.web import store, utcnow
 from beatfeeds.web.auth import staff_required
@@ -41,19 +41,20 @@ def add_user():
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:
-        flash(f"Added {f.get('email', '').strip().lower()}.")
+        flash(f"Added {accounts.normalise_email(f.get('email', ''))}.")
     return redirect(url_for(".users"))
 
 
 @bp.post("/admin/users/<email>/disable")
 @staff_required("admin")
 def disable_user(email):
-    if email == g.user.email:
-        flash("You cannot disable your own account.", "error")
-    else:
+    try:
         accounts.set_disabled(
             store(), email, request.form.get("enable") != "1", actor=g.user.email, now=utcnow()
         )
+    except (Forbidden, Conflict) as exc:  # a rule refused it; a missing user is still a 404
+        flash(exc.message, "error")
+    else:
         flash(f"Updated {email}.")
     return redirect(url_for(".users"))
 

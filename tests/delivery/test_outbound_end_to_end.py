@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from werkzeug import Response
 
-from beatfeeds import cli
+from beatfeeds.cli import incidents as cli_incidents
 from beatfeeds.cli import main
 from tests.support.fakes import FakeMastodon
 from tests.support.imports import HEADER, K3, write_csv
@@ -75,7 +75,7 @@ def test_admin_connects_a_beat_imports_and_each_entry_is_posted_once(
     # The import ran an hour ago (the delay counts from the first import too): the clock is
     # the outside world here.
     with monkeypatch.context() as m:
-        m.setattr(cli, "utcnow", lambda: now - timedelta(minutes=60))
+        m.setattr(cli_incidents, "utcnow", lambda: now - timedelta(minutes=60))
         r = runner.invoke(main, ["incidents", "import", str(path), "--source", "e2e", *maps])
     assert r.exit_code == 0, r.output
     for _ in range(2):  # running the job twice posts nothing twice

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from beatfeeds.cli import waitress_options
+from beatfeeds.cli.serve import waitress_options
 from beatfeeds.core import limits
 from beatfeeds.core.settings import load_settings
 from beatfeeds.web.guards import upload_body_limit

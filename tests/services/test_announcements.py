@@ -302,3 +302,63 @@ def test_staff_correct_an_announcement_on_the_web(staff_clerk, staff):
     )
     assert r.status_code == 400 and "title" in r.get_data(as_text=True)
     assert staff_clerk.get("/records/announcements/nope/edit").status_code == 404
+
+
+def test_publish_time_is_the_start_never_in_the_past_plus_the_delay_unless_urgent(tmp_path):
+    _, settings = setup(tmp_path, publication_delay=30)
+    later = T + timedelta(hours=3)
+    assert announcements.publish_time(settings, starts_at=None, urgent=False, now=T) == (
+        T + timedelta(minutes=30)
+    )
+    assert announcements.publish_time(settings, starts_at=None, urgent=True, now=T) == T
+    past = T - timedelta(days=1)
+    assert announcements.publish_time(settings, starts_at=past, urgent=True, now=T) == T
+    assert announcements.publish_time(settings, starts_at=later, urgent=False, now=T) == (
+        later + timedelta(minutes=30)
+    )
+
+
+def test_public_now_is_one_condition_in_python_and_in_sql(tmp_path):
+    """`Announcement.status(now) == "published"` and storage's public_announcements (the
+    feeds, entry pages, outbox and alerts read through it) agree at every boundary."""
+    store, settings = setup(tmp_path, publication_delay=0)
+    day = timedelta(days=1)
+    made = [
+        create(store, settings, city=True, title="Open-ended"),
+        create(store, settings, city=True, title="Tomorrow", starts_at=T + day),
+        create(store, settings, city=True, title="Short", expires_at=T + day),
+        create(
+            store,
+            settings,
+            beats="K3",
+            title="Later and short",
+            starts_at=T + day,
+            expires_at=T + 2 * day,
+        ),
+        create(store, settings, sectors="K", title="Withdrawn"),
+    ]
+    announcements.withdraw_announcement(store, made[-1].uid, actor=ADMIN, now=T + day / 2)
+    set_id = store.active_beat_set_id()
+    moments = [
+        T - day,
+        T,
+        T + day / 2,
+        T + day - timedelta(seconds=1),
+        T + day,
+        T + 2 * day - timedelta(seconds=1),
+        T + 2 * day,
+        T + 3 * day,
+    ]
+    for now in moments:
+        stored = store.list_announcements(200)
+        python_side = {a.uid for a in stored if a.status(now) == "published"}
+        sql_side = {e.uid for e in store.public_announcements(set_id, now=now, limit=100)}
+        assert python_side == sql_side, now
+        for a in stored:
+            page = announcements.public_announcement(store, a.uid, now=now)
+            assert (page is not None) == (a.uid in python_side), (a.title, now)
+    assert {a.title for a in store.list_announcements(200) if a.status(T + day) == "published"} == {
+        "Open-ended",
+        "Tomorrow",
+        "Later and short",
+    }

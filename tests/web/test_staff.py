@@ -15,6 +15,7 @@ import pytest
 
 from beatfeeds.app import create_app
 from beatfeeds.cli import main
+from beatfeeds.core.errors import Conflict, Forbidden
 from beatfeeds.core.settings import load_settings
 from beatfeeds.services import accounts
 from beatfeeds.storage import SQLStore
@@ -520,3 +521,71 @@ def test_cli_users_add_needs_a_migrated_database(runner):
         input="cli password 12345\n",
     )
     assert r.exit_code == 1 and "beatfeeds db upgrade" in r.output
+
+
+# ---- rules the web and the CLI share (services.accounts) -----------------------------------------
+def test_nobody_disables_their_own_account_through_the_service(staff):
+    with pytest.raises(Forbidden, match="cannot disable your own account"):
+        accounts.set_disabled(staff, ADMIN, True, actor=ADMIN, now=utcnow())
+    assert not staff.user_by_email(ADMIN).disabled
+    assert (ADMIN, "users.disable", ADMIN) not in actions(staff)
+
+
+def test_the_last_active_admin_is_never_disabled(staff, hashes):
+    with pytest.raises(Conflict, match="last active administrator"):
+        accounts.set_disabled(staff, ADMIN, True, actor="cli", now=utcnow())
+    assert not staff.user_by_email(ADMIN).disabled
+    # With a second active admin the first one can go; then the second is the last.
+    staff.add_user("second@example.org", "admin", hashes[ADMIN], utcnow())
+    accounts.set_disabled(staff, ADMIN, True, actor="cli", now=utcnow())
+    assert staff.user_by_email(ADMIN).disabled
+    with pytest.raises(Conflict):
+        accounts.set_disabled(staff, "second@example.org", True, actor="cli", now=utcnow())
+    accounts.set_disabled(staff, CLERK, True, actor="cli", now=utcnow())  # not an admin: fine
+
+
+def test_the_last_admin_cannot_disable_themselves_on_the_web(app, staff, hashes):
+    staff.add_user("second@example.org", "admin", hashes[ADMIN], utcnow())
+    staff.update_user(ADMIN, disabled=True)  # as if done elsewhere since second signed in
+    second = app.test_client()
+    assert login(second, "second@example.org", ADMIN_PW).status_code == 302
+    r = second.post("/admin/users/second@example.org/disable", follow_redirects=True)
+    assert "cannot disable your own account" in r.get_data(as_text=True)
+    assert not staff.user_by_email("second@example.org").disabled
+
+
+def test_cli_refuses_to_disable_the_last_admin_as_the_web_does(runner, cli_store):
+    for email, role in (("boss@example.org", "admin"), ("records@example.org", "records")):
+        r = cli(
+            runner,
+            "users",
+            "add",
+            email,
+            "--role",
+            role,
+            "--password-stdin",
+            input="cli password 12345\n",
+        )
+        assert r.exit_code == 0, r.output
+    r = cli(runner, "users", "disable", "boss@example.org")
+    assert r.exit_code == 1
+    assert "boss@example.org is the last active administrator" in r.output
+    assert "Traceback" not in r.output
+    assert not cli_store.user_by_email("boss@example.org").disabled
+    assert ("cli", "users.disable", "boss@example.org") not in actions(cli_store)
+    # Once another admin exists, the CLI disables the first as before.
+    r = cli(
+        runner,
+        "users",
+        "add",
+        "deputy@example.org",
+        "--role",
+        "admin",
+        "--password-stdin",
+        input="cli password 12345\n",
+    )
+    assert r.exit_code == 0, r.output
+    r = cli(runner, "users", "disable", "boss@example.org")
+    assert r.exit_code == 0, r.output
+    assert "disabled boss@example.org" in r.output
+    assert cli_store.user_by_email("boss@example.org").disabled

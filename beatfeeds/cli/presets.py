@@ -1,0 +1,41 @@
+"""`beatfeeds presets`: column mappings saved under a name."""
+
+from __future__ import annotations
+
+import click
+
+from beatfeeds.cli.context import Context, domain_errors, pass_ctx, require_schema
+from beatfeeds.core.clock import utcnow
+from beatfeeds.services import records
+
+
+@click.group("presets")
+def group():
+    """Column mappings records staff saved under a name."""
+
+
+@group.command("list")
+@pass_ctx
+@domain_errors
+def presets_list(ctx: Context):
+    """One saved preset per line: name, dataset, columns, saved by and when, used by sources."""
+    require_schema(ctx.store)
+    for u in records.list_presets(ctx.store):
+        p = u.preset
+        cols = ",".join(f"{f}={c}" for f, c in sorted(p.columns.items()))
+        saved = f"{p.created_at:%Y-%m-%d %H:%M} UTC" if p.created_at else "-"
+        click.echo(
+            f"{p.name}\t{p.source}\t{cols}\t{p.created_by or '-'}\t{saved}\t"
+            f"{','.join(u.sources) or '-'}"
+        )
+
+
+@group.command("delete")
+@click.argument("name")
+@pass_ctx
+@domain_errors
+def presets_delete(ctx: Context, name):
+    """Delete a saved preset (refused while a scheduled source uses it)."""
+    require_schema(ctx.store)
+    records.delete_preset(ctx.store, name, actor="cli", now=utcnow())
+    click.echo(f"deleted preset {name}")
