@@ -34,7 +34,7 @@ from beatfeeds.core.errors import (
 )
 from beatfeeds.core.models import ANNOUNCEMENT_KINDS, FeedEntry, OutboundAccount, OutboxItem
 from beatfeeds.core.settings import ensure_secret_key
-from beatfeeds.core.text import single_line
+from beatfeeds.core.text import local_time_text, single_line
 from beatfeeds.delivery.posting import (
     CREDENTIAL_FIELDS,
     DEFAULT_ENDPOINTS,
@@ -338,8 +338,7 @@ def entry_fields(
     settings, account: OutboundAccount, entry: FeedEntry, kind: str, urgent: bool = False
 ) -> dict[str, str]:
     """What a post template can use, for one entry."""
-    local = entry.event_time.replace(tzinfo=UTC).astimezone(settings.tz)
-    when = f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')}"
+    when = local_time_text(entry.event_time, settings.tz)
     if kind == "announcement":
         label = ANNOUNCEMENT_KINDS.get(entry.category_text, entry.category_text)
         title = single_line(("URGENT " if urgent else "") + f"{label}: {entry.title}")
