@@ -34,7 +34,7 @@ from beatfeeds.core.errors import (
 from beatfeeds.core.models import EmailDigest, EmailSubscription, FeedEntry
 from beatfeeds.core.settings import WEEKDAYS, ensure_secret_key
 from beatfeeds.core.text import single_line
-from beatfeeds.delivery import mail
+from beatfeeds.delivery import mail, queue
 from beatfeeds.publish import feeds, privacy
 from beatfeeds.services import announcements, publishing
 
@@ -749,21 +749,11 @@ def assemble_digests(store, settings, now: datetime) -> int:
 
 def _attempt(settings, msg, attempts: int, clock) -> tuple[str, dict]:
     """Send one message; the outcome and the values to record (outbox rules)."""
-    from beatfeeds.services import outbox
-
     try:
         mail.send(settings, msg)
     except TransientPostingError as exc:
-        if attempts >= outbox.MAX_ATTEMPTS:
-            return "failed", {
-                "status": "failed",
-                "error": f"gave up after {attempts} attempts: {exc.message}",
-            }
-        return "retry", {
-            "status": "pending",
-            "error": exc.message,
-            "next_attempt_at": clock() + outbox._backoff(attempts),
-        }
+        values = queue.after_transient_failure(attempts, exc.message, clock())
+        return ("failed" if values["status"] == "failed" else "retry"), values
     except (PermanentPostingError, ConfigurationError) as exc:
         return "failed", {"status": "failed", "error": exc.message}
     return "sent", {"status": "sent", "sent_at": clock(), "error": None}
@@ -807,9 +797,7 @@ def send_alerts(store, settings, now: datetime, *, clock=None, limit: int = 200)
     """Queue what is due, record the digests whose time has come, then mail pending alerts
     and digests within the SMTP server's rate limit (`smtp_max_per_minute`). While an admin
     has paused all mail, everything waits (queued, nothing lost)."""
-    from beatfeeds.services import outbox
-
-    clock = clock or outbox._default_clock(now)
+    clock = clock or queue.default_clock(now)
     summary = {
         "enqueued": enqueue_alerts(store, settings, now),
         "digests": 0,
@@ -824,10 +812,10 @@ def send_alerts(store, settings, now: datetime, *, clock=None, limit: int = 200)
     if not mail.enabled(settings):
         return summary
     interrupted = "Interrupted while sending. SMTP has no duplicate guard, so it was not resent."
-    for d in store.stale_email_deliveries(now - outbox.LEASE):
+    for d in store.stale_email_deliveries(queue.stale_before(now)):
         store.finish_email_delivery(d.id, status="unknown", error=interrupted)
         summary["unknown"] += 1
-    for g in store.stale_email_digests(now - outbox.LEASE):
+    for g in store.stale_email_digests(queue.stale_before(now)):
         store.finish_email_digest(g.id, status="unknown", error=interrupted)
         summary["unknown"] += 1
     if store.email_paused():

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from beatfeeds.app import create_app
-from beatfeeds.services import alerts, announcements, outbox
+from beatfeeds.delivery import queue
+from beatfeeds.services import alerts, announcements
 from tests.conftest import load_default_beats, make_settings, make_store
 from tests.services.test_alerts import _import, _parts, _row, smtp_server  # noqa: F401 (fixture)
 from tests.web.test_staff import admin, clerk, hashes, staff  # noqa: F401 (fixtures)
@@ -493,7 +494,7 @@ def test_sigkill_mid_send_leaves_the_message_unknown_and_never_resends_it(
     assert d.status == "sending"
     # Within the lease nobody touches it; after it, the next run marks it unknown.
     assert _run(store, settings, now + timedelta(minutes=1))["unknown"] == 0
-    later = now + outbox.LEASE + timedelta(minutes=1)
+    later = now + queue.LEASE + timedelta(minutes=1)
     summary = _run(store, settings, later)
     assert summary["unknown"] == 1 and summary["sent"] == 0
     (d,) = store.email_deliveries()
