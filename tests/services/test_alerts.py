@@ -15,7 +15,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from beatfeeds.app import create_app
-from beatfeeds.services import alerts
+from beatfeeds.delivery import links
+from beatfeeds.services import alerts, deliveries
 from tests.conftest import load_default_beats, make_settings, make_store
 from tests.web.test_staff import admin, clerk, hashes, staff  # noqa: F401 (fixtures)
 
@@ -239,7 +240,7 @@ def test_one_click_unsubscribe_by_post_without_a_session(mailapp):
     _subscribe(client)
     client.post(_link(inbox.messages[0].get_body(("plain",)).get_content(), "/alerts/confirm/"))
     sub = store.email_subscriptions()[0]
-    token = alerts.unsubscribe_token(settings, sub)
+    token = links.unsubscribe_token(settings, sub)
     # CSRF protection is on here, as in production: the one-click POST must still work.
     strict = create_app({"store": store, **settings.as_dict()}).test_client()
     assert strict.get(f"/alerts/unsubscribe/{token}").status_code == 200
@@ -379,7 +380,7 @@ def test_a_delivery_interrupted_mid_send_becomes_unknown_and_is_not_resent(tmp_p
         [_row(settings, 1, now - timedelta(minutes=120))],
         _delay_ago(settings, now),
     )
-    assert alerts.enqueue_alerts(store, settings, now) == 1
+    assert deliveries.enqueue_alerts(store, settings, now) == 1
     (d,) = store.email_deliveries()
     assert store.claim_email_delivery(d.id, now - timedelta(hours=1))  # then the process died
     summary = alerts.send_alerts(store, settings, now)

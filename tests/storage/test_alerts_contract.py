@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from beatfeeds.services import alerts
+from beatfeeds.services import alerts, deliveries
 from tests.conftest import load_default_beats, make_settings
 from tests.services.test_alerts import _delay_ago, _due, _import, _row
 from tests.storage.test_storage_contract import backend_url, cfg  # noqa: F401 (fixtures)
@@ -73,8 +73,8 @@ def test_subscriptions_and_deliveries_on_each_backend(cfg, tmp_path):  # noqa: F
             ],
             _delay_ago(settings, now),
         )
-        assert alerts.enqueue_alerts(store, settings, now) == 2  # K3 and W overlap: once each
-        assert alerts.enqueue_alerts(store, settings, now) == 0
+        assert deliveries.enqueue_alerts(store, settings, now) == 2  # K3 and W overlap: once each
+        assert deliveries.enqueue_alerts(store, settings, now) == 0
         summary = alerts.send_alerts(store, settings, _due(settings, now))
         assert summary["sent"] == 2
         assert len(list((tmp_path / "instance" / "mail").glob("*.eml"))) == 2
@@ -120,7 +120,7 @@ def test_digests_on_each_backend(cfg, tmp_path):  # noqa: F811
             ],
             _delay_ago(settings, now),
         )
-        assert alerts.enqueue_alerts(store, settings, now) == 0  # digest subscriptions wait
+        assert deliveries.enqueue_alerts(store, settings, now) == 0  # digest subscriptions wait
         entries = store.entries_for_email_digest(
             store.active_beat_set_id(), sid, "daily", now=now, since=start
         )
