@@ -11,6 +11,7 @@ from beatfeeds.core.areas import area_label, area_path
 from beatfeeds.core.logsetup import configure_logging
 from beatfeeds.core.resources import resource_dir
 from beatfeeds.core.settings import ensure_secret_key, load_settings
+from beatfeeds.core.text import local_time_text
 from beatfeeds.publish.cache import FeedCache
 from beatfeeds.publish.privacy import category_label
 from beatfeeds.storage import SQLStore, write_wait
@@ -108,8 +109,5 @@ class ShortWrites:
 
 def format_local(d, tz) -> str:
     """A naive-UTC datetime as local time for pages: `3/25/2016 8:09 PM PDT`."""
-    local = d.replace(tzinfo=UTC).astimezone(tz)
-    return (
-        f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')} "
-        f"{local.tzname()}"
-    )
+    zone = d.replace(tzinfo=UTC).astimezone(tz).tzname()
+    return f"{local_time_text(d, tz)} {zone}"

@@ -14,7 +14,7 @@ import numpy as np
 
 from beatfeeds.core.categories import CATEGORIES, PUBLIC, SENSITIVE
 from beatfeeds.core.models import IncidentRow
-from beatfeeds.core.text import single_line
+from beatfeeds.core.text import local_time_text, single_line
 from beatfeeds.publish import pii
 
 # ---- the public form of an address --------------------------------------------------------------
@@ -330,8 +330,7 @@ def entry_title(
 ) -> str:
     """Entry text in the Tweets by Beat form: `THEFT - CAR PROWL at 110XX BLOCK OF 8TH AVE NE,
     3/25/2016 8:09 PM` (local time)."""
-    local = event_time_utc.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz)
-    when = f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')}"
+    when = local_time_text(event_time_utc, tz)
     what = description or "Incident"
     if block_address:
         where = f" at {block_address}"

@@ -10,32 +10,25 @@ where a service has none (X) the item becomes `unknown` and waits for an admin.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
-
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from beatfeeds.core import areas
 from beatfeeds.core.errors import (
     ConfigurationError,
-    Conflict,
     InvalidInput,
     PermanentPostingError,
     PostingError,
     PostOutcomeUnknown,
     TransientPostingError,
 )
-from beatfeeds.core.models import ANNOUNCEMENT_KINDS, FeedEntry, OutboundAccount, OutboxItem
-from beatfeeds.core.settings import ensure_secret_key
-from beatfeeds.core.text import single_line
+from beatfeeds.core.models import OutboundAccount, OutboxItem
+from beatfeeds.delivery import posts, queue
+from beatfeeds.delivery.credentials import decrypt_credentials, encrypt_credentials
 from beatfeeds.delivery.posting import (
     CREDENTIAL_FIELDS,
     DEFAULT_ENDPOINTS,
@@ -45,45 +38,9 @@ from beatfeeds.delivery.posting import (
 )
 from beatfeeds.delivery.posting import text as posttext
 from beatfeeds.delivery.posting.dryrun import DryRunPoster
-from beatfeeds.publish import feeds, privacy
 from beatfeeds.services import publishing
 
 log = logging.getLogger(__name__)
-
-LEASE = timedelta(minutes=10)  # an item `sending` for longer belongs to a process that died
-MAX_ATTEMPTS = 8
-BACKOFF_START = timedelta(minutes=1)
-BACKOFF_MAX = timedelta(hours=6)
-
-Clock = Callable[[], datetime]
-
-
-# ---- credentials ----------------------------------------------------------------------------
-def _fernet(settings) -> Fernet:
-    """Fernet keyed by HKDF-SHA256 of the secret key (a key used for nothing else)."""
-    secret = ensure_secret_key(settings).encode()
-    key = HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=b"beatfeeds outbound accounts",
-        info=b"credentials v1",
-    ).derive(secret)
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
-def encrypt_credentials(settings, credentials: dict) -> str:
-    return _fernet(settings).encrypt(json.dumps(credentials).encode()).decode()
-
-
-def decrypt_credentials(settings, token: str) -> dict:
-    try:
-        return json.loads(_fernet(settings).decrypt(token.encode()))
-    except InvalidToken:
-        raise ConfigurationError(
-            "The account's credentials cannot be decrypted: the secret key "
-            "changed since they were entered. Remove the account and add "
-            "it again."
-        ) from None
 
 
 # ---- accounts ---------------------------------------------------------------------------------
@@ -201,7 +158,7 @@ def list_accounts(store) -> list[AccountSummary]:
         }
         spec = account.area_kind + (f":{account.area_code}" if account.area_code else "")
         out.append(
-            AccountSummary(account, spec, area_label(account), public_target(account), counts)
+            AccountSummary(account, spec, posts.area_label(account), public_target(account), counts)
         )
     return out
 
@@ -227,27 +184,6 @@ def remove_account(store, account_id: int, *, actor: str, now: datetime) -> None
     )
 
 
-def area_label(account: OutboundAccount) -> str:
-    return areas.area_label(account.area_kind, account.area_code)
-
-
-def area_url(settings, account: OutboundAccount) -> str:
-    return settings.base_url + areas.page_path(account.area_kind, account.area_code)
-
-
-def profile_text(settings, account: OutboundAccount) -> str:
-    """The account's profile (bio) text, with the not-monitored / call 911 notice."""
-    return posttext.render(
-        account.profile_template,
-        {
-            "department": settings.department_name,
-            "area": area_label(account),
-            "delay": str(settings.publication_delay),
-            "feed": area_url(settings, account),
-        },
-    )
-
-
 def poster_for(store, settings, account: OutboundAccount):
     """The adapter for an account (a dry-run stand-in under BEATFEEDS_DRY_RUN)."""
     creds = decrypt_credentials(settings, account.credentials)
@@ -269,10 +205,10 @@ def test_account(
     """Send a test post now (it bypasses the outbox) and record the result on the account."""
     account = store.outbound_account(account_id)
     poster = (posters or poster_for)(store, settings, account)
-    link = area_url(settings, account)
+    link = posts.area_url(settings, account)
     fields = {
-        "title": f"Test post from {settings.department_name}'s feeds for {area_label(account)}.",
-        "body": profile_text(settings, account),
+        "title": f"Test post from {settings.department_name}'s feeds for {posts.area_label(account)}.",
+        "body": posts.profile_text(settings, account),
         "link": link,
     }
     try:
@@ -317,7 +253,7 @@ def update_profile(
         )
     else:
         try:
-            poster.set_profile(profile_text(settings, account))
+            poster.set_profile(posts.profile_text(settings, account))
         except (PostingError, ConfigurationError) as exc:
             result = f"failed: {exc.message}"
         else:
@@ -328,50 +264,7 @@ def update_profile(
     return result
 
 
-# ---- post text --------------------------------------------------------------------------------
-def entry_link(settings, uid: str) -> str:
-    return f"{settings.base_url}/entries/{uid}"
-
-
-def entry_fields(
-    settings, account: OutboundAccount, entry: FeedEntry, kind: str, urgent: bool = False
-) -> dict[str, str]:
-    """What a post template can use, for one entry."""
-    local = entry.event_time.replace(tzinfo=UTC).astimezone(settings.tz)
-    when = f"{local.month}/{local.day}/{local.year} {local.strftime('%I:%M %p').lstrip('0')}"
-    if kind == "announcement":
-        label = ANNOUNCEMENT_KINDS.get(entry.category_text, entry.category_text)
-        title = single_line(("URGENT " if urgent else "") + f"{label}: {entry.title}")
-        body, category = entry.description, label
-    else:
-        title = feeds._title(entry, settings)
-        body, category = "", privacy.category_label(entry.category)
-    return {
-        "title": title,
-        "body": body,
-        "category": category,
-        "address": entry.block_address,
-        "when": when,
-        "area": area_label(account),
-        "beat": entry.beat or "",
-        "sector": entry.sector or "",
-        "precinct": areas.area_label("precinct", entry.precinct) if entry.precinct else "",
-        "department": settings.department_name,
-        "link": entry_link(settings, entry.uid),
-    }
-
-
-def post_text(poster, account: OutboundAccount, fields: dict[str, str]) -> str:
-    """The account's template filled and fitted to the service's limit."""
-    return posttext.fit(account.template, fields, poster.measure, poster.char_limit())
-
-
 # ---- the outbox -------------------------------------------------------------------------------
-def _default_clock(now: datetime) -> Clock:
-    start = time.monotonic()
-    return lambda: now + timedelta(seconds=time.monotonic() - start)
-
-
 def enqueue_due(store, settings, now: datetime) -> int:
     """Add an outbox item for every public entry due to each active account."""
     set_id = store.active_beat_set_id()
@@ -405,25 +298,17 @@ def recover_interrupted(store, now: datetime) -> dict:
     """Items left `sending` by a process that died: retried where a duplicate guard makes
     that safe, `unknown` (for an admin) where not."""
     out = {"requeued": 0, "unknown": 0}
-    for item in store.stale_sending_items(now - LEASE):
-        if item.service == "x":
-            store.finish_outbox_item(
-                item.id,
-                status="unknown",
-                error=(
-                    "Interrupted while sending. X has no duplicate guard, so it was not retried: "
-                    "check the account, then mark it sent or send it again."
-                ),
-            )
-            out["unknown"] += 1
-        else:
-            store.finish_outbox_item(
-                item.id,
-                status="pending",
-                next_attempt_at=now,
-                error=("Interrupted while sending; retried with the same duplicate guard."),
-            )
-            out["requeued"] += 1
+    for item in store.stale_sending_items(queue.stale_before(now)):
+        values = queue.after_interruption(
+            now,
+            duplicate_guard=item.service != "x",
+            unknown_error=(
+                "Interrupted while sending. X has no duplicate guard, so it was not retried: "
+                "check the account, then mark it sent or send it again."
+            ),
+        )
+        store.finish_outbox_item(item.id, **values)
+        out["unknown" if values["status"] == "unknown" else "requeued"] += 1
     return out
 
 
@@ -432,10 +317,6 @@ def _within_limits(store, poster, account_id: int, now: datetime) -> bool:
         store.sends_since(account_id, now - timedelta(seconds=seconds)) < count
         for count, seconds in poster.limits
     )
-
-
-def _backoff(attempts: int) -> timedelta:
-    return min(BACKOFF_START * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
 
 
 def _current_entry(store, settings, item: OutboxItem, now: datetime):
@@ -463,12 +344,12 @@ def send_outbox(
     settings,
     now: datetime,
     *,
-    clock: Clock | None = None,
+    clock: queue.Clock | None = None,
     posters: Callable | None = None,
     limit: int = 200,
 ) -> dict:
     """Enqueue what is due, then send pending items whose time has come."""
-    clock = clock or _default_clock(now)
+    clock = clock or queue.default_clock(now)
     summary = {
         "enqueued": enqueue_due(store, settings, now),
         "sent": 0,
@@ -513,7 +394,7 @@ def send_outbox(
     return summary
 
 
-def _send_one(store, settings, account, poster, item: OutboxItem, clock: Clock) -> str:
+def _send_one(store, settings, account, poster, item: OutboxItem, clock: queue.Clock) -> str:
     at = clock()
     current, other = _current_entry(store, settings, item, at)
     if current is None:
@@ -529,31 +410,27 @@ def _send_one(store, settings, account, poster, item: OutboxItem, clock: Clock) 
         return other
     entry, urgent = current
     try:
-        fields = entry_fields(settings, account, entry, item.entry_kind, urgent)
-        text = post_text(poster, account, fields)
+        fields = posts.entry_fields(settings, account, entry, item.entry_kind, urgent)
+        text = posts.post_text(poster, account, fields)
         sent = poster.post(
             OutboundPost(
                 text=text,
                 link=fields["link"],
                 key=f"beatfeeds-outbox-{item.id}",
                 created_at=item.created_at,
-                payload={"event": "entry.published", "entry": _payload(entry, item, fields)},
+                payload={"event": "entry.published", "entry": posts.payload(entry, item, fields)},
             )
         )
     except TransientPostingError as exc:
         at = clock()
-        attempts = item.attempts + 1
         if exc.retry_at:
             store.update_outbound_account(account.id, blocked_until=exc.retry_at)
-        if attempts >= MAX_ATTEMPTS:
-            store.finish_outbox_item(
-                item.id, status="failed", error=f"gave up after {attempts} attempts: {exc.message}"
-            )
-            return "failed"
-        retry = max(exc.retry_at or at, at + _backoff(attempts))
-        store.finish_outbox_item(
-            item.id, status="pending", next_attempt_at=retry, error=exc.message
+        values = queue.after_transient_failure(
+            queue.attempt_number(item.attempts), exc.message, at, not_before=exc.retry_at
         )
+        store.finish_outbox_item(item.id, **values)
+        if values["status"] == "failed":
+            return "failed"
         return "rate-limited" if exc.retry_at else "retry"
     except PostOutcomeUnknown as exc:
         store.finish_outbox_item(
@@ -582,22 +459,6 @@ def _send_one(store, settings, account, poster, item: OutboxItem, clock: Clock) 
         account.char_limit = poster.char_limit()  # read from the instance; keep it
         store.update_outbound_account(account.id, char_limit=account.char_limit)
     return "sent"
-
-
-def _payload(entry: FeedEntry, item: OutboxItem, fields: dict[str, str]) -> dict:
-    return {
-        "uid": entry.uid,
-        "kind": item.entry_kind,
-        "category": entry.category,
-        "title": fields["title"],
-        "body": fields["body"],
-        "address": entry.block_address,
-        "event_time": entry.event_time.replace(tzinfo=UTC).isoformat(),
-        "beat": entry.beat,
-        "sector": entry.sector,
-        "precinct": entry.precinct,
-        "url": fields["link"],
-    }
 
 
 def retract_posts(store, settings, now: datetime, *, posters: Callable | None = None) -> dict:
@@ -638,21 +499,8 @@ def retract_posts(store, settings, now: datetime, *, posters: Callable | None = 
 def resolve_unknown(store, item_id: int, outcome: str, *, actor: str, now: datetime) -> None:
     """An admin's decision on an `unknown` item: it was `sent`, or `retry` it, or `drop` it."""
     item = store.outbox_item(item_id)
-    if item.status != "unknown":
-        raise Conflict(f"Outbox item {item_id} is {item.status}, not unknown.")
-    if outcome == "sent":
-        store.finish_outbox_item(
-            item_id, status="sent", sent_at=now, error=f"confirmed as posted by {actor}"
-        )
-    elif outcome == "retry":
-        store.finish_outbox_item(
-            item_id,
-            status="pending",
-            next_attempt_at=now,
-            error=f"sent again on request of {actor}",
-        )
-    elif outcome == "drop":
-        store.finish_outbox_item(item_id, status="failed", error=f"dropped by {actor}")
-    else:
-        raise InvalidInput("Choose sent, retry or drop.")
+    queue.require_unknown(f"Outbox item {item_id}", item.status)
+    store.finish_outbox_item(
+        item_id, **queue.resolution(outcome, actor=actor, now=now, confirmed="posted")
+    )
     store.audit(actor, "outbox.resolve", f"outbox {item_id}", {"outcome": outcome}, now=now)

@@ -7,6 +7,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from beatfeeds.core import areas
 from beatfeeds.core.errors import BeatfeedsError
 from beatfeeds.core.models import OUTBOX_STATUSES
+from beatfeeds.delivery import posts
 from beatfeeds.delivery.posting import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, SERVICES
 from beatfeeds.delivery.posting import text as posttext
 from beatfeeds.services import outbox as outbox_service
@@ -21,8 +22,7 @@ bp = Blueprint("admin_outbound", __name__)
 def accounts():
     s = settings()
     rows = [
-        (a, outbox_service.area_label(a), outbox_service.profile_text(s, a))
-        for a in store().list_outbound_accounts()
+        (a, posts.area_label(a), posts.profile_text(s, a)) for a in store().list_outbound_accounts()
     ]
     return render_template(
         "admin_outbound.html",

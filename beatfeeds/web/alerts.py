@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
 from beatfeeds.core.errors import Forbidden
-from beatfeeds.delivery import mail
+from beatfeeds.delivery import links, messages, smtp
 from beatfeeds.services import alerts
 from beatfeeds.web import settings, store, utcnow
 from beatfeeds.web.auth import staff_required
@@ -101,7 +101,7 @@ def confirm_form(token):
         "alerts_confirm.html",
         token=token,
         signup=signup,
-        what=alerts.describe(
+        what=messages.describe(
             signup.area_kind, signup.area_code, signup.categories, signup.frequency, settings()
         ),
     )
@@ -110,7 +110,7 @@ def confirm_form(token):
 @bp.post("/confirm/<token>")
 def confirm(token):
     signup = alerts.confirm(store(), settings(), token, now=utcnow())
-    what = alerts.describe(
+    what = messages.describe(
         signup.area_kind, signup.area_code, signup.categories, signup.frequency, settings()
     )
     return render_template(
@@ -150,8 +150,8 @@ def manage(token):
     rows = [
         (
             s,
-            alerts.describe(s.area_kind, s.area_code, s.categories, s.frequency, settings()),
-            alerts.area_url(settings(), s.area_kind, s.area_code),
+            messages.describe(s.area_kind, s.area_code, s.categories, s.frequency, settings()),
+            links.area_url(settings(), s.area_kind, s.area_code),
         )
         for s in subs
     ]
@@ -213,9 +213,9 @@ def template_globals(settings) -> dict:
 
     suppressed = set(settings.suppressed_categories)
     return {
-        "email_alerts": mail.enabled(settings),
+        "email_alerts": smtp.enabled(settings),
         "alert_frequencies": {
-            k: _sentence(alerts.schedule(settings, k)) for k in alerts.FREQUENCIES
+            k: _sentence(messages.schedule(settings, k)) for k in messages.FREQUENCIES
         },
         "alert_categories": [(s, label) for s, label in CATEGORIES.items() if s not in suppressed],
     }
@@ -225,7 +225,7 @@ def template_globals(settings) -> dict:
 @staff_required("admin")
 def admin_page():
     return render_template(
-        "admin_alerts.html", **alerts.overview(store()), enabled=mail.enabled(settings())
+        "admin_alerts.html", **alerts.overview(store()), enabled=smtp.enabled(settings())
     )
 
 

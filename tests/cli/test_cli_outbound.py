@@ -13,7 +13,7 @@ from werkzeug import Response
 
 from beatfeeds.cli import main
 from beatfeeds.core.settings import load_settings
-from beatfeeds.services import outbox
+from beatfeeds.delivery.credentials import decrypt_credentials
 from beatfeeds.storage import SQLStore
 from tests.support.instance import DEFAULT_BEATS
 
@@ -100,7 +100,7 @@ def test_webhook_account_lifecycle_is_audited_and_never_shows_the_secret(
     account = store.outbound_account(1)
     assert (account.area_kind, account.area_code, account.status) == ("sector", "K", "active")
     assert SECRET not in account.credentials
-    assert outbox.decrypt_credentials(settings, account.credentials) == {"secret": SECRET}
+    assert decrypt_credentials(settings, account.credentials) == {"secret": SECRET}
 
     assert rows(cli) == [
         ["1", "webhook", "sector:K", url, "active", "pending 0 sent 0 failed 0 unknown 0", "K hook"]
@@ -231,9 +231,9 @@ def test_list_shows_every_account_with_its_outbox_counts_and_no_credentials(
     for secret in (SECRET, TOKEN, "abcd-efgh", "do-not-print", "pw-in-url"):
         assert secret not in r.output
         assert secret not in json.dumps(store.audit_log(), default=str)
-    creds = outbox.decrypt_credentials(settings, store.outbound_account(4).credentials)
+    creds = decrypt_credentials(settings, store.outbound_account(4).credentials)
     assert creds["access_token_secret"] == "x-access-token-secret-value-do-not-print"
-    assert outbox.decrypt_credentials(settings, store.outbound_account(3).credentials) == {
+    assert decrypt_credentials(settings, store.outbound_account(3).credentials) == {
         "identifier": "spd-city.bsky.social",
         "app_password": "abcd-efgh-ijkl-mnop",
     }
@@ -254,7 +254,7 @@ def test_a_secret_can_come_from_standard_input(cli, db):
         input=TOKEN + "\n",
     )
     assert r.exit_code == 0, r.output
-    creds = outbox.decrypt_credentials(settings, store.outbound_account(1).credentials)
+    creds = decrypt_credentials(settings, store.outbound_account(1).credentials)
     assert creds == {"access_token": TOKEN}
     r = invoke(
         cli,

@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import select
 from werkzeug import Response
 
+from beatfeeds.delivery import queue
+from beatfeeds.delivery.credentials import decrypt_credentials
 from beatfeeds.services import outbox
 from beatfeeds.storage import schema as t
 from tests.support.fakes import FakeMastodon, FakePDS, FakeX
@@ -124,13 +126,10 @@ def test_credentials_are_encrypted_at_rest(tmp_path):
         raw = conn.execute(select(t.outbound_accounts.c.credentials)).scalar_one()
     assert "tok-SECRET-123" not in raw
     account = store.list_outbound_accounts()[0]
-    assert (
-        outbox.decrypt_credentials(settings, account.credentials)["access_token"]
-        == "tok-SECRET-123"
-    )
+    assert decrypt_credentials(settings, account.credentials)["access_token"] == "tok-SECRET-123"
     other = make_settings(tmp_path / "other", secret_key="another-key")
     with pytest.raises(Exception, match="secret key changed"):
-        outbox.decrypt_credentials(other, account.credentials)
+        decrypt_credentials(other, account.credentials)
 
 
 # ---- Mastodon ----------------------------------------------------------------------------------
@@ -264,7 +263,7 @@ def test_crash_mid_send_with_mastodon_never_double_posts(tmp_path, httpserver):
     import_incidents(store, settings, tmp_path, [incident(settings, 1, 90)])
     _run_send_outbox_and_kill(settings, masto.hold, httpserver)
     assert items(store)[0].status == "sending" and len(masto.statuses) == 1
-    later = datetime.now(UTC).replace(tzinfo=None) + outbox.LEASE + timedelta(minutes=1)
+    later = datetime.now(UTC).replace(tzinfo=None) + queue.LEASE + timedelta(minutes=1)
     assert send(store, settings, later)["sent"] == 1
     item = items(store)[0]
     assert item.status == "sent" and item.attempts == 2
@@ -279,7 +278,7 @@ def test_crash_mid_send_with_x_leaves_the_item_unknown(tmp_path, httpserver):
     add(store, settings, "x", httpserver.url_for("/").rstrip("/"), X_CREDS)
     import_incidents(store, settings, tmp_path, [incident(settings, 1, 90)])
     _run_send_outbox_and_kill(settings, x.hold, httpserver)
-    later = datetime.now(UTC).replace(tzinfo=None) + outbox.LEASE + timedelta(minutes=1)
+    later = datetime.now(UTC).replace(tzinfo=None) + queue.LEASE + timedelta(minutes=1)
     summary = send(store, settings, later)
     assert summary["unknown"] == 1 and summary["sent"] == 0
     item = items(store)[0]

@@ -37,7 +37,7 @@ from beatfeeds import jobs
 from beatfeeds.app import create_app
 from beatfeeds.core.areas import area_path
 from beatfeeds.ingest.fields import parse_datetime
-from beatfeeds.services import alerts, imports, outbox, publishing, records
+from beatfeeds.services import digests, imports, outbox, publishing, records
 from tests.support.fakes import FakeMastodon
 from tests.support.instance import load_default_beats, make_settings, make_store, shared
 
@@ -338,7 +338,7 @@ def audit(tmp_path_factory) -> Audit:
         instant_mails = inbox.messages[signup_mails:]
 
         # the next daily digest after now (the first run above sent today's, if it was due)
-        digest_at = alerts.scheduled_send(settings, "daily", now + timedelta(days=1))
+        digest_at = digests.scheduled_send(settings, "daily", now + timedelta(days=1))
         before = len(inbox.messages)
         jobs.run_job("send-alerts", store, settings, digest_at)
         digest_mails = inbox.messages[before:]

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from beatfeeds.app import create_app
-from beatfeeds.services import alerts
+from beatfeeds.delivery import links
+from beatfeeds.services import alerts, deliveries
 from tests.support.alerts import alerts_app, confirmed, delay_ago, due, link, parts, subscribe
 from tests.support.imports import import_csv, row_at
 from tests.support.instance import make_settings, utcnow
@@ -170,7 +171,7 @@ def test_one_click_unsubscribe_by_post_without_a_session(mailapp):
     subscribe(client)
     client.post(link(inbox.messages[0].get_body(("plain",)).get_content(), "/alerts/confirm/"))
     sub = store.email_subscriptions()[0]
-    token = alerts.unsubscribe_token(settings, sub)
+    token = links.unsubscribe_token(settings, sub)
     # CSRF protection is on here, as in production: the one-click POST must still work.
     strict = create_app({"store": store, **settings.as_dict()}).test_client()
     assert strict.get(f"/alerts/unsubscribe/{token}").status_code == 200
@@ -274,7 +275,7 @@ def test_a_delivery_interrupted_mid_send_becomes_unknown_and_is_not_resent(tmp_p
         [row_at(settings, 1, now - timedelta(minutes=120))],
         delay_ago(settings, now),
     )
-    assert alerts.enqueue_alerts(store, settings, now) == 1
+    assert deliveries.enqueue_alerts(store, settings, now) == 1
     (d,) = store.email_deliveries()
     assert store.claim_email_delivery(d.id, now - timedelta(hours=1))  # then the process died
     summary = alerts.send_alerts(store, settings, now)

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from beatfeeds.app import create_app
-from beatfeeds.services import alerts, announcements, outbox
+from beatfeeds.delivery import links, messages, queue
+from beatfeeds.services import alerts, announcements, deliveries, digests
 from tests.support.alerts import digest_setup, entry_uids, parts, to_utc
 from tests.support.imports import import_csv, row_at
 from tests.support.instance import make_settings
@@ -260,7 +261,7 @@ def test_an_entry_already_in_a_digest_is_not_mailed_by_a_new_instant_subscriptio
     store.save_email_subscription(
         address=A, area_kind="precinct", area_code="W", categories=(), frequency="instant", now=t0
     )
-    assert alerts.enqueue_alerts(store, settings, digest_time) == 0
+    assert deliveries.enqueue_alerts(store, settings, digest_time) == 0
     assert len(_to(inbox, A)) == 1
 
 
@@ -278,7 +279,7 @@ def test_a_digest_interrupted_mid_send_becomes_unknown_and_admins_decide(tmp_pat
         t0 + timedelta(hours=1),
     )
     digest_time = to_utc(datetime(2026, 3, 11, 7, 0), settings)
-    assert alerts.assemble_digests(store, settings, digest_time) == 1
+    assert digests.assemble_digests(store, settings, digest_time) == 1
     (g,) = store.email_digests()
     assert store.claim_email_digest(g.id, digest_time)  # then the process died
     later = digest_time + timedelta(minutes=11)
@@ -471,7 +472,7 @@ def test_sigkill_mid_send_leaves_the_message_unknown_and_never_resends_it(
     assert d.status == "sending"
     # Within the lease nobody touches it; after it, the next run marks it unknown.
     assert _run(store, settings, now + timedelta(minutes=1))["unknown"] == 0
-    later = now + outbox.LEASE + timedelta(minutes=1)
+    later = now + queue.LEASE + timedelta(minutes=1)
     summary = _run(store, settings, later)
     assert summary["unknown"] == 1 and summary["sent"] == 0
     (d,) = store.email_deliveries()
@@ -518,7 +519,7 @@ def test_the_manage_link_switches_between_instant_alerts_and_digests(tmp_path, i
     theirs = store.save_email_subscription(
         address=W, area_kind="beat", area_code="K3", categories=(), frequency="instant", now=t0
     )
-    path = f"/alerts/manage/{alerts.manage_token(settings, A)}"
+    path = f"/alerts/manage/{links.manage_token(settings, A)}"
     page = client.get(path).get_data(as_text=True)
     assert 'name="frequency"' in page and "Sundays at 07:00" in page
     assert client.post(f"{path}/frequency/{sub_id}", data={"frequency": "daily"}).status_code == 303
@@ -550,7 +551,7 @@ def test_a_long_digest_lists_the_newest_entries_and_counts_the_rest(tmp_path):
     t0 = datetime(2026, 11, 25, 15, 0)
     sub = EmailSubscription(1, 1, "r@example.org", "city", None, (), "daily", t0)
     city = [
-        alerts.PublicEntry(
+        messages.PublicEntry(
             FeedEntry(
                 uid=f"u{i:04d}",
                 title="",
@@ -582,12 +583,12 @@ def test_a_long_digest_lists_the_newest_entries_and_counts_the_rest(tmp_path):
         t0,
         None,
     )
-    msg = alerts.digest_message(settings, digest, [(beat_sub, beat), (sub, city[3:])])
+    msg = messages.digest_message(settings, digest, [(beat_sub, beat), (sub, city[3:])])
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     assert "450 new entries" in msg["Subject"]
     listed = re.findall(r"/entries/(u\d{4})", text)
-    assert len(listed) == alerts.DIGEST_MAX_LISTED
+    assert len(listed) == messages.DIGEST_MAX_LISTED
     assert listed[:3] == ["u0002", "u0001", "u0000"]  # newest first in each area
     assert listed[3] == "u0449"
     assert "... and 350 more for " in text

@@ -17,7 +17,8 @@ from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 
 import beatfeeds
 from beatfeeds.app import create_app
-from beatfeeds.services import alerts
+from beatfeeds.delivery import links
+from beatfeeds.services import alerts, digests
 from tests.support.alerts import confirmed, delay_ago, digest_setup, due, entry_uids, parts, to_utc
 from tests.support.imports import import_csv, row_at
 from tests.support.instance import utcnow
@@ -126,7 +127,7 @@ def test_no_link_in_any_mail_reveals_the_address_when_decoded(tmp_path, mailapp)
         delay_ago(settings, now),
     )
     alerts.send_alerts(store, settings, due(settings, now))  # the instant alert
-    day = alerts.scheduled_send(settings, "daily", now + timedelta(days=1))
+    day = digests.scheduled_send(settings, "daily", now + timedelta(days=1))
     alerts.send_alerts(store, settings, day)  # and the daily digest
     kinds = {m["Subject"].split()[0] for m in inbox.messages}
     assert len(inbox.messages) == 4, [m["Subject"] for m in inbox.messages]
@@ -168,21 +169,21 @@ def test_unsubscribe_and_manage_links_expire(mailapp):
     confirmed(app.test_client(), inbox)
     sub = store.email_subscriptions()[0]
     made = utcnow()
-    token = alerts.unsubscribe_token(settings, sub, made)
-    manage = alerts.manage_token(settings, sub.address, made)
+    token = links.unsubscribe_token(settings, sub, made)
+    manage = links.manage_token(settings, sub.address, made)
     _assert_opaque_token(token, sub.address)
     _assert_opaque_token(manage, sub.address)
-    days = alerts.UNSUBSCRIBE_LINK_DAYS
-    with pytest.raises(alerts.InvalidLink, match="expired"):
+    days = links.UNSUBSCRIBE_LINK_DAYS
+    with pytest.raises(links.InvalidLink, match="expired"):
         alerts.unsubscribe(store, settings, token, made + timedelta(days=days, minutes=2))
-    with pytest.raises(alerts.InvalidLink, match="expired"):
+    with pytest.raises(links.InvalidLink, match="expired"):
         alerts.manage_address(
             settings, manage, made + timedelta(hours=settings.alert_link_hours, minutes=2)
         )
     # A link for one purpose does not serve another, and an altered one is refused.
-    with pytest.raises(alerts.InvalidLink, match="not valid"):
+    with pytest.raises(links.InvalidLink, match="not valid"):
         alerts.manage_address(settings, token, made)
-    with pytest.raises(alerts.InvalidLink, match="not valid"):
+    with pytest.raises(links.InvalidLink, match="not valid"):
         alerts.unsubscribe(store, settings, token[:-4] + "AAAA", made)
     assert (
         alerts.manage_address(
@@ -262,9 +263,9 @@ def test_no_public_get_route_sets_a_cookie(tmp_path, mailapp, strict):
     sub = store.email_subscriptions()[0]
     signup = alerts.SignupRequest(sub.address, "beat", "K3", (), "instant")
     tokens = {
-        "alerts.confirm_form": alerts._seal(settings, "confirm", signup.as_token()),
-        "alerts.manage": alerts.manage_token(settings, sub.address),
-        "alerts.unsubscribe_form": alerts.unsubscribe_token(settings, sub),
+        "alerts.confirm_form": links.seal(settings, "confirm", signup.as_token()),
+        "alerts.manage": links.manage_token(settings, sub.address),
+        "alerts.unsubscribe_form": links.unsubscribe_token(settings, sub),
     }
     urls = _public_get_urls(app, store, settings, tokens)
     for must in (
@@ -358,7 +359,7 @@ def test_residents_forms_must_come_from_this_site(mailapp):
     assert store.email_subscriptions() == []
     r = strict.post(path, headers={"Origin": "http://feeds.example.test"})
     assert r.status_code == 200 and "Set-Cookie" not in r.headers
-    manage = f"/alerts/manage/{alerts.manage_token(settings, 'resident@example.org')}"
+    manage = f"/alerts/manage/{links.manage_token(settings, 'resident@example.org')}"
     assert (
         strict.post(f"{manage}/delete", headers={"Origin": "https://evil.example"}).status_code
         == 403
@@ -496,7 +497,7 @@ def test_a_digest_never_lists_a_retracted_entry_and_waits_out_the_grace_time(tmp
         next_send - 2 * delay,
     )
     uid[4] = store.incident_private("t", "4")["uid"]
-    made = alerts.assemble_digests(store, settings, next_send)
+    made = digests.assemble_digests(store, settings, next_send)
     assert made == 1
     records.retract_entry(
         store,

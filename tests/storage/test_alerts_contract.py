@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from beatfeeds.services import alerts
+from beatfeeds.services import alerts, deliveries
 from tests.support.alerts import delay_ago, due
 from tests.support.imports import import_csv, row_at
 from tests.support.instance import load_default_beats, make_settings
@@ -73,8 +73,8 @@ def test_subscriptions_and_deliveries_on_each_backend(cfg, tmp_path):
             ],
             delay_ago(settings, now),
         )
-        assert alerts.enqueue_alerts(store, settings, now) == 2  # K3 and W overlap: once each
-        assert alerts.enqueue_alerts(store, settings, now) == 0
+        assert deliveries.enqueue_alerts(store, settings, now) == 2  # K3 and W overlap: once each
+        assert deliveries.enqueue_alerts(store, settings, now) == 0
         summary = alerts.send_alerts(store, settings, due(settings, now))
         assert summary["sent"] == 2
         assert len(list((tmp_path / "instance" / "mail").glob("*.eml"))) == 2
@@ -120,7 +120,7 @@ def test_digests_on_each_backend(cfg, tmp_path):
             ],
             delay_ago(settings, now),
         )
-        assert alerts.enqueue_alerts(store, settings, now) == 0  # digest subscriptions wait
+        assert deliveries.enqueue_alerts(store, settings, now) == 0  # digest subscriptions wait
         entries = store.entries_for_email_digest(
             store.active_beat_set_id(), sid, "daily", now=now, since=start
         )

@@ -1,6 +1,6 @@
-"""Building and sending email (email alerts). No database here: beatfeeds.services.alerts decides what
-to send; this module turns it into a MIME message and hands it to SMTP (or, under
-BEATFEEDS_DRY_RUN, to a file in the instance folder)."""
+"""Sending email: hands a message to the SMTP server (or, under BEATFEEDS_DRY_RUN, to a file in
+the instance folder). No database and no content here: beatfeeds.delivery.messages builds the
+message, the email services decide what to send and record the outcome."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ import ssl
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from beatfeeds.core.errors import ConfigurationError, PermanentPostingError, TransientPostingError
 from beatfeeds.core.files import private_dir, write_private
-from beatfeeds.core.text import single_line
 
 TIMEOUT = 30  # seconds per SMTP conversation step
 
@@ -23,34 +21,6 @@ TIMEOUT = 30  # seconds per SMTP conversation step
 def enabled(settings) -> bool:
     """Whether email alerts can be offered (an SMTP server, or dry run)."""
     return bool(settings.smtp_url) or bool(settings.dry_run)
-
-
-def sender(settings) -> str:
-    if settings.mail_from:
-        return settings.mail_from
-    host = urlsplit(settings.base_url).hostname or "localhost"
-    return f"alerts@{host}"
-
-
-def build(
-    settings, *, to: str, subject: str, text: str, html: str, headers: dict[str, str] | None = None
-) -> EmailMessage:
-    """A multipart/alternative message (plain text first, then HTML). Every header value is
-    folded onto one line first: a line break from source text would make the message
-    unsendable (or forge a header)."""
-    msg = EmailMessage()
-    msg["From"] = single_line(sender(settings))
-    msg["To"] = single_line(to)
-    msg["Subject"] = single_line(subject)
-    msg["Date"] = format_datetime(datetime.now(UTC))
-    domain = sender(settings).rsplit("@", 1)[-1].strip(" >") or "localhost"
-    msg["Message-ID"] = make_msgid(domain=domain)
-    msg["Auto-Submitted"] = "auto-generated"
-    for name, value in (headers or {}).items():
-        msg[name] = single_line(value)
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
-    return msg
 
 
 def _parse_url(url: str) -> dict:
