@@ -13,7 +13,8 @@ from beatfeeds.core.settings import ensure_secret_key, load_settings
 from beatfeeds.publish.feeds import area_label
 from beatfeeds.publish.privacy import category_label
 from beatfeeds.services.publishing import FeedCache
-from beatfeeds.storage import SQLStore, write_wait
+from beatfeeds.storage import SQLStore
+from beatfeeds.storage.engine import write_wait
 from beatfeeds.web import guards
 
 

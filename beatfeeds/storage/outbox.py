@@ -1,4 +1,4 @@
-"""SQL for outbound accounts, the outbox and announcements. A mixin of SQLStore."""
+"""Outbound accounts, their outbox of posts, and announcements."""
 
 from __future__ import annotations
 
@@ -22,10 +22,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from beatfeeds.core.errors import NotFound
-from beatfeeds.core.models import Announcement, FeedEntry, OutboundAccount, OutboxItem
+from beatfeeds.core.models import (
+    Announcement,
+    FeedEntry,
+    OutboundAccount,
+    OutboxItem,
+)
 from beatfeeds.storage import schema as t
-
-_AREA_COLUMN = {"beat": "code", "sector": "sector", "precinct": "precinct"}
+from beatfeeds.storage.engine import Repository
+from beatfeeds.storage.queries import beats_of_area, public_entries_query
 
 
 def _account(r) -> OutboundAccount:
@@ -97,8 +102,9 @@ def _announcement(r, beats: list[str]) -> Announcement:
     )
 
 
-class OutboundStoreMixin:
-    # ---- accounts -------------------------------------------------------------------------
+class OutboxRepository(Repository):
+    """The outbound_accounts, outbox, announcements and announcement_beats tables."""
+
     def add_outbound_account(self, **values) -> int:
         with self.engine.begin() as conn:
             return conn.execute(
@@ -144,14 +150,6 @@ class OutboundStoreMixin:
         if n.rowcount == 0:
             raise NotFound(f"No outbound account {account_id}.")
 
-    # ---- what is due for an account ---------------------------------------------------------
-    def _beats_of_area(self, set_id: int, kind: str, code: str | None):
-        """A subquery of the beat codes of an area in a beat map (None for the city)."""
-        if kind == "city":
-            return None
-        col = getattr(t.beats.c, _AREA_COLUMN[kind])
-        return select(t.beats.c.code).where(t.beats.c.beat_set_id == set_id).where(col == code)
-
     def due_entries_for_account(
         self,
         account: OutboundAccount,
@@ -169,12 +167,12 @@ class OutboundStoreMixin:
             and_(o.entry_uid == i.uid, o.account_id == account.id, o.category == i.category)
         )
         q = (
-            self._public_entries_query(set_id, now)
+            public_entries_query(set_id, now)
             .where(or_(i.publish_at >= account.created_at, i.created_at >= account.created_at))
             .where(i.event_time >= oldest_event)
             .where(not_queued)
         )
-        area = self._beats_of_area(set_id, account.area_kind, account.area_code)
+        area = beats_of_area(set_id, account.area_kind, account.area_code)
         if area is not None:
             q = q.where(t.incident_beats.c.beat_code.in_(area))
         q = q.order_by(i.publish_at).limit(limit)
@@ -220,7 +218,6 @@ class OutboundStoreMixin:
         with self.engine.begin() as conn:  # rowcount is not reliable for executemany
             return len(conn.execute(stmt.returning(t.outbox.c.id), list(rows)).all())
 
-    # ---- sending ----------------------------------------------------------------------------
     def _items_query(self):
         a = t.outbound_accounts.c
         return select(t.outbox, a.label, a.service).join(
@@ -364,7 +361,6 @@ class OutboundStoreMixin:
             return None
         return row.category, row.retracted_at is None and row.suppressed_reason is None
 
-    # ---- announcements ----------------------------------------------------------------------
     def add_announcement(self, *, beats: Sequence[str], **values) -> int:
         with self.engine.begin() as conn:
             ann_id = conn.execute(
@@ -438,7 +434,7 @@ class OutboundStoreMixin:
             ),
             ("city", None),
         )
-        area = self._beats_of_area(set_id, kind, code)
+        area = beats_of_area(set_id, kind, code)
         if area is not None:
             q = q.where(
                 or_(
