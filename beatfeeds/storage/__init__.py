@@ -84,8 +84,8 @@ class SQLStore:
         self.db.dispose()
 
     def __getattr__(self, name: str):
-        # Transitional: `store.X` for `store.<group>.X` until every call site names its
-        # group (scripts/storage_method_map.txt lists them). Only names no group shares.
+        # Transitional: `store.X` stands for `store.<group>.X` until every call site names
+        # its group. Only names that exactly one group defines (checked in __init__).
         forward = self.__dict__.get("_forward")
         if forward is None or name not in forward:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

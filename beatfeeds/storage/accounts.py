@@ -44,7 +44,7 @@ class AccountRepository(Repository):
     """The users, login_attempts and audit_log tables."""
 
     def add_user(self, email: str, role: str, password_hash: str, now: datetime) -> int:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             if conn.execute(select(t.users.c.id).where(t.users.c.email == email)).first():
                 raise Conflict(f"A user {email} already exists.")
             return conn.execute(
@@ -86,13 +86,13 @@ class AccountRepository(Repository):
             return [self._user(r) for r in conn.execute(select(t.users).order_by(t.users.c.email))]
 
     def update_user(self, email: str, **values) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(update(t.users).where(t.users.c.email == email).values(**values))
         if n.rowcount == 0:
             raise NotFound(f"No user {email}.")
 
     def record_login_attempt(self, email: str, client: str, success: bool, now: datetime) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 insert(t.login_attempts).values(email=email, client=client, success=success, at=now)
             )
@@ -110,7 +110,7 @@ class AccountRepository(Repository):
             return conn.execute(q).scalar_one()
 
     def prune_login_attempts(self, before: datetime) -> int:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return conn.execute(
                 delete(t.login_attempts).where(t.login_attempts.c.at < before)
             ).rowcount
@@ -140,7 +140,7 @@ class AccountRepository(Repository):
         if conn is not None:
             self._append_audit(conn, stmt, action)
             return
-        with self.engine.begin() as c:
+        with self.db.begin() as c:
             self._append_audit(c, stmt, action)
 
     def _append_audit(self, conn: Connection, stmt, action: str) -> None:

@@ -48,7 +48,7 @@ class BeatMapRepository(Repository):
         now: datetime,
     ) -> int:
         """Store a new draft beat map with its beats; returns its id."""
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             set_id = conn.execute(
                 insert(t.beat_sets)
                 .values(
@@ -175,7 +175,7 @@ class BeatMapRepository(Repository):
 
     def publish_beat_set(self, set_id: int, *, now: datetime) -> int | None:
         """Make a map the active one and retire the previous; returns the retired id."""
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(select(t.beat_sets).where(t.beat_sets.c.id == set_id)).first()
             if row is None:
                 raise NotFound(f"No beat map with id {set_id}.")
@@ -198,7 +198,7 @@ class BeatMapRepository(Repository):
         return previous
 
     def schedule_beat_set(self, set_id: int, effective: date) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(select(t.beat_sets).where(t.beat_sets.c.id == set_id)).first()
             if row is None:
                 raise NotFound(f"No beat map with id {set_id}.")
@@ -244,7 +244,7 @@ class BeatMapRepository(Repository):
         The draft's incident joins are dropped: they no longer match its polygons, and
         publishing joins every incident that has none.
         """
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             status = conn.execute(
                 select(t.beat_sets.c.status).where(t.beat_sets.c.id == set_id)
             ).scalar()
@@ -289,7 +289,7 @@ class BeatMapRepository(Repository):
         if not changes:
             return
         c = t.boundary_changes.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             done = {
                 (r.kind, r.code)
                 for r in conn.execute(

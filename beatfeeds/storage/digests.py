@@ -88,7 +88,7 @@ class DigestRepository(Repository):
         it). A digest with nothing new is recorded `cancelled`, so the period counts as done."""
         g = t.email_digests.c
         ins = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             digest_id = conn.execute(
                 ins(t.email_digests)
                 .values(
@@ -181,7 +181,7 @@ class DigestRepository(Repository):
         """Mark a digest (and its entries) as being sent; False when another process took it
         first."""
         g, d = t.email_digests.c, t.email_deliveries.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 update(t.email_digests)
                 .where(g.id == digest_id)
@@ -201,7 +201,7 @@ class DigestRepository(Repository):
         """Record a digest's outcome; its entries (but those dropped as no longer public)
         take the same status and time."""
         d = t.email_deliveries.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 update(t.email_digests).where(t.email_digests.c.id == digest_id).values(**values)
             )
@@ -218,7 +218,7 @@ class DigestRepository(Repository):
                 )
 
     def cancel_email_digest_entry(self, delivery_id: int, error: str) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 update(t.email_deliveries)
                 .where(t.email_deliveries.c.id == delivery_id)

@@ -158,7 +158,7 @@ class EmailRepository(Repository):
     """The email_signups, email_subscribers, email_subscriptions and email_deliveries tables."""
 
     def record_email_signup(self, address_key: str, client: str, now: datetime) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 insert(t.email_signups).values(address_key=address_key, client=client[:64], at=now)
             )
@@ -176,7 +176,7 @@ class EmailRepository(Repository):
             return conn.execute(q).scalar_one()
 
     def prune_email_signups(self, before: datetime) -> int:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return conn.execute(
                 delete(t.email_signups).where(t.email_signups.c.at < before)
             ).rowcount
@@ -194,7 +194,7 @@ class EmailRepository(Repository):
         """Add the address if new and its subscription to the area (one per area: a second
         confirmation for the same area replaces the filter and frequency). Returns its id."""
         s, sub = t.email_subscribers.c, t.email_subscriptions.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             sid = conn.execute(select(s.id).where(s.address == address)).scalar()
             if sid is None:
                 sid = conn.execute(
@@ -254,7 +254,7 @@ class EmailRepository(Repository):
     def delete_email_subscription(self, subscription_id: int) -> bool:
         """Remove one subscription (and the address once it has none left)."""
         sub = t.email_subscriptions.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             sid = conn.execute(select(sub.subscriber_id).where(sub.id == subscription_id)).scalar()
             if sid is None:
                 return False
@@ -271,7 +271,7 @@ class EmailRepository(Repository):
     def delete_email_subscriber(self, address: str) -> bool:
         """Erase an address, its subscriptions and its delivery history."""
         s = t.email_subscribers.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             sid = conn.execute(select(s.id).where(s.address == address)).scalar()
             if sid is None:
                 return False
@@ -331,7 +331,7 @@ class EmailRepository(Repository):
             t.email_deliveries
         )
         stmt = ins.on_conflict_do_nothing(index_elements=["subscriber_id", "entry_uid"])
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return len(conn.execute(stmt.returning(t.email_deliveries.c.id), list(rows)).all())
 
     def due_email_deliveries(self, now: datetime, limit: int = 200) -> list[EmailDelivery]:
@@ -351,7 +351,7 @@ class EmailRepository(Repository):
     def claim_email_delivery(self, delivery_id: int, now: datetime) -> bool:
         """Mark a delivery as being sent; False when another process took it first."""
         d = t.email_deliveries.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 update(t.email_deliveries)
                 .where(d.id == delivery_id)
@@ -361,7 +361,7 @@ class EmailRepository(Repository):
         return n.rowcount == 1
 
     def finish_email_delivery(self, delivery_id: int, **values) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 update(t.email_deliveries)
                 .where(t.email_deliveries.c.id == delivery_id)

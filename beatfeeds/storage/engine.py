@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from beatfeeds.core import identifiers
+from beatfeeds.core.errors import Conflict
 from beatfeeds.core.files import create_private
 from beatfeeds.storage import schema as t
 
@@ -107,6 +108,28 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _REVISION = re.compile(r'^revision = "([^"]+)"', re.M)
 _DOWN_REVISION = re.compile(r'^down_revision = "([^"]+)"', re.M)
 _SQLITE_PAGE_SIZE = 16384
+
+
+# Constraints whose violation has a message of its own (the rest get the general one), by
+# what the databases name in theirs: PostgreSQL the index, SQLite the table and column.
+_CONSTRAINT_MESSAGES = {
+    ("ux_beat_sets_one_active", "beat_sets.status"): (
+        "Another beat map was published at the same time; nothing was changed. "
+        "Reload the beat maps and try again."
+    ),
+}
+
+
+def integrity_message(exc: IntegrityError) -> str:
+    """What to tell a user when the database refuses a change as breaking its integrity."""
+    text = str(exc.orig)
+    for names, message in _CONSTRAINT_MESSAGES.items():
+        if any(name in text for name in names):
+            return message
+    return (
+        "That change conflicts with data already stored (a duplicate, or a reference to "
+        "something that no longer exists); nothing was changed. Reload and try again."
+    )
 
 
 def make_engine(url: str) -> Engine:
@@ -276,12 +299,32 @@ class Database:
                     conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                     conn.commit()
 
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction, committed at the end (rolled back on error).
+
+        On SQLite it takes the write lock as it starts (BEGIN IMMEDIATE) rather than at its
+        first write, so what it reads is the state it writes on: two stores publishing a
+        beat map at once run one after the other, not both on the same old active map.
+        A duplicate key or a broken constraint the database refuses becomes Conflict, with
+        a message a user can act on, not a server error.
+        """
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "sqlite":
+                    # pysqlite begins only before a write; this begins now, and pysqlite
+                    # still commits or rolls back what it sees open.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                yield conn
+        except IntegrityError as exc:
+            raise Conflict(integrity_message(exc)) from exc
+
     def get_meta(self, key: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(select(t.meta.c.value).where(t.meta.c.key == key)).scalar()
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.engine.begin() as conn:
+        with self.begin() as conn:
             conn.execute(delete(t.meta).where(t.meta.c.key == key))
             conn.execute(insert(t.meta).values(key=key, value=value))
 

@@ -333,7 +333,7 @@ class IncidentRepository(Repository):
         suppressed_reason and publish_at."""
         if not rows:
             return
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 update(t.incidents).where(t.incidents.c.id == bindparam("_id")),
                 [
@@ -400,5 +400,5 @@ class IncidentRepository(Repository):
         rows = [{"incident_id": i, "beat_set_id": set_id, "beat_code": c} for i, c in pairs]
         if not rows:
             return
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(insert(t.incident_beats), rows)

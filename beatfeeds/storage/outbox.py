@@ -106,7 +106,7 @@ class OutboxRepository(Repository):
     """The outbound_accounts, outbox, announcements and announcement_beats tables."""
 
     def add_outbound_account(self, **values) -> int:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return conn.execute(
                 insert(t.outbound_accounts).values(**values).returning(t.outbound_accounts.c.id)
             ).scalar_one()
@@ -132,7 +132,7 @@ class OutboxRepository(Repository):
         return _account(row)
 
     def update_outbound_account(self, account_id: int, **values) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 update(t.outbound_accounts)
                 .where(t.outbound_accounts.c.id == account_id)
@@ -142,7 +142,7 @@ class OutboxRepository(Repository):
             raise NotFound(f"No outbound account {account_id}.")
 
     def delete_outbound_account(self, account_id: int) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(delete(t.outbox).where(t.outbox.c.account_id == account_id))
             n = conn.execute(
                 delete(t.outbound_accounts).where(t.outbound_accounts.c.id == account_id)
@@ -215,7 +215,7 @@ class OutboxRepository(Repository):
             return 0
         ins = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(t.outbox)
         stmt = ins.on_conflict_do_nothing(index_elements=["entry_uid", "account_id", "category"])
-        with self.engine.begin() as conn:  # rowcount is not reliable for executemany
+        with self.db.begin() as conn:  # rowcount is not reliable for executemany
             return len(conn.execute(stmt.returning(t.outbox.c.id), list(rows)).all())
 
     def _items_query(self):
@@ -243,7 +243,7 @@ class OutboxRepository(Repository):
     def claim_outbox_item(self, item_id: int, now: datetime) -> bool:
         """Mark an item as being sent; False when another process took it first."""
         o = t.outbox.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 update(t.outbox)
                 .where(o.id == item_id)
@@ -253,7 +253,7 @@ class OutboxRepository(Repository):
         return n.rowcount == 1
 
     def finish_outbox_item(self, item_id: int, **values) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(**values))
 
     def mark_outbox_deleted(self, item_id: int, *, deleted_at: datetime) -> None:
@@ -362,7 +362,7 @@ class OutboxRepository(Repository):
         return row.category, row.retracted_at is None and row.suppressed_reason is None
 
     def add_announcement(self, *, beats: Sequence[str], **values) -> int:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             ann_id = conn.execute(
                 insert(t.announcements).values(**values).returning(t.announcements.c.id)
             ).scalar_one()
@@ -399,7 +399,7 @@ class OutboxRepository(Repository):
         return found[0]
 
     def update_announcement(self, uid: str, **values) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 update(t.announcements).where(t.announcements.c.uid == uid).values(**values)
             )

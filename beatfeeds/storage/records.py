@@ -112,7 +112,7 @@ class RecordsRepository(Repository):
         now: datetime,
     ) -> int:
         """A run that could not start (unusable file), kept for the import history."""
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return conn.execute(
                 insert(t.import_runs)
                 .values(
@@ -287,7 +287,7 @@ class RecordsRepository(Repository):
         so a release never publishes what the releasing person did not see.
         """
         i = t.incidents.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(select(i.id, i.source, i.external_id).where(i.uid == uid)).first()
             if row is None:
                 raise EntryNotFound(f"No incident with id {uid!r}.")
@@ -321,7 +321,7 @@ class RecordsRepository(Repository):
     def retract_incident(self, uid: str, reason: str, *, actor: str, now: datetime) -> None:
         """Withdraw an incident from every feed and page, audited in the same transaction."""
         i = t.incidents.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(
                 select(i.id, i.retracted_at, i.source, i.external_id).where(i.uid == uid)
             ).first()

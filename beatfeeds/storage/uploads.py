@@ -84,7 +84,7 @@ class UploadRepository(Repository):
         import_source_id: int | None = None,
         error: str | None = None,
     ) -> int:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return conn.execute(
                 insert(t.import_uploads)
                 .values(
@@ -150,7 +150,7 @@ class UploadRepository(Repository):
     ) -> None:
         """Give a waiting upload its mapping and queue it."""
         c = t.import_uploads.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 update(t.import_uploads)
                 .where(c.id == upload_id)
@@ -174,7 +174,7 @@ class UploadRepository(Repository):
         """
         c = t.import_uploads.c
         while True:
-            with self.engine.begin() as conn:
+            with self.db.begin() as conn:
                 upload_id = conn.execute(
                     select(c.id).where(c.status == "queued").order_by(c.id).limit(1)
                 ).scalar()
@@ -205,7 +205,7 @@ class UploadRepository(Repository):
             values["source"] = source
         if preset:
             values["preset"] = preset
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 update(t.import_uploads).where(t.import_uploads.c.id == upload_id).values(**values)
             )
@@ -213,7 +213,7 @@ class UploadRepository(Repository):
     def requeue_upload(self, upload_id: int) -> None:
         """Put an upload whose worker died back in the queue (its run was rolled back)."""
         c = t.import_uploads.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 update(t.import_uploads)
                 .where(c.id == upload_id)
@@ -252,7 +252,7 @@ class UploadRepository(Repository):
     def mark_upload_files_removed(self, upload_ids: list[int]) -> int:
         """Forget the stored file of finished uploads (their history rows stay)."""
         c = t.import_uploads.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return conn.execute(
                 update(t.import_uploads)
                 .where(c.id.in_(upload_ids))
@@ -269,7 +269,7 @@ class UploadRepository(Repository):
         created_by: str | None,
         now: datetime,
     ) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             if conn.execute(
                 select(t.import_presets.c.id).where(t.import_presets.c.name == name)
             ).first():
@@ -301,7 +301,7 @@ class UploadRepository(Repository):
         return next((p for p in self.saved_presets() if p.name == name), None)
 
     def delete_saved_preset(self, name: str) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 delete(t.import_presets).where(t.import_presets.c.name == name)
             ).rowcount
@@ -319,7 +319,7 @@ class UploadRepository(Repository):
         created_by: str | None,
         now: datetime,
     ) -> int:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             if conn.execute(
                 select(t.import_sources.c.id).where(t.import_sources.c.name == name)
             ).first():
@@ -355,7 +355,7 @@ class UploadRepository(Repository):
         return _source(r)
 
     def remove_source(self, name: str) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 delete(t.import_sources).where(t.import_sources.c.name == name)
             ).rowcount
@@ -394,7 +394,7 @@ class UploadRepository(Repository):
         values = {"last_polled_at": now, "last_status": status, "last_error": error}
         if etag is not None or last_modified is not None:
             values |= {"etag": etag, "last_modified": last_modified}
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 insert(t.source_polls).values(
                     source_id=source_id,
@@ -443,7 +443,7 @@ class UploadRepository(Repository):
     def claim_upload(self, upload_id: int, now: datetime) -> Upload | None:
         """Mark one queued upload running (a scheduled source imports its file at once)."""
         c = t.import_uploads.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             claimed = conn.execute(
                 update(t.import_uploads)
                 .where(c.id == upload_id)
@@ -455,7 +455,7 @@ class UploadRepository(Repository):
     def cancel_upload(self, upload_id: int, *, error: str, now: datetime) -> bool:
         """Withdraw an upload that has not started; False when it already has."""
         c = t.import_uploads.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return (
                 conn.execute(
                     update(t.import_uploads)
