@@ -14,7 +14,8 @@ from beatfeeds.core.settings import ensure_secret_key, load_settings
 from beatfeeds.core.text import local_time_text
 from beatfeeds.publish.cache import FeedCache
 from beatfeeds.publish.privacy import category_label
-from beatfeeds.storage import SQLStore, write_wait
+from beatfeeds.storage import SQLStore
+from beatfeeds.storage.engine import write_wait
 from beatfeeds.web import guards
 
 

@@ -1,34 +1,88 @@
-"""SQL behind the public side beyond the entry lists: the feed version stamp and the counts
-that area pages show. A mixin of SQLStore (it uses `_public_entries_query`)."""
+"""The public side: entry lists, the feed version stamp, and the counts area pages show."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, and_, bindparam, case, func, select, update
+from sqlalchemy import (
+    DateTime,
+    and_,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from beatfeeds.core.models import (
+    FeedEntry,
+)
+from beatfeeds.publish.privacy import snap_point
 from beatfeeds.storage import schema as t
-from beatfeeds.storage.locks import unavailable_reason, write_wait
+from beatfeeds.storage.engine import Repository, unavailable_reason, write_wait
+from beatfeeds.storage.queries import area_filter, public_entries_query
 
-# Meta keys that do not change what feeds show (state of the WebSub ping job itself).
 _META_IGNORED = "websub.%"
-# Seconds a Last-Modified mark waits to be stored: a reader must not wait for an import, but
-# need not give up on the instant another request writes for a millisecond.
+
+
 _MARK_WAIT = 0.05
 
 
-class PublicStoreMixin:
-    def _area_filter(self, q, beat: str | None, sector: str | None, precinct: str | None):
-        if beat is not None:
-            q = q.where(t.incident_beats.c.beat_code == beat)
-        if sector is not None:
-            q = q.where(t.beats.c.sector == sector)
-        if precinct is not None:
-            q = q.where(t.beats.c.precinct == precinct)
-        return q
+class PublicRepository(Repository):
+    """Reads of what is public now (and the marks feed caches keep)."""
+
+    def public_entries(
+        self,
+        set_id: int,
+        *,
+        now: datetime,
+        beat: str | None = None,
+        sector: str | None = None,
+        precinct: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        categories: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        since: datetime | None = None,
+        geo_precision: float | None = None,
+    ) -> list[FeedEntry]:
+        """Published entries of an area (the whole city when no area is given), newest first.
+
+        `categories` keeps only those categories, `exclude` drops some, `since` drops entries
+        whose event is older. With `geo_precision`, each entry carries its point snapped to
+        that grid (the raw coordinates never leave this layer).
+        """
+        q = area_filter(public_entries_query(set_id, now), beat, sector, precinct)
+        if categories:
+            q = q.where(t.incidents.c.category.in_(list(categories)))
+        if exclude:
+            q = q.where(t.incidents.c.category.not_in(list(exclude)))
+        if since is not None:
+            q = q.where(t.incidents.c.event_time >= since)
+        q = (
+            q.order_by(t.incidents.c.event_time.desc(), t.incidents.c.uid)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.engine.connect() as conn:
+            return [_entry(r, geo_precision) for r in conn.execute(q)]
+
+    def public_entry(self, set_id: int, uid: str, *, now: datetime) -> FeedEntry | None:
+        q = public_entries_query(set_id, now).where(t.incidents.c.uid == uid)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return _entry(row) if row else None
+
+    def public_counts_by_beat(self, set_id: int, *, now: datetime) -> dict[str, int]:
+        q = public_entries_query(set_id, now).subquery()
+        with self.engine.connect() as conn:
+            return {
+                r[0]: r[1]
+                for r in conn.execute(select(q.c.beat_code, func.count()).group_by(q.c.beat_code))
+            }
 
     def feed_version(self, *, now: datetime, since: datetime | None = None) -> str:
         """A stamp that changes whenever any feed's content may have changed.
@@ -60,7 +114,7 @@ class PublicStoreMixin:
         city's feeds, and no other).
         """
         i, j = t.incidents.c, t.incident_beats.c
-        q = self._public_entries_query(set_id, now)
+        q = public_entries_query(set_id, now)
         if since is not None:
             q = q.where(i.event_time >= since)
         q = q.with_only_columns(
@@ -181,7 +235,7 @@ class PublicStoreMixin:
 
     def touch_feeds(self, now: datetime) -> None:
         """Mark every built feed as stale (for writers the version stamp does not see)."""
-        self.set_meta("feeds.touched_at", now.isoformat())
+        self.db.set_meta("feeds.touched_at", now.isoformat())
 
     def public_category_counts(
         self,
@@ -194,7 +248,7 @@ class PublicStoreMixin:
         precinct: str | None = None,
     ) -> dict[str, int]:
         """Published entries of an area per category, for events since `since`."""
-        q = self._area_filter(self._public_entries_query(set_id, now), beat, sector, precinct)
+        q = area_filter(public_entries_query(set_id, now), beat, sector, precinct)
         q = q.where(t.incidents.c.event_time >= since).subquery()
         with self.engine.connect() as conn:
             return {
@@ -215,7 +269,7 @@ class PublicStoreMixin:
         """Published entries of an area whose event falls in each [bounds[k], bounds[k+1])."""
         if len(bounds) < 2:
             return []
-        q = self._area_filter(self._public_entries_query(set_id, now), beat, sector, precinct)
+        q = area_filter(public_entries_query(set_id, now), beat, sector, precinct)
         q = q.where(t.incidents.c.event_time >= min(bounds)).subquery()
         sums = [
             func.coalesce(
@@ -225,3 +279,26 @@ class PublicStoreMixin:
         ]
         with self.engine.connect() as conn:
             return [int(v) for v in conn.execute(select(*sums)).one()]
+
+
+def _entry(r, geo_precision: float | None = None) -> FeedEntry:
+    point = None
+    if geo_precision and r.lat is not None and r.lon is not None:
+        point = snap_point(r.lat, r.lon, geo_precision)
+    return FeedEntry(
+        uid=r.uid,
+        title="",
+        category=r.category,
+        category_text=r.category_text,
+        description=r.description,
+        block_address=r.block_address,
+        event_time=r.event_time,
+        updated_at=r.updated_at,
+        publish_at=r.publish_at,
+        beat=r.beat_code,
+        sector=r.sector,
+        precinct=r.precinct,
+        source=r.source,
+        external_id=r.external_id,
+        point=point,
+    )

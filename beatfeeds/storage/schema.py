@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 # All DateTime columns hold naive UTC.
@@ -48,6 +49,14 @@ beat_sets = Table(
     Column("created_by", String(320)),
     Column("published_at", DateTime),
     Column("retired_at", DateTime),
+    # At most one active map, whoever publishes (migration 0013).
+    Index(
+        "ux_beat_sets_one_active",
+        "status",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
 )
 
 beats = Table(

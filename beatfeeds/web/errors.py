@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from beatfeeds.core import limits
 from beatfeeds.core.errors import BeatfeedsError, DatabaseUnavailable
-from beatfeeds.storage import unavailable_reason
+from beatfeeds.storage.engine import unavailable_reason
 
 log = logging.getLogger(__name__)
 

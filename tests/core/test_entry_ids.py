@@ -130,11 +130,11 @@ def test_two_stores_making_the_key_at_once_agree(tmp_path):
     two = SQLStore.from_url(settings.database_url)
     looked = []
 
-    def looked_too_early(key, real=two.get_meta):
+    def looked_too_early(key, real=two.db.get_meta):
         looked.append(key)  # the first look happens before `one` writes its key
         return None if len(looked) == 1 else real(key)
 
-    two.get_meta = looked_too_early
+    two.db.get_meta = looked_too_early
     key = one.identifier_key()
     assert two.identifier_key() == key  # its own insert was refused; it took `one`'s
     assert len(looked) == 2

@@ -185,7 +185,7 @@ def test_a_child_whose_parent_is_killed_exits():
     ],
 )
 def test_bound_columns_travel_between_processes_unchanged(values):
-    from beatfeeds.storage import BoundValues
+    from beatfeeds.storage.bulk import BoundValues
 
     back = pickle.loads(pickle.dumps(BoundValues(values)))
     assert back == values and type(back) is BoundValues

@@ -113,7 +113,7 @@ def test_a_new_sqlite_database_gets_16_kib_pages_and_keeps_them(tmp_path):
 def test_a_bulk_load_defers_the_time_indexes_and_rebuilds_them(
     tmp_path, beats_store, settings, monkeypatch
 ):
-    import beatfeeds.storage as storage
+    import beatfeeds.storage.incidents as storage
 
     monkeypatch.setattr(storage, "_BULK_LOAD_ROWS", 5)
     calls = []
@@ -372,16 +372,16 @@ def test_a_beat_map_deleted_as_an_import_starts_stops_it_with_nothing_stored(
     draft = beatmaps.load_beat_map(
         beats_store, DEFAULT_BEATS, code_field="beat", name="draft", now=NOW
     )
-    real = type(beats_store).source_has_incidents
+    real = type(beats_store.incidents).source_has_incidents
 
     def deleting_the_draft(self, conn, source):
         with self.engine.begin() as c:  # another admin's hand, between read and write
             c.exec_driver_sql("DELETE FROM beats WHERE beat_set_id = ?", (draft,))
             c.exec_driver_sql("DELETE FROM beat_sets WHERE id = ?", (draft,))
-        monkeypatch.setattr(type(beats_store), "source_has_incidents", real)
+        monkeypatch.setattr(type(beats_store.incidents), "source_has_incidents", real)
         return real(self, conn, source)
 
-    monkeypatch.setattr(type(beats_store), "source_has_incidents", deleting_the_draft)
+    monkeypatch.setattr(type(beats_store.incidents), "source_has_incidents", deleting_the_draft)
     with pytest.raises(Conflict, match="beat map was deleted"):
         run(beats_store, settings, write_csv(tmp_path / "a.csv", [good(1)]))
     assert beats_store.incident_private("test-source", "1") is None

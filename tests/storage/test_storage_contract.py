@@ -51,7 +51,7 @@ def test_upgrading_a_populated_database_keeps_every_row(bare, cfg, tmp_path):
     # CASCADE) must survive, and foreign keys must be enforced again afterwards.
     from alembic import command
 
-    from beatfeeds.storage import _alembic_config
+    from beatfeeds.storage.engine import _alembic_config
 
     with bare.engine.begin() as conn:
         command.upgrade(_alembic_config(conn), "0006")
@@ -91,7 +91,7 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
 
     from beatfeeds.core import identifiers
     from beatfeeds.services import outbox
-    from beatfeeds.storage import _alembic_config
+    from beatfeeds.storage.engine import _alembic_config
 
     with bare.engine.begin() as conn:
         command.upgrade(_alembic_config(conn), "0007")
@@ -224,7 +224,7 @@ def test_head_revision_is_the_one_alembic_finds(bare):
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from beatfeeds.storage import MIGRATIONS
+    from beatfeeds.storage.engine import MIGRATIONS
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

@@ -1,4 +1,4 @@
-"""SQL for outbound accounts, the outbox and announcements. A mixin of SQLStore."""
+"""Outbound accounts, their outbox of posts, and announcements."""
 
 from __future__ import annotations
 
@@ -22,10 +22,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from beatfeeds.core.errors import NotFound
-from beatfeeds.core.models import Announcement, FeedEntry, OutboundAccount, OutboxItem
+from beatfeeds.core.models import (
+    Announcement,
+    FeedEntry,
+    OutboundAccount,
+    OutboxItem,
+)
 from beatfeeds.storage import schema as t
-
-_AREA_COLUMN = {"beat": "code", "sector": "sector", "precinct": "precinct"}
+from beatfeeds.storage.engine import Repository
+from beatfeeds.storage.queries import beats_of_area, public_entries_query
 
 
 def _account(r) -> OutboundAccount:
@@ -97,10 +102,11 @@ def _announcement(r, beats: list[str]) -> Announcement:
     )
 
 
-class OutboundStoreMixin:
-    # ---- accounts -------------------------------------------------------------------------
+class OutboxRepository(Repository):
+    """The outbound_accounts, outbox, announcements and announcement_beats tables."""
+
     def add_outbound_account(self, **values) -> int:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             return conn.execute(
                 insert(t.outbound_accounts).values(**values).returning(t.outbound_accounts.c.id)
             ).scalar_one()
@@ -126,7 +132,7 @@ class OutboundStoreMixin:
         return _account(row)
 
     def update_outbound_account(self, account_id: int, **values) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 update(t.outbound_accounts)
                 .where(t.outbound_accounts.c.id == account_id)
@@ -136,21 +142,13 @@ class OutboundStoreMixin:
             raise NotFound(f"No outbound account {account_id}.")
 
     def delete_outbound_account(self, account_id: int) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(delete(t.outbox).where(t.outbox.c.account_id == account_id))
             n = conn.execute(
                 delete(t.outbound_accounts).where(t.outbound_accounts.c.id == account_id)
             )
         if n.rowcount == 0:
             raise NotFound(f"No outbound account {account_id}.")
-
-    # ---- what is due for an account ---------------------------------------------------------
-    def _beats_of_area(self, set_id: int, kind: str, code: str | None):
-        """A subquery of the beat codes of an area in a beat map (None for the city)."""
-        if kind == "city":
-            return None
-        col = getattr(t.beats.c, _AREA_COLUMN[kind])
-        return select(t.beats.c.code).where(t.beats.c.beat_set_id == set_id).where(col == code)
 
     def due_entries_for_account(
         self,
@@ -169,12 +167,12 @@ class OutboundStoreMixin:
             and_(o.entry_uid == i.uid, o.account_id == account.id, o.category == i.category)
         )
         q = (
-            self._public_entries_query(set_id, now)
+            public_entries_query(set_id, now)
             .where(or_(i.publish_at >= account.created_at, i.created_at >= account.created_at))
             .where(i.event_time >= oldest_event)
             .where(not_queued)
         )
-        area = self._beats_of_area(set_id, account.area_kind, account.area_code)
+        area = beats_of_area(set_id, account.area_kind, account.area_code)
         if area is not None:
             q = q.where(t.incident_beats.c.beat_code.in_(area))
         q = q.order_by(i.publish_at).limit(limit)
@@ -217,10 +215,9 @@ class OutboundStoreMixin:
             return 0
         ins = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(t.outbox)
         stmt = ins.on_conflict_do_nothing(index_elements=["entry_uid", "account_id", "category"])
-        with self.engine.begin() as conn:  # rowcount is not reliable for executemany
+        with self.db.begin() as conn:  # rowcount is not reliable for executemany
             return len(conn.execute(stmt.returning(t.outbox.c.id), list(rows)).all())
 
-    # ---- sending ----------------------------------------------------------------------------
     def _items_query(self):
         a = t.outbound_accounts.c
         return select(t.outbox, a.label, a.service).join(
@@ -246,7 +243,7 @@ class OutboundStoreMixin:
     def claim_outbox_item(self, item_id: int, now: datetime) -> bool:
         """Mark an item as being sent; False when another process took it first."""
         o = t.outbox.c
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 update(t.outbox)
                 .where(o.id == item_id)
@@ -256,7 +253,7 @@ class OutboundStoreMixin:
         return n.rowcount == 1
 
     def finish_outbox_item(self, item_id: int, **values) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(**values))
 
     def mark_outbox_deleted(self, item_id: int, *, deleted_at: datetime) -> None:
@@ -364,9 +361,8 @@ class OutboundStoreMixin:
             return None
         return row.category, row.retracted_at is None and row.suppressed_reason is None
 
-    # ---- announcements ----------------------------------------------------------------------
     def add_announcement(self, *, beats: Sequence[str], **values) -> int:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             ann_id = conn.execute(
                 insert(t.announcements).values(**values).returning(t.announcements.c.id)
             ).scalar_one()
@@ -403,7 +399,7 @@ class OutboundStoreMixin:
         return found[0]
 
     def update_announcement(self, uid: str, **values) -> None:
-        with self.engine.begin() as conn:
+        with self.db.begin() as conn:
             n = conn.execute(
                 update(t.announcements).where(t.announcements.c.uid == uid).values(**values)
             )
@@ -438,7 +434,7 @@ class OutboundStoreMixin:
             ),
             ("city", None),
         )
-        area = self._beats_of_area(set_id, kind, code)
+        area = beats_of_area(set_id, kind, code)
         if area is not None:
             q = q.where(
                 or_(
