@@ -93,7 +93,11 @@ def imports_of(name: str) -> set[str]:
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            targets = [f"{module}.{alias.name}" for alias in node.names] + [module]
+            # `from package import submodule` uses the submodule, not the package's __init__
+            targets = [
+                f"{module}.{alias.name}" if f"{module}.{alias.name}" in MODULES else module
+                for alias in node.names
+            ]
         for target in targets:
             while target and target not in MODULES:
                 target = target.rpartition(".")[0]

@@ -9,7 +9,7 @@ import click
 
 from beatfeeds.cli.context import Context, domain_errors, pass_ctx, require_schema
 from beatfeeds.core.clock import utcnow
-from beatfeeds.delivery.posting import CREDENTIAL_FIELDS, SERVICES
+from beatfeeds.delivery.posting.base import CREDENTIAL_FIELDS, SERVICES
 from beatfeeds.services import outbox
 
 

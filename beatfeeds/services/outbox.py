@@ -29,14 +29,14 @@ from beatfeeds.core.errors import (
 from beatfeeds.core.models import OutboundAccount, OutboxItem
 from beatfeeds.delivery import posts, queue
 from beatfeeds.delivery.credentials import decrypt_credentials, encrypt_credentials
-from beatfeeds.delivery.posting import (
+from beatfeeds.delivery.posting import make_poster
+from beatfeeds.delivery.posting import text as posttext
+from beatfeeds.delivery.posting.base import (
     CREDENTIAL_FIELDS,
     DEFAULT_ENDPOINTS,
     SERVICES,
     OutboundPost,
-    make_poster,
 )
-from beatfeeds.delivery.posting import text as posttext
 from beatfeeds.delivery.posting.dryrun import DryRunPoster
 from beatfeeds.services import publishing
 

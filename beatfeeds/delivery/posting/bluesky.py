@@ -22,7 +22,7 @@ from atproto_client.exceptions import (
 from atproto_client.request import Request
 
 from beatfeeds.core.errors import PermanentPostingError, TransientPostingError
-from beatfeeds.delivery.posting import OutboundPost, SentPost
+from beatfeeds.delivery.posting.base import OutboundPost, SentPost
 from beatfeeds.delivery.posting.text import bluesky_length, link_facets
 
 COLLECTION = "app.bsky.feed.post"

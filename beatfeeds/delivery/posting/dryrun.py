@@ -3,7 +3,7 @@ outbox records the exact text that would have gone out."""
 
 from __future__ import annotations
 
-from beatfeeds.delivery.posting import OutboundPost, Poster, SentPost
+from beatfeeds.delivery.posting.base import OutboundPost, Poster, SentPost
 
 
 class DryRunPoster:

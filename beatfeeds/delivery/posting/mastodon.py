@@ -19,7 +19,7 @@ from mastodon import (
 )
 
 from beatfeeds.core.errors import PermanentPostingError, TransientPostingError
-from beatfeeds.delivery.posting import OutboundPost, SentPost
+from beatfeeds.delivery.posting.base import OutboundPost, SentPost
 from beatfeeds.delivery.posting.text import mastodon_length
 
 DEFAULT_LIMIT = 500

@@ -14,8 +14,8 @@ import json
 import requests
 
 from beatfeeds.core.errors import PermanentPostingError, TransientPostingError
-from beatfeeds.delivery.posting import OutboundPost, SentPost
 from beatfeeds.delivery.posting._http import raise_for_status
+from beatfeeds.delivery.posting.base import OutboundPost, SentPost
 
 SIGNATURE_HEADER = "X-Beatfeeds-Signature"
 

@@ -11,8 +11,8 @@ import tweepy
 from requests.adapters import HTTPAdapter
 
 from beatfeeds.core.errors import PermanentPostingError, PostOutcomeUnknown, TransientPostingError
-from beatfeeds.delivery.posting import OutboundPost, SentPost
 from beatfeeds.delivery.posting._http import retry_at_from_headers
+from beatfeeds.delivery.posting.base import OutboundPost, SentPost
 from beatfeeds.delivery.posting.text import x_length
 
 API = "https://api.twitter.com"
