@@ -9,11 +9,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from beatfeeds.core.errors import BeatfeedsError
 from beatfeeds.geo.checks import Tolerances
 from beatfeeds.publish import privacy
 from beatfeeds.services import beatmaps
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +31,11 @@ class Job:
     help: str
 
 
-def activate_scheduled_beat_maps(store, settings, now: datetime) -> dict:
+def activate_scheduled_beat_maps(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Publish beat maps whose status is `scheduled` and whose effective date has come."""
     local_today = now.replace(tzinfo=UTC).astimezone(settings.tz).date()
     published = []
-    for bs in store.list_beat_sets():
+    for bs in store.beatmaps.list_beat_sets():
         if bs.status == "scheduled" and bs.effective_date and bs.effective_date <= local_today:
             beatmaps.publish_beat_map(
                 store,
@@ -45,32 +50,32 @@ def activate_scheduled_beat_maps(store, settings, now: datetime) -> dict:
     return summary
 
 
-def apply_publication_policy(store, settings, now: datetime) -> dict:
+def apply_publication_policy(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Redo stored publication decisions after the rules, the suppression list or the delay
     changed."""
     fingerprint = privacy.policy_fingerprint(
         settings.suppressed_categories, settings.publication_delay
     )
-    if store.get_meta("publication_policy") == fingerprint:
+    if store.db.get_meta("publication_policy") == fingerprint:
         return {"changed": 0, "policy": "unchanged"}
     suppressed = set(settings.suppressed_categories)
     decided = ("category", "block_address", "suppressed_reason", "publish_at")
     changed, last = 0, 0
-    while batch := store.policy_inputs(last, 5000):
+    while batch := store.incidents.policy_inputs(last, 5000):
         results = []
         for stored in batch:
             new = privacy.redo_decisions(stored, suppressed, settings.publication_delay)
             if any(new[k] != stored[k] for k in decided):
                 results.append({"id": stored["id"], **new})
-        store.set_policy_results(results, now)
+        store.incidents.set_policy_results(results, now)
         changed += len(results)
         last = batch[-1]["id"]
-    store.set_meta("publication_policy", fingerprint)
+    store.db.set_meta("publication_policy", fingerprint)
     log.info("apply-publication-policy: %d incidents changed (%s)", changed, fingerprint)
     return {"changed": changed, "policy": fingerprint}
 
 
-def process_import_queue(store, settings, now: datetime) -> dict:
+def process_import_queue(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Import files uploaded on /records/imports, oldest first."""
     from beatfeeds.services import records
 
@@ -80,7 +85,7 @@ def process_import_queue(store, settings, now: datetime) -> dict:
     return summary
 
 
-def ping_websub_hub(store, settings, now: datetime) -> dict:
+def ping_websub_hub(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Tell the WebSub hub (BEATFEEDS_HUB_URL) which feeds changed since the last ping."""
     from beatfeeds.services import websub
 
@@ -89,7 +94,7 @@ def ping_websub_hub(store, settings, now: datetime) -> dict:
     return summary
 
 
-def poll_sources(store, settings, now: datetime) -> dict:
+def poll_sources(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Import new files from watched folders and URLs whose interval has passed."""
     from beatfeeds.services import sources
 
@@ -98,14 +103,14 @@ def poll_sources(store, settings, now: datetime) -> dict:
     return summary
 
 
-def prune_login_attempts(store, settings, now: datetime) -> dict:
+def prune_login_attempts(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Forget sign-in attempts older than a day (they only serve throttling)."""
-    removed = store.prune_login_attempts(now - timedelta(days=1))
+    removed = store.accounts.prune_login_attempts(now - timedelta(days=1))
     log.info("prune-login-attempts: removed %d", removed)
     return {"removed": removed}
 
 
-def prune_uploads(store, settings, now: datetime) -> dict:
+def prune_uploads(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Delete stored files of uploads finished more than BEATFEEDS_UPLOAD_RETENTION_DAYS ago."""
     from beatfeeds.services import records
 
@@ -114,21 +119,21 @@ def prune_uploads(store, settings, now: datetime) -> dict:
     return summary
 
 
-def send_outbox(store, settings, now: datetime) -> dict:
+def send_outbox(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Post entries that became public to the areas' outbound accounts (the outbox)."""
     from beatfeeds.services import outbox
 
     return outbox.send_outbox(store, settings, now)
 
 
-def send_alerts(store, settings, now: datetime) -> dict:
+def send_alerts(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Email residents' confirmed subscriptions: new entries at once, digests when due."""
     from beatfeeds.services import alerts
 
     return alerts.send_alerts(store, settings, now)
 
 
-def retract_posts(store, settings, now: datetime) -> dict:
+def retract_posts(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Delete posts of retracted, suppressed or withdrawn entries where services allow it."""
     from beatfeeds.services import outbox
 
@@ -172,7 +177,7 @@ JOBS: dict[str, Job] = {
 }
 
 
-def run_job(name: str, store, settings, now: datetime) -> dict:
+def run_job(name: str, store: SQLStore, settings: Settings, now: datetime) -> dict:
     try:
         job = JOBS[name]
     except KeyError:

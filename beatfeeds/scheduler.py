@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
@@ -11,10 +12,14 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from beatfeeds.jobs import JOBS, run_job
 
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
+
 log = logging.getLogger(__name__)
 
 
-def _runner(name: str, store, settings):
+def _runner(name: str, store: SQLStore, settings: Settings):
     def run():
         try:
             run_job(name, store, settings, datetime.now(UTC).replace(tzinfo=None))
@@ -24,7 +29,7 @@ def _runner(name: str, store, settings):
     return run
 
 
-def build_scheduler(store, settings, *, background: bool) -> BaseScheduler:
+def build_scheduler(store: SQLStore, settings: Settings, *, background: bool) -> BaseScheduler:
     """A scheduler with every job added; start() it (blocking unless background)."""
     sched = BackgroundScheduler(timezone="UTC") if background else BlockingScheduler(timezone="UTC")
     for job in JOBS.values():

@@ -162,6 +162,30 @@ def test_no_giant_module(name):
     assert lines <= MAX_LINES, f"{name} has {lines} lines: split it along its seams"
 
 
+STORE_RECEIVERS = {"store", "store()", "ctx.store", "self.store", "run.store", "p.store", "s"}
+
+
+def test_the_package_names_the_table_group_of_every_store_call():
+    """Outside storage, `store.incidents.add_incidents(...)`, never the facade's shorthand."""
+    from beatfeeds.storage import SQLStore
+
+    store = SQLStore.from_url("sqlite://")
+    shorthand = set(store.__dict__["_forward"])
+    assert len(shorthand) > 100  # the reader sees the facade's names
+    found = []
+    for name, path in MODULES.items():
+        if room(name) == "storage":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in shorthand
+                and ast.unparse(node.value) in STORE_RECEIVERS
+            ):
+                found.append(f"{name}:{node.lineno} {ast.unparse(node)}")
+    assert not found, "name the repository: " + ", ".join(found)
+
+
 def test_a_cycle_and_an_upward_import_are_caught(monkeypatch):
     """The checks can fail: a crafted graph with a cycle and a lower room reaching up."""
     fake = {"beatfeeds.core.a": {"beatfeeds.core.b"}, "beatfeeds.core.b": {"beatfeeds.core.a"}}

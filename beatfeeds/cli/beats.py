@@ -44,7 +44,7 @@ def beats_load(ctx: Context, file, code_field, sector_field, precinct_field, nam
         effective=effective.date() if effective else None,
         now=utcnow(),
     )
-    bs = ctx.store.get_beat_set(set_id)
+    bs = ctx.store.beatmaps.get_beat_set(set_id)
     click.echo(f"{set_id}\tdraft\t{bs.beat_count} beats\t{bs.name}")
 
 
@@ -53,7 +53,7 @@ def beats_load(ctx: Context, file, code_field, sector_field, precinct_field, nam
 @domain_errors
 def beats_list(ctx: Context):
     """One beat map per line: id, status, beats, effective date, name."""
-    for bs in ctx.store.list_beat_sets():
+    for bs in ctx.store.beatmaps.list_beat_sets():
         click.echo(
             f"{bs.id}\t{bs.status}\t{bs.beat_count} beats\t{bs.effective_date or '-'}\t{bs.name}"
         )

@@ -55,5 +55,5 @@ def domain_errors(f):
 
 def require_schema(store: SQLStore) -> None:
     """Refuse to run on a database whose schema is not the newest."""
-    if not store.is_current():
+    if not store.db.is_current():
         raise BeatfeedsError("The database schema is not current: run `beatfeeds db upgrade`.")

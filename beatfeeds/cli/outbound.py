@@ -131,7 +131,7 @@ def outbound_add(
         actor="cli",
         now=utcnow(),
     )
-    a = ctx.store.outbound_account(account_id)
+    a = ctx.store.outbox.outbound_account(account_id)
     click.echo(
         f"added outbound account {a.id}: {a.label} ({outbox.public_target(a)}); "
         "its credentials are stored encrypted and will not be shown again"

@@ -45,7 +45,7 @@ def sources_add(ctx: Context, name, folder, url, preset, interval):
 @domain_errors
 def sources_list(ctx: Context):
     """One source per line: name, kind, location, preset, interval, last poll and status."""
-    for s in ctx.store.list_sources():
+    for s in ctx.store.uploads.list_sources():
         last = f"{s.last_polled_at:%Y-%m-%d %H:%M} UTC" if s.last_polled_at else "never"
         status = (s.last_status or "-") + (f": {s.last_error}" if s.last_error else "")
         click.echo(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -20,6 +21,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from beatfeeds.core.errors import NotFound
 from beatfeeds.core.models import EmailSubscription
 from beatfeeds.core.settings import ensure_secret_key
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
 
 
 class InvalidLink(NotFound):
@@ -39,7 +43,7 @@ UNSUBSCRIBE_LINK_DAYS = 90  # every alert and digest brings a fresh link; older 
 _LEGACY = "eyJ"  # links of the first release: readable JSON (`{"...`), signed but not sealed
 
 
-def _fernet(settings, purpose: str) -> Fernet:
+def _fernet(settings: Settings, purpose: str) -> Fernet:
     """Fernet keyed by HKDF-SHA256 of the secret key, one key per purpose of link."""
     key = HKDF(
         algorithm=hashes.SHA256(),
@@ -54,7 +58,7 @@ def _stamp(now: datetime | None) -> int:
     return int((now.replace(tzinfo=UTC) if now else datetime.now(UTC)).timestamp())
 
 
-def seal(settings, purpose: str, data: dict, now: datetime | None = None) -> str:
+def seal(settings: Settings, purpose: str, data: dict, now: datetime | None = None) -> str:
     """An opaque, URL-safe token for `data` (its `=` padding dropped: links stay clean)."""
     token = _fernet(settings, purpose).encrypt_at_time(
         json.dumps(data, separators=(",", ":")).encode(), _stamp(now)
@@ -62,14 +66,14 @@ def seal(settings, purpose: str, data: dict, now: datetime | None = None) -> str
     return token.decode().rstrip("=")
 
 
-def _lifetime(settings, purpose: str) -> int:
+def _lifetime(settings: Settings, purpose: str) -> int:
     """Seconds a link of this purpose stays valid."""
     if purpose == "unsubscribe":
         return UNSUBSCRIBE_LINK_DAYS * 86400
     return settings.alert_link_hours * 3600
 
 
-def load(settings, purpose: str, token: str, now: datetime | None = None) -> dict:
+def load(settings: Settings, purpose: str, token: str, now: datetime | None = None) -> dict:
     """The content of a link; InvalidLink when forged, altered, expired or of the old kind."""
     if token.startswith(_LEGACY):
         raise InvalidLink(LEGACY_LINK)
@@ -89,7 +93,7 @@ def load(settings, purpose: str, token: str, now: datetime | None = None) -> dic
 
 
 def unsubscribe_token(
-    settings, subscription: EmailSubscription, now: datetime | None = None
+    settings: Settings, subscription: EmailSubscription, now: datetime | None = None
 ) -> str:
     """For the one-click unsubscribe link in every alert (RFC 8058): names one subscription
     of one address, and works for `UNSUBSCRIBE_LINK_DAYS` days."""
@@ -97,24 +101,24 @@ def unsubscribe_token(
 
 
 def digest_unsubscribe_token(
-    settings, address: str, frequency: str, now: datetime | None = None
+    settings: Settings, address: str, frequency: str, now: datetime | None = None
 ) -> str:
     """For the one-click link of a digest: stops every subscription of the address that the
     digest serves (its daily or its weekly ones). Works for `UNSUBSCRIBE_LINK_DAYS` days."""
     return seal(settings, "unsubscribe", {"a": address, "q": frequency}, now)
 
 
-def manage_token(settings, address: str, now: datetime | None = None) -> str:
+def manage_token(settings: Settings, address: str, now: datetime | None = None) -> str:
     """For a "manage my alerts" link: works for `alert_link_hours` hours."""
     return seal(settings, "manage", {"a": address}, now)
 
 
-def url(settings, path: str) -> str:
+def url(settings: Settings, path: str) -> str:
     """The absolute URL of a path of the site."""
     return settings.base_url.rstrip("/") + path
 
 
-def area_url(settings, kind: str, code: str | None) -> str:
+def area_url(settings: Settings, kind: str, code: str | None) -> str:
     """The absolute URL of an area's page."""
     paths = {"precinct": "/precincts/", "sector": "/sectors/", "beat": "/beats/"}
     return url(settings, paths[kind] + code if kind != "city" else "/")

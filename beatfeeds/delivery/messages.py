@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from beatfeeds.core.models import EmailDigest, EmailSubscription, FeedEntry
 from beatfeeds.core.text import single_line
 from beatfeeds.delivery import links
 from beatfeeds.publish import feeds, privacy
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
 
 FREQUENCIES = {
     "instant": "Each entry as it is published",
@@ -45,7 +49,7 @@ class PublicEntry:
 
 
 # ---- MIME -------------------------------------------------------------------------------------
-def sender(settings) -> str:
+def sender(settings: Settings) -> str:
     """The From address: `mail_from`, or alerts@ the site's host."""
     if settings.mail_from:
         return settings.mail_from
@@ -54,7 +58,13 @@ def sender(settings) -> str:
 
 
 def build(
-    settings, *, to: str, subject: str, text: str, html: str, headers: dict[str, str] | None = None
+    settings: Settings,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    headers: dict[str, str] | None = None,
 ) -> EmailMessage:
     """A multipart/alternative message (plain text first, then HTML). Every header value is
     folded onto one line first: a line break from source text would make the message
@@ -82,7 +92,7 @@ def page(body: str) -> str:
     )
 
 
-def list_headers(settings, unsub: str) -> dict[str, str]:
+def list_headers(settings: Settings, unsub: str) -> dict[str, str]:
     """The RFC 2369 / RFC 8058 headers: one-click unsubscribe at `unsub`, and the list's id."""
     list_id = "alerts." + sender(settings).rsplit("@", 1)[-1].strip(" >")
     return {
@@ -93,7 +103,7 @@ def list_headers(settings, unsub: str) -> dict[str, str]:
 
 
 # ---- wording ----------------------------------------------------------------------------------
-def schedule(settings, frequency: str) -> str:
+def schedule(settings: Settings, frequency: str) -> str:
     """`a daily digest at 07:00 (America/Los_Angeles time)`; the instant wording otherwise."""
     text = FREQUENCIES.get(frequency, frequency).lower()
     if frequency == "daily":
@@ -107,7 +117,11 @@ def schedule(settings, frequency: str) -> str:
 
 
 def describe(
-    kind: str, code: str | None, categories: tuple[str, ...], frequency: str, settings=None
+    kind: str,
+    code: str | None,
+    categories: tuple[str, ...],
+    frequency: str,
+    settings: Settings = None,
 ) -> str:
     """`Beat K3: Burglary, Robbery; each entry as it is published` (with the send time of a
     digest when `settings` is given)."""
@@ -124,7 +138,7 @@ def describe(
     return f"{feeds.area_label(kind, code)}: {what}; {when}"
 
 
-def entry_text(settings, found: PublicEntry) -> tuple[str, str]:
+def entry_text(settings: Settings, found: PublicEntry) -> tuple[str, str]:
     """(title, body): incidents in the hundred-block form; announcements with their text."""
     entry = found.entry
     if entry.source == "announcement":
@@ -137,7 +151,7 @@ def entry_text(settings, found: PublicEntry) -> tuple[str, str]:
 
 # ---- messages ---------------------------------------------------------------------------------
 def confirmation_message(
-    settings,
+    settings: Settings,
     *,
     to: str,
     area_kind: str,
@@ -173,7 +187,7 @@ def confirmation_message(
     )
 
 
-def manage_message(settings, *, address: str, link: str) -> EmailMessage:
+def manage_message(settings: Settings, *, address: str, link: str) -> EmailMessage:
     """The message with a "manage my alerts" link."""
     text = (
         f"To see, change or remove your {settings.department_name} email alerts, or to "
@@ -191,7 +205,7 @@ def manage_message(settings, *, address: str, link: str) -> EmailMessage:
     )
 
 
-def alert_message(settings, found, sub: EmailSubscription) -> EmailMessage:
+def alert_message(settings: Settings, found, sub: EmailSubscription) -> EmailMessage:
     """The instant alert for one entry: multipart, hundred-block text, links, RFC 8058
     headers and a footer saying why, how to stop, and that nobody monitors it."""
     if isinstance(found, FeedEntry):
@@ -230,7 +244,9 @@ def alert_message(settings, found, sub: EmailSubscription) -> EmailMessage:
 
 
 def digest_message(
-    settings, digest: EmailDigest, groups: list[tuple[EmailSubscription, list[PublicEntry]]]
+    settings: Settings,
+    digest: EmailDigest,
+    groups: list[tuple[EmailSubscription, list[PublicEntry]]],
 ) -> EmailMessage:
     """One digest: each entry once, under the narrowest of the address's subscriptions it
     matches; RFC 8058 headers that stop the digest, and a footer per subscription."""

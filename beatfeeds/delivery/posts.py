@@ -5,6 +5,7 @@ text. No database here: the outbox (beatfeeds.services.outbox) decides what to p
 from __future__ import annotations
 
 from datetime import UTC
+from typing import TYPE_CHECKING
 
 from beatfeeds.core import areas
 from beatfeeds.core.models import ANNOUNCEMENT_KINDS, FeedEntry, OutboundAccount, OutboxItem
@@ -12,18 +13,21 @@ from beatfeeds.core.text import local_time_text, single_line
 from beatfeeds.delivery.posting import text as posttext
 from beatfeeds.publish import feeds, privacy
 
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+
 
 def area_label(account: OutboundAccount) -> str:
     """`Sector K`: the area an account posts for."""
     return areas.area_label(account.area_kind, account.area_code)
 
 
-def area_url(settings, account: OutboundAccount) -> str:
+def area_url(settings: Settings, account: OutboundAccount) -> str:
     """The page of the account's area."""
     return settings.base_url + areas.page_path(account.area_kind, account.area_code)
 
 
-def profile_text(settings, account: OutboundAccount) -> str:
+def profile_text(settings: Settings, account: OutboundAccount) -> str:
     """The account's profile (bio) text, with the not-monitored / call 911 notice."""
     return posttext.render(
         account.profile_template,
@@ -36,13 +40,13 @@ def profile_text(settings, account: OutboundAccount) -> str:
     )
 
 
-def entry_link(settings, uid: str) -> str:
+def entry_link(settings: Settings, uid: str) -> str:
     """The entry's page."""
     return f"{settings.base_url}/entries/{uid}"
 
 
 def entry_fields(
-    settings, account: OutboundAccount, entry: FeedEntry, kind: str, urgent: bool = False
+    settings: Settings, account: OutboundAccount, entry: FeedEntry, kind: str, urgent: bool = False
 ) -> dict[str, str]:
     """What a post template can use, for one entry."""
     when = local_time_text(entry.event_time, settings.tz)

@@ -10,15 +10,19 @@ import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from beatfeeds.core.errors import ConfigurationError, PermanentPostingError, TransientPostingError
 from beatfeeds.core.files import private_dir, write_private
 
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+
 TIMEOUT = 30  # seconds per SMTP conversation step
 
 
-def enabled(settings) -> bool:
+def enabled(settings: Settings) -> bool:
     """Whether email alerts can be offered (an SMTP server, or dry run)."""
     return bool(settings.smtp_url) or bool(settings.dry_run)
 
@@ -39,7 +43,7 @@ def _parse_url(url: str) -> dict:
     }
 
 
-def send(settings, msg: EmailMessage) -> str:
+def send(settings: Settings, msg: EmailMessage) -> str:
     """Send one message; returns where it went. TransientPostingError (retry later) or
     PermanentPostingError (the server refused the message or the recipient)."""
     if settings.dry_run:

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 from xml.sax.saxutils import quoteattr
 
@@ -19,6 +20,9 @@ from beatfeeds.core.identifiers import entry_tag
 from beatfeeds.core.models import Area, FeedEntry
 from beatfeeds.core.text import single_line, xml_text
 from beatfeeds.publish import privacy
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
 
 FORMATS = {
     "rss": "application/rss+xml; charset=utf-8",
@@ -102,7 +106,7 @@ def html_text(text: str) -> str:
     return html.escape(xml_text(text), quote=False)
 
 
-def feed_url(settings, area: Area, fmt: str, filt: FeedFilter | None = None) -> str:
+def feed_url(settings: Settings, area: Area, fmt: str, filt: FeedFilter | None = None) -> str:
     """The absolute URL of an area's feed, with its filter in the query string."""
     query = filt.query() if filt else ""
     path = feed_path(area.kind, area.code, fmt)
@@ -113,7 +117,7 @@ def build_feed(
     area: Area | FeedContext,
     entries: list[FeedEntry],
     fmt: str,
-    settings,
+    settings: Settings,
     *,
     updated: datetime | None = None,
     updated_fallback: datetime | None = None,
@@ -321,7 +325,7 @@ def build_opml(
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def _title(e: FeedEntry, settings) -> str:
+def _title(e: FeedEntry, settings: Settings) -> str:
     if e.title:  # boundary-change entries come with their own title
         return single_line(e.title)
     return privacy.entry_title(e.description, e.block_address, e.event_time, settings.tz, e.beat)

@@ -17,7 +17,7 @@ import hashlib
 import re
 from functools import lru_cache
 
-from beatfeeds.core.models import NEEDS_REVIEW, is_review_reason  # noqa: F401 (TEMP)
+from beatfeeds.core.models import NEEDS_REVIEW
 
 RULE_VERSION = (
     1  # raise when the rule changes: stored decisions are redone (privacy.policy_fingerprint)

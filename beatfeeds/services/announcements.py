@@ -12,12 +12,17 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import shapely
 from shapely.geometry import shape
 
 from beatfeeds.core.errors import Conflict, InvalidInput
 from beatfeeds.core.models import ANNOUNCEMENT_KINDS, URGENT_KINDS, Announcement, Area, FeedEntry
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
 
 MAX_TITLE = 200
 MAX_BODY = 5000
@@ -62,7 +67,7 @@ def parse_polygon(text: str):
 
 
 def resolve_targets(
-    store,
+    store: SQLStore,
     set_id: int,
     *,
     beats=(),
@@ -72,7 +77,7 @@ def resolve_targets(
     polygon: str | None = None,
 ) -> tuple[list[str], dict]:
     """The beat codes an announcement reaches, and the target as staff chose it."""
-    all_beats = store.beats(set_id)
+    all_beats = store.beatmaps.beats(set_id)
     target: dict = {}
     if city:
         return [b.code for b in all_beats], {"city": True}
@@ -108,7 +113,9 @@ def resolve_targets(
     return sorted(chosen), target
 
 
-def publish_time(settings, *, starts_at: datetime | None, urgent: bool, now: datetime) -> datetime:
+def publish_time(
+    settings: Settings, *, starts_at: datetime | None, urgent: bool, now: datetime
+) -> datetime:
     """When an announcement becomes public (its `publish_at`, naive UTC): its start, never in
     the past, plus the publication delay; urgent ones skip the delay."""
     start = max(starts_at or now, now)
@@ -137,8 +144,8 @@ def _check_expiry(expires_at: datetime | None, publish_at: datetime) -> None:
 
 
 def create_announcement(
-    store,
-    settings,
+    store: SQLStore,
+    settings: Settings,
     *,
     kind: str,
     title: str,
@@ -161,12 +168,12 @@ def create_announcement(
         raise InvalidInput("Only alerts and missing-person announcements can be urgent.")
     publish_at = publish_time(settings, starts_at=starts_at, urgent=urgent, now=now)
     _check_expiry(expires_at, publish_at)
-    set_id = store.active_beat_set().id
+    set_id = store.beatmaps.active_beat_set().id
     codes, target = resolve_targets(
         store, set_id, beats=beats, sectors=sectors, precincts=precincts, city=city, polygon=polygon
     )
     uid = "a" + secrets.token_hex(9)
-    store.add_announcement(
+    store.outbox.add_announcement(
         uid=uid,
         kind=kind,
         title=title,
@@ -182,7 +189,7 @@ def create_announcement(
         created_by=actor,
         beats=[] if city else codes,
     )
-    store.audit(
+    store.accounts.audit(
         actor,
         "announcements.add",
         f"announcement:{uid}",
@@ -195,12 +202,12 @@ def create_announcement(
         },
         now=now,
     )
-    return store.announcement(uid)
+    return store.outbox.announcement(uid)
 
 
 def edit_announcement(
-    store,
-    settings,
+    store: SQLStore,
+    settings: Settings,
     uid: str,
     *,
     kind: str,
@@ -214,7 +221,7 @@ def edit_announcement(
 
     Feeds show the new text at once. Posts already made stay as they are, unless the type
     changes: that is a new category, posted again (the old post is superseded)."""
-    ann = store.announcement(uid)
+    ann = store.outbox.announcement(uid)
     if ann.withdrawn_at is not None:
         raise Conflict("A withdrawn announcement cannot be edited.")
     _check_kind(kind)
@@ -225,40 +232,40 @@ def edit_announcement(
         )
     title, body = _clean_text(title, body)
     _check_expiry(expires_at, ann.publish_at)
-    store.update_announcement(
+    store.outbox.update_announcement(
         uid, kind=kind, title=title, body=body, expires_at=expires_at, updated_at=now
     )
-    store.audit(
+    store.accounts.audit(
         actor,
         "announcements.edit",
         f"announcement:{uid}",
         {"kind": kind, "title": title, "kind_changed": kind != ann.kind},
         now=now,
     )
-    return store.announcement(uid)
+    return store.outbox.announcement(uid)
 
 
-def withdraw_announcement(store, uid: str, *, actor: str, now: datetime) -> None:
+def withdraw_announcement(store: SQLStore, uid: str, *, actor: str, now: datetime) -> None:
     """Take an announcement out of every feed; its posts are deleted by `retract-posts`."""
-    ann = store.announcement(uid)
+    ann = store.outbox.announcement(uid)
     if ann.withdrawn_at is not None:
         raise Conflict("That announcement was already withdrawn.")
-    store.update_announcement(uid, withdrawn_at=now, updated_at=now)
-    store.audit(actor, "announcements.withdraw", f"announcement:{uid}", now=now)
+    store.outbox.update_announcement(uid, withdrawn_at=now, updated_at=now)
+    store.accounts.audit(actor, "announcements.withdraw", f"announcement:{uid}", now=now)
 
 
 def entry_title(kind: str, title: str, urgent: bool = False) -> str:
     return ("URGENT " if urgent else "") + f"{ANNOUNCEMENT_KINDS.get(kind, kind)}: {title}"
 
 
-def _titled(store, entries: list[FeedEntry]) -> list[FeedEntry]:
+def _titled(store: SQLStore, entries: list[FeedEntry]) -> list[FeedEntry]:
     for e in entries:
         e.title = entry_title(e.category_text, e.title)
     return entries
 
 
 def area_announcements(
-    store, area: Area, *, now: datetime, limit: int, categories=(), exclude=()
+    store: SQLStore, area: Area, *, now: datetime, limit: int, categories=(), exclude=()
 ) -> list[FeedEntry]:
     """Announcements public now in an area, as feed entries (filtered like incidents).
 
@@ -266,7 +273,7 @@ def area_announcements(
     withdrawn); storage's `public_announcements` writes the same condition in SQL, and a
     test checks that the two agree."""
     kw = {area.kind: area.code} if area.kind != "city" else {}
-    entries = store.public_announcements(area.beat_set_id, now=now, limit=limit, **kw)
+    entries = store.outbox.public_announcements(area.beat_set_id, now=now, limit=limit, **kw)
     entries = [
         e
         for e in entries
@@ -276,7 +283,7 @@ def area_announcements(
 
 
 def with_announcements(
-    store,
+    store: SQLStore,
     area: Area,
     entries: list[FeedEntry],
     *,
@@ -294,10 +301,10 @@ def with_announcements(
     return sorted(entries + extra, key=lambda e: e.event_time, reverse=True)[:limit]
 
 
-def public_announcement(store, uid: str, *, now: datetime) -> FeedEntry | None:
+def public_announcement(store: SQLStore, uid: str, *, now: datetime) -> FeedEntry | None:
     """An announcement's entry for its page, if it is public."""
     if not uid.startswith("a"):
         return None
-    set_id = store.active_beat_set_id()
-    found = store.public_announcements(set_id, now=now, uid=uid, limit=1) if set_id else []
+    set_id = store.beatmaps.active_beat_set_id()
+    found = store.outbox.public_announcements(set_id, now=now, uid=uid, limit=1) if set_id else []
     return _titled(store, found)[0] if found else None

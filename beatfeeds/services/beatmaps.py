@@ -59,13 +59,13 @@ def load_beat_map(
         code_field=code_field,
         sector_field=sector_field,
         precinct_field=precinct_field,
-        protected=store.database_files(),
+        protected=store.db.database_files(),
     )
     if loaded.problems:
         raise InvalidBoundary(
             f"{Path(path).name} has {len(loaded.problems)} problem(s)", problems=loaded.problems
         )
-    set_id = store.create_beat_set(
+    set_id = store.beatmaps.create_beat_set(
         name or Path(path).stem,
         loaded.beats,
         effective_date=effective,
@@ -73,7 +73,7 @@ def load_beat_map(
         created_by=actor,
         now=now,
     )
-    store.audit(
+    store.accounts.audit(
         actor,
         "beats.load",
         f"beat_set:{set_id}",
@@ -106,7 +106,7 @@ def publish_beat_map(
         raise InvalidBoundary(
             f"beat map {set_id} does not validate", problems=[str(p) for p in problems]
         )
-    before = store.active_beat_set_id()
+    before = store.beatmaps.active_beat_set_id()
     changes = (
         boundary_changes(store, before, set_id, tolerances or Tolerances())
         if before is not None
@@ -114,21 +114,21 @@ def publish_beat_map(
     )
     # Sectors, precincts and the city hear of the redraw too (stored with the beat changes).
     announced = (
-        area_changes(store.beats(before), store.beats(set_id), changes)
-        + [city_change(store.get_beat_set(set_id), changes, rollback=rollback)]
+        area_changes(store.beatmaps.beats(before), store.beatmaps.beats(set_id), changes)
+        + [city_change(store.beatmaps.get_beat_set(set_id), changes, rollback=rollback)]
         if before is not None
         else []
     )
-    index = spatial.BeatIndex(store.beats(set_id))
+    index = spatial.BeatIndex(store.beatmaps.beats(set_id))
     joined = 0
-    for batch in store.located_incidents_missing_join(set_id):
+    for batch in store.incidents.located_incidents_missing_join(set_id):
         ids = [b[0] for b in batch]
         codes = index.assign(np.array([b[1] for b in batch]), np.array([b[2] for b in batch]))
-        store.save_incident_beats(set_id, zip(ids, codes, strict=True))
+        store.incidents.save_incident_beats(set_id, zip(ids, codes, strict=True))
         joined += len(batch)
-    previous = store.publish_beat_set(set_id, now=now)
-    store.record_boundary_changes(set_id, previous, changes + announced, now=now)
-    store.audit(
+    previous = store.beatmaps.publish_beat_set(set_id, now=now)
+    store.beatmaps.record_boundary_changes(set_id, previous, changes + announced, now=now)
+    store.accounts.audit(
         actor,
         "beats.publish",
         f"beat_set:{set_id}",
@@ -155,26 +155,28 @@ def validate_beat_set(
     Gaps are looked for inside the outline of the map it would replace (the active one);
     the active map itself, or the first map loaded, is checked against its own outline.
     """
-    store.get_beat_set(set_id)
-    active = store.active_beat_set_id()
+    store.beatmaps.get_beat_set(set_id)
+    active = store.beatmaps.active_beat_set_id()
     outline = (
-        store.beats(active)
+        store.beatmaps.beats(active)
         if replacing_active and active is not None and active != set_id
         else None
     )
-    return check_beats(store.beats(set_id), outline, tolerances or Tolerances())
+    return check_beats(store.beatmaps.beats(set_id), outline, tolerances or Tolerances())
 
 
 def edit_beat_map(store: SQLStore, set_id: int, op: dict, *, actor: str, now: datetime) -> int:
     """Apply one map edit to a draft; editing the active (or any non-draft) map first copies
     it into a new draft. Returns the id of the draft that was edited."""
-    bs = store.get_beat_set(set_id)
+    bs = store.beatmaps.get_beat_set(set_id)
     if bs.status != "draft":
-        set_id = store.copy_beat_set(set_id, f"{bs.name} (edited)", created_by=actor, now=now)
-        store.audit(actor, "beats.copy", f"beat_set:{set_id}", {"from": bs.id}, now=now)
-    edit = edits.apply_edit(store.beats(set_id), op)
-    store.replace_beats(set_id, edit.remove, edit.add)
-    store.audit(
+        set_id = store.beatmaps.copy_beat_set(
+            set_id, f"{bs.name} (edited)", created_by=actor, now=now
+        )
+        store.accounts.audit(actor, "beats.copy", f"beat_set:{set_id}", {"from": bs.id}, now=now)
+    edit = edits.apply_edit(store.beatmaps.beats(set_id), op)
+    store.beatmaps.replace_beats(set_id, edit.remove, edit.add)
+    store.accounts.audit(
         actor,
         "beats.edit",
         f"beat_set:{set_id}",
@@ -187,9 +189,9 @@ def edit_beat_map(store: SQLStore, set_id: int, op: dict, *, actor: str, now: da
 
 def export_beat_set(store: SQLStore, set_id: int | None, path: str | Path) -> int:
     """Write a beat map (default: the active one) as GeoJSON in EPSG:4326; returns beats."""
-    set_id = set_id if set_id is not None else store.active_beat_set().id
-    store.get_beat_set(set_id)  # NotFound for an unknown id
-    beats = store.beats(set_id)
+    set_id = set_id if set_id is not None else store.beatmaps.active_beat_set().id
+    store.beatmaps.get_beat_set(set_id)  # NotFound for an unknown id
+    beats = store.beatmaps.beats(set_id)
     beatfiles.write_geojson(beats, path)
     return len(beats)
 
@@ -204,17 +206,17 @@ def diff_beat_sets(
 ) -> BeatMapDiff:
     """Beats added, removed, renamed and reshaped (area changed above `tolerance`) against
     the active map; with `since`, also the incidents from then on that would change beat."""
-    old_id = old_id if old_id is not None else store.active_beat_set().id
-    store.get_beat_set(new_id)
-    store.get_beat_set(old_id)
-    old, new = store.beats(old_id), store.beats(new_id)
+    old_id = old_id if old_id is not None else store.beatmaps.active_beat_set().id
+    store.beatmaps.get_beat_set(new_id)
+    store.beatmaps.get_beat_set(old_id)
+    old, new = store.beatmaps.beats(old_id), store.beatmaps.beats(new_id)
     added, removed, reshaped, unchanged, renamed = diff_beats(old, new, tolerance)
     moves: list[IncidentMove] = []
     if since is not None:
-        ids, lon, lat, before = store.recent_incident_points(old_id, since)
+        ids, lon, lat, before = store.beatmaps.recent_incident_points(old_id, since)
         if len(ids):
             moved, code_of = moved_incidents(old, new, renamed, ids, lon, lat, before)
-            for i, uid, when, block, category in store.incident_summaries(moved):
+            for i, uid, when, block, category in store.beatmaps.incident_summaries(moved):
                 moves.append(IncidentMove(uid, when, block, category, *code_of[i]))
     return BeatMapDiff(
         old_id,
@@ -250,7 +252,7 @@ def boundary_changes(
     store: SQLStore, old_id: int, new_id: int, tolerances: Tolerances
 ) -> list[BoundaryChange]:
     """The per-beat changes publishing `new_id` in place of `old_id` makes."""
-    old, new = store.beats(old_id), store.beats(new_id)
+    old, new = store.beatmaps.beats(old_id), store.beatmaps.beats(new_id)
     added, removed, reshaped, _, renamed = diff_beats(old, new, tolerances.reshape)
     return beat_changes(old, new, added, removed, reshaped, renamed)
 
@@ -261,9 +263,9 @@ def retired_beat(store: SQLStore, code: str) -> BoundaryChange | None:
     Returns None when the code never existed or came back since.
     """
     wanted = code.upper()
-    for change in store.boundary_changes(code=code, kinds=BEAT_CHANGES) or store.boundary_changes(
-        code=wanted, kinds=BEAT_CHANGES
-    ):
+    for change in store.beatmaps.boundary_changes(
+        code=code, kinds=BEAT_CHANGES
+    ) or store.beatmaps.boundary_changes(code=wanted, kinds=BEAT_CHANGES):
         if change.code.upper() == wanted and change.kind in ("renamed", "removed"):
             return change
         if change.kind in ("added", "renamed") and wanted in (
@@ -277,7 +279,7 @@ def beat_system_entries(store: SQLStore, code: str, *, now: datetime) -> list[Fe
     """Entries a beat's feed carries about its own boundary: each change published for it."""
     found = (
         boundary_entries.beat_entry(c, code)
-        for c in store.boundary_changes(code=code, until=now, kinds=BEAT_CHANGES)
+        for c in store.beatmaps.boundary_changes(code=code, until=now, kinds=BEAT_CHANGES)
     )
     return [e for e in found if e is not None]
 
@@ -286,7 +288,7 @@ def system_entry(store: SQLStore, uid: str) -> FeedEntry | None:
     """A boundary-change entry by its uid (`boundary<N>`), for its page."""
     if not uid.startswith("boundary") or not uid[8:].isdigit():
         return None
-    for c in store.boundary_changes(change_id=int(uid[8:])):
+    for c in store.beatmaps.boundary_changes(change_id=int(uid[8:])):
         if c.kind in AREA_CHANGES:
             return boundary_entries.area_entry(
                 c, c.new_codes[0] if change_of(c) == "renamed" else c.code
@@ -302,7 +304,7 @@ def retired_area(store: SQLStore, kind: str, code: str) -> BoundaryChange | None
     """Why a sector or precinct code that is not in the active map once was: its last
     rename or removal; None when it never existed or came back since."""
     wanted = code.upper()
-    for c in store.boundary_changes(kinds=(kind,)):  # newest first
+    for c in store.beatmaps.boundary_changes(kinds=(kind,)):  # newest first
         change = change_of(c)
         if c.code.upper() == wanted and change in ("renamed", "removed"):
             return c
@@ -323,11 +325,11 @@ def area_system_entries(
     if kind == "city":
         return [
             boundary_entries.city_entry(c)
-            for c in store.boundary_changes(kinds=("city",), until=now)
+            for c in store.beatmaps.boundary_changes(kinds=("city",), until=now)
         ]
     found = (
         boundary_entries.area_entry(c, code)
-        for c in store.boundary_changes(code=code, until=now, kinds=(kind,))
+        for c in store.beatmaps.boundary_changes(code=code, until=now, kinds=(kind,))
     )
     return [e for e in found if e is not None]
 
@@ -352,13 +354,13 @@ def with_system_entries(
 def editor_geojson(store: SQLStore, set_id: int, tolerances: Tolerances) -> dict:
     """A map for the editor: its beats, each with its change against the active map, the
     active map's beats it removes, and its validation problems."""
-    bs = store.get_beat_set(set_id)
-    beats = store.beats(set_id)
-    active = store.active_beat_set_id()
+    bs = store.beatmaps.get_beat_set(set_id)
+    beats = store.beatmaps.beats(set_id)
+    active = store.beatmaps.active_beat_set_id()
     change: dict[str, str] = {}
     removed: list[Beat] = []
     if active is not None and active != set_id:
-        old = store.beats(active)
+        old = store.beatmaps.beats(active)
         added, gone, reshaped, _, renamed = diff_beats(old, beats, tolerances.reshape)
         change = (
             {c: "added" for c in added}
@@ -397,8 +399,8 @@ def editor_geojson(store: SQLStore, set_id: int, tolerances: Tolerances) -> dict
 
 def area_geojson(store: SQLStore, set_id: int, kind: str) -> dict:
     """A beat map's beats, or its sectors or precincts dissolved from them, as GeoJSON."""
-    store.get_beat_set(set_id)
-    beats = store.beats(set_id)
+    store.beatmaps.get_beat_set(set_id)
+    beats = store.beatmaps.beats(set_id)
     if kind == "beats":
         feats = [
             ({"beat": b.code, "sector": b.sector, "precinct": b.precinct}, b.geometry)
@@ -445,17 +447,19 @@ def schedule_beat_map(
         raise InvalidBoundary(
             f"beat map {set_id} does not validate", problems=[str(p) for p in problems]
         )
-    store.schedule_beat_set(set_id, effective)
-    store.audit(actor, "beats.schedule", f"beat_set:{set_id}", {"effective": effective}, now=now)
+    store.beatmaps.schedule_beat_set(set_id, effective)
+    store.accounts.audit(
+        actor, "beats.schedule", f"beat_set:{set_id}", {"effective": effective}, now=now
+    )
 
 
 def rollback_beat_map(
     store: SQLStore, *, actor: str = "cli", now: datetime, tolerances: Tolerances | None = None
 ) -> int:
     """Republish the most recently retired beat map; returns its id."""
-    previous = store.last_retired_beat_set_id()
+    previous = store.beatmaps.last_retired_beat_set_id()
     if previous is None:
         raise NotFound("No retired beat map to roll back to.")
     publish_beat_map(store, previous, actor=actor, now=now, tolerances=tolerances, rollback=True)
-    store.audit(actor, "beats.rollback", f"beat_set:{previous}", now=now)
+    store.accounts.audit(actor, "beats.rollback", f"beat_set:{previous}", now=now)
     return previous

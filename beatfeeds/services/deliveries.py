@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from beatfeeds.core.errors import ConfigurationError, PermanentPostingError, TransientPostingError
 from beatfeeds.core.models import EmailDelivery, EmailSubscription
@@ -17,14 +18,20 @@ from beatfeeds.delivery import messages, queue, smtp
 from beatfeeds.delivery.messages import ALL_AREAS, PublicEntry
 from beatfeeds.services import announcements
 
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
+
 NARROW = {"beat": 0, "sector": 1, "precinct": 2, "city": 3}  # narrowest area first
 
 
-def public_entry(store, set_id: int | None, uid: str, now: datetime) -> PublicEntry | None:
+def public_entry(
+    store: SQLStore, set_id: int | None, uid: str, now: datetime
+) -> PublicEntry | None:
     """The incident or announcement `uid` with its areas, if it is public at `now`."""
     if set_id is None:
         return None
-    entry = store.public_entry(set_id, uid, now=now)
+    entry = store.public.public_entry(set_id, uid, now=now)
     if entry is not None:
         return PublicEntry(
             entry,
@@ -38,12 +45,12 @@ def public_entry(store, set_id: int | None, uid: str, now: datetime) -> PublicEn
     entry = announcements.public_announcement(store, uid, now=now)
     if entry is None:
         return None
-    ann = store.announcement(uid)
+    ann = store.outbox.announcement(uid)
     if ann.citywide:
         return PublicEntry(entry, ALL_AREAS, ann.urgent)
     areas: set = {("city", None)}
     codes = set(ann.beats)
-    for b in store.beats(set_id):
+    for b in store.beatmaps.beats(set_id):
         if b.code in codes:
             areas |= {("beat", b.code), ("sector", b.sector), ("precinct", b.precinct)}
     return PublicEntry(entry, areas, ann.urgent)
@@ -60,20 +67,20 @@ def narrowest(subs: list[EmailSubscription]) -> EmailSubscription:
     return min(subs, key=lambda s: (NARROW[s.area_kind], s.id))
 
 
-def grace(settings) -> timedelta:
+def grace(settings: Settings) -> timedelta:
     """How long an entry is public before mail about it goes out (`alert_grace_minutes`).
     Sent mail cannot be recalled: a retraction or suppression within this time cancels the
     mail instead, because each is checked against the entry's state when it is sent."""
     return timedelta(minutes=settings.alert_grace_minutes)
 
 
-def enqueue_alerts(store, settings, now: datetime) -> int:
+def enqueue_alerts(store: SQLStore, settings: Settings, now: datetime) -> int:
     """Queue every newly public entry once per address, whatever its overlapping
     subscriptions (instant ones; urgent announcements for every subscription), due
     `alert_grace_minutes` after it became public. Urgent announcements do not wait: staff
     publish them on purpose for people to act on at once (a gas leak), and they carry no
     source row that a retraction would have to take back."""
-    set_id = store.active_beat_set_id()
+    set_id = store.beatmaps.active_beat_set_id()
     if set_id is None:
         return 0
     oldest = now - timedelta(hours=settings.outbox_max_age)
@@ -88,14 +95,16 @@ def enqueue_alerts(store, settings, now: datetime) -> int:
             "attempts": 0,
             "created_at": now,
         }
-        for sid, uid, at, urgent in store.due_entries_for_email(
+        for sid, uid, at, urgent in store.email.due_entries_for_email(
             set_id, now=now, oldest_event=oldest
         )
     ]
-    return store.enqueue_email_deliveries(rows)
+    return store.email.enqueue_email_deliveries(rows)
 
 
-def attempt(settings, msg: EmailMessage, attempts: int, clock: queue.Clock) -> tuple[str, dict]:
+def attempt(
+    settings: Settings, msg: EmailMessage, attempts: int, clock: queue.Clock
+) -> tuple[str, dict]:
     """Send one message (attempt number `attempts`); the outcome and the values to record."""
     try:
         smtp.send(settings, msg)
@@ -108,7 +117,7 @@ def attempt(settings, msg: EmailMessage, attempts: int, clock: queue.Clock) -> t
 
 
 def send_delivery(
-    store, settings, d: EmailDelivery, set_id, at: datetime, clock: queue.Clock
+    store: SQLStore, settings: Settings, d: EmailDelivery, set_id, at: datetime, clock: queue.Clock
 ) -> str:
     """Send one instant alert claimed at `at`, or cancel it when its entry is no longer public
     or no subscription of the address matches it any more; returns the outcome."""
@@ -116,11 +125,11 @@ def send_delivery(
     # Digest subscriptions get an entry on its own only when it is an urgent announcement.
     subs = [
         s
-        for s in store.email_subscriptions(d.address)
+        for s in store.email.email_subscriptions(d.address)
         if found and matches(s, found) and (s.frequency == "instant" or found.urgent)
     ]
     if found is None or not subs:
-        store.finish_email_delivery(
+        store.email.finish_email_delivery(
             d.id,
             status="cancelled",
             error=(
@@ -137,5 +146,5 @@ def send_delivery(
         queue.attempt_number(d.attempts),
         clock,
     )
-    store.finish_email_delivery(d.id, **values)
+    store.email.finish_email_delivery(d.id, **values)
     return outcome

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from beatfeeds.core.models import IncidentRow
 from beatfeeds.core.resources import resource_dir
@@ -12,6 +13,10 @@ from beatfeeds.ingest.presets import PRESETS
 from beatfeeds.ingest.reading import iter_raw_rows
 from beatfeeds.ingest.rows import validate_row
 from beatfeeds.services import beatmaps, imports
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
 
 SAMPLE_PRESET = "spd-911"
 #: Age of the newest sample incident once moved to the present.
@@ -26,7 +31,7 @@ def sample_incidents_path():
     return resource_dir("data") / "sample_incidents.csv"
 
 
-def sample_shift(settings, now: datetime) -> timedelta:
+def sample_shift(settings: Settings, now: datetime) -> timedelta:
     """How far to move the sample so its newest incident is NEWEST_AGE (two hours) old."""
     path = sample_incidents_path()
     mapping = ColumnMapping.from_preset(PRESETS[SAMPLE_PRESET])
@@ -39,13 +44,15 @@ def sample_shift(settings, now: datetime) -> timedelta:
     return timedelta(minutes=int(shift.total_seconds() // 60))
 
 
-def setup_demo(store, settings, *, now: datetime, echo: Callable[[str], None] = print) -> str:
+def setup_demo(
+    store: SQLStore, settings: Settings, *, now: datetime, echo: Callable[[str], None] = print
+) -> str:
     """Upgrade the database; load the default beats and sample incidents if empty.
 
     Returns the notice pages show about the shifted timestamps.
     """
     store.upgrade()
-    if not store.list_beat_sets():
+    if not store.beatmaps.list_beat_sets():
         set_id = beatmaps.load_beat_map(
             store,
             default_beats_path(),
@@ -58,7 +65,7 @@ def setup_demo(store, settings, *, now: datetime, echo: Callable[[str], None] = 
         )
         beatmaps.publish_beat_map(store, set_id, actor="demo", now=now)
         echo(f"loaded and published the default beat map ({set_id})")
-    if store.incident_count() == 0:
+    if store.incidents.incident_count() == 0:
         shift = sample_shift(settings, now)
         # Imported as of the newest (moved) incident, as a live feed would have imported them:
         # the publication delay counts from the first import too, and a demo imported "now"
@@ -70,9 +77,9 @@ def setup_demo(store, settings, *, now: datetime, echo: Callable[[str], None] = 
             settings,
             now=now - NEWEST_AGE,
         )
-        store.set_meta("demo_shift_days", str(shift.days))
+        store.db.set_meta("demo_shift_days", str(shift.days))
         echo(f"imported the sample incidents: {report.line()}")
-    days = store.get_meta("demo_shift_days")
+    days = store.db.get_meta("demo_shift_days")
     if days is None:
         return ""
     return (

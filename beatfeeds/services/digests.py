@@ -9,6 +9,7 @@ once, under the narrowest of the address's subscriptions it matches.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from beatfeeds.core.models import EmailDigest, EmailSubscription
 from beatfeeds.core.settings import WEEKDAYS
@@ -16,10 +17,14 @@ from beatfeeds.delivery import messages, queue
 from beatfeeds.delivery.messages import PublicEntry
 from beatfeeds.services import deliveries
 
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
+
 DIGESTS = ("daily", "weekly")
 
 
-def scheduled_send(settings, frequency: str, now: datetime) -> datetime:
+def scheduled_send(settings: Settings, frequency: str, now: datetime) -> datetime:
     """The latest scheduled send time of a daily or weekly digest at or before `now` (naive
     UTC): `digest_time` local (in `timezone`), on `digest_weekday` for weekly ones. Local
     times follow daylight saving: 07:00 stays 07:00 on both sides of a change."""
@@ -40,14 +45,14 @@ def scheduled_send(settings, frequency: str, now: datetime) -> datetime:
     raise AssertionError("unreachable: a week always has the weekday")
 
 
-def assemble_digests(store, settings, now: datetime) -> int:
+def assemble_digests(store: SQLStore, settings: Settings, now: datetime) -> int:
     """Record the digest of every address whose send time has come since its last one: the
     entries matching its digest subscriptions that became public since then (or since it
     subscribed), each once and never one already mailed to the address."""
-    set_id = store.active_beat_set_id()
+    set_id = store.beatmaps.active_beat_set_id()
     if set_id is None:
         return 0
-    subs = [s for s in store.email_subscriptions() if s.frequency in DIGESTS]
+    subs = [s for s in store.email.email_subscriptions() if s.frequency in DIGESTS]
     made = 0
     for frequency in DIGESTS:
         due = scheduled_send(settings, frequency, now)
@@ -57,7 +62,7 @@ def assemble_digests(store, settings, now: datetime) -> int:
                 groups.setdefault(s.subscriber_id, []).append(s)
         if not groups:
             continue
-        last = store.latest_email_digest_ends(frequency)
+        last = store.digests.latest_email_digest_ends(frequency)
         for sid, group in groups.items():
             previous = last.get(sid)
             if previous is not None and previous >= due:
@@ -74,7 +79,7 @@ def assemble_digests(store, settings, now: datetime) -> int:
             # the period, so one that became public just before the send time waits for the
             # next digest instead of being lost or listed before a retraction could stop it.
             wait = deliveries.grace(settings)
-            entries = store.entries_for_email_digest(
+            entries = store.digests.entries_for_email_digest(
                 set_id,
                 sid,
                 frequency,
@@ -83,7 +88,7 @@ def assemble_digests(store, settings, now: datetime) -> int:
                 oldest_event=start - timedelta(hours=settings.outbox_max_age),
             )
             if (
-                store.create_email_digest(
+                store.digests.create_email_digest(
                     subscriber_id=sid,
                     frequency=frequency,
                     period_start=start,
@@ -97,19 +102,25 @@ def assemble_digests(store, settings, now: datetime) -> int:
     return made
 
 
-def send_digest(store, settings, digest: EmailDigest, set_id, clock: queue.Clock) -> str:
+def send_digest(
+    store: SQLStore, settings: Settings, digest: EmailDigest, set_id, clock: queue.Clock
+) -> str:
     """Send one claimed digest with what in it is still public and subscribed (or cancel it
     when nothing is); returns the outcome."""
     at = clock()
-    subs = [s for s in store.email_subscriptions(digest.address) if s.frequency == digest.frequency]
+    subs = [
+        s
+        for s in store.email.email_subscriptions(digest.address)
+        if s.frequency == digest.frequency
+    ]
     grouped: dict[int, tuple[EmailSubscription, list[PublicEntry]]] = {}
-    for d in store.email_digest_entries(digest.id):
+    for d in store.digests.email_digest_entries(digest.id):
         if d.status == "cancelled":
             continue
         found = deliveries.public_entry(store, set_id, d.entry_uid, at)
         matching = [s for s in subs if found and deliveries.matches(s, found)]
         if not matching:
-            store.cancel_email_digest_entry(
+            store.digests.cancel_email_digest_entry(
                 d.id,
                 "The entry is no longer public."
                 if found is None
@@ -119,7 +130,7 @@ def send_digest(store, settings, digest: EmailDigest, set_id, clock: queue.Clock
         sub = deliveries.narrowest(matching)
         grouped.setdefault(sub.id, (sub, []))[1].append(found)
     if not grouped:
-        store.finish_email_digest(
+        store.digests.finish_email_digest(
             digest.id, status="cancelled", error="Nothing in it is public or subscribed any more."
         )
         return "cancelled"
@@ -134,5 +145,5 @@ def send_digest(store, settings, digest: EmailDigest, set_id, clock: queue.Clock
         queue.attempt_number(digest.attempts),
         clock,
     )
-    store.finish_email_digest(digest.id, **values)
+    store.digests.finish_email_digest(digest.id, **values)
     return outcome

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from beatfeeds.core import identifiers
+from beatfeeds.core import identifiers, models
 from beatfeeds.core.models import IncidentRow
 from beatfeeds.core.text import xml_text
 from beatfeeds.publish import pii, privacy
@@ -149,7 +149,7 @@ def _policy(batch, located: np.ndarray, ncls: int, source: str, suppressed) -> t
         privacy.prepare_row(row, suppressed)
         cats.append(row.category)
         reasons.append(row.suppressed_reason)
-        review.append(pii.is_review_reason(row.suppressed_reason))
+        review.append(models.is_review_reason(row.suppressed_reason))
     return (
         np.array(cats, dtype=object)[codes],
         np.array(reasons, dtype=object)[codes],
@@ -261,7 +261,7 @@ def plan_chunk(p: Planner, valid, digests: list[bytes]) -> Chunk | None:
     event_time = np.where(np.isnat(occurred), reported, occurred)
     source_beat = batch["source_beat"].to_numpy(dtype=object)
     # Not the uids: the writing process, the less busy one, adds them (store_chunk).
-    columns = p.store.bind_incident_columns(
+    columns = p.store.incidents.bind_incident_columns(
         {
             "source": p.source,
             "external_id": bkeys,
@@ -352,7 +352,7 @@ def store_chunk(run: Run, chunk: Chunk | None) -> None:
     existing = {}
     if lookup:  # a first import of a dataset writes on while this chunk is prepared
         run.writer.wait()  # the previous chunk's rows must be visible to this lookup
-        existing = run.store.existing_incidents(run.conn, run.source, lookup)
+        existing = run.store.incidents.existing_incidents(run.conn, run.source, lookup)
     is_new = np.array([k not in existing for k in bkeys], dtype=bool)
     changed = [i for i, k in enumerate(bkeys) if k in existing and existing[k][1] != hashes[i]]
     counters["new"] += int(is_new.sum())
@@ -370,13 +370,15 @@ def store_chunk(run: Run, chunk: Chunk | None) -> None:
         }
         new_beats = {s: codes[new] for s, codes in chunk.beats.items()}
         if run.next_id is None:  # the database numbers them, on the writer's turn
-            run.writer.submit(run.store.insert_incident_columns, run.conn, columns, beats=new_beats)
+            run.writer.submit(
+                run.store.incidents.insert_incident_columns, run.conn, columns, beats=new_beats
+            )
         else:  # numbered here, while the writer still writes the previous chunk
-            prepared = run.store.prepare_incident_columns(
+            prepared = run.store.incidents.prepare_incident_columns(
                 run.conn, columns, beats=new_beats, ids=range(run.next_id, run.next_id + len(new))
             )
             run.next_id += len(new)
-            run.writer.submit(run.store.insert_prepared_incidents, run.conn, prepared)
+            run.writer.submit(run.store.incidents.insert_prepared_incidents, run.conn, prepared)
     if changed:
         run.writer.wait()
         batch = chunk.batch
@@ -394,7 +396,7 @@ def store_chunk(run: Run, chunk: Chunk | None) -> None:
             for i in changed
         ]
         _apply_releases(run, [existing[bkeys[i]][0] for i in changed], rows)
-        run.store.update_incidents(
+        run.store.incidents.update_incidents(
             run.conn,
             [(existing[bkeys[i]][0], r) for i, r in zip(changed, rows, strict=True)],
             hashes=[hashes[i] for i in changed],
@@ -420,11 +422,13 @@ def _apply_releases(run: Run, ids: list[int], rows: list[IncidentRow]) -> None:
     """Keep the releases records staff gave: an updated row held back as `needs review`
     publishes if its texts are the ones released (pii.review_hold); counts the rest."""
     held = [
-        (i, r) for i, r in zip(ids, rows, strict=True) if pii.is_review_reason(r.suppressed_reason)
+        (i, r)
+        for i, r in zip(ids, rows, strict=True)
+        if models.is_review_reason(r.suppressed_reason)
     ]
     if not held:
         return
-    released = run.store.released_digests(run.conn, [i for i, _ in held])
+    released = run.store.records.released_digests(run.conn, [i for i, _ in held])
     for i, r in held:
         r.suppressed_reason = pii.review_hold(r.description, r.category_text, released.get(i))
         run.counters["needs_review"] += r.suppressed_reason is not None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from beatfeeds.core import models
 from beatfeeds.core.errors import Conflict
 from beatfeeds.core.files import estimate_rows, open_private, sha256_file
 from beatfeeds.core.models import ImportReport, IncidentRow, Rejection
@@ -35,7 +36,7 @@ from beatfeeds.ingest.reading import (
 )
 from beatfeeds.ingest.report import write_rejected_rows
 from beatfeeds.ingest.rows import validate_row
-from beatfeeds.publish import pii, privacy
+from beatfeeds.publish import privacy
 from beatfeeds.services.import_chunks import Planner, Run, Writer, plan_chunk, store_chunk
 
 if TYPE_CHECKING:
@@ -94,9 +95,9 @@ def import_file(
     counters["swapped"] = 0
     counters["cleaned"] = 0  # rows whose text held characters no feed can carry (removed)
     tz = settings.tz
-    join_sets = store.beat_sets_for_join()
-    indexes = {s: spatial.BeatIndex(store.beats(s)) for s in join_sets}
-    active = store.active_beat_set_id()
+    join_sets = store.beatmaps.beat_sets_for_join()
+    indexes = {s: spatial.BeatIndex(store.beatmaps.beats(s)) for s in join_sets}
+    active = store.beatmaps.active_beat_set_id()
     primary = active if active in indexes else (join_sets[0] if join_sets else None)
     covers = indexes[primary].covers if primary is not None else None
     covers_one = (lambda x, y: bool(covers(np.array([x]), np.array([y]))[0])) if covers else None
@@ -119,8 +120,8 @@ def import_file(
     )
     ncls = len(mapping.classification_columns)
 
-    with store.transaction(rollback=True) as conn:
-        had_incidents = store.source_has_incidents(conn, mapping.source)
+    with store.db.transaction(rollback=True) as conn:
+        had_incidents = store.incidents.source_has_incidents(conn, mapping.source)
     planner = Planner(
         store=store,
         source=mapping.source,
@@ -157,14 +158,14 @@ def import_file(
             yield None, 0, rejected[:]
 
     expected = estimate_rows(path)
-    uid_key = store.identifier_key()  # read (or made) before the run's write transaction
+    uid_key = store.db.identifier_key()  # read (or made) before the run's write transaction
     # A big file is parsed in a child process while this one writes: two cores, not one.
     apart = forked.available() and expected >= PARSE_APART_ROWS
     with (
         forked.iterate(chunks) if apart else contextlib.nullcontext(chunks()) as parsed,
-        store.transaction(rollback=options.dry_run, foreign_keys=False) as conn,
+        store.db.transaction(rollback=options.dry_run, foreign_keys=False) as conn,
     ):
-        run_id = store.start_import_run(
+        run_id = store.records.start_import_run(
             conn,
             source=mapping.source,
             filename=path.name,
@@ -185,20 +186,20 @@ def import_file(
             ncls=ncls,
             had_incidents=had_incidents,
             writer=Writer(),
-            next_id=store.first_free_incident_id(conn),
+            next_id=store.incidents.first_free_incident_id(conn),
             uid_key=uid_key,
         )
-        if not had_incidents and store.source_has_incidents(conn, mapping.source):
+        if not had_incidents and store.incidents.source_has_incidents(conn, mapping.source):
             raise Conflict(
                 f"Another import of {mapping.source} finished while this one "
                 "started; nothing was imported. Import the file again."
             )
-        if not store.beat_sets_exist(conn, indexes):  # rows will reference them unchecked
+        if not store.beatmaps.beat_sets_exist(conn, indexes):  # rows will reference them unchecked
             raise Conflict(
                 "A beat map was deleted while this import started; nothing was "
                 "imported. Import the file again."
             )
-        deferred = store.defer_incident_indexes(conn, expected)
+        deferred = store.incidents.defer_incident_indexes(conn, expected)
         processed = 0
         try:
             for chunk, records, rejected in parsed:
@@ -211,7 +212,7 @@ def import_file(
         finally:
             run.writer.shutdown()  # never leave a write running on the connection
         if deferred:
-            store.rebuild_incident_indexes(conn)
+            store.incidents.rebuild_incident_indexes(conn)
         report.rejections.sort(key=lambda r: r.line)
         # Every row read ends in exactly one of these; unreadable lines are rejections too.
         counters["rejected"] = len(report.rejections)
@@ -219,7 +220,7 @@ def import_file(
             counters[k] for k in ("new", "updated", "unchanged", "duplicate", "rejected")
         )
         report.report_path = _write_report(report, header, settings, options, path, run_id, now)
-        store.finish_import_run(
+        store.records.finish_import_run(
             conn,
             run_id,
             counters=counters,
@@ -228,7 +229,7 @@ def import_file(
             now=now,
         )
         if not options.dry_run:
-            store.audit(
+            store.accounts.audit(
                 options.actor,
                 "incidents.import",
                 f"import_run:{run_id}",
@@ -337,11 +338,11 @@ def preview_rows(
             break
     for rej in rejections[: max(limit - len(out), 0)]:
         out.append(PreviewRow(rej.line, "rejected", rej.reason))
-    active = store.active_beat_set_id()
+    active = store.beatmaps.active_beat_set_id()
     located = [r for r in valid if r.located]
     codes: dict[int, str | None] = {}
     if active is not None and located:
-        index = spatial.BeatIndex(store.beats(active))
+        index = spatial.BeatIndex(store.beatmaps.beats(active))
         assigned = index.assign(
             np.array([r.lon for r in located], dtype="float64"),
             np.array([r.lat for r in located], dtype="float64"),
@@ -362,7 +363,7 @@ def preview_rows(
         p.beat = codes.get(row.line)
         if not row.located:
             p.status, p.reason = "unlocated", "no location: stored, never published"
-        elif pii.is_review_reason(row.suppressed_reason):
+        elif models.is_review_reason(row.suppressed_reason):
             p.status = "needs review"
             p.reason = (
                 row.suppressed_reason.partition(": ")[2] + "; held back until records "

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from beatfeeds.core import areas
@@ -40,13 +41,17 @@ from beatfeeds.delivery.posting.base import (
 from beatfeeds.delivery.posting.dryrun import DryRunPoster
 from beatfeeds.services import publishing
 
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
+
 log = logging.getLogger(__name__)
 
 
 # ---- accounts ---------------------------------------------------------------------------------
 def add_account(
-    store,
-    settings,
+    store: SQLStore,
+    settings: Settings,
     *,
     area_kind: str,
     area_code: str | None,
@@ -81,7 +86,7 @@ def add_account(
     posttext.check_profile_template(profile_template)
     label = (label or "").strip() or f"{SERVICES[service]} for {area.label}"
     handle = (handle or creds.get("identifier") or "").strip() or None
-    account_id = store.add_outbound_account(
+    account_id = store.outbox.add_outbound_account(
         area_kind=area.kind,
         area_code=area.code,
         service=service,
@@ -95,7 +100,7 @@ def add_account(
         created_at=now,
         created_by=actor,
     )
-    store.audit(
+    store.accounts.audit(
         actor,
         "outbound.add",
         f"account {account_id}",
@@ -144,11 +149,11 @@ class AccountSummary:
     counts: dict[str, int]  # pending (including sending), sent, failed, unknown
 
 
-def list_accounts(store) -> list[AccountSummary]:
+def list_accounts(store: SQLStore) -> list[AccountSummary]:
     """Every outbound account with where it posts and its outbox counts; no credentials."""
-    by_account = store.outbox_counts_by_account()
+    by_account = store.outbox.outbox_counts_by_account()
     out = []
-    for account in store.list_outbound_accounts():
+    for account in store.outbox.list_outbound_accounts():
         c = by_account.get(account.id, {})
         counts = {
             "pending": c.get("pending", 0) + c.get("sending", 0),
@@ -163,19 +168,21 @@ def list_accounts(store) -> list[AccountSummary]:
     return out
 
 
-def set_account_paused(store, account_id: int, paused: bool, *, actor: str, now: datetime) -> None:
+def set_account_paused(
+    store: SQLStore, account_id: int, paused: bool, *, actor: str, now: datetime
+) -> None:
     """Pause (nothing is sent; items wait) or resume an account."""
-    store.update_outbound_account(account_id, status="paused" if paused else "active")
-    store.audit(
+    store.outbox.update_outbound_account(account_id, status="paused" if paused else "active")
+    store.accounts.audit(
         actor, "outbound.pause" if paused else "outbound.resume", f"account {account_id}", now=now
     )
 
 
-def remove_account(store, account_id: int, *, actor: str, now: datetime) -> None:
+def remove_account(store: SQLStore, account_id: int, *, actor: str, now: datetime) -> None:
     """Forget an account, its credentials and its outbox (posts already made stay up)."""
-    account = store.outbound_account(account_id)
-    store.delete_outbound_account(account_id)
-    store.audit(
+    account = store.outbox.outbound_account(account_id)
+    store.outbox.delete_outbound_account(account_id)
+    store.accounts.audit(
         actor,
         "outbound.remove",
         f"account {account_id}",
@@ -184,7 +191,7 @@ def remove_account(store, account_id: int, *, actor: str, now: datetime) -> None
     )
 
 
-def poster_for(store, settings, account: OutboundAccount):
+def poster_for(store: SQLStore, settings: Settings, account: OutboundAccount):
     """The adapter for an account (a dry-run stand-in under BEATFEEDS_DRY_RUN)."""
     creds = decrypt_credentials(settings, account.credentials)
     poster = make_poster(
@@ -200,10 +207,16 @@ def poster_for(store, settings, account: OutboundAccount):
 
 
 def test_account(
-    store, settings, account_id: int, *, actor: str, now: datetime, posters: Callable | None = None
+    store: SQLStore,
+    settings: Settings,
+    account_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    posters: Callable | None = None,
 ) -> str:
     """Send a test post now (it bypasses the outbox) and record the result on the account."""
-    account = store.outbound_account(account_id)
+    account = store.outbox.outbound_account(account_id)
     poster = (posters or poster_for)(store, settings, account)
     link = posts.area_url(settings, account)
     fields = {
@@ -214,7 +227,7 @@ def test_account(
     try:
         limit = poster.char_limit()
         if account.service == "mastodon" and not settings.dry_run:
-            store.update_outbound_account(account_id, char_limit=limit)
+            store.outbox.update_outbound_account(account_id, char_limit=limit)
         text = posttext.fit("{title}\n{body}\n{link}", fields, poster.measure, limit)
         sent = poster.post(
             OutboundPost(
@@ -232,17 +245,27 @@ def test_account(
     else:
         where = sent.url or sent.remote_id
         result = "dry run: nothing was sent" if settings.dry_run else f"sent: {where}"
-    store.update_outbound_account(account_id, last_test_at=now, last_test_result=result[:1000])
-    store.audit(actor, "outbound.test", f"account {account_id}", {"result": result[:200]}, now=now)
+    store.outbox.update_outbound_account(
+        account_id, last_test_at=now, last_test_result=result[:1000]
+    )
+    store.accounts.audit(
+        actor, "outbound.test", f"account {account_id}", {"result": result[:200]}, now=now
+    )
     return result
 
 
 def update_profile(
-    store, settings, account_id: int, *, actor: str, now: datetime, posters: Callable | None = None
+    store: SQLStore,
+    settings: Settings,
+    account_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    posters: Callable | None = None,
 ) -> str:
     """Write the profile text (with its not-monitored / call 911 notice) to the account's
     bio where the service's API allows it (Mastodon, Bluesky)."""
-    account = store.outbound_account(account_id)
+    account = store.outbox.outbound_account(account_id)
     poster = (posters or poster_for)(store, settings, account)
     if settings.dry_run:
         result = "dry run: the profile was not changed"
@@ -258,21 +281,21 @@ def update_profile(
             result = f"failed: {exc.message}"
         else:
             result = "profile updated"
-    store.audit(
+    store.accounts.audit(
         actor, "outbound.profile", f"account {account_id}", {"result": result[:200]}, now=now
     )
     return result
 
 
 # ---- the outbox -------------------------------------------------------------------------------
-def enqueue_due(store, settings, now: datetime) -> int:
+def enqueue_due(store: SQLStore, settings: Settings, now: datetime) -> int:
     """Add an outbox item for every public entry due to each active account."""
-    set_id = store.active_beat_set_id()
+    set_id = store.beatmaps.active_beat_set_id()
     if set_id is None:  # no beat map yet: nothing is public
         return 0
     oldest = now - timedelta(hours=settings.outbox_max_age)
     added = 0
-    for account in store.list_outbound_accounts(active_only=True):
+    for account in store.outbox.list_outbound_accounts(active_only=True):
         rows = [
             {
                 "account_id": account.id,
@@ -286,19 +309,19 @@ def enqueue_due(store, settings, now: datetime) -> int:
                 "dry_run": False,
                 "created_at": now,
             }
-            for uid, kind, category, publish_at in store.due_entries_for_account(
+            for uid, kind, category, publish_at in store.outbox.due_entries_for_account(
                 account, set_id, now=now, oldest_event=oldest
             )
         ]
-        added += store.enqueue_outbox(rows)
+        added += store.outbox.enqueue_outbox(rows)
     return added
 
 
-def recover_interrupted(store, now: datetime) -> dict:
+def recover_interrupted(store: SQLStore, now: datetime) -> dict:
     """Items left `sending` by a process that died: retried where a duplicate guard makes
     that safe, `unknown` (for an admin) where not."""
     out = {"requeued": 0, "unknown": 0}
-    for item in store.stale_sending_items(queue.stale_before(now)):
+    for item in store.outbox.stale_sending_items(queue.stale_before(now)):
         values = queue.after_interruption(
             now,
             duplicate_guard=item.service != "x",
@@ -307,31 +330,31 @@ def recover_interrupted(store, now: datetime) -> dict:
                 "check the account, then mark it sent or send it again."
             ),
         )
-        store.finish_outbox_item(item.id, **values)
+        store.outbox.finish_outbox_item(item.id, **values)
         out["unknown" if values["status"] == "unknown" else "requeued"] += 1
     return out
 
 
-def _within_limits(store, poster, account_id: int, now: datetime) -> bool:
+def _within_limits(store: SQLStore, poster, account_id: int, now: datetime) -> bool:
     return all(
-        store.sends_since(account_id, now - timedelta(seconds=seconds)) < count
+        store.outbox.sends_since(account_id, now - timedelta(seconds=seconds)) < count
         for count, seconds in poster.limits
     )
 
 
-def _current_entry(store, settings, item: OutboxItem, now: datetime):
+def _current_entry(store: SQLStore, settings: Settings, item: OutboxItem, now: datetime):
     """(entry, urgent) if the item's entry is still public in the same category, else the
     status the item should take instead."""
-    set_id = store.active_beat_set().id
+    set_id = store.beatmaps.active_beat_set().id
     if item.entry_kind == "announcement":
-        found = store.public_announcements(set_id, now=now, uid=item.entry_uid, limit=1)
+        found = store.outbox.public_announcements(set_id, now=now, uid=item.entry_uid, limit=1)
         if not found:
             return None, "cancelled"
         if found[0].category != item.category:
             return None, "superseded"
-        ann = store.announcement(item.entry_uid)
+        ann = store.outbox.announcement(item.entry_uid)
         return (found[0], ann.urgent), None
-    entry = store.public_entry(set_id, item.entry_uid, now=now)
+    entry = store.public.public_entry(set_id, item.entry_uid, now=now)
     if entry is None:
         return None, "cancelled"
     if entry.category != item.category:
@@ -340,8 +363,8 @@ def _current_entry(store, settings, item: OutboxItem, now: datetime):
 
 
 def send_outbox(
-    store,
-    settings,
+    store: SQLStore,
+    settings: Settings,
     now: datetime,
     *,
     clock: queue.Clock | None = None,
@@ -366,15 +389,17 @@ def send_outbox(
     accounts: dict[int, OutboundAccount] = {}
     cache: dict[int, object] = {}
     held: set[int] = set()  # accounts at their rate limit for this run
-    for item in store.due_outbox_items(now, limit):
+    for item in store.outbox.due_outbox_items(now, limit):
         if item.account_id in held:
             summary["deferred"] += 1
             continue
-        account = accounts.setdefault(item.account_id, store.outbound_account(item.account_id))
+        account = accounts.setdefault(
+            item.account_id, store.outbox.outbound_account(item.account_id)
+        )
         try:
             poster = cache.get(account.id) or make(store, settings, account)
         except (ConfigurationError, PostingError) as exc:
-            store.finish_outbox_item(item.id, status="failed", error=exc.message)
+            store.outbox.finish_outbox_item(item.id, status="failed", error=exc.message)
             summary["failed"] += 1
             continue
         cache[account.id] = poster
@@ -383,7 +408,7 @@ def send_outbox(
             held.add(account.id)
             summary["deferred"] += 1
             continue
-        if not store.claim_outbox_item(item.id, at):
+        if not store.outbox.claim_outbox_item(item.id, at):
             continue  # another process is sending it
         outcome = _send_one(store, settings, account, poster, item, clock)
         if outcome == "rate-limited":  # the service said to wait: stop for this account
@@ -394,11 +419,13 @@ def send_outbox(
     return summary
 
 
-def _send_one(store, settings, account, poster, item: OutboxItem, clock: queue.Clock) -> str:
+def _send_one(
+    store: SQLStore, settings: Settings, account, poster, item: OutboxItem, clock: queue.Clock
+) -> str:
     at = clock()
     current, other = _current_entry(store, settings, item, at)
     if current is None:
-        store.finish_outbox_item(
+        store.outbox.finish_outbox_item(
             item.id,
             status=other,
             error=(
@@ -424,16 +451,16 @@ def _send_one(store, settings, account, poster, item: OutboxItem, clock: queue.C
     except TransientPostingError as exc:
         at = clock()
         if exc.retry_at:
-            store.update_outbound_account(account.id, blocked_until=exc.retry_at)
+            store.outbox.update_outbound_account(account.id, blocked_until=exc.retry_at)
         values = queue.after_transient_failure(
             queue.attempt_number(item.attempts), exc.message, at, not_before=exc.retry_at
         )
-        store.finish_outbox_item(item.id, **values)
+        store.outbox.finish_outbox_item(item.id, **values)
         if values["status"] == "failed":
             return "failed"
         return "rate-limited" if exc.retry_at else "retry"
     except PostOutcomeUnknown as exc:
-        store.finish_outbox_item(
+        store.outbox.finish_outbox_item(
             item.id,
             status="unknown",
             error=(
@@ -443,9 +470,9 @@ def _send_one(store, settings, account, poster, item: OutboxItem, clock: queue.C
         )
         return "unknown"
     except (PermanentPostingError, ConfigurationError) as exc:
-        store.finish_outbox_item(item.id, status="failed", error=exc.message)
+        store.outbox.finish_outbox_item(item.id, status="failed", error=exc.message)
         return "failed"
-    store.finish_outbox_item(
+    store.outbox.finish_outbox_item(
         item.id,
         status="sent",
         sent_at=clock(),
@@ -457,22 +484,24 @@ def _send_one(store, settings, account, poster, item: OutboxItem, clock: queue.C
     )
     if account.service == "mastodon" and account.char_limit is None and not settings.dry_run:
         account.char_limit = poster.char_limit()  # read from the instance; keep it
-        store.update_outbound_account(account.id, char_limit=account.char_limit)
+        store.outbox.update_outbound_account(account.id, char_limit=account.char_limit)
     return "sent"
 
 
-def retract_posts(store, settings, now: datetime, *, posters: Callable | None = None) -> dict:
+def retract_posts(
+    store: SQLStore, settings: Settings, now: datetime, *, posters: Callable | None = None
+) -> dict:
     """Delete posts whose entry was retracted, suppressed or withdrawn, where the service
     allows it."""
     make = posters or poster_for
     summary = {"deleted": 0, "retry": 0, "failed": 0}
-    for item in store.sent_items_no_longer_public():
-        account = store.outbound_account(item.account_id)
+    for item in store.outbox.sent_items_no_longer_public():
+        account = store.outbox.outbound_account(item.account_id)
         if account.status != "active":
             continue  # a paused account deletes once resumed
         try:
             if item.dry_run or item.remote_id is None:
-                store.mark_outbox_deleted(item.id, deleted_at=now)
+                store.outbox.mark_outbox_deleted(item.id, deleted_at=now)
                 summary["deleted"] += 1
                 continue
             poster = make(store, settings, account)
@@ -481,26 +510,30 @@ def retract_posts(store, settings, now: datetime, *, posters: Callable | None = 
                 continue
             poster.delete(item.remote_id)
         except TransientPostingError as exc:
-            store.finish_outbox_item(item.id, error=f"delete will be retried: {exc.message}")
+            store.outbox.finish_outbox_item(item.id, error=f"delete will be retried: {exc.message}")
             summary["retry"] += 1
             continue
         except (PostingError, ConfigurationError) as exc:
-            store.finish_outbox_item(
+            store.outbox.finish_outbox_item(
                 item.id, status="failed", error=f"could not delete the post: {exc.message}"
             )
             summary["failed"] += 1
             continue
-        store.mark_outbox_deleted(item.id, deleted_at=now)
+        store.outbox.mark_outbox_deleted(item.id, deleted_at=now)
         summary["deleted"] += 1
     log.info("retract-posts: %s", summary)
     return summary
 
 
-def resolve_unknown(store, item_id: int, outcome: str, *, actor: str, now: datetime) -> None:
+def resolve_unknown(
+    store: SQLStore, item_id: int, outcome: str, *, actor: str, now: datetime
+) -> None:
     """An admin's decision on an `unknown` item: it was `sent`, or `retry` it, or `drop` it."""
-    item = store.outbox_item(item_id)
+    item = store.outbox.outbox_item(item_id)
     queue.require_unknown(f"Outbox item {item_id}", item.status)
-    store.finish_outbox_item(
+    store.outbox.finish_outbox_item(
         item_id, **queue.resolution(outcome, actor=actor, now=now, confirmed="posted")
     )
-    store.audit(actor, "outbox.resolve", f"outbox {item_id}", {"outcome": outcome}, now=now)
+    store.accounts.audit(
+        actor, "outbox.resolve", f"outbox {item_id}", {"outcome": outcome}, now=now
+    )

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -19,6 +20,10 @@ from beatfeeds.publish import feeds
 from beatfeeds.publish.cache import FeedCache, RenderedFeed
 from beatfeeds.publish.feeds import FeedContext, FeedFilter
 from beatfeeds.services import announcements, beatmaps
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
 
 STATS_DAYS = 30  # "counts by category for the last 30 days" on area pages
 BUSY_WEEKS = 8  # weeks averaged for "how busy is this feed"
@@ -44,12 +49,12 @@ class Directory:
     counts: dict[str, int]
 
 
-def resolve_area(store, kind: str, code: str | None) -> Area:
+def resolve_area(store: SQLStore, kind: str, code: str | None) -> Area:
     """The area named in a URL, in the active beat map; AreaNotFound when it is not there."""
-    set_id = store.active_beat_set().id
+    set_id = store.beatmaps.active_beat_set().id
     if kind == "city":
         return Area("city", None, area_label("city", None), set_id)
-    beats = store.beats(set_id)
+    beats = store.beatmaps.beats(set_id)
     field = BEAT_FIELDS.get(kind)
     if field is None:
         raise AreaNotFound(f"Unknown kind of area {kind!r}.")
@@ -75,7 +80,7 @@ def _area_kw(area: Area) -> dict:
     return {area.kind: area.code} if area.kind != "city" else {}
 
 
-def retention_start(settings, now: datetime) -> datetime | None:
+def retention_start(settings: Settings, now: datetime) -> datetime | None:
     """Events before this drop out of feeds and pages (None: keep everything)."""
     days = settings.feed_retention_days
     return now - timedelta(days=days) if days else None
@@ -102,10 +107,16 @@ def parse_filter(categories: Iterable[str], exclude: Iterable[str]) -> FeedFilte
 
 
 def area_entries(
-    store, settings, area: Area, *, now: datetime, limit: int | None = None, offset: int = 0
+    store: SQLStore,
+    settings: Settings,
+    area: Area,
+    *,
+    now: datetime,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[FeedEntry]:
     """Published entries of an area, newest first, with their display titles."""
-    entries = store.public_entries(
+    entries = store.public.public_entries(
         area.beat_set_id,
         now=now,
         limit=limit or settings.feed_max_entries,
@@ -126,7 +137,7 @@ def area_entries(
     return entries
 
 
-def area_polygon(store, area: Area) -> list[tuple[float, float]] | None:
+def area_polygon(store: SQLStore, area: Area) -> list[tuple[float, float]] | None:
     """The outline of an area as a (lat, lon) ring for GeoRSS: the beat, or the union of the
     sector's or precinct's beats; the largest part when it is in pieces, simplified."""
     beats = neighbours(store, area)
@@ -142,7 +153,9 @@ def area_polygon(store, area: Area) -> list[tuple[float, float]] | None:
     return [(round(y, 5), round(x, 5)) for x, y in geom.exterior.coords]
 
 
-def feed_context(store, settings, area: Area, filt: FeedFilter | None = None) -> FeedContext:
+def feed_context(
+    store: SQLStore, settings: Settings, area: Area, filt: FeedFilter | None = None
+) -> FeedContext:
     """Everything a feed carries beside its entries."""
     return FeedContext(
         area,
@@ -152,23 +165,25 @@ def feed_context(store, settings, area: Area, filt: FeedFilter | None = None) ->
     )
 
 
-def feed_version(store, settings, *, now: datetime) -> str:
+def feed_version(store: SQLStore, settings: Settings, *, now: datetime) -> str:
     """The stamp under which built feeds stay valid (see SQLStore.feed_version)."""
-    stamp = store.feed_version(now=now, since=retention_start(settings, now))
-    return f"{stamp}|{store.announcements_version(now)}"  # announcements start and end too
+    stamp = store.public.feed_version(now=now, since=retention_start(settings, now))
+    return f"{stamp}|{store.outbox.announcements_version(now)}"  # announcements start and end too
 
 
-def area_feed_stamps(store, settings, *, now: datetime) -> dict[str | None, str]:
+def area_feed_stamps(
+    store: SQLStore, settings: Settings, *, now: datetime
+) -> dict[str | None, str]:
     """The stamps area_version combines (see SQLStore.area_feed_stamps), announcements
     included: read once per feed_version, shared by every feed."""
-    stamps = store.area_feed_stamps(
-        store.active_beat_set().id, now=now, since=retention_start(settings, now)
+    stamps = store.public.area_feed_stamps(
+        store.beatmaps.active_beat_set().id, now=now, since=retention_start(settings, now)
     )
-    stamps[None] += repr(store.announcements_version(now))
+    stamps[None] += repr(store.outbox.announcements_version(now))
     return stamps
 
 
-def area_version(store, area: Area, stamps: dict[str | None, str]) -> str:
+def area_version(store: SQLStore, area: Area, stamps: dict[str | None, str]) -> str:
     """The stamp of what one area's feeds show: its beats' stamps from `stamps`
     (area_feed_stamps), the beat map, the meta table and the announcements."""
     if area.kind == "city":
@@ -176,19 +191,25 @@ def area_version(store, area: Area, stamps: dict[str | None, str]) -> str:
     else:
         field = BEAT_FIELDS[area.kind]
         codes = sorted(
-            b.code for b in store.beats(area.beat_set_id) if getattr(b, field) == area.code
+            b.code for b in store.beatmaps.beats(area.beat_set_id) if getattr(b, field) == area.code
         )
     parts = [stamps[None], str(area.beat_set_id), *(f"{c}={stamps.get(c)}" for c in codes)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def area_feed(
-    store, settings, area: Area, fmt: str, *, now: datetime, filt: FeedFilter | None = None
+    store: SQLStore,
+    settings: Settings,
+    area: Area,
+    fmt: str,
+    *,
+    now: datetime,
+    filt: FeedFilter | None = None,
 ) -> RenderedFeed:
     """Build an area's feed in one format, with the time of its last change (uncached: the
     web app goes through serve_area_feed)."""
     filt = filt or FeedFilter()
-    entries = store.public_entries(
+    entries = store.public.public_entries(
         area.beat_set_id,
         now=now,
         limit=settings.feed_max_entries,
@@ -211,7 +232,7 @@ def area_feed(
         categories=filt.categories,
         exclude=filt.exclude,
     )
-    active = store.active_beat_set()
+    active = store.beatmaps.active_beat_set()
     fallback = active.published_at or active.created_at
     ctx = feed_context(store, settings, area, filt)
     draft = feeds.build_feed(ctx, entries, fmt, settings, updated=feeds.UNDATED)
@@ -226,7 +247,7 @@ def area_feed(
 
 
 def document_mark(
-    store, name: tuple[str, ...], content: bytes, *, first: datetime, now: datetime
+    store: SQLStore, name: tuple[str, ...], content: bytes, *, first: datetime, now: datetime
 ) -> datetime:
     """When a public document last changed (naive UTC, whole seconds): never earlier than
     before, and later whenever its content differs from the last time it was built.
@@ -237,12 +258,12 @@ def document_mark(
     change the content like additions do, so they move the mark too.
     """
     key = hashlib.sha256("\x1f".join(name).encode()).hexdigest()
-    return store.content_mark(key, hashlib.sha256(content).hexdigest(), first=first, now=now)
+    return store.public.content_mark(key, hashlib.sha256(content).hexdigest(), first=first, now=now)
 
 
 def serve_area_feed(
-    store,
-    settings,
+    store: SQLStore,
+    settings: Settings,
     kind: str,
     code: str | None,
     fmt: str,
@@ -279,20 +300,22 @@ def serve_area_feed(
     return cache.fetch(key, version, build, lambda built: own_version(built[0]))
 
 
-def area_stats(store, settings, area: Area, *, now: datetime) -> AreaStats:
+def area_stats(store: SQLStore, settings: Settings, area: Area, *, now: datetime) -> AreaStats:
     """Counts by category over the last STATS_DAYS days and entries per week over the last
     BUSY_WEEKS weeks: how busy a subscriber's reader would be."""
     since = now - timedelta(days=STATS_DAYS)
-    counts = store.public_category_counts(area.beat_set_id, now=now, since=since, **_area_kw(area))
+    counts = store.public.public_category_counts(
+        area.beat_set_id, now=now, since=since, **_area_kw(area)
+    )
     by_category = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     bounds = [now - timedelta(weeks=BUSY_WEEKS - k) for k in range(BUSY_WEEKS + 1)]
-    weekly = store.public_counts_between(area.beat_set_id, bounds, now=now, **_area_kw(area))
+    weekly = store.public.public_counts_between(area.beat_set_id, bounds, now=now, **_area_kw(area))
     return AreaStats(
         since, by_category, list(zip(bounds, weekly, strict=False)), sum(weekly) / BUSY_WEEKS
     )
 
 
-def area_page_info(store, settings, area: Area, *, now: datetime) -> dict:
+def area_page_info(store: SQLStore, settings: Settings, area: Area, *, now: datetime) -> dict:
     """What an area page shows beside its entries: its beats and their neighbours, feed
     statistics, the feed address to copy, the OPML list that holds it, and the categories a
     subscriber may filter on."""
@@ -324,11 +347,11 @@ def area_page_info(store, settings, area: Area, *, now: datetime) -> dict:
     }
 
 
-def adjacent_beats(store, area: Area) -> list[Beat]:
+def adjacent_beats(store: SQLStore, area: Area) -> list[Beat]:
     """Beats that share a border with a beat (or lie within a few metres of it)."""
     if area.kind != "beat":
         return []
-    beats = store.beats(area.beat_set_id)
+    beats = store.beatmaps.beats(area.beat_set_id)
     own = next((b for b in beats if b.code == area.code), None)
     if own is None:  # a beat removed by a redraw: its page still answers
         return []
@@ -336,11 +359,11 @@ def adjacent_beats(store, area: Area) -> list[Beat]:
     return [b for b in beats if b.code != own.code and b.geometry.intersects(near)]
 
 
-def beats_geojson(store, settings) -> dict:
+def beats_geojson(store: SQLStore, settings: Settings) -> dict:
     """The active map's beats as a GeoJSON FeatureCollection for the public maps."""
-    bs = store.active_beat_set()
+    bs = store.beatmaps.active_beat_set()
     features = []
-    for b in store.beats(bs.id):
+    for b in store.beatmaps.beats(bs.id):
         geom = b.geometry.simplify(0.00005, preserve_topology=True)
         features.append(
             {
@@ -359,7 +382,9 @@ def beats_geojson(store, settings) -> dict:
     return {"type": "FeatureCollection", "name": bs.name, "beat_map": bs.id, "features": features}
 
 
-def opml(store, settings, *, now: datetime, precinct: str | None = None) -> RenderedFeed:
+def opml(
+    store: SQLStore, settings: Settings, *, now: datetime, precinct: str | None = None
+) -> RenderedFeed:
     """OPML 2.0 list of every beat feed (of one precinct when given), grouped by precinct,
     dated (`dateCreated`, Last-Modified) by its last change."""
     base = settings.base_url
@@ -384,7 +409,7 @@ def opml(store, settings, *, now: datetime, precinct: str | None = None) -> Rend
         ]
         outlines.append(("" if precinct is not None else label, items))
     draft = feeds.build_opml(title, outlines, created=feeds.UNDATED, owner=settings.department_name)
-    active = store.active_beat_set()
+    active = store.beatmaps.active_beat_set()
     changed = document_mark(
         store,
         ("opml", precinct or ""),
@@ -395,10 +420,10 @@ def opml(store, settings, *, now: datetime, precinct: str | None = None) -> Rend
     return RenderedFeed(feeds.date_opml(draft, changed), "text/x-opml; charset=utf-8", changed)
 
 
-def all_areas(store) -> list[Area]:
+def all_areas(store: SQLStore) -> list[Area]:
     """Every area with feeds in the active map: the city, precincts, sectors and beats."""
-    set_id = store.active_beat_set().id
-    beats = store.beats(set_id)
+    set_id = store.beatmaps.active_beat_set().id
+    beats = store.beatmaps.beats(set_id)
     areas = [Area("city", None, area_label("city", None), set_id)]
     for kind, field in BEAT_FIELDS.items():  # precincts, then sectors, then beats
         for code in sorted({getattr(b, field) for b in beats if getattr(b, field)}):
@@ -406,15 +431,19 @@ def all_areas(store) -> list[Area]:
     return areas
 
 
-def find_beat(store, code: str) -> str:
+def find_beat(store: SQLStore, code: str) -> str:
     """The canonical code of a beat typed by a resident ("k3 " -> "K3"); AreaNotFound."""
     return resolve_area(store, "beat", code.strip()).code
 
 
-def public_entry(store, settings, uid: str, *, now: datetime) -> FeedEntry:
+def public_entry(store: SQLStore, settings: Settings, uid: str, *, now: datetime) -> FeedEntry:
     """One published entry by its opaque id; EntryNotFound for anything not public."""
-    set_id = store.active_beat_set().id
-    e = store.public_entry(set_id, uid, now=now) if uid.isalnum() and len(uid) <= 32 else None
+    set_id = store.beatmaps.active_beat_set().id
+    e = (
+        store.public.public_entry(set_id, uid, now=now)
+        if uid.isalnum() and len(uid) <= 32
+        else None
+    )
     e = e or beatmaps.system_entry(store, uid)
     e = e or announcements.public_announcement(store, uid, now=now)
     if e is None:
@@ -423,10 +452,10 @@ def public_entry(store, settings, uid: str, *, now: datetime) -> FeedEntry:
     return e
 
 
-def directory(store, *, now: datetime) -> Directory:
+def directory(store: SQLStore, *, now: datetime) -> Directory:
     """The active map's beats grouped by precinct, then sector."""
-    bs = store.active_beat_set()
-    beats = store.beats(bs.id)
+    bs = store.beatmaps.active_beat_set()
+    beats = store.beatmaps.beats(bs.id)
     grouped: dict[str, dict[str, list[Beat]]] = {}
     for b in beats:
         grouped.setdefault(b.precinct or "", {}).setdefault(b.sector or "", []).append(b)
@@ -438,13 +467,13 @@ def directory(store, *, now: datetime) -> Directory:
         )
         for p in sorted(grouped)
     ]
-    return Directory(bs.id, bs.name, precincts, store.public_counts_by_beat(bs.id, now=now))
+    return Directory(bs.id, bs.name, precincts, store.public.public_counts_by_beat(bs.id, now=now))
 
 
-def locate(store, lat: float, lon: float) -> dict:
+def locate(store: SQLStore, lat: float, lon: float) -> dict:
     """The beat, sector and precinct at a point of the active map; OutsideCoverage if none."""
-    bs = store.active_beat_set()
-    beats = store.beats(bs.id)
+    bs = store.beatmaps.active_beat_set()
+    beats = store.beatmaps.beats(bs.id)
     code = spatial.assign_beats(np.array([[lon, lat]]), beats)[0]
     if code is None:
         raise OutsideCoverage()
@@ -452,9 +481,9 @@ def locate(store, lat: float, lon: float) -> dict:
     return {"beat": beat.code, "sector": beat.sector, "precinct": beat.precinct, "beatset": bs.id}
 
 
-def neighbours(store, area: Area) -> list[Beat]:
+def neighbours(store: SQLStore, area: Area) -> list[Beat]:
     """Beats of an area (a beat's own polygon for a beat)."""
-    beats = store.beats(area.beat_set_id)
+    beats = store.beatmaps.beats(area.beat_set_id)
     if area.kind == "city":
         return beats
     field = BEAT_FIELDS[area.kind]

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from beatfeeds.core import models
 from beatfeeds.core.errors import (
     BeatfeedsError,
     Conflict,
@@ -36,6 +37,10 @@ from beatfeeds.ingest.report import write_rejected_rows
 from beatfeeds.publish import pii
 from beatfeeds.services import imports
 
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
+
 log = logging.getLogger(__name__)
 
 RETRACTION_REASONS = ("wrong address", "sealed record", "victim request", "other")
@@ -44,7 +49,7 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
-def uploads_dir(settings) -> Path:
+def uploads_dir(settings: Settings) -> Path:
     return Path(settings.instance_path) / "uploads"
 
 
@@ -56,8 +61,8 @@ def safe_filename(name: str) -> str:
 
 # ---- storing and queueing ------------------------------------------------------------------------
 def store_upload(
-    store,
-    settings,
+    store: SQLStore,
+    settings: Settings,
     fh: BinaryIO,
     filename: str,
     *,
@@ -106,8 +111,8 @@ def store_upload(
 
 
 def queue_file(
-    store,
-    settings,
+    store: SQLStore,
+    settings: Settings,
     path: Path,
     filename: str,
     sha: str,
@@ -131,7 +136,7 @@ def queue_file(
                 status = "needs-mapping"
     except UnusableFile as exc:
         status, error = "failed", exc.message
-    upload_id = store.create_upload(
+    upload_id = store.uploads.create_upload(
         filename=filename[:500],
         stored_path=str(path),
         file_sha256=sha,
@@ -146,40 +151,42 @@ def queue_file(
         import_source_id=import_source_id,
         error=error,
     )
-    store.audit(
+    store.accounts.audit(
         actor,
         "incidents.upload",
         f"upload:{upload_id}",
         {"file": filename, "sha256": sha, "bytes": size, "status": status},
         now=now,
     )
-    return store.get_upload(upload_id)
+    return store.uploads.get_upload(upload_id)
 
 
-def detect_mapping(store, header: list[str]) -> tuple[str | None, dict | None, str | None]:
+def detect_mapping(
+    store: SQLStore, header: list[str]
+) -> tuple[str | None, dict | None, str | None]:
     """(preset, columns, source) for a header: a built-in preset, then a saved one."""
     found = detect_preset(header)
     if found is not None:
         return found.name, None, None
     cols = set(header)
-    matches = [p for p in store.saved_presets() if set(p.columns.values()) <= cols]
+    matches = [p for p in store.uploads.saved_presets() if set(p.columns.values()) <= cols]
     if matches:
         best = max(matches, key=lambda p: len(p.columns))
         return best.name, dict(best.columns), best.source
     return None, None, None
 
 
-def _named_preset(store, name: str) -> tuple[str, dict | None, str | None]:
+def _named_preset(store: SQLStore, name: str) -> tuple[str, dict | None, str | None]:
     if name in PRESETS:
         return name, None, None
-    saved = store.saved_preset(name)
+    saved = store.uploads.saved_preset(name)
     if saved is None:
-        names = [*PRESETS, *(p.name for p in store.saved_presets())]
+        names = [*PRESETS, *(p.name for p in store.uploads.saved_presets())]
         raise InvalidInput(f"Unknown preset {name!r}; presets are {', '.join(names)}.")
     return name, dict(saved.columns), saved.source
 
 
-def resolve_options(store, options: imports.ImportOptions) -> imports.ImportOptions:
+def resolve_options(store: SQLStore, options: imports.ImportOptions) -> imports.ImportOptions:
     """Turn a saved preset's name into its columns and source (built-in presets pass)."""
     if not options.preset or options.preset in PRESETS:
         return options
@@ -211,7 +218,7 @@ def upload_header(upload: Upload) -> list[str]:
 
 
 def set_mapping(
-    store,
+    store: SQLStore,
     upload_id: int,
     columns: dict[str, str],
     *,
@@ -222,7 +229,7 @@ def set_mapping(
 ) -> Upload:
     """Give an upload a hand-made column mapping (checked against its file) and queue it;
     optionally save the mapping as a named preset for later files."""
-    upload = store.get_upload(upload_id)
+    upload = store.uploads.get_upload(upload_id)
     columns = {f: c for f, c in columns.items() if f in FIELDS and c}
     source = (source or "").strip().lower()
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,99}", source):
@@ -239,17 +246,19 @@ def set_mapping(
             raise InvalidInput("A preset name is 2 to 63 lower-case letters, digits or dashes.")
         if name in PRESETS:
             raise InvalidInput(f"{name!r} is a built-in preset; choose another name.")
-        store.save_preset(name, source, columns, created_by=actor, now=now)
-        store.audit(
+        store.uploads.save_preset(name, source, columns, created_by=actor, now=now)
+        store.accounts.audit(
             actor, "presets.save", f"preset:{name}", {"columns": columns, "source": source}, now=now
         )
-    store.set_upload_mapping(upload_id, preset=name, mapping=columns, source=source)
-    store.audit(actor, "incidents.map", f"upload:{upload_id}", {"columns": columns}, now=now)
-    return store.get_upload(upload_id)
+    store.uploads.set_upload_mapping(upload_id, preset=name, mapping=columns, source=source)
+    store.accounts.audit(
+        actor, "incidents.map", f"upload:{upload_id}", {"columns": columns}, now=now
+    )
+    return store.uploads.get_upload(upload_id)
 
 
 def save_preset(
-    store, name: str, source: str, columns: dict[str, str], *, actor: str, now: datetime
+    store: SQLStore, name: str, source: str, columns: dict[str, str], *, actor: str, now: datetime
 ) -> SavedPreset:
     """Save a column mapping as a named preset (the CLI's `presets save`)."""
     if not _PRESET_NAME.match(name) or name in PRESETS:
@@ -257,11 +266,11 @@ def save_preset(
             "A preset name is 2 to 63 lower-case letters, digits or dashes, and "
             "not a built-in preset's."
         )
-    store.save_preset(name, source, columns, created_by=actor, now=now)
-    store.audit(
+    store.uploads.save_preset(name, source, columns, created_by=actor, now=now)
+    store.accounts.audit(
         actor, "presets.save", f"preset:{name}", {"columns": columns, "source": source}, now=now
     )
-    return store.saved_preset(name)
+    return store.uploads.saved_preset(name)
 
 
 @dataclass
@@ -272,16 +281,16 @@ class PresetUse:
     sources: list[str]
 
 
-def list_presets(store) -> list[PresetUse]:
+def list_presets(store: SQLStore) -> list[PresetUse]:
     """Saved presets, by name, each with the scheduled sources that use it."""
     used: dict[str, list[str]] = {}
-    for s in store.list_sources():
+    for s in store.uploads.list_sources():
         if s.preset:
             used.setdefault(s.preset, []).append(s.name)
-    return [PresetUse(p, used.get(p.name, [])) for p in store.saved_presets()]
+    return [PresetUse(p, used.get(p.name, [])) for p in store.uploads.saved_presets()]
 
 
-def preset_use(store, name: str) -> PresetUse:
+def preset_use(store: SQLStore, name: str) -> PresetUse:
     """One saved preset with the scheduled sources that use it (NotFound if none)."""
     use = next((u for u in list_presets(store) if u.preset.name == name), None)
     if use is None:
@@ -289,7 +298,7 @@ def preset_use(store, name: str) -> PresetUse:
     return use
 
 
-def delete_preset(store, name: str, *, actor: str, now: datetime) -> SavedPreset:
+def delete_preset(store: SQLStore, name: str, *, actor: str, now: datetime) -> SavedPreset:
     """Delete a saved preset, audited; refused while a scheduled source uses it.
 
     Files already queued with it keep their own copy of the columns.
@@ -297,10 +306,10 @@ def delete_preset(store, name: str, *, actor: str, now: datetime) -> SavedPreset
     name = (name or "").strip().lower()
     if name in PRESETS:
         raise InvalidInput(f"{name!r} is a built-in preset; it cannot be deleted.")
-    preset = store.saved_preset(name)
+    preset = store.uploads.saved_preset(name)
     if preset is None:
         raise NotFound(f"No saved preset {name!r}.")
-    users = [s.name for s in store.list_sources() if s.preset == name]
+    users = [s.name for s in store.uploads.list_sources() if s.preset == name]
     if users:
         which = ", ".join(users)
         raise Conflict(
@@ -309,8 +318,8 @@ def delete_preset(store, name: str, *, actor: str, now: datetime) -> SavedPreset
             f"{'use' if len(users) > 1 else 'uses'} it. Remove the source first "
             f"(beatfeeds sources remove {users[0]})."
         )
-    store.delete_saved_preset(name)
-    store.audit(
+    store.uploads.delete_saved_preset(name)
+    store.accounts.audit(
         actor,
         "presets.delete",
         f"preset:{name}",
@@ -323,7 +332,7 @@ def delete_preset(store, name: str, *, actor: str, now: datetime) -> SavedPreset
 
 # ---- preview, progress -------------------------------------------------------------------
 def preview_upload(
-    store, settings, upload: Upload, *, now: datetime, limit: int = 20
+    store: SQLStore, settings: Settings, upload: Upload, *, now: datetime, limit: int = 20
 ) -> list[imports.PreviewRow]:
     """The first rows of a queued upload as they will publish."""
     _, rows = imports.preview_rows(
@@ -345,11 +354,11 @@ class Progress:
         return min(99, round(100 * self.rows / self.estimate))
 
 
-def _progress_path(settings, upload_id: int) -> Path:
+def _progress_path(settings: Settings, upload_id: int) -> Path:
     return uploads_dir(settings) / f".progress-{upload_id}.json"
 
 
-def read_progress(settings, upload: Upload) -> Progress:
+def read_progress(settings: Settings, upload: Upload) -> Progress:
     """Rows processed so far by a running import (written by the worker to a small file,
     because the import's own transaction holds the database until it commits)."""
     try:
@@ -363,7 +372,7 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _progress_writer(settings, upload_id: int, clock: Callable[[], datetime]):
+def _progress_writer(settings: Settings, upload_id: int, clock: Callable[[], datetime]):
     path = _progress_path(settings, upload_id)
 
     def write(rows: int) -> None:
@@ -376,7 +385,12 @@ def _progress_writer(settings, upload_id: int, clock: Callable[[], datetime]):
 
 # ---- the worker --------------------------------------------------------------------------
 def run_upload(
-    store, settings, upload: Upload, *, now: datetime, clock: Callable[[], datetime] | None = None
+    store: SQLStore,
+    settings: Settings,
+    upload: Upload,
+    *,
+    now: datetime,
+    clock: Callable[[], datetime] | None = None,
 ) -> Upload:
     """Import one claimed upload; the upload ends `done` or `failed` with its run."""
     # The heartbeat uses the wall clock, not the job's `now`: other workers judge by it
@@ -389,17 +403,17 @@ def run_upload(
             store, upload.stored_path, upload_options(upload), settings, now=now, progress=write
         )
     except BeatfeedsError as exc:
-        store.finish_upload(upload.id, status="failed", error=exc.message, now=clock())
+        store.uploads.finish_upload(upload.id, status="failed", error=exc.message, now=clock())
         log.info("import of upload %d (%s) failed: %s", upload.id, upload.filename, exc.message)
     except OSError as exc:
-        store.finish_upload(
+        store.uploads.finish_upload(
             upload.id,
             status="failed",
             error=f"cannot read the stored file: {exc.strerror or exc}",
             now=clock(),
         )
     else:
-        store.finish_upload(
+        store.uploads.finish_upload(
             upload.id,
             status="done",
             run_id=report.run_id,
@@ -409,23 +423,28 @@ def run_upload(
         )
     finally:
         _progress_path(settings, upload.id).unlink(missing_ok=True)
-    return store.get_upload(upload.id)
+    return store.uploads.get_upload(upload.id)
 
 
 def process_queue(
-    store, settings, now: datetime, *, limit: int = 20, clock: Callable[[], datetime] | None = None
+    store: SQLStore,
+    settings: Settings,
+    now: datetime,
+    *,
+    limit: int = 20,
+    clock: Callable[[], datetime] | None = None,
 ) -> dict:
     """Import queued uploads, oldest first; requeue those whose worker died."""
     requeued = 0
-    for upload in store.list_uploads(1000, status="running"):
+    for upload in store.uploads.list_uploads(1000, status="running"):
         p = read_progress(settings, upload)
         last = p.at or upload.started_at
         if last is None or now - last > STALE_AFTER:
-            store.requeue_upload(upload.id)
+            store.uploads.requeue_upload(upload.id)
             requeued += 1
     done = failed = 0
     for _ in range(limit):
-        upload = store.claim_next_upload(now)
+        upload = store.uploads.claim_next_upload(now)
         if upload is None:
             break
         result = run_upload(store, settings, upload, now=now, clock=clock)
@@ -437,7 +456,7 @@ def process_queue(
 
 
 # ---- retention -----------------------------------------------------------------------------
-def prune_upload_files(store, settings, now: datetime) -> dict:
+def prune_upload_files(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Delete the stored files of uploads that finished (or failed, or were cancelled) more
     than `upload_retention_days` ago; their history rows stay, marked `file removed`.
 
@@ -450,11 +469,11 @@ def prune_upload_files(store, settings, now: datetime) -> dict:
         return {"uploads": 0, "files": 0, "bytes": 0}
     cutoff = now - timedelta(days=days)
     uploads = files = freed = 0
-    while batch := store.uploads_past_retention(cutoff, 500):
+    while batch := store.uploads.uploads_past_retention(cutoff, 500):
         ids = [u.id for u in batch]
         # Files first: a crash before the rows are marked only means the next run retries.
         for path in sorted({u.stored_path for u in batch}):
-            if store.uploads_keeping_file(path, ids):
+            if store.uploads.uploads_keeping_file(path, ids):
                 continue
             p = Path(path)
             try:
@@ -467,10 +486,10 @@ def prune_upload_files(store, settings, now: datetime) -> dict:
                 continue
             files += 1
             freed += size
-        uploads += store.mark_upload_files_removed(ids)
+        uploads += store.uploads.mark_upload_files_removed(ids)
     files += _remove_abandoned_temporaries(settings, now)
     if uploads:
-        store.audit(
+        store.accounts.audit(
             "scheduler",
             "incidents.remove-files",
             None,
@@ -480,7 +499,7 @@ def prune_upload_files(store, settings, now: datetime) -> dict:
     return {"uploads": uploads, "files": files, "bytes": freed}
 
 
-def _remove_abandoned_temporaries(settings, now: datetime) -> int:
+def _remove_abandoned_temporaries(settings: Settings, now: datetime) -> int:
     """Partial copies and downloads a killed process left behind (over a day old)."""
     folder = uploads_dir(settings)
     if not folder.is_dir():
@@ -499,13 +518,13 @@ def _remove_abandoned_temporaries(settings, now: datetime) -> int:
 
 
 # ---- rejected rows -----------------------------------------------------------------------
-def rejected_rows_csv(store, run_id: int) -> tuple[str, str]:
+def rejected_rows_csv(store: SQLStore, run_id: int) -> tuple[str, str]:
     """(file name, CSV text) of a run's rejected rows: line, reason, then the row's own
     columns when the uploaded file is still at hand (else the row as one field).
     Formulas are neutralised in every cell."""
-    run = store.get_import_run(run_id)
-    rejections = store.run_rejections(run_id)
-    upload = store.upload_for_run(run_id)
+    run = store.records.get_import_run(run_id)
+    rejections = store.records.run_rejections(run_id)
+    upload = store.uploads.upload_for_run(run_id)
     header = upload_header(upload) if upload else []
     buf = io.StringIO()
     write_rejected_rows(buf, header or None, rejections)
@@ -515,7 +534,7 @@ def rejected_rows_csv(store, run_id: int) -> tuple[str, str]:
 
 # ---- retraction --------------------------------------------------------------------------
 def retract_entry(
-    store, uid: str, reason: str, *, actor: str, now: datetime, note: str = ""
+    store: SQLStore, uid: str, reason: str, *, actor: str, now: datetime, note: str = ""
 ) -> StaffIncident:
     """Withdraw a published entry from every feed and page at once, with an audited reason."""
     reason = (reason or "").strip()
@@ -523,36 +542,36 @@ def retract_entry(
     if not reason:
         raise InvalidInput("Give the reason for the retraction.")
     text = f"{reason}: {note}" if note and note != reason else reason
-    store.retract_incident(uid.strip().lower(), text[:2000], actor=actor, now=now)
-    return store.staff_incident(uid.strip().lower())
+    store.records.retract_incident(uid.strip().lower(), text[:2000], actor=actor, now=now)
+    return store.records.staff_incident(uid.strip().lower())
 
 
 # ---- needs review ------------------------------------------------------------------------
-def entries_for_review(store, limit: int = 200) -> tuple[list[StaffIncident], int]:
+def entries_for_review(store: SQLStore, limit: int = 200) -> tuple[list[StaffIncident], int]:
     """(entries held back because their text looks like personal data, newest first; how
     many there are in all). Each is released (`release_entry`) or retracted by staff."""
     return (
-        store.incidents_for_review(pii.NEEDS_REVIEW, limit),
-        store.count_incidents_for_review(pii.NEEDS_REVIEW),
+        store.records.incidents_for_review(models.NEEDS_REVIEW, limit),
+        store.records.count_incidents_for_review(models.NEEDS_REVIEW),
     )
 
 
-def release_entry(store, uid: str, *, actor: str, now: datetime) -> StaffIncident:
+def release_entry(store: SQLStore, uid: str, *, actor: str, now: datetime) -> StaffIncident:
     """Publish an entry held back as `needs review` as it is, audited with who and when.
 
     The release covers the entry's present texts: it outlasts re-imports of the same texts
     and the publication-policy job, and a re-import that changes them holds it back again.
     """
     uid = (uid or "").strip().lower()
-    e = store.staff_incident(uid)
+    e = store.records.staff_incident(uid)
     if e.retracted_at:
         raise Conflict(f"Entry {uid} was retracted; it cannot be released.")
-    if not pii.is_review_reason(e.suppressed_reason):
+    if not models.is_review_reason(e.suppressed_reason):
         raise Conflict(
             f"Entry {uid} is not held back for review"
             + (f" ({e.suppressed_reason})." if e.suppressed_reason else ".")
         )
-    store.release_incident(
+    store.records.release_incident(
         uid,
         held_reason=e.suppressed_reason,
         digest=pii.text_digest(e.description, e.category_text),
@@ -560,12 +579,12 @@ def release_entry(store, uid: str, *, actor: str, now: datetime) -> StaffInciden
         now=now,
     )
     log.info("entry %s released by %s", uid, actor)
-    return store.staff_incident(uid)
+    return store.records.staff_incident(uid)
 
 
-def cancel_upload(store, upload_id: int, *, actor: str, now: datetime) -> Upload:
+def cancel_upload(store: SQLStore, upload_id: int, *, actor: str, now: datetime) -> Upload:
     """Withdraw a file that is waiting (queued or awaiting a mapping); nothing is imported."""
-    if not store.cancel_upload(upload_id, error=f"cancelled by {actor}", now=now):
+    if not store.uploads.cancel_upload(upload_id, error=f"cancelled by {actor}", now=now):
         raise Conflict("This import has already started or finished; it cannot be cancelled.")
-    store.audit(actor, "incidents.cancel", f"upload:{upload_id}", now=now)
-    return store.get_upload(upload_id)
+    store.accounts.audit(actor, "incidents.cancel", f"upload:{upload_id}", now=now)
+    return store.uploads.get_upload(upload_id)

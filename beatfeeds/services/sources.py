@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from beatfeeds import __version__
@@ -24,6 +25,10 @@ from beatfeeds.core.files import private_dir, sha256_file
 from beatfeeds.core.models import ImportSource, Upload
 from beatfeeds.ingest.presets import PRESETS
 from beatfeeds.services import records
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ class PollResult:
 
 # ---- managing sources ------------------------------------------------------------------------
 def add_source(
-    store,
+    store: SQLStore,
     name: str,
     *,
     folder: str | None = None,
@@ -65,8 +70,8 @@ def add_source(
         raise InvalidInput("Give either --folder DIR or --url URL.")
     if interval_minutes < 1:
         raise InvalidInput("The interval is at least 1 minute.")
-    if preset and preset not in PRESETS and store.saved_preset(preset) is None:
-        names = [*PRESETS, *(p.name for p in store.saved_presets())]
+    if preset and preset not in PRESETS and store.uploads.saved_preset(preset) is None:
+        names = [*PRESETS, *(p.name for p in store.uploads.saved_presets())]
         raise InvalidInput(f"Unknown preset {preset!r}; presets are {', '.join(names)}.")
     if folder:
         path = Path(folder).expanduser().resolve()
@@ -78,7 +83,7 @@ def add_source(
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput("The URL must start with http:// or https://.")
         kind, location = "url", url
-    store.add_source(
+    store.uploads.add_source(
         name=name,
         kind=kind,
         location=location,
@@ -87,7 +92,7 @@ def add_source(
         created_by=actor,
         now=now,
     )
-    store.audit(
+    store.accounts.audit(
         actor,
         "sources.add",
         f"source:{name}",
@@ -99,13 +104,13 @@ def add_source(
         },
         now=now,
     )
-    return store.get_source(name)
+    return store.uploads.get_source(name)
 
 
-def remove_source(store, name: str, *, actor: str, now: datetime) -> None:
+def remove_source(store: SQLStore, name: str, *, actor: str, now: datetime) -> None:
     """Stop polling a source (its imported incidents stay)."""
-    store.remove_source(name)
-    store.audit(actor, "sources.remove", f"source:{name}", now=now)
+    store.uploads.remove_source(name)
+    store.accounts.audit(actor, "sources.remove", f"source:{name}", now=now)
 
 
 def is_due(source: ImportSource, now: datetime) -> bool:
@@ -116,11 +121,16 @@ def is_due(source: ImportSource, now: datetime) -> bool:
 
 # ---- polling ---------------------------------------------------------------------------------
 def poll_sources(
-    store, settings, now: datetime, *, names: list[str] | None = None, force: bool = False
+    store: SQLStore,
+    settings: Settings,
+    now: datetime,
+    *,
+    names: list[str] | None = None,
+    force: bool = False,
 ) -> dict:
     """Poll every source that is due (or the named ones, or all with `force`)."""
     results: list[PollResult] = []
-    for source in store.list_sources():
+    for source in store.uploads.list_sources():
         if names is not None and source.name not in names:
             continue
         if force or names is not None or is_due(source, now):
@@ -132,7 +142,9 @@ def poll_sources(
     return summary
 
 
-def poll_source(store, settings, source: ImportSource, now: datetime) -> list[PollResult]:
+def poll_source(
+    store: SQLStore, settings: Settings, source: ImportSource, now: datetime
+) -> list[PollResult]:
     """Poll one source now; every outcome is recorded."""
     try:
         if source.kind == "folder":
@@ -145,10 +157,10 @@ def poll_source(store, settings, source: ImportSource, now: datetime) -> list[Po
             if isinstance(exc, BeatfeedsError)
             else f"{type(exc).__name__}: {exc.strerror or exc}"
         )
-        store.record_poll(source.id, status="failed", now=now, error=error)
+        store.uploads.record_poll(source.id, status="failed", now=now, error=error)
         results = [PollResult(source.name, "failed", error=error)]
     if not results:
-        store.record_poll(source.id, status="unchanged", now=now)
+        store.uploads.record_poll(source.id, status="unchanged", now=now)
     for r in results:
         if r.status == "failed":
             log.warning(
@@ -157,7 +169,9 @@ def poll_source(store, settings, source: ImportSource, now: datetime) -> list[Po
     return results
 
 
-def _poll_folder(store, settings, source: ImportSource, now: datetime) -> list[PollResult]:
+def _poll_folder(
+    store: SQLStore, settings: Settings, source: ImportSource, now: datetime
+) -> list[PollResult]:
     folder = Path(source.location)
     if not folder.is_dir():
         raise FileNotFoundError(2, f"the folder {folder} does not exist", str(folder))
@@ -171,8 +185,8 @@ def _poll_folder(store, settings, source: ImportSource, now: datetime) -> list[P
     )
     for path in files:
         sha = sha256_file(path)
-        if store.source_has_imported(source.id, sha):
-            store.record_poll(
+        if store.uploads.source_has_imported(source.id, sha):
+            store.uploads.record_poll(
                 source.id, status="unchanged", now=now, filename=path.name, file_sha256=sha
             )
             _move(path, folder / DONE)
@@ -195,7 +209,9 @@ def _poll_folder(store, settings, source: ImportSource, now: datetime) -> list[P
     return out
 
 
-def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResult:
+def _poll_url(
+    store: SQLStore, settings: Settings, source: ImportSource, now: datetime
+) -> PollResult:
     headers = {
         "User-Agent": f"beatfeeds/{__version__} (+{settings.base_url})",
         "Accept": "text/csv, */*;q=0.5",
@@ -215,24 +231,24 @@ def _poll_url(store, settings, source: ImportSource, now: datetime) -> PollResul
             tmp_path = _download(resp, folder, settings.source_max_mb, _host(source.location))
     except urllib.error.HTTPError as exc:
         if exc.code == 304:
-            store.record_poll(source.id, status="unchanged", now=now)
+            store.uploads.record_poll(source.id, status="unchanged", now=now)
             return PollResult(source.name, "unchanged")
         error = f"HTTP {exc.code} {exc.reason} from {_host(source.location)}"
-        store.record_poll(source.id, status="failed", now=now, error=error)
+        store.uploads.record_poll(source.id, status="failed", now=now, error=error)
         return PollResult(source.name, "failed", error=error)
     except UploadTooLarge as exc:
-        store.record_poll(source.id, status="failed", now=now, error=exc.message)
+        store.uploads.record_poll(source.id, status="failed", now=now, error=exc.message)
         return PollResult(source.name, "failed", error=exc.message)
     except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or exc
         error = f"cannot fetch from {_host(source.location)}: {reason}"
-        store.record_poll(source.id, status="failed", now=now, error=error)
+        store.uploads.record_poll(source.id, status="failed", now=now, error=error)
         return PollResult(source.name, "failed", error=error)
     try:
         sha = sha256_file(tmp_path)
         filename = f"{source.name}-{now:%Y%m%dT%H%M%S}.csv"
-        if store.source_has_imported(source.id, sha):
-            store.record_poll(
+        if store.uploads.source_has_imported(source.id, sha):
+            store.uploads.record_poll(
                 source.id,
                 status="unchanged",
                 now=now,
@@ -302,7 +318,12 @@ def _mb(n: int) -> str:
 
 
 def _import(
-    store, settings, source: ImportSource, upload: Upload, now: datetime, **validators
+    store: SQLStore,
+    settings: Settings,
+    source: ImportSource,
+    upload: Upload,
+    now: datetime,
+    **validators,
 ) -> PollResult:
     """Import a source's stored file now, as one run, and record the poll's outcome."""
     if upload.status == "needs-mapping":
@@ -310,14 +331,14 @@ def _import(
             "No preset matches this file's columns; give the source a preset "
             "(beatfeeds sources add NAME ... --preset P)."
         )
-        store.finish_upload(upload.id, status="failed", error=error, now=now)
-        upload = store.get_upload(upload.id)
+        store.uploads.finish_upload(upload.id, status="failed", error=error, now=now)
+        upload = store.uploads.get_upload(upload.id)
     elif upload.status == "queued":
-        claimed = store.claim_upload(upload.id, now)
+        claimed = store.uploads.claim_upload(upload.id, now)
         if claimed is not None:
             upload = records.run_upload(store, settings, claimed, now=now)
     if upload.status == "done":
-        store.record_poll(
+        store.uploads.record_poll(
             source.id,
             status="imported",
             now=now,
@@ -329,7 +350,7 @@ def _import(
         return PollResult(source.name, "imported", upload.filename, upload)
     error = upload.error or f"the import ended {upload.status}"
     # Validators are not kept: the next poll fetches the file again and retries.
-    store.record_poll(
+    store.uploads.record_poll(
         source.id,
         status="failed",
         now=now,
@@ -341,7 +362,7 @@ def _import(
     return PollResult(source.name, "failed", upload.filename, upload, error)
 
 
-def _preset_kw(store, source: ImportSource) -> dict:
+def _preset_kw(store: SQLStore, source: ImportSource) -> dict:
     return {"preset": source.preset} if source.preset else {}
 
 

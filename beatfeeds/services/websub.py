@@ -9,10 +9,15 @@ import logging
 import urllib.error
 import urllib.request
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from beatfeeds.publish.feeds import FORMATS, feed_url
 from beatfeeds.services import publishing
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
+    from beatfeeds.storage import SQLStore
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ def ping_hub(hub_url: str, topic: str, *, timeout: float = 10.0) -> str | None:
         return str(getattr(exc, "reason", exc))
 
 
-def ping_changed_feeds(store, settings, *, now: datetime) -> dict:
+def ping_changed_feeds(store: SQLStore, settings: Settings, *, now: datetime) -> dict:
     """Ping the hub for every area feed whose content changed since the last successful ping.
 
     Cheap when nothing changed (one version stamp read). Otherwise every unfiltered area feed
@@ -51,9 +56,9 @@ def ping_changed_feeds(store, settings, *, now: datetime) -> dict:
     if not settings.hub_url:
         return {"hub": None, "pinged": 0, "failed": 0}
     version = publishing.feed_version(store, settings, now=now)
-    if store.get_meta(VERSION_KEY) == version:
+    if store.db.get_meta(VERSION_KEY) == version:
         return {"hub": settings.hub_url, "pinged": 0, "failed": 0}
-    known = json.loads(store.get_meta(HASHES_KEY) or "{}")
+    known = json.loads(store.db.get_meta(HASHES_KEY) or "{}")
     pinged, failed = [], []
     for area in publishing.all_areas(store):
         for fmt in FORMATS:
@@ -69,7 +74,7 @@ def ping_changed_feeds(store, settings, *, now: datetime) -> dict:
             else:
                 failed.append(url)
                 log.warning("websub: hub %s refused %s: %s", settings.hub_url, url, error)
-    store.set_meta(HASHES_KEY, json.dumps(known, sort_keys=True))
+    store.db.set_meta(HASHES_KEY, json.dumps(known, sort_keys=True))
     if not failed:
-        store.set_meta(VERSION_KEY, version)
+        store.db.set_meta(VERSION_KEY, version)
     return {"hub": settings.hub_url, "pinged": len(pinged), "failed": len(failed)}

@@ -84,8 +84,10 @@ class SQLStore:
         self.db.dispose()
 
     def __getattr__(self, name: str):
-        # Transitional: `store.X` stands for `store.<group>.X` until every call site names
-        # its group. Only names that exactly one group defines (checked in __init__).
+        # A shorthand for tests, benchmarks and one-off scripts: `store.X` stands for
+        # `store.<group>.X`. The package itself always names the group (tests/test_architecture.py
+        # checks), so a reader sees which table group a use case touches. Only names that
+        # exactly one group defines (checked in __init__).
         forward = self.__dict__.get("_forward")
         if forward is None or name not in forward:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

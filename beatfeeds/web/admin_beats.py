@@ -52,7 +52,9 @@ def _uploaded(token: str, filename: str) -> Path:
 @staff_required("admin")
 def index():
     return render_template(
-        "admin_beats.html", beat_sets=store().list_beat_sets(), active=store().active_beat_set_id()
+        "admin_beats.html",
+        beat_sets=store().beatmaps.list_beat_sets(),
+        active=store().beatmaps.active_beat_set_id(),
     )
 
 
@@ -69,7 +71,7 @@ def upload():
     with open_private(folder / name) as fh:
         f.save(fh)
     try:
-        preview = beatfiles.inspect_beat_map(folder / name, protected=store().database_files())
+        preview = beatfiles.inspect_beat_map(folder / name, protected=store().db.database_files())
     except BeatfeedsError as exc:
         flash(exc.message, "error")
         return redirect(url_for(".index"))
@@ -107,7 +109,7 @@ def load():
         flash(message, "error")
         return render_template(
             "admin_beats_confirm.html",
-            preview=beatfiles.inspect_beat_map(path, protected=store().database_files()),
+            preview=beatfiles.inspect_beat_map(path, protected=store().db.database_files()),
             token=form["token"],
             filename=form["filename"],
             name=form.get("name"),
@@ -122,9 +124,9 @@ def load():
 @staff_required("admin")
 def show(set_id):
     s = store()
-    bs = s.get_beat_set(set_id)
+    bs = s.beatmaps.get_beat_set(set_id)
     problems = beatmaps.validate_beat_set(s, set_id, _tolerances())
-    active = s.active_beat_set_id()
+    active = s.beatmaps.active_beat_set_id()
     diff = None
     if active is not None and active != set_id:
         diff = beatmaps.diff_beat_sets(
@@ -140,7 +142,7 @@ def show(set_id):
         problems=problems,
         diff=diff,
         active=active,
-        beat_sets=s.list_beat_sets(),
+        beat_sets=s.beatmaps.list_beat_sets(),
         blocking=checks.blocking(problems),
     )
 

@@ -22,7 +22,8 @@ bp = Blueprint("admin_outbound", __name__)
 def accounts():
     s = settings()
     rows = [
-        (a, posts.area_label(a), posts.profile_text(s, a)) for a in store().list_outbound_accounts()
+        (a, posts.area_label(a), posts.profile_text(s, a))
+        for a in store().outbox.list_outbound_accounts()
     ]
     return render_template(
         "admin_outbound.html",
@@ -34,7 +35,7 @@ def accounts():
         template_fields=posttext.FIELDS,
         default_template=posttext.DEFAULT_TEMPLATE,
         default_profile=posttext.DEFAULT_PROFILE_TEMPLATE,
-        counts=store().outbox_counts(),
+        counts=store().outbox.outbox_counts(),
         form=request.args,
     )
 
@@ -115,8 +116,8 @@ def outbox():
         status = None
     return render_template(
         "admin_outbox.html",
-        items=store().list_outbox(status=status, limit=500),
-        counts=store().outbox_counts(),
+        items=store().outbox.list_outbox(status=status, limit=500),
+        counts=store().outbox.outbox_counts(),
         statuses=OUTBOX_STATUSES,
         status=status,
     )

@@ -12,6 +12,7 @@ Staff pages keep the session and Flask-WTF's CSRF tokens.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
@@ -21,6 +22,9 @@ from beatfeeds.delivery import links, messages, smtp
 from beatfeeds.services import alerts
 from beatfeeds.web import settings, store, utcnow
 from beatfeeds.web.auth import staff_required
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
@@ -207,7 +211,7 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]  # str.capitalize() would lower-case "Sundays"
 
 
-def template_globals(settings) -> dict:
+def template_globals(settings: Settings) -> dict:
     """What the sign-up form on area pages needs (app-wide template globals)."""
     from beatfeeds.core.categories import CATEGORIES
 

@@ -33,7 +33,7 @@ def index():
     now = utcnow()
     return render_template(
         "records_announcements.html",
-        announcements=store().list_announcements(200),
+        announcements=store().outbox.list_announcements(200),
         now=now,
         kinds=ANNOUNCEMENT_KINDS,
         urgent_kinds=URGENT_KINDS,
@@ -67,7 +67,7 @@ def create():
         flash(exc.message, "error")
         return render_template(
             "records_announcements.html",
-            announcements=store().list_announcements(200),
+            announcements=store().outbox.list_announcements(200),
             now=utcnow(),
             kinds=ANNOUNCEMENT_KINDS,
             urgent_kinds=URGENT_KINDS,
@@ -89,7 +89,7 @@ def _local_value(d: datetime | None) -> str:
 @bp.route("/records/announcements/<uid>/edit", methods=["GET", "POST"])
 @staff_required()
 def edit(uid):
-    ann = store().announcement(uid)
+    ann = store().outbox.announcement(uid)
     form = {
         "kind": ann.kind,
         "title": ann.title,

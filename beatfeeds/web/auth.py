@@ -24,7 +24,7 @@ def load_user():
     user_id = session.get("user_id")
     if user_id is None:
         return
-    user = store().user_by_id(user_id)
+    user = store().accounts.user_by_id(user_id)
     stamp = session.get("pw_stamp")
     signed_in = session.get("signed_in_at", 0)
     lifetime = settings().session_lifetime * 60
@@ -114,7 +114,7 @@ def change_password():
             except (AuthError, InvalidInput) as exc:
                 error = exc.message
             else:
-                user = store().user_by_id(g.user.id)
+                user = store().accounts.user_by_id(g.user.id)
                 session["pw_stamp"] = _stamp(user.password_changed_at)
                 flash("Your password was changed.")
                 return redirect(url_for("staff.home"))

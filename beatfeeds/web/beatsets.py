@@ -15,7 +15,7 @@ bp = Blueprint("beatsets", __name__, url_prefix="/api/beatsets")
 
 @bp.get("/<int:set_id>/<any(beats, sectors, precincts):kind>.geojson")
 def layer(set_id, kind):
-    bs = store().get_beat_set(set_id)
+    bs = store().beatmaps.get_beat_set(set_id)
     # Drafts and scheduled maps are work in progress: only staff see them.
     if bs.status not in ("active", "retired") and (g.user is None or g.user.role != "admin"):
         raise NotFound(f"No beat map with id {set_id}.")

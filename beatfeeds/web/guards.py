@@ -5,6 +5,7 @@ return address may send the browser."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 from flask import abort, current_app, request, session
@@ -14,6 +15,9 @@ from werkzeug.routing import IntegerConverter, RequestRedirect
 
 from beatfeeds.core import limits
 from beatfeeds.core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
 
 # File uploads may use BEATFEEDS_MAX_UPLOAD_MB; these staff views take large bodies that are
 # not files (a drawn announcement area, a beat map edit) from a signed-in session only.
@@ -27,12 +31,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BROWSER_STRIPS = re.compile(r"[\t\r\n]")
 
 
-def upload_body_limit(settings) -> int:
+def upload_body_limit(settings: Settings) -> int:
     """Largest request body an upload view accepts: the upload limit plus its form fields."""
     return settings.max_upload_mb * 1024 * 1024 + FORM_MARGIN
 
 
-def body_limit(endpoint: str | None, settings) -> int:
+def body_limit(endpoint: str | None, settings: Settings) -> int:
     """The largest body this request may have, decided from its route alone (and, for
     large staff bodies, whether a session cookie names a user) before any of it is read."""
     if endpoint in UPLOAD_ENDPOINTS:

@@ -44,12 +44,12 @@ def imports_page():
     s = store()
     return render_template(
         "records_imports.html",
-        uploads=s.list_uploads(50),
-        runs=s.list_import_runs(100),
-        sources=s.list_sources(),
-        failures=s.source_polls(20, status="failed"),
+        uploads=s.uploads.list_uploads(50),
+        runs=s.records.list_import_runs(100),
+        sources=s.uploads.list_sources(),
+        failures=s.uploads.source_polls(20, status="failed"),
         presets=list(PRESETS),
-        saved=s.saved_presets(),
+        saved=s.uploads.saved_presets(),
         max_mb=settings().max_upload_mb,
     )
 
@@ -83,7 +83,7 @@ def upload():
 @staff_required()
 def upload_page(upload_id):
     s = store()
-    up = s.get_upload(upload_id)
+    up = s.uploads.get_upload(upload_id)
     preview = preview_error = progress = run = None
     if up.status == "queued":
         try:
@@ -93,9 +93,9 @@ def upload_page(upload_id):
     elif up.status == "running":
         progress = records.read_progress(settings(), up)
     if up.run_id:
-        run = s.get_import_run(up.run_id)
+        run = s.records.get_import_run(up.run_id)
     header = records.upload_header(up) if up.status == "needs-mapping" else []
-    same = [u for u in s.uploads_with_sha256(up.file_sha256) if u.id != up.id]
+    same = [u for u in s.uploads.uploads_with_sha256(up.file_sha256) if u.id != up.id]
     return render_template(
         "records_upload.html",
         up=up,
@@ -192,14 +192,14 @@ def rejected_csv(run_id):
 @staff_required()
 def entries():
     q = request.args.get("q", "").strip()
-    found = store().find_incidents(q, 100) if q else []
+    found = store().records.find_incidents(q, 100) if q else []
     return render_template("records_entries.html", q=q, found=found, now=utcnow())
 
 
 @bp.get("/entries/<uid>")
 @staff_required()
 def entry(uid):
-    e = store().staff_incident(uid.lower())
+    e = store().records.staff_incident(uid.lower())
     return render_template(
         "records_entry.html",
         e=e,

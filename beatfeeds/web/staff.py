@@ -22,7 +22,9 @@ def home():
 @bp.get("/admin/users")
 @staff_required("admin")
 def users():
-    return render_template("admin_users.html", users=store().list_users(), roles=accounts.ROLES)
+    return render_template(
+        "admin_users.html", users=store().accounts.list_users(), roles=accounts.ROLES
+    )
 
 
 @bp.post("/admin/users")
@@ -76,4 +78,4 @@ def reset_password(email):
 @bp.get("/admin/audit")
 @staff_required("admin")
 def audit():
-    return render_template("admin_audit.html", rows=store().audit_log(500))
+    return render_template("admin_audit.html", rows=store().accounts.audit_log(500))
