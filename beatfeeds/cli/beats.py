@@ -10,6 +10,7 @@ import click
 
 from beatfeeds.cli.context import Context, domain_errors, pass_ctx, require_schema
 from beatfeeds.core.clock import utcnow
+from beatfeeds.geo import checks
 from beatfeeds.services import beatmaps
 
 
@@ -66,11 +67,11 @@ def beats_list(ctx: Context):
 def beats_validate(ctx: Context, set_id):
     """Check a stored beat map's polygons; exit 1 with the reasons when it does not validate."""
     problems = beatmaps.validate_beat_set(
-        ctx.store, set_id, beatmaps.Tolerances.from_settings(ctx.settings)
+        ctx.store, set_id, checks.Tolerances.from_settings(ctx.settings)
     )
     for p in problems:
         click.echo(str(p))
-    if beatmaps.blocking(problems):
+    if checks.blocking(problems):
         sys.exit(1)
     warnings = f" ({len(problems)} warning(s))" if problems else ""
     click.echo(f"beat map {set_id}: valid{warnings}")
@@ -94,7 +95,7 @@ def beats_publish(ctx: Context, set_id, at):
             set_id,
             at.date(),
             now=utcnow(),
-            tolerances=beatmaps.Tolerances.from_settings(ctx.settings),
+            tolerances=checks.Tolerances.from_settings(ctx.settings),
         )
         click.echo(f"beat map {set_id} is scheduled for {at.date()}")
         return
@@ -102,7 +103,7 @@ def beats_publish(ctx: Context, set_id, at):
         ctx.store,
         set_id,
         now=utcnow(),
-        tolerances=beatmaps.Tolerances.from_settings(ctx.settings),
+        tolerances=checks.Tolerances.from_settings(ctx.settings),
     )
     click.echo(f"beat map {set_id} is active; {joined} incidents joined to it")
 
@@ -113,7 +114,7 @@ def beats_publish(ctx: Context, set_id, at):
 def beats_rollback(ctx: Context):
     """Republish the most recently retired beat map."""
     set_id = beatmaps.rollback_beat_map(
-        ctx.store, now=utcnow(), tolerances=beatmaps.Tolerances.from_settings(ctx.settings)
+        ctx.store, now=utcnow(), tolerances=checks.Tolerances.from_settings(ctx.settings)
     )
     click.echo(f"beat map {set_id} is active again")
 

@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from beatfeeds.core import areas
 from beatfeeds.core.errors import NotFound
 from beatfeeds.core.models import EmailSubscription
 from beatfeeds.core.settings import ensure_secret_key
@@ -120,5 +121,4 @@ def url(settings: Settings, path: str) -> str:
 
 def area_url(settings: Settings, kind: str, code: str | None) -> str:
     """The absolute URL of an area's page."""
-    paths = {"precinct": "/precincts/", "sector": "/sectors/", "beat": "/beats/"}
-    return url(settings, paths[kind] + code if kind != "city" else "/")
+    return url(settings, areas.page_path(kind, code))

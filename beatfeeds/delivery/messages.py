@@ -16,6 +16,7 @@ from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from beatfeeds.core import areas
 from beatfeeds.core.models import EmailDigest, EmailSubscription, FeedEntry
 from beatfeeds.core.text import single_line
 from beatfeeds.delivery import links
@@ -135,7 +136,7 @@ def describe(
         if settings is not None
         else FREQUENCIES.get(frequency, frequency).lower()
     )
-    return f"{feeds.area_label(kind, code)}: {what}; {when}"
+    return f"{areas.area_label(kind, code)}: {what}; {when}"
 
 
 def entry_text(settings: Settings, found: PublicEntry) -> tuple[str, str]:
@@ -183,7 +184,7 @@ def confirmation_message(
         to=to,
         text=text,
         html=page(body),
-        subject=f"Confirm your email alerts for {feeds.area_label(area_kind, area_code)}",
+        subject=f"Confirm your email alerts for {areas.area_label(area_kind, area_code)}",
     )
 
 
@@ -219,7 +220,7 @@ def alert_message(settings: Settings, found, sub: EmailSubscription) -> EmailMes
     text = (
         f"{title}\n\n"
         + (f"{extra}\n\n" if extra else "")
-        + f"{link}\n\nMore for {feeds.area_label(sub.area_kind, sub.area_code)}: "
+        + f"{link}\n\nMore for {areas.area_label(sub.area_kind, sub.area_code)}: "
         f"{area}\n\n-- \nYou receive this because you subscribed to {why}.\n"
         f"Stop these alerts: {unsub}\nManage all your alerts: {manage}\n{EMERGENCY}\n"
     )
@@ -228,7 +229,7 @@ def alert_message(settings: Settings, found, sub: EmailSubscription) -> EmailMes
         f'<p><a href="{e(link)}">{e(title)}</a></p>'
         + (f"<p>{e(extra)}</p>" if extra else "")
         + f'<p><a href="{e(area)}">More for '
-        f"{e(feeds.area_label(sub.area_kind, sub.area_code))}</a></p><hr>"
+        f"{e(areas.area_label(sub.area_kind, sub.area_code))}</a></p><hr>"
         f"<p><small>You receive this because you subscribed to {e(why)}. "
         f'<a href="{e(unsub)}">Stop these alerts</a> · '
         f'<a href="{e(manage)}">Manage all your alerts</a>. {e(EMERGENCY)}</small></p>'
@@ -267,7 +268,7 @@ def digest_message(
     text, body = [subject, ""], [f'<h1 style="font-size: 1.2em">{e(subject)}</h1>']
     room = DIGEST_MAX_LISTED
     for sub, found in groups:
-        label = feeds.area_label(sub.area_kind, sub.area_code)
+        label = areas.area_label(sub.area_kind, sub.area_code)
         area = links.area_url(settings, sub.area_kind, sub.area_code)
         text += [f"== {label} ({len(found)}) ==", area, ""]
         body.append(

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from beatfeeds.core import areas
 from beatfeeds.core.errors import InvalidInput, NotFound, TooManySignups
 from beatfeeds.core.models import EmailSubscription
 from beatfeeds.core.settings import ensure_secret_key
 from beatfeeds.delivery import links, messages, queue, smtp
-from beatfeeds.publish import feeds
 from beatfeeds.services import deliveries, digests, publishing
 
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ def unsubscribe(
             store.email.delete_email_subscription(sub.id)
         return (
             f"the {data['q']} digest for "
-            + ", ".join(feeds.area_label(s.area_kind, s.area_code) for s in subs)
+            + ", ".join(areas.area_label(s.area_kind, s.area_code) for s in subs)
             if subs
             else None
         )
@@ -265,7 +265,7 @@ def unsubscribe(
     if sub.address != data["a"]:
         return None
     store.email.delete_email_subscription(sub.id)
-    return feeds.area_label(sub.area_kind, sub.area_code)
+    return areas.area_label(sub.area_kind, sub.area_code)
 
 
 def send_alerts(
@@ -368,7 +368,7 @@ def overview(store: SQLStore) -> dict:
         d for status in ("unknown", "failed") for d in store.email.email_deliveries(status=status)
     ]
     return {
-        "areas": [(feeds.area_label(k, c), n) for k, c, n in store.email.email_subscriber_counts()],
+        "areas": [(areas.area_label(k, c), n) for k, c, n in store.email.email_subscriber_counts()],
         "counts": store.email.email_delivery_counts(),
         "digest_counts": store.digests.email_digest_counts(),
         "paused": paused_state(store),
