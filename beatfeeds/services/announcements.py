@@ -173,35 +173,36 @@ def create_announcement(
         store, set_id, beats=beats, sectors=sectors, precincts=precincts, city=city, polygon=polygon
     )
     uid = "a" + secrets.token_hex(9)
-    store.outbox.add_announcement(
-        uid=uid,
-        kind=kind,
-        title=title,
-        body=body,
-        urgent=urgent,
-        citywide=bool(city),
-        target=json.dumps(target),
-        beat_set_id=set_id,
-        publish_at=publish_at,
-        expires_at=expires_at,
-        created_at=now,
-        updated_at=now,
-        created_by=actor,
-        beats=[] if city else codes,
-    )
-    store.accounts.audit(
-        actor,
-        "announcements.add",
-        f"announcement:{uid}",
-        {
-            "kind": kind,
-            "title": title,
-            "urgent": urgent,
-            "beats": len(codes),
-            "publish_at": publish_at.isoformat(),
-        },
-        now=now,
-    )
+    with store.db.unit_of_work():  # the announcement and its audit entry, or neither
+        store.outbox.add_announcement(
+            uid=uid,
+            kind=kind,
+            title=title,
+            body=body,
+            urgent=urgent,
+            citywide=bool(city),
+            target=json.dumps(target),
+            beat_set_id=set_id,
+            publish_at=publish_at,
+            expires_at=expires_at,
+            created_at=now,
+            updated_at=now,
+            created_by=actor,
+            beats=[] if city else codes,
+        )
+        store.accounts.audit(
+            actor,
+            "announcements.add",
+            f"announcement:{uid}",
+            {
+                "kind": kind,
+                "title": title,
+                "urgent": urgent,
+                "beats": len(codes),
+                "publish_at": publish_at.isoformat(),
+            },
+            now=now,
+        )
     return store.outbox.announcement(uid)
 
 
@@ -232,16 +233,17 @@ def edit_announcement(
         )
     title, body = _clean_text(title, body)
     _check_expiry(expires_at, ann.publish_at)
-    store.outbox.update_announcement(
-        uid, kind=kind, title=title, body=body, expires_at=expires_at, updated_at=now
-    )
-    store.accounts.audit(
-        actor,
-        "announcements.edit",
-        f"announcement:{uid}",
-        {"kind": kind, "title": title, "kind_changed": kind != ann.kind},
-        now=now,
-    )
+    with store.db.unit_of_work():
+        store.outbox.update_announcement(
+            uid, kind=kind, title=title, body=body, expires_at=expires_at, updated_at=now
+        )
+        store.accounts.audit(
+            actor,
+            "announcements.edit",
+            f"announcement:{uid}",
+            {"kind": kind, "title": title, "kind_changed": kind != ann.kind},
+            now=now,
+        )
     return store.outbox.announcement(uid)
 
 
@@ -250,8 +252,9 @@ def withdraw_announcement(store: SQLStore, uid: str, *, actor: str, now: datetim
     ann = store.outbox.announcement(uid)
     if ann.withdrawn_at is not None:
         raise Conflict("That announcement was already withdrawn.")
-    store.outbox.update_announcement(uid, withdrawn_at=now, updated_at=now)
-    store.accounts.audit(actor, "announcements.withdraw", f"announcement:{uid}", now=now)
+    with store.db.unit_of_work():
+        store.outbox.update_announcement(uid, withdrawn_at=now, updated_at=now)
+        store.accounts.audit(actor, "announcements.withdraw", f"announcement:{uid}", now=now)
 
 
 def entry_title(kind: str, title: str, urgent: bool = False) -> str:

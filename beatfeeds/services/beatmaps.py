@@ -17,7 +17,7 @@ import shapely
 import shapely.geometry
 
 from beatfeeds.core.areas import area_label
-from beatfeeds.core.errors import InvalidBoundary, NotFound
+from beatfeeds.core.errors import Conflict, InvalidBoundary, NotFound
 from beatfeeds.core.models import Beat, BoundaryChange, FeedEntry
 from beatfeeds.geo import beatfiles, edits, spatial
 from beatfeeds.geo.checks import BoundaryProblem, Tolerances, blocking, check_beats
@@ -126,19 +126,29 @@ def publish_beat_map(
         codes = index.assign(np.array([b[1] for b in batch]), np.array([b[2] for b in batch]))
         store.incidents.save_incident_beats(set_id, zip(ids, codes, strict=True))
         joined += len(batch)
-    previous = store.beatmaps.publish_beat_set(set_id, now=now)
-    store.beatmaps.record_boundary_changes(set_id, previous, changes + announced, now=now)
-    store.accounts.audit(
-        actor,
-        "beats.publish",
-        f"beat_set:{set_id}",
-        {
-            "previous": previous,
-            "joined": joined,
-            "changes": {k: [c.code for c in changes if c.kind == k] for k in BEAT_CHANGES},
-        },
-        now=now,
-    )
+    # The switch, the boundary-change entries and the audit are one unit: a crash or an
+    # error between them leaves the old map active with nothing recorded.
+    with store.db.unit_of_work():
+        previous = store.beatmaps.publish_beat_set(set_id, now=now)
+        if previous != before:
+            raise Conflict(
+                "Another beat map was published while this one was being prepared; "
+                "review the current map and publish again."
+            )
+        store.beatmaps.record_boundary_changes(set_id, previous, changes + announced, now=now)
+        store.accounts.audit(
+            actor,
+            "beats.publish",
+            f"beat_set:{set_id}",
+            {
+                "previous": previous,
+                "joined": joined,
+                "changes": {k: [c.code for c in changes if c.kind == k] for k in BEAT_CHANGES},
+            },
+            now=now,
+        )
+        if rollback:
+            store.accounts.audit(actor, "beats.rollback", f"beat_set:{set_id}", now=now)
     log.info("published beat map %s (previous %s); joined %d incidents", set_id, previous, joined)
     return joined
 
@@ -461,5 +471,4 @@ def rollback_beat_map(
     if previous is None:
         raise NotFound("No retired beat map to roll back to.")
     publish_beat_map(store, previous, actor=actor, now=now, tolerances=tolerances, rollback=True)
-    store.accounts.audit(actor, "beats.rollback", f"beat_set:{previous}", now=now)
     return previous

@@ -239,21 +239,27 @@ def set_mapping(
             "dataset merge by it."
         )
     resolve_mapping(upload_header(upload), maps=columns, source=source)
-    name = None
-    if save_as:
-        name = save_as.strip().lower()
-        if not _PRESET_NAME.match(name):
-            raise InvalidInput("A preset name is 2 to 63 lower-case letters, digits or dashes.")
-        if name in PRESETS:
-            raise InvalidInput(f"{name!r} is a built-in preset; choose another name.")
-        store.uploads.save_preset(name, source, columns, created_by=actor, now=now)
+    # The preset, the upload's mapping and their audit entries: all of them or none.
+    with store.db.unit_of_work():
+        name = None
+        if save_as:
+            name = save_as.strip().lower()
+            if not _PRESET_NAME.match(name):
+                raise InvalidInput("A preset name is 2 to 63 lower-case letters, digits or dashes.")
+            if name in PRESETS:
+                raise InvalidInput(f"{name!r} is a built-in preset; choose another name.")
+            store.uploads.save_preset(name, source, columns, created_by=actor, now=now)
+            store.accounts.audit(
+                actor,
+                "presets.save",
+                f"preset:{name}",
+                {"columns": columns, "source": source},
+                now=now,
+            )
+        store.uploads.set_upload_mapping(upload_id, preset=name, mapping=columns, source=source)
         store.accounts.audit(
-            actor, "presets.save", f"preset:{name}", {"columns": columns, "source": source}, now=now
+            actor, "incidents.map", f"upload:{upload_id}", {"columns": columns}, now=now
         )
-    store.uploads.set_upload_mapping(upload_id, preset=name, mapping=columns, source=source)
-    store.accounts.audit(
-        actor, "incidents.map", f"upload:{upload_id}", {"columns": columns}, now=now
-    )
     return store.uploads.get_upload(upload_id)
 
 

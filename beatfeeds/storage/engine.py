@@ -170,6 +170,10 @@ def _alembic_config(conn: Connection):
     return cfg
 
 
+# The write transaction each Database has open in this thread or task (see unit_of_work).
+_OPEN: ContextVar[dict[int, Connection] | None] = ContextVar("beatfeeds_transactions", default=None)
+
+
 class Database:
     """The engine and what every table group shares: transactions, schema revision, meta."""
 
@@ -309,15 +313,36 @@ class Database:
         A duplicate key or a broken constraint the database refuses becomes Conflict, with
         a message a user can act on, not a server error.
         """
+        open_now = _OPEN.get() or {}
+        joined = open_now.get(id(self))
+        if joined is not None:  # inside a unit of work: its transaction, its commit
+            yield joined
+            return
         try:
             with self.engine.begin() as conn:
                 if conn.dialect.name == "sqlite":
                     # pysqlite begins only before a write; this begins now, and pysqlite
                     # still commits or rolls back what it sees open.
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
-                yield conn
+                token = _OPEN.set({**open_now, id(self): conn})
+                try:
+                    yield conn
+                finally:
+                    _OPEN.reset(token)
         except IntegrityError as exc:
             raise Conflict(integrity_message(exc)) from exc
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[None]:
+        """Several repository writes as one transaction: all of them or none.
+
+        Every `begin()` inside the block (in this thread or task) joins the block's
+        transaction instead of committing on its own, so a use case of several steps
+        (publish a beat map, record its boundary changes, audit it) cannot stop half done.
+        Reads made through other connections inside the block see the state before it.
+        """
+        with self.begin():
+            yield
 
     def get_meta(self, key: str) -> str | None:
         with self.engine.connect() as conn:
