@@ -10,26 +10,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-_SCAN = 4 * 1024 * 1024
-
-
-def estimate_rows(path: Path) -> int | None:
-    """Data rows in a CSV, estimated from its line ends (quoted newlines count too)."""
-    try:
-        lines = last = 0
-        crs = 0
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_SCAN):
-                lines += chunk.count(b"\n")
-                crs += chunk.count(b"\r")
-                last = chunk[-1]
-        if lines == 0:
-            lines = crs  # old Mac files end lines with CR alone
-        if last not in (0x0A, 0x0D) and (lines or last):
-            lines += 1  # no line end after the last row
-        return max(lines - 1, 0)
-    except OSError:
-        return None
+from beatfeeds.core.files import count_rows
 
 
 def row_progress(path: Path, stream: TextIO) -> Callable[[int | None], None]:
@@ -43,7 +24,7 @@ def row_progress(path: Path, stream: TextIO) -> Callable[[int | None], None]:
 
         def show_bar(n: int | None) -> None:
             if not bar:
-                total = estimate_rows(path)
+                total = count_rows(path)
                 # A terminal that reports no size (a bare pty, some CI runners) would
                 # otherwise get no bar at all from tqdm.
                 size = shutil.get_terminal_size(fallback=(80, 24))
@@ -74,7 +55,7 @@ def row_progress(path: Path, stream: TextIO) -> Callable[[int | None], None]:
         if n is None:
             return
         if not totals:
-            totals.append(estimate_rows(path))
+            totals.append(count_rows(path))
         total = totals[0]
         if total:
             share = min(100, round(100 * n / total))

@@ -13,7 +13,8 @@ import sys
 import pytest
 
 from beatfeeds.cli import main
-from beatfeeds.cli.progress import estimate_rows, row_progress
+from beatfeeds.cli.progress import row_progress
+from beatfeeds.core.files import count_rows
 from tests.support.exports import local, spd911_row, write_rows
 from tests.support.instance import utcnow
 
@@ -32,7 +33,7 @@ from tests.support.instance import utcnow
 def test_rows_are_estimated_from_line_ends(tmp_path, content, rows):
     path = tmp_path / "f.csv"
     path.write_bytes(content)
-    assert estimate_rows(path) == rows
+    assert count_rows(path) == rows
 
 
 def test_piped_output_gets_plain_lines(runner, tmp_path):
