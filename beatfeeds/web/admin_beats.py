@@ -19,11 +19,12 @@ from flask import (
 )
 from werkzeug.utils import secure_filename
 
+from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import BeatfeedsError, InvalidBoundary, InvalidInput
 from beatfeeds.core.files import open_private, private_dir
 from beatfeeds.geo import beatfiles, checks
 from beatfeeds.services import beatmaps
-from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web import settings, store
 from beatfeeds.web.auth import staff_required
 
 bp = Blueprint("admin_beats", __name__, url_prefix="/admin/beats")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from beatfeeds.core import areas
+from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import BeatfeedsError
 from beatfeeds.core.models import OUTBOX_STATUSES
 from beatfeeds.delivery import posts
 from beatfeeds.delivery.posting import text as posttext
 from beatfeeds.delivery.posting.base import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, SERVICES
 from beatfeeds.services import outbox as outbox_service
-from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web import settings, store
 from beatfeeds.web.auth import staff_required
 
 bp = Blueprint("admin_outbound", __name__)

@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
+from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import Forbidden
 from beatfeeds.delivery import links, messages, smtp
 from beatfeeds.services import alerts
-from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web import settings, store
 from beatfeeds.web.auth import staff_required
 
 if TYPE_CHECKING:

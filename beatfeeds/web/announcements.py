@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
+from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import BeatfeedsError, InvalidInput
 from beatfeeds.core.models import ANNOUNCEMENT_KINDS, URGENT_KINDS
 from beatfeeds.services import announcements
-from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web import settings, store
 from beatfeeds.web.auth import staff_required
 
 bp = Blueprint("announcements", __name__)

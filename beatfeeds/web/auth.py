@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
+from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import AuthError, Forbidden, InvalidInput, TooManyAttempts
 from beatfeeds.services import accounts
-from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web import settings, store
 from beatfeeds.web.guards import safe_next
 
 bp = Blueprint("auth", __name__)

@@ -21,12 +21,13 @@ from flask import (
 )
 
 from beatfeeds.core.areas import KIND_OF_SEGMENT, SEGMENTS
+from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import AreaNotFound, InvalidInput
 from beatfeeds.publish import feeds
 from beatfeeds.publish.cache import FeedCache, RenderedFeed
 from beatfeeds.publish.feeds import FORMATS
 from beatfeeds.services import publishing
-from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web import settings, store
 
 bp = Blueprint("public", __name__)
 

@@ -15,11 +15,12 @@ from flask import (
     url_for,
 )
 
+from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import BeatfeedsError
 from beatfeeds.ingest.presets import FIELDS, PRESETS
 from beatfeeds.publish.privacy import entry_title
 from beatfeeds.services import records
-from beatfeeds.web import settings, store, utcnow
+from beatfeeds.web import settings, store
 from beatfeeds.web.auth import staff_required
 
 bp = Blueprint("records", __name__, url_prefix="/records")

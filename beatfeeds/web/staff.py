@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
+from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import BeatfeedsError, Conflict, Forbidden
 from beatfeeds.services import accounts
-from beatfeeds.web import store, utcnow
+from beatfeeds.web import store
 from beatfeeds.web.auth import staff_required
 
 bp = Blueprint("staff", __name__)
