@@ -54,3 +54,8 @@ def feed_path(kind: str, code: str | None, fmt: str) -> str:
 def opml_path(precinct: str | None = None) -> str:
     """The path of the OPML list of every beat feed, or of one precinct's beats."""
     return f"{area_path('precinct', precinct)}/feeds.opml" if precinct else "/feeds.opml"
+
+
+def area_keywords(kind: str, code: str | None) -> dict[str, str]:
+    """The keyword that narrows a query to an area ({"beat": "K3"}); none for the city."""
+    return {kind: code} if kind != "city" else {}

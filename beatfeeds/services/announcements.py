@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import shapely
 from shapely.geometry import shape
 
+from beatfeeds.core import areas
 from beatfeeds.core.errors import Conflict, InvalidInput
 from beatfeeds.core.models import ANNOUNCEMENT_KINDS, URGENT_KINDS, Announcement, Area, FeedEntry
 
@@ -275,7 +276,7 @@ def area_announcements(
     "Public now" is `Announcement.status(now) == "published"` (started, not expired, not
     withdrawn); storage's `public_announcements` writes the same condition in SQL, and a
     test checks that the two agree."""
-    kw = {area.kind: area.code} if area.kind != "city" else {}
+    kw = areas.area_keywords(area.kind, area.code)
     entries = store.outbox.public_announcements(area.beat_set_id, now=now, limit=limit, **kw)
     entries = [
         e

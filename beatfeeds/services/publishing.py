@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import shapely
 
+from beatfeeds.core import areas
 from beatfeeds.core.areas import BEAT_FIELDS, area_label, feed_path, opml_path, page_path
 from beatfeeds.core.categories import CATEGORIES
 from beatfeeds.core.errors import AreaNotFound, EntryNotFound, InvalidInput, OutsideCoverage
@@ -76,10 +77,6 @@ def resolve_area(store: SQLStore, kind: str, code: str | None) -> Area:
     return Area(kind, canonical, area_label(kind, canonical), set_id)
 
 
-def _area_kw(area: Area) -> dict:
-    return {area.kind: area.code} if area.kind != "city" else {}
-
-
 def retention_start(settings: Settings, now: datetime) -> datetime | None:
     """Events before this drop out of feeds and pages (None: keep everything)."""
     days = settings.feed_retention_days
@@ -122,7 +119,7 @@ def area_entries(
         limit=limit or settings.feed_max_entries,
         offset=offset,
         since=retention_start(settings, now),
-        **_area_kw(area),
+        **areas.area_keywords(area.kind, area.code),
     )
     if offset == 0:  # boundary changes of the area: its beats', its own, the city's maps
         entries = beatmaps.with_system_entries(
@@ -217,7 +214,7 @@ def area_feed(
         exclude=filt.exclude,
         since=retention_start(settings, now),
         geo_precision=settings.geo_precision,
-        **_area_kw(area),
+        **areas.area_keywords(area.kind, area.code),
     )
     if not filt:
         entries = beatmaps.with_system_entries(
@@ -305,11 +302,13 @@ def area_stats(store: SQLStore, settings: Settings, area: Area, *, now: datetime
     BUSY_WEEKS weeks: how busy a subscriber's reader would be."""
     since = now - timedelta(days=STATS_DAYS)
     counts = store.public.public_category_counts(
-        area.beat_set_id, now=now, since=since, **_area_kw(area)
+        area.beat_set_id, now=now, since=since, **areas.area_keywords(area.kind, area.code)
     )
     by_category = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     bounds = [now - timedelta(weeks=BUSY_WEEKS - k) for k in range(BUSY_WEEKS + 1)]
-    weekly = store.public.public_counts_between(area.beat_set_id, bounds, now=now, **_area_kw(area))
+    weekly = store.public.public_counts_between(
+        area.beat_set_id, bounds, now=now, **areas.area_keywords(area.kind, area.code)
+    )
     return AreaStats(
         since, by_category, list(zip(bounds, weekly, strict=False)), sum(weekly) / BUSY_WEEKS
     )

@@ -9,9 +9,10 @@ from sqlalchemy import (
     select,
 )
 
+from beatfeeds.core import areas
 from beatfeeds.storage import schema as t
 
-AREA_COLUMN = {"beat": "code", "sector": "sector", "precinct": "precinct"}
+AREA_COLUMN = areas.BEAT_FIELDS  # kind -> beats column
 
 
 def public_entries_query(set_id: int, now: datetime):
