@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -134,13 +133,7 @@ def beats_rollback(ctx: Context):
 def beats_diff(ctx: Context, set_id, against, tolerance, moves):
     """Beats added, removed, renamed and reshaped between two maps, and incidents that move."""
     s = ctx.settings
-    d = beatmaps.diff_beat_sets(
-        ctx.store,
-        set_id,
-        against,
-        tolerance=tolerance if tolerance is not None else s.beat_reshape_tolerance,
-        since=utcnow() - timedelta(days=s.beat_diff_days),
-    )
+    d = beatmaps.review_diff(ctx.store, s, set_id, against, now=utcnow(), tolerance=tolerance)
     click.echo(f"beat map {d.old_id} -> {d.new_id}")
     click.echo(f"added: {' '.join(d.added) or '-'}")
     click.echo(f"removed: {' '.join(d.removed) or '-'}")

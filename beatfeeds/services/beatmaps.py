@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ from beatfeeds.geo.diff import (
 from beatfeeds.publish import boundary_entries
 
 if TYPE_CHECKING:
+    from beatfeeds.core.settings import Settings
     from beatfeeds.storage import SQLStore
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,27 @@ def export_beat_set(store: SQLStore, set_id: int | None, path: str | Path) -> in
     beats = store.beatmaps.beats(set_id)
     beatfiles.write_geojson(beats, path)
     return len(beats)
+
+
+def review_diff(
+    store: SQLStore,
+    settings: Settings,
+    new_id: int,
+    old_id: int | None = None,
+    *,
+    now: datetime,
+    tolerance: float | None = None,
+) -> BeatMapDiff:
+    """The diff an admin reviews before publishing (the admin page and `beats diff`): beats
+    reshaped beyond the configured tolerance, and the incidents of the last
+    `BEATFEEDS_BEAT_DIFF_DAYS` days that would change beat."""
+    return diff_beat_sets(
+        store,
+        new_id,
+        old_id,
+        tolerance=tolerance if tolerance is not None else settings.beat_reshape_tolerance,
+        since=now - timedelta(days=settings.beat_diff_days),
+    )
 
 
 def diff_beat_sets(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from flask import (
@@ -130,13 +130,7 @@ def show(set_id):
     active = s.beatmaps.active_beat_set_id()
     diff = None
     if active is not None and active != set_id:
-        diff = beatmaps.diff_beat_sets(
-            s,
-            set_id,
-            active,
-            tolerance=settings().beat_reshape_tolerance,
-            since=utcnow() - timedelta(days=settings().beat_diff_days),
-        )
+        diff = beatmaps.review_diff(s, settings(), set_id, active, now=utcnow())
     return render_template(
         "admin_beat_map.html",
         bs=bs,
