@@ -67,6 +67,14 @@ class SQLStore:
                 forward[name] = attr
         self._forward = forward
 
+    def __setattr__(self, name: str, value) -> None:
+        # Replacing `store.X` would never reach the package, which calls `store.<group>.X`:
+        # refuse it (a test patching the shorthand would silently patch nothing).
+        forward = self.__dict__.get("_forward")
+        if forward and name in forward:
+            raise AttributeError(f"set {name} on store.{forward[name]}, where it lives")
+        super().__setattr__(name, value)
+
     @classmethod
     def from_url(cls, url: str) -> SQLStore:
         return cls(make_engine(url))

@@ -76,7 +76,7 @@ def test_a_crash_mid_import_leaves_the_database_as_it_was(
 ):
     path = write_csv(tmp_path / "c.csv", [good(i) for i in range(10)])
     calls = {"n": 0}
-    real = beats_store.insert_prepared_incidents
+    real = beats_store.incidents.insert_prepared_incidents
 
     def failing(*a, **kw):
         calls["n"] += 1
@@ -84,12 +84,12 @@ def test_a_crash_mid_import_leaves_the_database_as_it_was(
             raise RuntimeError("disk on fire")
         return real(*a, **kw)
 
-    monkeypatch.setattr(beats_store, "insert_prepared_incidents", failing)
+    monkeypatch.setattr(beats_store.incidents, "insert_prepared_incidents", failing)
     with pytest.raises(RuntimeError):
         run(beats_store, settings, path, chunk_rows=3)
     assert beats_store.incident_count() == 0
     assert beats_store.list_import_runs() == []
-    monkeypatch.setattr(beats_store, "insert_prepared_incidents", real)
+    monkeypatch.setattr(beats_store.incidents, "insert_prepared_incidents", real)
     assert run(beats_store, settings, path, chunk_rows=3).counters["new"] == 10
 
 
@@ -117,9 +117,11 @@ def test_a_bulk_load_defers_the_time_indexes_and_rebuilds_them(
 
     monkeypatch.setattr(storage, "_BULK_LOAD_ROWS", 5)
     calls = []
-    real = beats_store.rebuild_incident_indexes
+    real = beats_store.incidents.rebuild_incident_indexes
     monkeypatch.setattr(
-        beats_store, "rebuild_incident_indexes", lambda conn: (calls.append(1), real(conn))
+        beats_store.incidents,
+        "rebuild_incident_indexes",
+        lambda conn: (calls.append(1), real(conn)),
     )
     report = run(
         beats_store,
