@@ -12,7 +12,7 @@ from beatfeeds.cli.progress import row_progress
 from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import BeatfeedsError, UnusableFile
 from beatfeeds.ingest.mapping import parse_map_options
-from beatfeeds.services import imports, records
+from beatfeeds.services import imports, records, review
 
 
 @click.group("incidents")
@@ -99,7 +99,7 @@ def incidents_review(ctx: Context, limit):
     """List entries held back because their text looks like personal data (newest first):
     release them with `incidents release UID` or retract them with `incidents retract`."""
     require_schema(ctx.store)
-    held, total = records.entries_for_review(ctx.store, limit)
+    held, total = review.entries_for_review(ctx.store, limit)
     for e in held:
         why = e.suppressed_reason.partition(": ")[2]
         click.echo(
@@ -118,7 +118,7 @@ def incidents_review(ctx: Context, limit):
 def incidents_release(ctx: Context, uid):
     """Publish an entry held back for review as it is (audited as the CLI)."""
     require_schema(ctx.store)
-    e = records.release_entry(ctx.store, uid, actor="cli", now=utcnow())
+    e = review.release_entry(ctx.store, uid, actor="cli", now=utcnow())
     click.echo(f"released {e.uid} ({e.source} {e.external_id}): {e.status(utcnow())}")
 
 
@@ -138,7 +138,7 @@ def _single_line(text: str) -> str:
 def incidents_retract(ctx: Context, uid, reason):
     """Withdraw a published entry (by its entry id) from every feed and page, audited."""
     require_schema(ctx.store)
-    e = records.retract_entry(ctx.store, uid, reason, actor="cli", now=utcnow())
+    e = review.retract_entry(ctx.store, uid, reason, actor="cli", now=utcnow())
     click.echo(f"retracted {e.uid} ({e.source} {e.external_id}): {e.retraction_reason}")
 
 

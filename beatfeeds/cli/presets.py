@@ -6,7 +6,7 @@ import click
 
 from beatfeeds.cli.context import Context, domain_errors, pass_ctx, require_schema
 from beatfeeds.core.clock import utcnow
-from beatfeeds.services import records
+from beatfeeds.services import presets
 
 
 @click.group("presets")
@@ -20,7 +20,7 @@ def group():
 def presets_list(ctx: Context):
     """One saved preset per line: name, dataset, columns, saved by and when, used by sources."""
     require_schema(ctx.store)
-    for u in records.list_presets(ctx.store):
+    for u in presets.list_presets(ctx.store):
         p = u.preset
         cols = ",".join(f"{f}={c}" for f, c in sorted(p.columns.items()))
         saved = f"{p.created_at:%Y-%m-%d %H:%M} UTC" if p.created_at else "-"
@@ -37,5 +37,5 @@ def presets_list(ctx: Context):
 def presets_delete(ctx: Context, name):
     """Delete a saved preset (refused while a scheduled source uses it)."""
     require_schema(ctx.store)
-    records.delete_preset(ctx.store, name, actor="cli", now=utcnow())
+    presets.delete_preset(ctx.store, name, actor="cli", now=utcnow())
     click.echo(f"deleted preset {name}")

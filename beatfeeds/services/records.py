@@ -19,23 +19,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from beatfeeds.core import models
 from beatfeeds.core.errors import (
     BeatfeedsError,
     Conflict,
     InvalidInput,
-    NotFound,
     UnusableFile,
     UploadTooLarge,
 )
 from beatfeeds.core.files import BLOCK_BYTES, Tally, private_dir, write_private
-from beatfeeds.core.models import SavedPreset, StaffIncident, Upload
+from beatfeeds.core.models import Upload
 from beatfeeds.ingest.mapping import resolve_mapping
 from beatfeeds.ingest.presets import FIELDS, PRESETS, detect_preset
 from beatfeeds.ingest.reading import read_header
 from beatfeeds.ingest.report import write_rejected_rows
-from beatfeeds.publish import pii
 from beatfeeds.services import imports
+from beatfeeds.services.presets import PRESET_NAME
 
 if TYPE_CHECKING:
     from beatfeeds.core.settings import Settings
@@ -43,10 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRACTION_REASONS = ("wrong address", "sealed record", "victim request", "other")
 STALE_AFTER = timedelta(minutes=10)  # a running import silent this long has lost its worker
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-_PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
 def uploads_dir(settings: Settings) -> Path:
@@ -244,7 +240,7 @@ def set_mapping(
         name = None
         if save_as:
             name = save_as.strip().lower()
-            if not _PRESET_NAME.match(name):
+            if not PRESET_NAME.match(name):
                 raise InvalidInput("A preset name is 2 to 63 lower-case letters, digits or dashes.")
             if name in PRESETS:
                 raise InvalidInput(f"{name!r} is a built-in preset; choose another name.")
@@ -261,79 +257,6 @@ def set_mapping(
             actor, "incidents.map", f"upload:{upload_id}", {"columns": columns}, now=now
         )
     return store.uploads.get_upload(upload_id)
-
-
-def save_preset(
-    store: SQLStore, name: str, source: str, columns: dict[str, str], *, actor: str, now: datetime
-) -> SavedPreset:
-    """Save a column mapping as a named preset (the CLI's `presets save`)."""
-    if not _PRESET_NAME.match(name) or name in PRESETS:
-        raise InvalidInput(
-            "A preset name is 2 to 63 lower-case letters, digits or dashes, and "
-            "not a built-in preset's."
-        )
-    store.uploads.save_preset(name, source, columns, created_by=actor, now=now)
-    store.accounts.audit(
-        actor, "presets.save", f"preset:{name}", {"columns": columns, "source": source}, now=now
-    )
-    return store.uploads.saved_preset(name)
-
-
-@dataclass
-class PresetUse:
-    """A saved preset and the scheduled sources that name it."""
-
-    preset: SavedPreset
-    sources: list[str]
-
-
-def list_presets(store: SQLStore) -> list[PresetUse]:
-    """Saved presets, by name, each with the scheduled sources that use it."""
-    used: dict[str, list[str]] = {}
-    for s in store.uploads.list_sources():
-        if s.preset:
-            used.setdefault(s.preset, []).append(s.name)
-    return [PresetUse(p, used.get(p.name, [])) for p in store.uploads.saved_presets()]
-
-
-def preset_use(store: SQLStore, name: str) -> PresetUse:
-    """One saved preset with the scheduled sources that use it (NotFound if none)."""
-    use = next((u for u in list_presets(store) if u.preset.name == name), None)
-    if use is None:
-        raise NotFound(f"No saved preset {name!r}.")
-    return use
-
-
-def delete_preset(store: SQLStore, name: str, *, actor: str, now: datetime) -> SavedPreset:
-    """Delete a saved preset, audited; refused while a scheduled source uses it.
-
-    Files already queued with it keep their own copy of the columns.
-    """
-    name = (name or "").strip().lower()
-    if name in PRESETS:
-        raise InvalidInput(f"{name!r} is a built-in preset; it cannot be deleted.")
-    preset = store.uploads.saved_preset(name)
-    if preset is None:
-        raise NotFound(f"No saved preset {name!r}.")
-    users = [s.name for s in store.uploads.list_sources() if s.preset == name]
-    if users:
-        which = ", ".join(users)
-        raise Conflict(
-            f"The preset {name!r} cannot be deleted: the scheduled source"
-            f"{'s' if len(users) > 1 else ''} {which} "
-            f"{'use' if len(users) > 1 else 'uses'} it. Remove the source first "
-            f"(beatfeeds sources remove {users[0]})."
-        )
-    store.uploads.delete_saved_preset(name)
-    store.accounts.audit(
-        actor,
-        "presets.delete",
-        f"preset:{name}",
-        {"columns": preset.columns, "source": preset.source},
-        now=now,
-    )
-    log.info("saved preset %s deleted by %s", name, actor)
-    return preset
 
 
 # ---- preview, progress -------------------------------------------------------------------
@@ -536,56 +459,6 @@ def rejected_rows_csv(store: SQLStore, run_id: int) -> tuple[str, str]:
     write_rejected_rows(buf, header or None, rejections)
     stem = Path(safe_filename(run.filename)).stem
     return f"import-{run_id}-{stem}-rejected.csv", buf.getvalue()
-
-
-# ---- retraction --------------------------------------------------------------------------
-def retract_entry(
-    store: SQLStore, uid: str, reason: str, *, actor: str, now: datetime, note: str = ""
-) -> StaffIncident:
-    """Withdraw a published entry from every feed and page at once, with an audited reason."""
-    reason = (reason or "").strip()
-    note = (note or "").strip()
-    if not reason:
-        raise InvalidInput("Give the reason for the retraction.")
-    text = f"{reason}: {note}" if note and note != reason else reason
-    store.records.retract_incident(uid.strip().lower(), text[:2000], actor=actor, now=now)
-    return store.records.staff_incident(uid.strip().lower())
-
-
-# ---- needs review ------------------------------------------------------------------------
-def entries_for_review(store: SQLStore, limit: int = 200) -> tuple[list[StaffIncident], int]:
-    """(entries held back because their text looks like personal data, newest first; how
-    many there are in all). Each is released (`release_entry`) or retracted by staff."""
-    return (
-        store.records.incidents_for_review(models.NEEDS_REVIEW, limit),
-        store.records.count_incidents_for_review(models.NEEDS_REVIEW),
-    )
-
-
-def release_entry(store: SQLStore, uid: str, *, actor: str, now: datetime) -> StaffIncident:
-    """Publish an entry held back as `needs review` as it is, audited with who and when.
-
-    The release covers the entry's present texts: it outlasts re-imports of the same texts
-    and the publication-policy job, and a re-import that changes them holds it back again.
-    """
-    uid = (uid or "").strip().lower()
-    e = store.records.staff_incident(uid)
-    if e.retracted_at:
-        raise Conflict(f"Entry {uid} was retracted; it cannot be released.")
-    if not models.is_review_reason(e.suppressed_reason):
-        raise Conflict(
-            f"Entry {uid} is not held back for review"
-            + (f" ({e.suppressed_reason})." if e.suppressed_reason else ".")
-        )
-    store.records.release_incident(
-        uid,
-        held_reason=e.suppressed_reason,
-        digest=pii.text_digest(e.description, e.category_text),
-        actor=actor,
-        now=now,
-    )
-    log.info("entry %s released by %s", uid, actor)
-    return store.records.staff_incident(uid)
 
 
 def cancel_upload(store: SQLStore, upload_id: int, *, actor: str, now: datetime) -> Upload:

@@ -19,7 +19,8 @@ from beatfeeds.core.clock import utcnow
 from beatfeeds.core.errors import BeatfeedsError
 from beatfeeds.ingest.presets import FIELDS, PRESETS
 from beatfeeds.publish.privacy import entry_title
-from beatfeeds.services import records
+from beatfeeds.services import presets, records
+from beatfeeds.services import review as review_service
 from beatfeeds.web import settings, store
 from beatfeeds.web.auth import staff_required
 
@@ -150,21 +151,21 @@ def cancel(upload_id):
 @staff_required()
 def presets_page():
     return render_template(
-        "records_presets.html", uses=records.list_presets(store()), builtin=list(PRESETS)
+        "records_presets.html", uses=presets.list_presets(store()), builtin=list(PRESETS)
     )
 
 
 @bp.get("/presets/<name>/delete")
 @staff_required()
 def confirm_delete_preset(name):
-    return render_template("records_preset_delete.html", use=records.preset_use(store(), name))
+    return render_template("records_preset_delete.html", use=presets.preset_use(store(), name))
 
 
 @bp.post("/presets/<name>/delete")
 @staff_required()
 def delete_preset(name):
     try:
-        records.delete_preset(store(), name, actor=g.user.email, now=utcnow())
+        presets.delete_preset(store(), name, actor=g.user.email, now=utcnow())
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:
@@ -205,7 +206,7 @@ def entry(uid):
         "records_entry.html",
         e=e,
         now=utcnow(),
-        reasons=records.RETRACTION_REASONS,
+        reasons=review_service.RETRACTION_REASONS,
         title=entry_title(e.description, e.block_address, e.event_time, settings().tz, e.beat),
     )
 
@@ -213,13 +214,13 @@ def entry(uid):
 @bp.get("/review")
 @staff_required()
 def review():
-    held, total = records.entries_for_review(store())
+    held, total = review_service.entries_for_review(store())
     return render_template(
         "records_review.html",
         held=held,
         total=total,
         now=utcnow(),
-        reasons=records.RETRACTION_REASONS,
+        reasons=review_service.RETRACTION_REASONS,
     )
 
 
@@ -227,7 +228,7 @@ def review():
 @staff_required()
 def release(uid):
     try:
-        records.release_entry(store(), uid, actor=g.user.email, now=utcnow())
+        review_service.release_entry(store(), uid, actor=g.user.email, now=utcnow())
     except BeatfeedsError as exc:
         flash(exc.message, "error")
     else:
@@ -241,7 +242,7 @@ def release(uid):
 @staff_required()
 def retract(uid):
     try:
-        records.retract_entry(
+        review_service.retract_entry(
             store(),
             uid,
             request.form.get("reason", ""),

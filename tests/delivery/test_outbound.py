@@ -18,7 +18,7 @@ from werkzeug import Response
 
 from beatfeeds.delivery import queue
 from beatfeeds.delivery.credentials import decrypt_credentials
-from beatfeeds.services import outbox
+from beatfeeds.services import outbox, review
 from beatfeeds.storage import schema as t
 from tests.support.fakes import FakeMastodon, FakePDS, FakeX
 from tests.support.instance import make_settings
@@ -316,7 +316,6 @@ def test_paused_accounts_hold_their_items(tmp_path, httpserver):
 
 # ---- retractions and corrections ----------------------------------------------------------------
 def test_retraction_deletes_the_mastodon_and_bluesky_posts(tmp_path, httpserver):
-    from beatfeeds.services import records
 
     store, settings = setup(tmp_path)
     masto = FakeMastodon(httpserver)
@@ -336,7 +335,7 @@ def test_retraction_deletes_the_mastodon_and_bluesky_posts(tmp_path, httpserver)
     assert len(masto.statuses) == 2 and len(pds.records) == 2
     assert outbox.retract_posts(store, settings, T)["deleted"] == 0  # nothing to do
     uid = items(store)[0].entry_uid
-    records.retract_entry(store, uid, "entered in error", actor=ADMIN, now=T)
+    review.retract_entry(store, uid, "entered in error", actor=ADMIN, now=T)
     assert outbox.retract_posts(store, settings, T)["deleted"] == 2
     assert len(masto.statuses) == 1 and len(pds.records) == 1
     gone = [i for i in items(store) if i.entry_uid == uid]
@@ -365,7 +364,6 @@ def test_a_correction_posts_again_only_when_the_category_changes(tmp_path, https
 
 
 def test_suppressed_or_retracted_before_sending_is_never_posted(tmp_path, httpserver):
-    from beatfeeds.services import records
 
     store, settings = setup(tmp_path)
     httpserver.expect_request("/hook").respond_with_data("ok")
@@ -373,7 +371,7 @@ def test_suppressed_or_retracted_before_sending_is_never_posted(tmp_path, httpse
     row = incident(settings, 1, 90)
     import_incidents(store, settings, tmp_path, [row, incident(settings, 2, 90)])
     outbox.enqueue_due(store, settings, T)
-    records.retract_entry(store, items(store)[0].entry_uid, "duplicate", actor=ADMIN, now=T)
+    review.retract_entry(store, items(store)[0].entry_uid, "duplicate", actor=ADMIN, now=T)
     dv = list(incident(settings, 2, 90))
     dv[2], dv[3] = "DOMESTIC", "DOMESTIC - VERBAL"
     import_incidents(store, settings, tmp_path, [dv])

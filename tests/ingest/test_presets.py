@@ -10,7 +10,7 @@ import pytest
 from beatfeeds.cli import main
 from beatfeeds.core.errors import InvalidInput
 from beatfeeds.core.settings import load_settings
-from beatfeeds.services import records, sources
+from beatfeeds.services import presets, sources
 from beatfeeds.storage import SQLStore
 from tests.support.exports import sheriff_file
 from tests.support.instance import utcnow
@@ -26,7 +26,7 @@ COLUMNS = {
 
 
 def save(store, name="county-sheriff", by="clerk@example.org"):
-    return records.save_preset(store, name, "county-sheriff", COLUMNS, actor=by, now=utcnow())
+    return presets.save_preset(store, name, "county-sheriff", COLUMNS, actor=by, now=utcnow())
 
 
 def test_saved_presets_are_listed_with_their_columns_author_and_sources(
@@ -107,13 +107,13 @@ def test_a_preset_a_scheduled_source_uses_cannot_be_deleted(clerk, beats_store, 
 
     # Once the source is removed, the preset can go.
     sources.remove_source(beats_store, "sheriff-drop", actor="test", now=utcnow())
-    records.delete_preset(beats_store, "county-sheriff", actor="test", now=utcnow())
+    presets.delete_preset(beats_store, "county-sheriff", actor="test", now=utcnow())
     assert beats_store.saved_presets() == []
 
 
 def test_built_in_presets_cannot_be_deleted(beats_store):
     with pytest.raises(InvalidInput, match="built-in"):
-        records.delete_preset(beats_store, "spd-911", actor="test", now=utcnow())
+        presets.delete_preset(beats_store, "spd-911", actor="test", now=utcnow())
 
 
 def test_a_queued_file_keeps_its_columns_when_its_preset_is_deleted(
@@ -122,7 +122,7 @@ def test_a_queued_file_keeps_its_columns_when_its_preset_is_deleted(
     save(beats_store)
     uid = upload_id(upload(clerk, sheriff_file(tmp_path / "sheriff.csv")))
     assert beats_store.get_upload(uid).preset == "county-sheriff"
-    records.delete_preset(beats_store, "county-sheriff", actor="test", now=utcnow())
+    presets.delete_preset(beats_store, "county-sheriff", actor="test", now=utcnow())
     assert run_queue(beats_store, settings)["imported"] == 1
     assert beats_store.get_import_run(beats_store.get_upload(uid).run_id).counters["new"] == 2
 

@@ -37,7 +37,7 @@ from beatfeeds import jobs
 from beatfeeds.app import create_app
 from beatfeeds.core.areas import area_path
 from beatfeeds.ingest.fields import parse_datetime
-from beatfeeds.services import digests, imports, outbox, publishing, records
+from beatfeeds.services import digests, imports, outbox, publishing, review
 from tests.support.fakes import FakeMastodon
 from tests.support.instance import load_default_beats, make_settings, make_store, shared
 
@@ -317,7 +317,7 @@ def audit(tmp_path_factory) -> Audit:
         assert len(live_k3) >= 4, "the present-day 911 file has too few K3 entries"
         retracted |= set(live_k3[:2])
         for uid in retracted:
-            records.retract_entry(store, uid, "privacy audit", actor="test", now=now)
+            review.retract_entry(store, uid, "privacy audit", actor="test", now=now)
 
         for name in ("apply-publication-policy", "send-outbox", "send-alerts"):
             jobs.run_job(name, store, settings, now)
@@ -329,9 +329,7 @@ def audit(tmp_path_factory) -> Audit:
         # A post already out is withdrawn: the entry leaves every channel, the post is deleted.
         sent_uid = live_k3[2]
         assert any(i.entry_uid == sent_uid and i.status == "sent" for i in store.list_outbox())
-        records.retract_entry(
-            store, sent_uid, "privacy audit, after posting", actor="test", now=now
-        )
+        review.retract_entry(store, sent_uid, "privacy audit, after posting", actor="test", now=now)
         # (an hour later: the posting just now used up the services' rate limits)
         jobs.run_job("retract-posts", store, settings, now + timedelta(hours=1))
         retracted.add(sent_uid)

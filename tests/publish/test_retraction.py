@@ -11,7 +11,7 @@ import pytest
 
 from beatfeeds.cli import main
 from beatfeeds.core import identifiers
-from beatfeeds.services import imports
+from beatfeeds.services import imports, review
 from beatfeeds.services.imports import ImportOptions
 from tests.support.exports import local, spd911_row, write_rows
 from tests.support.instance import utcnow
@@ -111,9 +111,8 @@ def test_a_retraction_needs_a_reason_and_a_signed_in_user(
 def test_re_importing_does_not_bring_a_retracted_entry_back(
     beats_store, settings, tmp_path, published, client
 ):
-    from beatfeeds.services import records
 
-    records.retract_entry(beats_store, published, "sealed record", actor="test", now=utcnow())
+    review.retract_entry(beats_store, published, "sealed record", actor="test", now=utcnow())
     when = local(utcnow() - timedelta(days=2))
     corrected = write_rows(
         tmp_path / "corrected.csv",

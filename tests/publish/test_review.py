@@ -13,7 +13,7 @@ from beatfeeds import jobs
 from beatfeeds.cli import main
 from beatfeeds.core import identifiers
 from beatfeeds.core.errors import Conflict
-from beatfeeds.services import imports, records
+from beatfeeds.services import imports, records, review
 from beatfeeds.services.imports import ImportOptions
 from tests.support.exports import local, spd911_row, write_rows
 from tests.support.instance import make_settings, utcnow
@@ -161,11 +161,11 @@ def _incident_id(store, external_id: str) -> int:
 def test_only_held_entries_can_be_released(beats_store, held):
     other = identifiers.entry_uid(SOURCE, "601", beats_store.identifier_key())
     with pytest.raises(Conflict, match="not held back for review"):
-        records.release_entry(beats_store, other, actor="t", now=utcnow())
-    records.retract_entry(beats_store, held, "sealed record", actor="t", now=utcnow())
+        review.release_entry(beats_store, other, actor="t", now=utcnow())
+    review.retract_entry(beats_store, held, "sealed record", actor="t", now=utcnow())
     with pytest.raises(Conflict, match="retracted"):
-        records.release_entry(beats_store, held, actor="t", now=utcnow())
-    assert records.entries_for_review(beats_store) == ([], 0)  # retracted: off the list
+        review.release_entry(beats_store, held, actor="t", now=utcnow())
+    assert review.entries_for_review(beats_store) == ([], 0)  # retracted: off the list
 
 
 def test_retract_from_the_review_page(beats_store, held, clerk, client):

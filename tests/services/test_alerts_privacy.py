@@ -18,7 +18,7 @@ from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 import beatfeeds
 from beatfeeds.app import create_app
 from beatfeeds.delivery import links
-from beatfeeds.services import alerts, digests
+from beatfeeds.services import alerts, digests, review
 from tests.support.alerts import confirmed, delay_ago, digest_setup, due, entry_uids, parts, to_utc
 from tests.support.imports import import_csv, row_at
 from tests.support.instance import utcnow
@@ -382,7 +382,6 @@ def _send(store, settings, now):
 
 
 def test_instant_alerts_wait_the_grace_time_and_a_retraction_cancels_them(tmp_path, smtp_server):
-    from beatfeeds.services import records
 
     inbox = smtp_server
     store, settings = _grace_setup(tmp_path, inbox)
@@ -412,7 +411,7 @@ def test_instant_alerts_wait_the_grace_time_and_a_retraction_cancels_them(tmp_pa
     assert _send(store, settings, public + timedelta(minutes=9, seconds=59))["sent"] == 0
 
     # Within the grace time records staff retract one entry; a correction suppresses another.
-    records.retract_entry(
+    review.retract_entry(
         store, uids[0], "wrong beat", actor="records@example.org", now=public + timedelta(minutes=3)
     )
     incident = next(i for i in range(1, 4) if store.incident_private("t", str(i))["uid"] == uids[1])
@@ -458,7 +457,6 @@ def test_grace_zero_sends_as_soon_as_public(tmp_path, smtp_server):
 
 
 def test_a_digest_never_lists_a_retracted_entry_and_waits_out_the_grace_time(tmp_path, smtp_server):
-    from beatfeeds.services import records
 
     inbox = smtp_server
     store, settings = _grace_setup(tmp_path, inbox)
@@ -480,7 +478,7 @@ def test_a_digest_never_lists_a_retracted_entry_and_waits_out_the_grace_time(tmp
     for i, at in ((1, early), (2, retracted), (3, late)):
         import_csv(store, settings, tmp_path, [row_at(settings, i, at - delay)], at - delay)
     uid = {i: store.incident_private("t", str(i))["uid"] for i in (1, 2, 3)}
-    records.retract_entry(
+    review.retract_entry(
         store, uid[2], "not ours", actor="records@example.org", now=send - timedelta(minutes=30)
     )
     summary = _send(store, settings, send)
@@ -499,7 +497,7 @@ def test_a_digest_never_lists_a_retracted_entry_and_waits_out_the_grace_time(tmp
     uid[4] = store.incident_private("t", "4")["uid"]
     made = digests.assemble_digests(store, settings, next_send)
     assert made == 1
-    records.retract_entry(
+    review.retract_entry(
         store,
         uid[4],
         "not ours",

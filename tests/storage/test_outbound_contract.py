@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from beatfeeds.services import announcements, outbox, publishing, records
+from beatfeeds.services import announcements, outbox, publishing, review
 from tests.support.instance import load_default_beats
 from tests.support.outbound import ADMIN, FakeClock, T, import_incidents, incident
 
@@ -53,7 +53,7 @@ def test_outbox_and_announcements_on_each_backend(cfg, tmp_path, httpserver):
         stamp = publishing.feed_version(store, cfg, now=T)
         assert publishing.feed_version(store, cfg, now=T) == stamp
         uid = next(i.entry_uid for i in store.list_outbox() if i.entry_kind == "incident")
-        records.retract_entry(store, uid, "entered in error", actor=ADMIN, now=T)
+        review.retract_entry(store, uid, "entered in error", actor=ADMIN, now=T)
         announcements.withdraw_announcement(store, ann.uid, actor=ADMIN, now=T)
         assert publishing.feed_version(store, cfg, now=T) != stamp  # withdrawal shows
         assert outbox.retract_posts(store, cfg, T)["deleted"] == 2

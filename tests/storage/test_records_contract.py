@@ -11,7 +11,7 @@ import pytest
 
 from beatfeeds.core import identifiers
 from beatfeeds.core.errors import Conflict, EntryNotFound, NotFound
-from beatfeeds.services import imports, records, sources
+from beatfeeds.services import imports, records, review, sources
 from beatfeeds.services.imports import ImportOptions
 from tests.support.instance import NOW, SAMPLE, load_default_beats, shared, utcnow
 from tests.support.records import upload, upload_id
@@ -123,7 +123,7 @@ def test_staff_search_and_retraction(beats_db, cfg):
     assert beats_db.find_incidents("100%_") == []  # LIKE wildcards are taken literally
     e = beats_db.staff_incident(uid)
     assert e.beat == "K3" and e.status(NOW + timedelta(days=3650)) == "published"
-    records.retract_entry(beats_db, uid, "sealed record", actor="t", now=NOW)
+    review.retract_entry(beats_db, uid, "sealed record", actor="t", now=NOW)
     e = beats_db.staff_incident(uid)
     assert e.status(NOW) == "retracted" and e.retraction_reason == "sealed record"
     set_id = beats_db.active_beat_set_id()

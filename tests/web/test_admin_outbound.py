@@ -143,7 +143,7 @@ def test_a_withdrawn_post_shows_as_withdrawn_without_its_text(
 ):
     # Issue 13 point 7: once the entry is retracted and its post deleted, the outbox keeps
     # the row (rate limits, the record) but neither the text nor the link of the post.
-    from beatfeeds.services import outbox, records
+    from beatfeeds.services import outbox, review
 
     httpserver.expect_request("/hook").respond_with_data("ok")
     add(staff, settings, "webhook", httpserver.url_for("/hook"), {"secret": SECRET})
@@ -154,7 +154,7 @@ def test_a_withdrawn_post_shows_as_withdrawn_without_its_text(
     page = admin.get("/admin/outbox").get_data(as_text=True)
     assert "11XX BLOCK OF 8TH AVE NE" in page and "Withdrawn" not in page
 
-    records.retract_entry(staff, item.entry_uid, "entered in error", actor="admin", now=T)
+    review.retract_entry(staff, item.entry_uid, "entered in error", actor="admin", now=T)
     assert outbox.retract_posts(staff, settings, T)["deleted"] == 1
     gone = staff.outbox_item(item.id)
     assert gone.status == "deleted" and gone.deleted_at == T
