@@ -10,7 +10,7 @@ import click
 from beatfeeds.cli.context import Context, domain_errors, pass_ctx, require_schema
 from beatfeeds.core.clock import utcnow
 from beatfeeds.delivery.posting.base import CREDENTIAL_FIELDS, SERVICES
-from beatfeeds.services import outbox
+from beatfeeds.services import outbound_accounts
 
 
 @click.group("outbound")
@@ -25,7 +25,7 @@ def outbound_list(ctx: Context):
     """One account per line: id, service, area (as `add` takes it), where it posts, active or
     paused, outbox counts (pending includes sending), label. Credentials are never shown."""
     require_schema(ctx.store)
-    for s in outbox.list_accounts(ctx.store):
+    for s in outbound_accounts.list_accounts(ctx.store):
         a, c = s.account, s.counts
         click.echo(
             f"{a.id}\t{a.service}\t{s.area}\t{s.target}\t{a.status}\t"
@@ -114,9 +114,9 @@ def outbound_add(
         if value is not None:
             option = "--" + param.replace("_", "-")
             credentials[name] = _read_secret(value, option) if secret else value
-    kind, code = outbox.parse_area(area)
+    kind, code = outbound_accounts.parse_area(area)
     require_schema(ctx.store)
-    account_id = outbox.add_account(
+    account_id = outbound_accounts.add_account(
         ctx.store,
         ctx.settings,
         area_kind=kind,
@@ -133,7 +133,7 @@ def outbound_add(
     )
     a = ctx.store.outbox.outbound_account(account_id)
     click.echo(
-        f"added outbound account {a.id}: {a.label} ({outbox.public_target(a)}); "
+        f"added outbound account {a.id}: {a.label} ({outbound_accounts.public_target(a)}); "
         "its credentials are stored encrypted and will not be shown again"
     )
 
@@ -144,7 +144,7 @@ def outbound_add(
 @domain_errors
 def outbound_pause(ctx: Context, account_id):
     """Hold an account's posts (they wait in the outbox until it is resumed)."""
-    outbox.set_account_paused(ctx.store, account_id, True, actor="cli", now=utcnow())
+    outbound_accounts.set_account_paused(ctx.store, account_id, True, actor="cli", now=utcnow())
     click.echo(f"paused outbound account {account_id}: nothing is sent until it is resumed")
 
 
@@ -154,7 +154,7 @@ def outbound_pause(ctx: Context, account_id):
 @domain_errors
 def outbound_resume(ctx: Context, account_id):
     """Send a paused account's posts again, starting with those that waited."""
-    outbox.set_account_paused(ctx.store, account_id, False, actor="cli", now=utcnow())
+    outbound_accounts.set_account_paused(ctx.store, account_id, False, actor="cli", now=utcnow())
     click.echo(f"resumed outbound account {account_id}")
 
 
@@ -164,7 +164,7 @@ def outbound_resume(ctx: Context, account_id):
 @domain_errors
 def outbound_remove(ctx: Context, account_id):
     """Forget an account, its credentials and its outbox (posts already made stay up)."""
-    outbox.remove_account(ctx.store, account_id, actor="cli", now=utcnow())
+    outbound_accounts.remove_account(ctx.store, account_id, actor="cli", now=utcnow())
     click.echo(f"removed outbound account {account_id} with its credentials and outbox")
 
 
@@ -174,7 +174,9 @@ def outbound_remove(ctx: Context, account_id):
 @domain_errors
 def outbound_test(ctx: Context, account_id):
     """Send a test post now (nothing is sent under BEATFEEDS_DRY_RUN); exit 1 if it failed."""
-    result = outbox.test_account(ctx.store, ctx.settings, account_id, actor="cli", now=utcnow())
+    result = outbound_accounts.test_account(
+        ctx.store, ctx.settings, account_id, actor="cli", now=utcnow()
+    )
     if result.startswith("failed"):
         click.echo(f"test post for account {account_id}: {result}", err=True)
         sys.exit(1)

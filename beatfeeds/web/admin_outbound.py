@@ -11,6 +11,7 @@ from beatfeeds.core.models import OUTBOX_STATUSES
 from beatfeeds.delivery import posts
 from beatfeeds.delivery.posting import text as posttext
 from beatfeeds.delivery.posting.base import CREDENTIAL_FIELDS, DEFAULT_ENDPOINTS, SERVICES
+from beatfeeds.services import outbound_accounts
 from beatfeeds.services import outbox as outbox_service
 from beatfeeds.web import settings, store
 from beatfeeds.web.auth import staff_required
@@ -50,7 +51,7 @@ def add_account():
         name: f.get(f"{service}-{name}", "") for name, _, _ in CREDENTIAL_FIELDS.get(service, [])
     }
     try:
-        outbox_service.add_account(
+        outbound_accounts.add_account(
             store(),
             settings(),
             area_kind=f.get("area_kind", ""),
@@ -75,7 +76,7 @@ def add_account():
 @bp.post("/admin/outbound/<int:account_id>/test")
 @staff_required("admin")
 def test(account_id):
-    result = outbox_service.test_account(
+    result = outbound_accounts.test_account(
         store(), settings(), account_id, actor=g.user.email, now=utcnow()
     )
     flash(f"Test post: {result}", "error" if result.startswith("failed") else "message")
@@ -85,7 +86,7 @@ def test(account_id):
 @bp.post("/admin/outbound/<int:account_id>/profile")
 @staff_required("admin")
 def profile(account_id):
-    result = outbox_service.update_profile(
+    result = outbound_accounts.update_profile(
         store(), settings(), account_id, actor=g.user.email, now=utcnow()
     )
     flash(f"Profile: {result}", "error" if result.startswith("failed") else "message")
@@ -96,7 +97,9 @@ def profile(account_id):
 @staff_required("admin")
 def pause(account_id):
     paused = request.form.get("resume") != "1"
-    outbox_service.set_account_paused(store(), account_id, paused, actor=g.user.email, now=utcnow())
+    outbound_accounts.set_account_paused(
+        store(), account_id, paused, actor=g.user.email, now=utcnow()
+    )
     flash("Paused: nothing is sent until you resume it." if paused else "Resumed.")
     return redirect(url_for(".accounts"))
 
@@ -104,7 +107,7 @@ def pause(account_id):
 @bp.post("/admin/outbound/<int:account_id>/remove")
 @staff_required("admin")
 def remove(account_id):
-    outbox_service.remove_account(store(), account_id, actor=g.user.email, now=utcnow())
+    outbound_accounts.remove_account(store(), account_id, actor=g.user.email, now=utcnow())
     flash("Account removed with its credentials and outbox. Posts already made stay up.")
     return redirect(url_for(".accounts"))
 

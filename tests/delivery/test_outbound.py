@@ -18,7 +18,7 @@ from werkzeug import Response
 
 from beatfeeds.delivery import queue
 from beatfeeds.delivery.credentials import decrypt_credentials
-from beatfeeds.services import outbox, review
+from beatfeeds.services import outbound_accounts, outbox, review
 from beatfeeds.storage import schema as t
 from tests.support.fakes import FakeMastodon, FakePDS, FakeX
 from tests.support.instance import make_settings
@@ -307,10 +307,10 @@ def test_paused_accounts_hold_their_items(tmp_path, httpserver):
     store, settings = setup(tmp_path)
     httpserver.expect_request("/hook").respond_with_data("ok")
     account_id = add(store, settings, "webhook", httpserver.url_for("/hook"), {"secret": "s"})
-    outbox.set_account_paused(store, account_id, True, actor=ADMIN, now=T)
+    outbound_accounts.set_account_paused(store, account_id, True, actor=ADMIN, now=T)
     import_incidents(store, settings, tmp_path, [incident(settings, 1, 90)])
     assert send(store, settings, T)["sent"] == 0
-    outbox.set_account_paused(store, account_id, False, actor=ADMIN, now=T)
+    outbound_accounts.set_account_paused(store, account_id, False, actor=ADMIN, now=T)
     assert send(store, settings, T)["sent"] == 1
 
 
@@ -409,10 +409,18 @@ def test_profile_text_is_written_to_mastodon_and_bluesky(tmp_path, httpserver):
         {"identifier": pds.handle, "app_password": pds.password},
     )
     w = add(store, settings, "webhook", httpserver.url_for("/hook"), {"secret": "s"})
-    assert outbox.update_profile(store, settings, m, actor=ADMIN, now=T) == "profile updated"
+    assert (
+        outbound_accounts.update_profile(store, settings, m, actor=ADMIN, now=T)
+        == "profile updated"
+    )
     assert "Not monitored: call 911 for emergencies." in masto.profile["note"]
     assert "Beat K3" in masto.profile["note"]
-    assert outbox.update_profile(store, settings, b, actor=ADMIN, now=T) == "profile updated"
+    assert (
+        outbound_accounts.update_profile(store, settings, b, actor=ADMIN, now=T)
+        == "profile updated"
+    )
     assert pds.profile["displayName"] == "SPD Beat K3"  # other fields kept
     assert "call 911" in pds.profile["description"]
-    assert outbox.update_profile(store, settings, w, actor=ADMIN, now=T).startswith("failed")
+    assert outbound_accounts.update_profile(store, settings, w, actor=ADMIN, now=T).startswith(
+        "failed"
+    )

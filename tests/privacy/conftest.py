@@ -37,7 +37,7 @@ from beatfeeds import jobs
 from beatfeeds.app import create_app
 from beatfeeds.core.areas import area_path
 from beatfeeds.ingest.fields import parse_datetime
-from beatfeeds.services import digests, imports, outbox, publishing, review
+from beatfeeds.services import digests, imports, outbound_accounts, publishing, review
 from tests.support.fakes import FakeMastodon
 from tests.support.instance import load_default_beats, make_settings, make_store, shared
 
@@ -210,7 +210,7 @@ def audit(tmp_path_factory) -> Audit:
             )
         )
         masto = FakeMastodon(http)
-        outbox.add_account(
+        outbound_accounts.add_account(
             store,
             settings,
             area_kind="beat",
@@ -222,7 +222,7 @@ def audit(tmp_path_factory) -> Audit:
             actor="test",
             now=early,
         )
-        outbox.add_account(
+        outbound_accounts.add_account(
             store,
             settings,
             area_kind="sector",

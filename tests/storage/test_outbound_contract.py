@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from beatfeeds.services import announcements, outbox, publishing, review
+from beatfeeds.services import announcements, outbound_accounts, outbox, publishing, review
 from tests.support.instance import load_default_beats
 from tests.support.outbound import ADMIN, FakeClock, T, import_incidents, incident
 
@@ -17,7 +17,7 @@ def test_outbox_and_announcements_on_each_backend(cfg, tmp_path, httpserver):
         store.upgrade()
         load_default_beats(store, now=T - timedelta(days=1))
         httpserver.expect_request("/hook").respond_with_data("ok")
-        account_id = outbox.add_account(
+        account_id = outbound_accounts.add_account(
             store,
             cfg,
             area_kind="sector",

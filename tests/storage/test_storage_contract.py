@@ -90,7 +90,7 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
     from alembic import command
 
     from beatfeeds.core import identifiers
-    from beatfeeds.services import outbox
+    from beatfeeds.services import outbound_accounts
     from beatfeeds.storage.engine import _alembic_config
 
     with bare.engine.begin() as conn:
@@ -124,7 +124,7 @@ def test_upgrading_to_0008_rekeys_only_the_ids_made_from_row_text(bare, cfg, tmp
         rows = {r.external_id: r for r in conn.execute(columns)}
     hashed = sorted(k for k in rows if k.startswith("h:"))
     assert len(hashed) == 2 and "F1" in rows
-    account = outbox.add_account(
+    account = outbound_accounts.add_account(
         bare,
         cfg,
         area_kind="beat",

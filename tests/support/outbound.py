@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from beatfeeds.services import outbox
+from beatfeeds.services import outbound_accounts, outbox
 from beatfeeds.services.imports import ImportOptions, import_file
 from tests.support.imports import MAPS, good, write_csv
 from tests.support.instance import load_default_beats, make_settings, make_store
@@ -51,7 +51,7 @@ def incident(settings, i, minutes_ago, **kw):
 
 
 def add(store, settings, service, endpoint, creds, kind="beat", code="K3", at=None, **kw):
-    return outbox.add_account(
+    return outbound_accounts.add_account(
         store,
         settings,
         area_kind=kind,
