@@ -9,6 +9,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +20,7 @@ from argon2 import PasswordHasher
 from click.testing import CliRunner
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from beatfeeds.app import create_app
@@ -240,6 +242,23 @@ def backend_url(request, tmp_path):
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _drop_database(admin, name)
         admin.dispose()
+
+
+def _drop_database(admin, name: str) -> None:
+    """Drop a test database, also when a server process we may not signal is in it.
+
+    WITH (FORCE) ends the test's own leftover sessions, but a role without superuser rights
+    may not terminate an autovacuum worker, which the server starts on a busy new database;
+    a plain DROP makes the server cancel that worker itself, so retry without FORCE."""
+    for attempt in range(10):
+        force = " WITH (FORCE)" if attempt % 2 == 0 else ""
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+            return
+        except DBAPIError:
+            time.sleep(0.5)
+    with admin.connect() as conn:  # the last try says why
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
