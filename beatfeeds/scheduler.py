@@ -31,6 +31,9 @@ def _runner(name: str, store: SQLStore, settings: Settings):
 
 def build_scheduler(store: SQLStore, settings: Settings, *, background: bool) -> BaseScheduler:
     """A scheduler with every job added; start() it (blocking unless background)."""
+    from beatfeeds.core.settings import log_startup_warnings
+
+    log_startup_warnings(settings, log)
     sched = BackgroundScheduler(timezone="UTC") if background else BlockingScheduler(timezone="UTC")
     for job in JOBS.values():
         sched.add_job(

@@ -331,7 +331,11 @@ def preview_rows(
             if options.time_shift:
                 result.occurred_at = result.occurred_at and result.occurred_at + options.time_shift
                 result.reported_at = result.reported_at and result.reported_at + options.time_shift
-            privacy.prepare_row(result, settings.suppressed_categories)
+            privacy.prepare_row(
+                result,
+                settings.suppressed_categories,
+                hold_unclassified=settings.hold_unclassified,
+            )
             valid.append(result)
             out.append(PreviewRow(result.line, ""))
         if len(out) >= limit:
