@@ -373,6 +373,9 @@ def preview_rows(
                 row.suppressed_reason.partition(": ")[2] + "; held back until records "
                 "staff release it (/records/review)"
             )
+        elif row.suppressed_reason == models.UNCLASSIFIED:
+            p.status = "suppressed"
+            p.reason = "unclassified: no category rule classifies it; stored, never published"
         elif row.suppressed_reason:
             p.status, p.reason = "suppressed", row.suppressed_reason
         elif p.beat is None:

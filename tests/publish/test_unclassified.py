@@ -15,7 +15,7 @@ from beatfeeds.core.errors import ConfigurationError
 from beatfeeds.core.models import UNCLASSIFIED
 from beatfeeds.core.settings import log_startup_warnings, startup_warnings
 from beatfeeds.publish import privacy
-from beatfeeds.services import imports
+from beatfeeds.services import imports, records
 from beatfeeds.services.imports import ImportOptions
 from beatfeeds.storage import schema as t
 from tests.support.exports import local, spd911_row, write_rows
@@ -136,6 +136,11 @@ def test_the_web_import_result_says_how_many_rows_wait_as_unclassified(
 ):
     path = write_rows(tmp_path / "export.csv", rows(local(utcnow() - timedelta(days=2))))
     uid = upload_id(upload(clerk, path))
+    preview = records.preview_upload(
+        beats_store, settings, beats_store.get_upload(uid), now=utcnow()
+    )
+    assert [p.status for p in preview] == ["delayed", "suppressed"]
+    assert preview[1].reason.startswith("unclassified: ")
     run_queue(beats_store, settings)
     page = clerk.get(f"/records/imports/{uid}").get_data(as_text=True)
     assert '<th scope="row">unclassified</th><td>1</td>' in page
