@@ -8,9 +8,9 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from beatfeeds.core.areas import area_label, area_path
-from beatfeeds.core.logsetup import configure_logging
+from beatfeeds.core.logsetup import configure_logging, log_startup_warnings
 from beatfeeds.core.resources import resource_dir
-from beatfeeds.core.settings import ensure_secret_key, load_settings, log_startup_warnings
+from beatfeeds.core.settings import ensure_secret_key, load_settings
 from beatfeeds.core.text import local_time_text
 from beatfeeds.publish.cache import FeedCache
 from beatfeeds.publish.privacy import category_label

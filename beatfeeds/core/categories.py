@@ -67,7 +67,7 @@ SENSITIVE_RULES: list[tuple[str, str]] = [
     # on instances with their own BEATFEEDS_SUPPRESSED_CATEGORIES) rather than adding one.
     (
         "domestic-violence",
-        r"\bDOMESTIC|(?<!NOT )(?<!NON-)\bDV[A-Z]?\b|\bFAMILY VIOLENCE|\bINTIMATE PARTNER"
+        r"\bDOMESTIC|(?<!NOT )(?<!NON-)\bDVU?\b|\bFAMILY VIOLENCE|\bINTIMATE PARTNER"
         r"|\bSPOUS|\bCOHABIT|\bDATING RELATIONSHIP"
         # Orders that protect a person, in every common wording: protection, protective,
         # restraining, no-contact and stay-away orders, an EPO, and court-order violations

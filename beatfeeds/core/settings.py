@@ -580,20 +580,3 @@ def ensure_secret_key(settings: Settings) -> str:
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
-
-
-def startup_warnings(settings: Settings) -> list[str]:
-    """Settings that weaken the privacy defaults, to be logged as WARNINGs when `serve`, the
-    scheduler or the app start."""
-    warnings = []
-    if not settings.hold_unclassified:
-        warnings.append(
-            "BEATFEEDS_UNCLASSIFIED=publish: incidents whose category no rule classifies are "
-            "published as Other instead of being held back"
-        )
-    return warnings
-
-
-def log_startup_warnings(settings: Settings, logger: logging.Logger | None = None) -> None:
-    for text in startup_warnings(settings):
-        (logger or logging.getLogger("beatfeeds")).warning("%s", text)

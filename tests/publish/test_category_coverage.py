@@ -290,6 +290,7 @@ def test_every_wording_of_a_protection_order_violation_is_domestic_violence(word
         ("ALARM - DURESS/PANIC,BUS/TAXI/CAR/PRSN - NOT DV", "false-alarm"),  # NOT DV
         ("Fire Protection Equipment, Tampering with", "hazards"),  # not an order
         ("TRAFFIC - MINOR COLLISION", "collision"),
+        ("THEFT OF DVD PLAYER", "theft"),  # DVD is not DV
     ],
 )
 def test_sensitive_words_do_not_misfire(wording, slug):

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from beatfeeds import jobs
 from beatfeeds.cli import main
 from beatfeeds.core.errors import ConfigurationError
+from beatfeeds.core.logsetup import log_startup_warnings, startup_warnings
 from beatfeeds.core.models import UNCLASSIFIED
-from beatfeeds.core.settings import log_startup_warnings, startup_warnings
 from beatfeeds.publish import privacy
 from beatfeeds.services import imports, records
 from beatfeeds.services.imports import ImportOptions
