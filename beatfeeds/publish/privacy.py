@@ -260,8 +260,9 @@ def redo_decisions(
     The extra classification columns of a row are not stored, so the category is re-derived
     from the category and description texts only, and never loosened: a new sensitive match
     wins, a stored sensitive category stays, and a stored category another column decided
-    stays when these two texts alone say "other". A row that is "other" after that is
-    unclassified (held back unless hold_unclassified is False).
+    stays when these two texts alone say "other". A row that no rule classifies by these two
+    texts and whose stored category is "other" is unclassified (held back unless
+    hold_unclassified is False): a row stored before fail-closed, as "other", is held.
     """
     category, sensitive, classified = _classify(stored["category_text"], stored["description"], ())
     old = stored["category"]
