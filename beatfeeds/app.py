@@ -8,7 +8,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from beatfeeds.core.areas import area_label, area_path
-from beatfeeds.core.logsetup import configure_logging
+from beatfeeds.core.logsetup import configure_logging, log_startup_warnings
 from beatfeeds.core.resources import resource_dir
 from beatfeeds.core.settings import ensure_secret_key, load_settings
 from beatfeeds.core.text import local_time_text
@@ -45,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
         {k: v for k, v in config.items() if k.isupper() and not k.startswith("BEATFEEDS_")}
     )
     configure_logging(settings.log_level)
+    log_startup_warnings(settings)
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

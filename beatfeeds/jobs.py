@@ -53,8 +53,9 @@ def activate_scheduled_beat_maps(store: SQLStore, settings: Settings, now: datet
 def apply_publication_policy(store: SQLStore, settings: Settings, now: datetime) -> dict:
     """Redo stored publication decisions after the rules, the suppression list or the delay
     changed."""
+    hold = settings.hold_unclassified
     fingerprint = privacy.policy_fingerprint(
-        settings.suppressed_categories, settings.publication_delay
+        settings.suppressed_categories, settings.publication_delay, hold_unclassified=hold
     )
     if store.db.get_meta("publication_policy") == fingerprint:
         return {"changed": 0, "policy": "unchanged"}
@@ -64,7 +65,9 @@ def apply_publication_policy(store: SQLStore, settings: Settings, now: datetime)
     while batch := store.incidents.policy_inputs(last, 5000):
         results = []
         for stored in batch:
-            new = privacy.redo_decisions(stored, suppressed, settings.publication_delay)
+            new = privacy.redo_decisions(
+                stored, suppressed, settings.publication_delay, hold_unclassified=hold
+            )
             if any(new[k] != stored[k] for k in decided):
                 results.append({"id": stored["id"], **new})
         store.incidents.set_policy_results(results, now)

@@ -10,6 +10,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from beatfeeds.core.logsetup import log_startup_warnings
 from beatfeeds.jobs import JOBS, run_job
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def _runner(name: str, store: SQLStore, settings: Settings):
 
 def build_scheduler(store: SQLStore, settings: Settings, *, background: bool) -> BaseScheduler:
     """A scheduler with every job added; start() it (blocking unless background)."""
+    log_startup_warnings(settings, log)
     sched = BackgroundScheduler(timezone="UTC") if background else BlockingScheduler(timezone="UTC")
     for job in JOBS.values():
         sched.add_job(

@@ -82,6 +82,12 @@ def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
             f"text of {result.counters['cleaned']} rows",
             err=True,
         )
+    if result.counters.get("unclassified"):
+        click.echo(
+            f"note: {result.counters['unclassified']} rows wait as unclassified: no category "
+            f"rule classifies their category, so they are held back (see docs/csv-format.md)",
+            err=True,
+        )
     if result.rejections:
         for r in result.rejections[:10]:
             click.echo(f"  line {r.line}: {r.reason}", err=True)

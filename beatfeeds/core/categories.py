@@ -4,6 +4,13 @@ Rules are tried in order against the upper-cased text; the first match wins. Sen
 categories come first and are checked against every classification text of a row, so that
 an incident mentioning a child anywhere (for example "CHILD - LURING" as the initial call
 type) is suppressed whatever its final clearance says.
+
+A row that no rule matches is unclassified and held back (publish.privacy.is_unclassified):
+privacy fails closed. Wordings that are known and safe but fit no category (a premise check,
+an assist to another agency) have a rule onto "other" in PUBLIC_RULES, so they are classified.
+The rules match words and codes at word starts (`\b`), never inner substrings, and were
+checked against the category lists of Seattle, Washington DC, Boston, Los Angeles and San
+Francisco (tests/publish/test_category_coverage.py).
 """
 
 import re
@@ -53,16 +60,23 @@ SENSITIVE_RULES: list[tuple[str, str]] = [
     (
         "sexual-offense",
         r"\bRAPE|\bSEX|\bLEWD|\bINDECEN|\bPROSTITUT|\bMOLEST|\bPORN|\bVOYEUR"
-        r"|\bPEEP|\bEXPOSURE|\bPIMP|\bHUMAN TRAFFICK",
+        r"|\bPEEP|\bEXPOSURE|\bPIMP|\bPANDER|\bHUMAN TRAFFICK|\bORAL COPULATION|\bSODOMY",
     ),
     # Abuse or neglect of an elderly or vulnerable adult is, like domestic violence, harm by
     # someone close to the victim; it shares the category (and its default suppression, also
     # on instances with their own BEATFEEDS_SUPPRESSED_CATEGORIES) rather than adding one.
     (
         "domestic-violence",
-        r"\bDOMESTIC|\bDV\b|\bFAMILY VIOLENCE|\bPROTECTION ORDER"
-        r"|\bNO.CONTACT ORDER|\bORDER VIOLATION"
-        r"|\bELDER(?:LY)?\s*(?:-\s*)?(?:ABUSE|NEGLECT|EXPLOIT)"
+        r"\bDOMESTIC|(?<!NOT )(?<!NON-)\bDVU?\b|\bFAMILY VIOLENCE|\bINTIMATE PARTNER"
+        r"|\bSPOUS|\bCOHABIT|\bDATING RELATIONSHIP"
+        # Orders that protect a person, in every common wording: protection, protective,
+        # restraining, no-contact and stay-away orders, an EPO, and court-order violations
+        # (VIOL COURT ORDER - PROTECTION, CONTEMPT - PROTECTION ORDER, ORDER VIOLATION).
+        r"|\bPROTECTI(?:ON|VE)\s*(?:-\s*)?ORDER|\bORDER\s+(?:OF|FOR)\s+PROTECTION"
+        r"|\bCOURT ORDER|\bPROTECTION FROM ABUSE|\bPFA\b"
+        r"|\bRESTRAINING\b|\bNO.CONTACT\b|\bSTAY.AWAY\b|\bEPO\b|\bORDER VIOL"
+        r"|\bELDER(?:LY)?\b(?:\s+ADULT)?\s*(?:-\s*)?(?:ABUSE|NEGLECT|EXPLOIT)"
+        r"|\bELDER ADULT|\bDEPENDENT(?: OR ELDER)? ADULT"
         r"|\bVULNERABLE ADULT|\bADULT (?:ABUSE|NEGLECT)",
     ),
     (
@@ -74,17 +88,19 @@ SENSITIVE_RULES: list[tuple[str, str]] = [
     # MINOR is a child only where it does not qualify an injury or a collision.
     (
         "juvenile",
-        r"\bCHILD|\bJUVENILE|\bMINOR\b(?!\s*(?:-\s*)?(?:INJUR|DAMAGE|COLLISION|ACCIDENT"
-        r"|TRAFFIC|COMPLAINT|VIOLATION OF))|\bKIDNAP|\bSCHOOL\s+(THREAT|LOCKDOWN)",
+        r"\bCHI?LD|\bJUVENILE|\bJUV\b|\bMINOR\b(?!\s*(?:-\s*)?(?:INJUR|DAMAGE|COLLISION|ACCIDENT"
+        r"|TRAFFIC|COMPLAINT|VIOLATION OF))|\bKIDNAP|\bSCHOOL\s+(THREAT|LOCKDOWN)"
+        r"|\bSCHOOL GROUNDS|\bPARENTAL CONTROL|\bDELINQUEN|\bTRUAN|\bIMMORAL LIFE",
     ),
     (
         "behavioral-health",
         r"\bCRISIS|\bBEHAVIORAL HEALTH|\bSUICID|\bMENTAL|\bOVERDOSE"
-        r"|\bINVOLUNTARY|\bDETOX|\bWELFARE CHECK",
+        r"|\bINVOLUNTARY|\bDETOX|\bWELFARE CHECK|\bTARASOFF",
     ),
     (
         "medical",
-        r"\bMEDIC(?:AL|S)?\b|\bAID RESPONSE|\bSICK PERSON|\bPERSON DOWN|\bDOWN PERSON"
+        r"\bMEDIC(?:AL|S)?\b|\bAID RESPONSE|\bAIDED CASE\b(?!\s*(?:-\s*)?(?:PROPERTY|, DOG))|\bSICK PERSON|\bSICK ASSIST"
+        r"|\bPERSON DOWN|\bDOWN PERSON"
         r"|\bMAN DOWN|\bINJURED PERSON|^INJURED\s*-|\bUNCONSCIOUS|\bCARDIAC",
     ),
     ("death", r"\bDEATH|\bDEAD BODY|\bDECEASED|\bCASUALT(?:Y|IES)\b|\bDOA\b|\bCORONER"),
@@ -95,31 +111,86 @@ PUBLIC_RULES: list[tuple[str, str]] = [
     (
         "collision",
         r"COLLISION|MOTOR VEHICLE ACCIDENT|MOTOR VEHICLE INCIDENT|\bMVC\b|\bMVA\b"
-        r"|HIT AND RUN|ACCIDENT",
+        r"|HIT AND RUN|ACCIDENT|\bACC\b|LEAVING SCENE",
     ),
-    ("car-prowl", r"CAR PROWL"),
+    ("car-prowl", r"CAR PROWL|\bB&E\)? MOTOR VEHICLE|BREAKING AND ENTERING \(B&E\) MOTOR"),
     (
         "vehicle-theft",
-        r"AUTO THEFT|VEHICLE THEFT|STOLEN (VEH|AUTO|CAR)|AUTO RECOVER|MOTOR VEHICLE THEFT",
+        r"AUTO THEFT|VEHICLE THEFT|STOLEN (VEH|AUTO|CAR)|AUTO RECOVER|MOTOR VEHICLE THEFT"
+        r"|RECOVERED VEHICLE|VEHICLE, RECOVERED|LICENSE PLATE, RECOVERED|\bDWOC\b"
+        r"|DRIVING WITHOUT OWNER CONSENT",
     ),
-    ("burglary", r"BURGLAR|\bBURG\b"),
+    ("burglary", r"BURGLAR|\bBURG\b|BREAKING AND ENTERING"),
     ("robbery", r"ROBBERY"),
-    ("assault", r"ASSAULT|\bASLT\b|FIGHT|SHOOTING|STABBING|HOMICIDE|DRIVE BY|AGGRAVATED"),
+    (
+        "assault",
+        r"ASSAULT|\bASLT\b|FIGHT|SHOOTING|STABBING|HOMICIDE|DRIVE BY|AGGRAVATED|\bBATTERY\b"
+        r"|\bMURDER|MANSLAUGHTER|\bAFFRAY\b",
+    ),
     ("weapons", r"WEAPON|\bGUN|FIREARM|SHOTS"),
-    ("theft", r"THEFT|SHOPLIFT|LARCENY|PICKPOCKET|PURSE SNATCH|\bBIKE\b|STOLEN|EMBEZZ"),
-    ("threats", r"THREAT|HARASS|INTIMIDAT|STALK"),
+    (
+        "theft",
+        r"THEFT|SHOPLIFT|LARCENY|PICKPOCKET|PURSE SNATCH|\bBIKE\b|STOLEN|EMBEZZ|TILL TAP"
+        r"|EVADING (?:PAYMENT OF .{0,20})?FARE",
+    ),
+    (
+        "threats",
+        r"THREAT|HARASS|INTIMIDAT|STALK|EXTORTION|BLACKMAIL|BOMB SCARE|REPORT OF BOMB"
+        r"|OBSCENE (?:OR NUISANCE )?PHONE|DISSUADING",
+    ),
     ("narcotics", r"NARCOTIC|\bDRUG"),
-    ("liquor", r"LIQUOR|\bDUI\b|INTOX"),
-    ("fraud", r"FRAUD|FORGER|BAD CHECK|IDENTITY|COUNTERFEIT"),
-    ("disturbance", r"DISTURBANCE|NUISANCE|NOISE|MISCHIEF|DISORDER"),
-    ("property-damage", r"PROPERTY DAMAGE|VANDAL|GRAFFITI|DESTRUCTION"),
-    ("trespass", r"TRESPASS|PARKS EXCLUSION|PROWLER"),
-    ("traffic", r"TRAFFIC|PARKING|SPEED|RECKLESS|ROAD RAGE"),
+    (
+        "liquor",
+        r"LIQUOR|\bDUI\b|INTOX|\bOUI\b|UNDER THE INFLUENCE|UNDER INFLUENCE OF ALCOHOL"
+        r"|DRUNKEN|OPEN CONTAINER|ALCOHOL, CONSUMING|LICENSE PREMISE",
+    ),
+    (
+        "fraud",
+        r"FRAUD|FORGER|BAD CHECK|IDENTITY|COUNTERFEIT|\bBUNCO\b|DOCUMENT WORTHLESS"
+        r"|UNAUTHORIZED COMPUTER|IMPERSONATING",
+    ),
+    (
+        "disturbance",
+        r"DISTURBANCE|NUISANCE|NOISE|MISCHIEF|DISORDER|DISTURBING THE PEACE|VERBAL DISPUTE"
+        r"|LANDLORD|CIVIL SIDEWALKS|\bBEGGING\b",
+    ),
+    (
+        "property-damage",
+        r"PROPERTY DAMAGE|VANDAL|GRAFFITI|DESTRUCTION|PROPERTY - DAMAGE|PROPERTY DEST\b"
+        r"|\bARSON|TAMPERING WITH A VEHICLE|INJURY TO TELEGRAPH|THROWING (?:OBJECT|SUBSTANCE)",
+    ),
+    ("trespass", r"TRESPASS|PARKS EXCLUSION|PROWLER|LODGING WITHOUT PERMISSION|LOITERING WITHOUT"),
+    (
+        "traffic",
+        r"TRAFFIC|PARKING|SPEED|RECKLESS|ROAD RAGE|\bTOWED\b|IMPOUNDED|\bVAL\b|AUTO LAW"
+        r"|LICENSE,? (?:SUSPENDED|REVOKED)|DRIVERS LICENSE|NO LICENSE ISSUED|FAILURE TO YIELD"
+        r"|OPERATING (?:AFTER|W/O)|VEHICLE REGISTRATION|EVADING A POLICE VEHICLE"
+        r"|TRACK OF RAILROAD",
+    ),
     ("suspicious", r"SUSPICIOUS"),
-    ("hazards", r"HAZARD|FIRE\b|SMOKE"),
+    ("hazards", r"HAZARD|FIRE\b|SMOKE|AIRCRAFT|FIREWORKS|EXPLOSIVE DEVICE|OFFENSIVE OR INJURIOUS"),
     ("animal", r"ANIMAL|\bDOGS?\b|STRAY"),
-    ("lost-found", r"\bLOST\b|\bFOUND\b|MISSING"),
-    ("arrest", r"ARREST|WARRANT"),
+    (
+        "lost-found",
+        r"\bLOST\b|\bFOUND\b|MISSING|VEHICLE, MISPLACED|PROPERTY FOR IDENTIFICATION"
+        r"|LOCATED PROPERTY",
+    ),
+    (
+        "arrest",
+        r"ARREST|WARRANT|INVESTIGATIVE DETENTION|RESISTING|OBSTRUCTING|PROBATION VIOLATION"
+        r"|PAROLE VIOLATION|FUGITIVE|HARBOR FELON",
+    ),
+    # Known wordings that are safe to publish but fit no category: classified as "other".
+    (
+        "other",
+        r"PREMISE CHECK|REQUEST TO WATCH|DIRECTED PATROL|\bASSIST (?:PUBLIC|OTHER AGENCY|SPD)"
+        r"|SERVICE TO OTHER AGENCY|911 HANG UP|\bFOLLOW UP\b|CASE CLOSURE|COURTESY REPORT"
+        r"|MISCELLANEOUS INVESTIGATION|OTHER MISCELLANEOUS CRIME|INVESTIGATE (?:PERSON|PROPERTY)"
+        r"|MUNICIPAL (?:POLICE )?CODE|CITY ORDINANCE|PARK CODE|STATE (?:CODE )?(?:MISDEMEANOR|FELONY)"
+        r"|MISCELLANEOUS STATE|\bCONSPIRACY\b|\bGAMBLING\b|\bPEDDLING\b|HARBOR INCIDENT"
+        r"|ACTS AGAINST PUBLIC TRANSIT|PUBLIC TRANSIT, ACTS|AGAINST PUBLIC JUSTICE"
+        r"|FALSE REPORT OF (?:CRIME|EMERGENCY)|TRASH, PLACING",
+    ),
 ]
 
 SENSITIVE = [(slug, re.compile(rx)) for slug, rx in SENSITIVE_RULES]

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 NEEDS_REVIEW = "needs review"  # the reason's prefix: a hold records staff can release
+#: The reason of a row no category rule classifies: not proven safe, so never published
+#: (unless BEATFEEDS_UNCLASSIFIED=publish, when it is published as "other").
+UNCLASSIFIED = "unclassified"
 
 
 def is_review_reason(reason: str | None) -> bool:
@@ -14,7 +17,8 @@ def is_review_reason(reason: str | None) -> bool:
 
 
 # needs_review: rows stored by the run (new or updated) whose text looks like personal data,
-# held back until records staff release them (pii).
+# held back until records staff release them (pii). unclassified: rows stored by the run
+# (new or updated) that no category rule classifies, held back as `unclassified`.
 COUNTERS = (
     "read",
     "new",
@@ -25,6 +29,7 @@ COUNTERS = (
     "unassigned",
     "rejected",
     "needs_review",
+    "unclassified",
 )
 
 BEAT_SET_STATUSES = ("draft", "scheduled", "active", "retired")

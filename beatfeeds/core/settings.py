@@ -102,6 +102,13 @@ SETTINGS: list[Setting] = [
         "Public categories that are stored but never published.",
         kind=list,
     ),
+    Setting(
+        "unclassified",
+        "hold",
+        "What happens to an incident whose category no rule classifies: `hold` (never "
+        "published, counted as `unclassified` in the import summary) or `publish` (published "
+        "as Other; a WARNING is logged at start-up).",
+    ),
     Setting("session_lifetime", 480, "Minutes a staff sign-in stays valid.", kind=int),
     Setting(
         "login_max_attempts",
@@ -354,6 +361,11 @@ class Settings:
         except KeyError:
             raise AttributeError(name) from None
 
+    @property
+    def hold_unclassified(self) -> bool:
+        """Whether incidents no category rule classifies are held back (the default)."""
+        return self._values["unclassified"] != "publish"
+
     def origin(self, name: str) -> str:
         return self._origins[name]
 
@@ -500,6 +512,9 @@ def load_settings(
             f"suppressed_categories: unknown categories {', '.join(unknown)}; "
             f"categories are {', '.join(CATEGORIES)}"
         )
+    values["unclassified"] = values["unclassified"].strip().lower()
+    if values["unclassified"] not in ("hold", "publish"):
+        raise ConfigurationError(f"unclassified: {values['unclassified']!r} is not hold or publish")
     if not 0 < values["geo_precision"] <= 1:
         raise ConfigurationError("geo_precision must be more than 0 and at most 1 degree")
     if values["feed_retention_days"] < 0 or values["feed_cache_seconds"] < 0:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from beatfeeds.core.categories import CATEGORIES, PUBLIC, SENSITIVE
-from beatfeeds.core.models import IncidentRow
+from beatfeeds.core.models import UNCLASSIFIED, IncidentRow
 from beatfeeds.core.text import local_time_text, single_line
 from beatfeeds.publish import pii
 
@@ -26,7 +26,7 @@ from beatfeeds.publish import pii
 
 #: Bump when the generaliser or the classification rules change: stored incidents are then
 #: re-derived by the apply-publication-policy job (the version is part of the fingerprint).
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 STREET_TYPES = frozenset(
     """
@@ -188,30 +188,53 @@ def hundred_block(address: str) -> str:
 
 def classify(category_text: str, description: str, others: Iterable[str] = ()) -> tuple[str, bool]:
     """(public category slug, sensitive?) from a row's classification texts."""
-    return _classify(category_text, description, tuple(others))
+    return _classify(category_text, description, tuple(others))[:2]
+
+
+def is_classified(category_text: str, description: str, others: Iterable[str] = ()) -> bool:
+    """Whether a sensitive or public rule matches any of a row's classification texts (the
+    source's category text, its description and the preset's extra classification columns).
+
+    A row no rule matches is unclassified: not proven safe, so held back unless
+    BEATFEEDS_UNCLASSIFIED=publish. Known safe wordings that fit no category have a rule onto
+    "other" (core.categories), so "other" alone does not mean unclassified."""
+    return _classify(category_text, description, tuple(others))[2]
 
 
 @lru_cache(maxsize=65536)  # a source uses a few hundred distinct wordings
-def _classify(category_text: str, description: str, others: tuple[str, ...]) -> tuple[str, bool]:
+def _classify(
+    category_text: str, description: str, others: tuple[str, ...]
+) -> tuple[str, bool, bool]:
+    """(slug, sensitive?, classified?)."""
     texts = [t.upper() for t in (category_text, description, *others) if t]
     for slug, rx in SENSITIVE:
         if any(rx.search(t) for t in texts):
-            return slug, True
-    # The source's own category decides first; the other texts only break an "other".
+            return slug, True, True
+    # The source's own category decides first; the other texts only break an "other" (a
+    # rule's "other" as much as no match at all).
+    matched = False
     for t in texts:
         for slug, rx in PUBLIC:
             if rx.search(t):
-                return slug, False
-    return "other", False
+                if slug != "other":
+                    return slug, False, True
+                matched = True
+                break
+    return "other", False, matched
 
 
-def prepare_row(row: IncidentRow, suppressed_categories: Iterable[str]) -> IncidentRow:
+def prepare_row(
+    row: IncidentRow, suppressed_categories: Iterable[str], *, hold_unclassified: bool = True
+) -> IncidentRow:
     """Fill the public fields of a row: category, hundred block, suppression reason.
 
     A row whose published texts look like personal data is held back as `needs review`
-    (pii.review_reason); a release by staff is applied where the row is stored.
+    (pii.review_reason); a release by staff is applied where the row is stored. A row no rule
+    classifies is held back as `unclassified` unless hold_unclassified is False
+    (BEATFEEDS_UNCLASSIFIED=publish), when it is published as "other".
     """
-    row.category, _ = classify(row.category_text, row.description, row.classification_texts)
+    texts = (row.category_text, row.description, tuple(row.classification_texts))
+    row.category, _, classified = _classify(*texts)
     row.block_address = hundred_block(row.address)
     row.suppressed_reason = suppression_reason(
         row.sensitive,
@@ -219,22 +242,33 @@ def prepare_row(row: IncidentRow, suppressed_categories: Iterable[str]) -> Incid
         row.located,
         suppressed_categories,
         review=pii.review_reason(row.description, row.category_text),
+        unclassified=hold_unclassified and not classified,
     )
     return row
 
 
-def redo_decisions(stored: dict, suppressed_categories: Iterable[str], delay_minutes: int) -> dict:
+def redo_decisions(
+    stored: dict,
+    suppressed_categories: Iterable[str],
+    delay_minutes: int,
+    *,
+    hold_unclassified: bool = True,
+) -> dict:
     """category, block_address, suppressed_reason and publish_at of a stored incident, derived
     again from its stored raw fields under the current rules (`store.policy_inputs` rows).
 
     The extra classification columns of a row are not stored, so the category is re-derived
     from the category and description texts only, and never loosened: a new sensitive match
     wins, a stored sensitive category stays, and a stored category another column decided
-    stays when these two texts alone say "other".
+    stays when these two texts alone say "other". A row that no rule classifies by these two
+    texts and whose stored category is "other" is unclassified (held back unless
+    hold_unclassified is False): a row stored before fail-closed, as "other", is held.
     """
-    category, sensitive = classify(stored["category_text"], stored["description"])
+    category, sensitive, classified = _classify(stored["category_text"], stored["description"], ())
     old = stored["category"]
     if not sensitive and (old in _SENSITIVE_SLUGS or category == "other"):
+        if old != "other":  # decided by another column (or a sensitive match): classified
+            classified = True
         category = old
     return {
         "category": category,
@@ -247,6 +281,7 @@ def redo_decisions(stored: dict, suppressed_categories: Iterable[str], delay_min
             review=pii.review_hold(
                 stored["description"], stored["category_text"], stored.get("released_digest")
             ),
+            unclassified=hold_unclassified and not classified,
         ),
         "publish_at": publish_at(
             delay_minutes, stored["occurred_at"], stored["reported_at"], stored["created_at"]
@@ -264,22 +299,29 @@ def suppression_reason(
     suppressed_categories: Iterable[str],
     *,
     review: str | None = None,
+    unclassified: bool = False,
 ) -> str | None:
     """Why an incident is not published, or None when it may be.
 
-    `review` is the row's `needs review` reason (pii.review_hold), if any: it comes last, so
-    the staff review list holds only entries that a release would actually publish.
+    `unclassified` says that no rule classified the row and unclassified rows are held
+    (models.UNCLASSIFIED, never published). `review` is the row's `needs review` reason
+    (pii.review_hold), if any: it comes last, so the staff review list holds only entries that
+    a release would actually publish.
     """
     if sensitive:
         return "marked sensitive by the source"
     if category in suppressed_categories:
         return f"category {category} is never published"
+    if unclassified:
+        return UNCLASSIFIED
     if not located:
         return "no location"
     return review
 
 
-def policy_fingerprint(suppressed_categories: Iterable[str], delay_minutes: int) -> str:
+def policy_fingerprint(
+    suppressed_categories: Iterable[str], delay_minutes: int, *, hold_unclassified: bool = True
+) -> str:
     """Identifies a publication policy - the settings and the version of the rules, the
     address generaliser and the `needs review` rule (pii.RULE_VERSION) - so stored decisions
     can be redone when it changes."""
@@ -287,6 +329,7 @@ def policy_fingerprint(suppressed_categories: Iterable[str], delay_minutes: int)
         f"rules={RULES_VERSION};delay={delay_minutes};"
         f"suppressed={','.join(sorted(set(suppressed_categories)))}"
         f";review={pii.RULE_VERSION}"
+        f";unclassified={'hold' if hold_unclassified else 'publish'}"
     )
 
 

@@ -117,7 +117,7 @@ class Seen:
             self.hashes.append(hs[last])
 
 
-def _policy(batch, located: np.ndarray, ncls: int, source: str, suppressed) -> tuple:
+def _policy(batch, located: np.ndarray, ncls: int, source: str, suppressed, hold: bool) -> tuple:
     """(category, suppressed_reason, needs review?) arrays: privacy.prepare_row (and so the
     personal-data check) once per distinct wording."""
     arrays = [
@@ -146,7 +146,7 @@ def _policy(batch, located: np.ndarray, ncls: int, source: str, suppressed) -> t
             sensitive=bool(sens),
             classification_texts=tuple(cls),
         )
-        privacy.prepare_row(row, suppressed)
+        privacy.prepare_row(row, suppressed, hold_unclassified=hold)
         cats.append(row.category)
         reasons.append(row.suppressed_reason)
         review.append(models.is_review_reason(row.suppressed_reason))
@@ -200,6 +200,7 @@ class Chunk:
     beats: dict[int, np.ndarray]  # per key
     columns: dict[str, object]  # as store.bind_incident_columns returns them, run ids aside
     review: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per key
+    unclassified: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per key
 
 
 def plan_chunk(p: Planner, valid, digests: list[bytes]) -> Chunk | None:
@@ -241,7 +242,12 @@ def plan_chunk(p: Planner, valid, digests: list[bytes]) -> Chunk | None:
     located = np.isfinite(lat) & np.isfinite(lon)
     counters["unlocated"] += int((~located).sum())
     category, suppressed_reason, review = _policy(
-        batch, located, p.ncls, p.source, p.settings.suppressed_categories
+        batch,
+        located,
+        p.ncls,
+        p.source,
+        p.settings.suppressed_categories,
+        p.settings.hold_unclassified,
     )
     codes_, uniq = pd.factorize(batch["address"].to_numpy())
     blocks = np.array([privacy.hundred_block(a) for a in uniq], dtype=object)
@@ -304,6 +310,7 @@ def plan_chunk(p: Planner, valid, digests: list[bytes]) -> Chunk | None:
         beats,
         columns,
         review,
+        suppressed_reason == models.UNCLASSIFIED,
     )
 
 
@@ -361,6 +368,7 @@ def store_chunk(run: Run, chunk: Chunk | None) -> None:
 
     new = np.flatnonzero(is_new)
     counters["needs_review"] += int(chunk.review[new].sum())
+    counters["unclassified"] += int(chunk.unclassified[new].sum())
     if len(new):
         columns = chunk.columns if len(new) == len(bkeys) else _take(chunk.columns, new)
         columns = columns | {
@@ -396,6 +404,7 @@ def store_chunk(run: Run, chunk: Chunk | None) -> None:
             for i in changed
         ]
         _apply_releases(run, [existing[bkeys[i]][0] for i in changed], rows)
+        counters["unclassified"] += sum(r.suppressed_reason == models.UNCLASSIFIED for r in rows)
         run.store.incidents.update_incidents(
             run.conn,
             [(existing[bkeys[i]][0], r) for i, r in zip(changed, rows, strict=True)],

@@ -331,7 +331,11 @@ def preview_rows(
             if options.time_shift:
                 result.occurred_at = result.occurred_at and result.occurred_at + options.time_shift
                 result.reported_at = result.reported_at and result.reported_at + options.time_shift
-            privacy.prepare_row(result, settings.suppressed_categories)
+            privacy.prepare_row(
+                result,
+                settings.suppressed_categories,
+                hold_unclassified=settings.hold_unclassified,
+            )
             valid.append(result)
             out.append(PreviewRow(result.line, ""))
         if len(out) >= limit:
@@ -369,6 +373,9 @@ def preview_rows(
                 row.suppressed_reason.partition(": ")[2] + "; held back until records "
                 "staff release it (/records/review)"
             )
+        elif row.suppressed_reason == models.UNCLASSIFIED:
+            p.status = "suppressed"
+            p.reason = "unclassified: no category rule classifies it; stored, never published"
         elif row.suppressed_reason:
             p.status, p.reason = "suppressed", row.suppressed_reason
         elif p.beat is None:
