@@ -191,7 +191,7 @@ PRESETS: dict[str, Preset] = {
                 "lon": "LON",
                 "beat": "AREA",
             },
-            classification_columns=("Status Desc", "Premis Desc"),
+            classification_columns=("Status Desc",),
             notes=(
                 "DATE OCC is a date at midnight (two layouts mixed); the time of day is in "
                 "TIME OCC, which a mapping cannot join to it yet.",
