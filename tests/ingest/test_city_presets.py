@@ -8,6 +8,7 @@ agreement with the police-recorded area column and the elapsed seconds of the im
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from beatfeeds.cli import main
 from beatfeeds.core.settings import load_settings
 from beatfeeds.ingest.columnar import parse_dates
 from beatfeeds.ingest.fields import parse_datetime
-from beatfeeds.ingest.presets import PRESETS
+from beatfeeds.ingest.presets import PRESETS, detect_preset
 from beatfeeds.storage import SQLStore
 from tests.support.instance import shared
 
@@ -302,3 +303,13 @@ def test_city_export_imports_joins_and_publishes_no_house_number(
     text = " ".join(json.dumps(items).upper().split())
     raw = {" ".join(a.upper().split()) for a, _, _ in numbered}
     assert not [a for a in raw if a in text][:5]
+
+
+@pytest.mark.shared_data
+def test_each_city_export_is_detected_as_its_preset():
+    for city in CITIES:
+        path = city_file(city.folder, city.incidents)
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f))
+        found = detect_preset(header)
+        assert found is not None and found.name == city.preset, (city.id, found)
