@@ -211,9 +211,7 @@ def house_number(address: str) -> str | None:
 
 @pytest.mark.shared_data
 @pytest.mark.parametrize("city", CITIES, ids=lambda c: c.id)
-def test_city_export_imports_joins_and_publishes_no_house_number(
-    city, runner, monkeypatch, tmp_path
-):
+def test_city_export_imports_joins_and_publishes_no_house_number(city, runner, monkeypatch):
     incidents = city_file(city.folder, city.incidents)
     areas = city_file(city.folder, city.areas)
     monkeypatch.setenv("BEATFEEDS_TIMEZONE", city.timezone)
@@ -227,13 +225,16 @@ def test_city_export_imports_joins_and_publishes_no_house_number(
     loaded = runner.invoke(
         main, ["beats", "load", str(areas), "--code-field", city.code_field, "--name", city.id]
     )
-    if city.map_loads_today:
-        assert loaded.exit_code == 0, loaded.output
+    # A map that does not load yet is waited for: once it loads, its join figure is checked.
+    has_map = loaded.exit_code == 0
+    assert has_map or not city.map_loads_today, loaded.output
+    if has_map:
         set_id = loaded.output.split("\t", 1)[0].strip().splitlines()[-1]
         published = runner.invoke(main, ["beats", "publish", set_id])
-        assert published.exit_code == 0, published.output
-    else:
-        assert loaded.exit_code != 0  # when it loads, set map_loads_today and the figure is checked
+        has_map = published.exit_code == 0
+        assert has_map or not city.map_loads_today, published.output
+        loaded = published
+    if not has_map:
         print(f"\n{city.id}: {city.areas} does not load today: {loaded.output.strip()[:300]}")
 
     started = time.perf_counter()
@@ -273,7 +274,7 @@ def test_city_export_imports_joins_and_publishes_no_house_number(
         f"\n{city.id} ({city.preset}): rows {c['read']}, new {c['new']}, rejected {c['rejected']}"
         f" {dict(reasons)}, unlocated {c['unlocated']}, unassigned {c['unassigned']}, join "
         f"agreement {agree}/{located} = {percent:.1f}%"
-        f"{'' if city.map_loads_today else ' (no beat map: not checked)'}, "
+        f"{'' if has_map else ' (no beat map: not checked)'}, "
         f"in 'other' {held[0]}, held back {held[1]}, events {str(dated[1])[:10]} .. "
         f"{str(dated[2])[:10]}, re-import new {again['new']}, {elapsed:.1f} s"
     )
@@ -285,14 +286,14 @@ def test_city_export_imports_joins_and_publishes_no_house_number(
     assert dated[0] == c["new"]  # every stored row has its event time
     assert "2000" <= str(dated[1]) and str(dated[2]) < "2027", dated
     assert again["new"] == 0 and again["updated"] == 0 and again["rejected"] == city.rejected
-    if city.map_loads_today:
+    if has_map:
         assert round(percent, 1) >= city.agreement
 
     # The hundred-block rule: no house number the source wrote reaches the public address...
     numbered = [(r[4], r[5], n) for r in rows if (n := house_number(r[4]))]
     leaks = [(a, b) for a, b, n in numbered if n in b.split()]
     assert not leaks, leaks[:5]
-    if not city.map_loads_today:
+    if not has_map:
         return  # no active beat map, no feeds
     # ...nor any feed: the city-wide one carries the newest published incidents.
     app = create_app({"TESTING": True, "store": store, **settings.as_dict()})
