@@ -21,7 +21,7 @@ import pandas as pd
 
 from beatfeeds.core import identifiers
 from beatfeeds.core.models import IncidentRow, Rejection
-from beatfeeds.ingest.fields import TRUE_WORDS, fingerprints, parse_coordinate
+from beatfeeds.ingest.fields import FIRST_YEAR, TRUE_WORDS, fingerprints, parse_coordinate
 from beatfeeds.ingest.mapping import ColumnMapping
 from beatfeeds.ingest.reading import RawFrame, raw_text
 
@@ -38,9 +38,21 @@ _DATE_FORMATS = (
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
+    "%Y/%m/%d %I:%M:%S %p",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
 )
-_OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%m/%d/%Y %I:%M:%S %p %z")
+_OFFSET_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+    "%Y/%m/%d %H:%M:%S%z",
+    "%m/%d/%Y %I:%M:%S %p %z",
+)
 _OFFSET_SUFFIX = re.compile(r"\s*(Z|[+-]\d{2}:?\d{2})$")
+# "+00" after a time (ArcGIS exports): written out as "+0000" so that strptime's %z reads it.
+_SHORT_OFFSET = re.compile(r"(?<=:\d\d)([+-]\d{2})$")
 
 
 # ---- column-wise validation ---------------------------------------------------------------
@@ -70,6 +82,9 @@ def parse_dates(
         return out, np.zeros(n, dtype=bool)
     sample = values[np.argmax(~blank)]
     series = pd.Series(values, dtype=object)
+    if _SHORT_OFFSET.search(sample):
+        series = series.str.replace(_SHORT_OFFSET, r"\g<1>00", regex=True)
+        sample = series.iat[int(np.argmax(~blank))]
     has_offset = False
     fmt = _fitting_format(sample, _DATE_FORMATS)
     if fmt is None and offset_is_local and _OFFSET_SUFFIX.search(sample):
@@ -89,8 +104,12 @@ def parse_dates(
         rest &= ~ok
     if rest.any():
         parsed = pd.to_datetime(series[rest], format=fmt, errors="coerce", utc=has_offset)
+        # A year datetime64[ns] cannot hold would wrap round: the per-row parser words it.
+        parsed = parsed.where((parsed.dt.year >= FIRST_YEAR) & (parsed.dt.year <= 2261))
         if has_offset:
-            out[rest] = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+            # Whole seconds, as the per-row parser reads them (it drops any fraction).
+            parsed = parsed.dt.tz_convert(None).dt.floor("s")
+            out[rest] = parsed.to_numpy(dtype="datetime64[ns]")
             rest[:] = False
         else:
             naive[rest] = parsed.to_numpy(dtype="datetime64[ns]")

@@ -21,22 +21,33 @@ TRUE_WORDS = frozenset({"true", "yes", "y", "1", "t", "x"})
 # A "(lat, lon)" location column, latitude first.
 LOCATION = re.compile(r"^\(?\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*\)?$")
 
+# An offset is Z, +HH:MM, +HHMM or +HH (ArcGIS exports write "+00").
+_OFFSET = r"(Z|[+-]\d{2}(?::?\d{2})?)"
 _ISO = re.compile(
     r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?"
-    r"\s*(Z|[+-]\d{2}:?\d{2})?$"
+    rf"\s*{_OFFSET}?$"
+)
+# Year first with slashes (DC MPD, SFPD 2018-): 2025/04/14 16:26:33+00, 2018/12/01 12:25:00 AM.
+_YMD = re.compile(
+    r"^(\d{4})/(\d{1,2})/(\d{1,2})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
+    rf"\s*([AaPp][Mm])?)?\s*{_OFFSET}?$"
 )
 _US = re.compile(
     r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
-    r"\s*([AaPp][Mm])?)?\s*(Z|[+-]\d{2}:?\d{2})?$"
+    rf"\s*([AaPp][Mm])?)?\s*{_OFFSET}?$"
 )
+# Earlier years are typing slips (DC's "1025/03/24"), and outside what a datetime64[ns]
+# column holds, where the column-wise path would wrap them round to another century.
+FIRST_YEAR = 1900
 _UTC = ZoneInfo("UTC")
 
 
 def parse_datetime(text: str, tz: ZoneInfo, *, offset_is_local: bool = False) -> datetime | None:
     """A date/time string -> naive UTC. None when blank; ValueError when unparseable.
 
-    Accepts ISO 8601 (`2016-03-25T20:09:00`, `...+0000`, `...Z`) and US style
-    (`03/25/2016 08:09:00 PM`). Hour 24 means midnight of the next day. Times without an
+    Accepts ISO 8601 (`2016-03-25T20:09:00`, `...+0000`, `...+00`, `...Z`), US style
+    (`03/25/2016 08:09:00 PM`) and year first with slashes (`2018/12/01 12:25:00 AM`,
+    `2025/04/14 16:26:33+00`). Years before FIRST_YEAR are refused. Hour 24 means midnight of the next day. Times without an
     offset (or with one the source writes on local times, `offset_is_local`) are local to
     `tz`. A local time in a DST gap keeps the pre-transition offset, so 02:30 on the spring-
     forward night becomes 03:30 PDT; a time in the repeated autumn hour is its first
@@ -49,11 +60,15 @@ def parse_datetime(text: str, tz: ZoneInfo, *, offset_is_local: bool = False) ->
     if m:
         y, mo, d, hh, mi, ss, off = m.groups()
         ampm = None
+    elif m := _YMD.match(s):
+        y, mo, d, hh, mi, ss, ampm, off = m.groups()
     else:
         m = _US.match(s)
         if not m:
             raise ValueError(f"unrecognised date {text.strip()!r}")
         mo, d, y, hh, mi, ss, ampm, off = m.groups()
+    if int(y) < FIRST_YEAR:
+        raise ValueError(f"impossible date {s!r}: year {int(y)} is before {FIRST_YEAR}")
     hour = int(hh or 0)
     if ampm:
         if not 1 <= hour <= 12:
@@ -74,7 +89,7 @@ def parse_datetime(text: str, tz: ZoneInfo, *, offset_is_local: bool = False) ->
         else:
             sign = -1 if off[0] == "-" else 1
             digits = off[1:].replace(":", "")
-            offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+            offset = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
         return value - offset
     return value.replace(tzinfo=tz).astimezone(_UTC).replace(tzinfo=None)
 
