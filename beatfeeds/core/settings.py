@@ -20,8 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from beatfeeds.core.categories import CATEGORIES
 from beatfeeds.core.errors import ConfigurationError
+from beatfeeds.core.profile import DEMO_DEPARTMENT, check_labels, parse_map_center
 
 ENV_PREFIX = "BEATFEEDS_"
+CONFIG_NAME = "beatfeeds.toml"  # the instance folder's own TOML file
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -86,7 +88,15 @@ SETTINGS: list[Setting] = [
         "import times before an incident is published (Seattle's Tweets by Beat used 60).",
         kind=int,
     ),
-    Setting("department_name", "Seattle Police Department", "Name shown in feed titles and pages."),
+    Setting("department_name", DEMO_DEPARTMENT, "Name shown in feed titles and pages."),
+    Setting("beat_label", "Beat", "The department's word for a beat (singular)."),
+    Setting("sector_label", "Sector", "The department's word for a sector (singular)."),
+    Setting("precinct_label", "Precinct", "The department's word for a precinct (singular)."),
+    Setting(
+        "map_center",
+        "",
+        "`LAT,LON` where maps open before a beat map is drawn; empty: the demo's Seattle.",
+    ),
     Setting("feed_max_entries", 50, "Most entries in one feed.", kind=int),
     Setting(
         "suppressed_categories",
@@ -430,6 +440,14 @@ def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
         raise ConfigurationError(f"{setting.name} from {origin}: cannot read {raw!r}") from exc
 
 
+def instance_config(env: dict[str, str]) -> str | None:
+    """`beatfeeds.toml` in the instance folder (as `beatfeeds setup` writes it), if there is
+    one: read when BEATFEEDS_CONFIG names no file."""
+    folder = env.get(ENV_PREFIX + "INSTANCE_PATH") or _BY_NAME["instance_path"].default
+    path = Path(folder).expanduser().resolve() / CONFIG_NAME
+    return str(path) if path.is_file() else None
+
+
 def load_settings(
     overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
 ) -> Settings:
@@ -438,7 +456,7 @@ def load_settings(
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
     origins = {s.name: "default" for s in SETTINGS}
 
-    config_path = env.get(ENV_PREFIX + "CONFIG")
+    config_path = env.get(ENV_PREFIX + "CONFIG") or instance_config(env)
     if config_path:
         try:
             data = tomllib.loads(Path(config_path).read_text())
@@ -505,6 +523,8 @@ def load_settings(
     if values["feed_retention_days"] < 0 or values["feed_cache_seconds"] < 0:
         raise ConfigurationError("feed_retention_days and feed_cache_seconds must be 0 or more")
     _check_color(values["department_color"])
+    check_labels(values)
+    parse_map_center(values["map_center"])
     if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", values["digest_time"].strip()):
         raise ConfigurationError(
             f"digest_time: {values['digest_time']!r} is not a time of day such as 07:00"

@@ -257,9 +257,9 @@ def set_mapping(
     with store.db.unit_of_work():
         name = None
         if save_as:
-            name = presets.save_preset(
-                store, save_as, source, columns, actor=actor, now=now, header=header
-            ).name
+            name = presets.check_preset(save_as, source, columns, header)[0]
+            # (what save_preset returns is read outside this unit of work: not used here)
+            presets.save_preset(store, name, source, columns, actor=actor, now=now, header=header)
         store.uploads.set_upload_mapping(upload_id, preset=name, mapping=columns, source=source)
         store.accounts.audit(
             actor, "incidents.map", f"upload:{upload_id}", {"columns": columns}, now=now
