@@ -19,6 +19,7 @@ from beatfeeds.cli import (
     presets,
     serve,
     settings,
+    setup,
     sources,
     users,
 )
@@ -36,6 +37,7 @@ for _group in (db, incidents, beats, users, sources, presets, outbound, mail, jo
 main.add_command(jobs.scheduler)
 main.add_command(settings.settings_cmd)
 main.add_command(serve.serve)
+main.add_command(setup.setup)
 main.add_command(demo.demo)
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ import click
 from beatfeeds.cli.context import Context, domain_errors, pass_ctx, require_schema
 from beatfeeds.cli.progress import row_progress
 from beatfeeds.core.clock import utcnow
-from beatfeeds.core.errors import BeatfeedsError, UnusableFile
+from beatfeeds.core.errors import BeatfeedsError, InvalidInput, UnusableFile
 from beatfeeds.ingest.mapping import parse_map_options
-from beatfeeds.services import imports, records, review
+from beatfeeds.ingest.reading import read_header
+from beatfeeds.services import imports, presets, records, review
 
 
 @click.group("incidents")
@@ -37,14 +38,23 @@ def group():
 @click.option("--source", help="Dataset name; incident identity is (source, external id).")
 @click.option("--dry-run", is_flag=True, help="Validate and count, change nothing.")
 @click.option(
+    "--save-preset",
+    metavar="NAME",
+    help="Save the --map columns and --source as a preset named NAME after the import "
+    "(with --dry-run, only check that they could be saved).",
+)
+@click.option(
     "--report",
     type=click.Path(dir_okay=False),
     help="Where to write rejected rows (default: the instance folder).",
 )
 @pass_ctx
-def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
+def incidents_import(ctx: Context, file, preset, maps, source, dry_run, save_preset, report):
     """Import an incident CSV: exit 0 if every row was usable, 1 if some were rejected,
-    2 if the file cannot be imported."""
+    2 if the file cannot be imported.
+
+    Without --preset or --map the layout is detected from the header as a web upload's is:
+    the built-in presets, then the presets saved with `presets save` or on /records/imports."""
     try:
         options = imports.ImportOptions(
             preset=preset,
@@ -54,11 +64,22 @@ def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
             report_path=report,
         )
         require_schema(ctx.store)
-        options = records.resolve_options(ctx.store, options)  # saved presets by name
+        if save_preset:  # checked before the import, so that a bad name costs nothing
+            if not options.maps:
+                raise InvalidInput("--save-preset saves the --map columns: give them with --map.")
+            presets.check_new_preset(
+                ctx.store, save_preset, source, options.maps, read_header(file)
+            )
+        options, detected = records.options_for_file(ctx.store, file, options)
         progress = _progress_printer(file)
         result = imports.import_file(
             ctx.store, file, options, ctx.settings, now=utcnow(), progress=progress
         )
+        saved = None
+        if save_preset and not dry_run:
+            saved = presets.save_preset(
+                ctx.store, save_preset, source, options.maps, actor="cli", now=utcnow()
+            )
     except UnusableFile as exc:
         click.echo(f"error: {file.name}: {exc.message}", err=True)
         sys.exit(2)
@@ -67,9 +88,13 @@ def incidents_import(ctx: Context, file, preset, maps, source, dry_run, report):
         sys.exit(2)
     if progress:
         progress(None)
-    detected = "" if preset or maps else f" (detected preset {result.preset})"
+    detected = f" (detected preset {detected})" if detected else ""
     click.echo(f"{'dry run: ' if dry_run else ''}{file.name}: source {result.source}{detected}")
     click.echo(result.line())
+    if saved is not None:
+        click.echo(f"saved preset {saved.name} (source {saved.source})")
+    elif save_preset:
+        click.echo(f"dry run: preset {save_preset} can be saved")
     if result.counters.get("swapped"):
         click.echo(
             f"note: latitude and longitude were swapped in {result.counters['swapped']} "

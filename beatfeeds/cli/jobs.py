@@ -8,6 +8,7 @@ from beatfeeds import jobs
 from beatfeeds.cli.context import Context, domain_errors, pass_ctx, require_schema
 from beatfeeds.core.clock import utcnow
 from beatfeeds.core.logsetup import configure_logging
+from beatfeeds.services.setup import require_profile
 
 
 @click.group("jobs")
@@ -36,10 +37,12 @@ def jobs_run(ctx: Context, name):
 @pass_ctx
 @domain_errors
 def scheduler(ctx: Context):
-    """Run the scheduler in this process (until interrupted)."""
+    """Run the scheduler in this process (until interrupted); refused, as `serve` is, on a
+    real instance still under the demo's department name or with no time zone set."""
     from beatfeeds.scheduler import build_scheduler
 
     configure_logging(ctx.settings.log_level)
     require_schema(ctx.store)
+    require_profile(ctx.store, ctx.settings)
     click.echo(f"scheduler running {len(jobs.JOBS)} jobs; Ctrl-C to stop")
     build_scheduler(ctx.store, ctx.settings, background=False).start()

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import click
 
-from beatfeeds.cli.context import domain_errors
+from beatfeeds.cli.context import Context, domain_errors, pass_ctx
 from beatfeeds.core.settings import Settings
+from beatfeeds.services.setup import require_profile
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
+@pass_ctx
 @domain_errors
-def serve(host, port, threads):
-    """Serve the site with waitress (production WSGI server)."""
+def serve(ctx: Context, host, port, threads):
+    """Serve the site with waitress (production WSGI server).
+
+    Refused on an instance that `beatfeeds demo` did not set up while it still has the demo's
+    department name or no time zone of its own (`beatfeeds setup` sets them)."""
     from beatfeeds.app import create_app
 
+    require_profile(ctx.store, ctx.settings)
     run_waitress(create_app(), host, port, threads)
 
 

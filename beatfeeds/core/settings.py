@@ -20,8 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from beatfeeds.core.categories import CATEGORIES
 from beatfeeds.core.errors import ConfigurationError
+from beatfeeds.core.profile import DEMO_DEPARTMENT, check_color, check_labels, parse_map_center
 
 ENV_PREFIX = "BEATFEEDS_"
+CONFIG_NAME = "beatfeeds.toml"  # the instance folder's own TOML file
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -86,7 +88,15 @@ SETTINGS: list[Setting] = [
         "import times before an incident is published (Seattle's Tweets by Beat used 60).",
         kind=int,
     ),
-    Setting("department_name", "Seattle Police Department", "Name shown in feed titles and pages."),
+    Setting("department_name", DEMO_DEPARTMENT, "Name shown in feed titles and pages."),
+    Setting("beat_label", "Beat", "The department's word for a beat (singular)."),
+    Setting("sector_label", "Sector", "The department's word for a sector (singular)."),
+    Setting("precinct_label", "Precinct", "The department's word for a precinct (singular)."),
+    Setting(
+        "map_center",
+        "",
+        "`LAT,LON` where maps open before a beat map is drawn; empty: the demo's Seattle.",
+    ),
     Setting("feed_max_entries", 50, "Most entries in one feed.", kind=int),
     Setting(
         "suppressed_categories",
@@ -442,6 +452,14 @@ def _coerce(setting: Setting, raw: Any, origin: str) -> Any:
         raise ConfigurationError(f"{setting.name} from {origin}: cannot read {raw!r}") from exc
 
 
+def instance_config(env: dict[str, str]) -> str | None:
+    """`beatfeeds.toml` in the instance folder (as `beatfeeds setup` writes it), if there is
+    one: read when BEATFEEDS_CONFIG names no file."""
+    folder = env.get(ENV_PREFIX + "INSTANCE_PATH") or _BY_NAME["instance_path"].default
+    path = Path(folder).expanduser().resolve() / CONFIG_NAME
+    return str(path) if path.is_file() else None
+
+
 def load_settings(
     overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
 ) -> Settings:
@@ -450,7 +468,7 @@ def load_settings(
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
     origins = {s.name: "default" for s in SETTINGS}
 
-    config_path = env.get(ENV_PREFIX + "CONFIG")
+    config_path = env.get(ENV_PREFIX + "CONFIG") or instance_config(env)
     if config_path:
         try:
             data = tomllib.loads(Path(config_path).read_text())
@@ -519,7 +537,9 @@ def load_settings(
         raise ConfigurationError("geo_precision must be more than 0 and at most 1 degree")
     if values["feed_retention_days"] < 0 or values["feed_cache_seconds"] < 0:
         raise ConfigurationError("feed_retention_days and feed_cache_seconds must be 0 or more")
-    _check_color(values["department_color"])
+    check_color(values["department_color"])
+    check_labels(values)
+    parse_map_center(values["map_center"])
     if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", values["digest_time"].strip()):
         raise ConfigurationError(
             f"digest_time: {values['digest_time']!r} is not a time of day such as 07:00"
@@ -539,29 +559,6 @@ def load_settings(
     values["log_level"] = level
     values["base_url"] = values["base_url"].rstrip("/")
     return Settings(values, origins)
-
-
-def contrast_on_white(color: str) -> float:
-    """WCAG 2.1 contrast ratio of a `#rrggbb` colour against white."""
-
-    def channel(c: int) -> float:
-        c = c / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
-    luminance = 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
-    return 1.05 / (luminance + 0.05)
-
-
-def _check_color(color: str) -> None:
-    if not re.fullmatch(r"#[0-9a-fA-F]{6}", color):
-        raise ConfigurationError(f"department_color: {color!r} is not a #rrggbb colour")
-    ratio = contrast_on_white(color)
-    if ratio < 4.5:  # WCAG 2.1 AA for body text: links in this colour must stay readable
-        raise ConfigurationError(
-            f"department_color: {color} has a contrast of {ratio:.1f}:1 "
-            "on white; WCAG AA needs at least 4.5:1"
-        )
 
 
 def ensure_secret_key(settings: Settings) -> str:

@@ -32,8 +32,7 @@ from beatfeeds.ingest.mapping import resolve_mapping
 from beatfeeds.ingest.presets import FIELDS, PRESETS, detect_preset
 from beatfeeds.ingest.reading import read_header
 from beatfeeds.ingest.report import write_rejected_rows
-from beatfeeds.services import imports
-from beatfeeds.services.presets import PRESET_NAME
+from beatfeeds.services import imports, presets
 
 if TYPE_CHECKING:
     from beatfeeds.core.settings import Settings
@@ -193,6 +192,24 @@ def resolve_options(store: SQLStore, options: imports.ImportOptions) -> imports.
     return options
 
 
+def options_for_file(
+    store: SQLStore, path: Path, options: imports.ImportOptions
+) -> tuple[imports.ImportOptions, str | None]:
+    """The options a file imports with, and the preset detected for it (None when the
+    options named a preset or columns): a saved preset's name becomes its columns, and a
+    file with neither is detected by `detect_mapping`, as a web upload is, so the CLI and
+    the web find the same built-in or saved layout."""
+    if options.preset or options.maps:
+        return resolve_options(store, options), None
+    preset, maps, source = detect_mapping(store, read_header(Path(path)))
+    if maps is not None:  # a saved preset: its columns and dataset
+        options.maps = maps
+        options.source = options.source or source
+    elif preset is not None:
+        options.preset = preset
+    return options, preset  # nothing found: the import names the closest preset
+
+
 def upload_options(upload: Upload) -> imports.ImportOptions:
     """The import options an upload runs with."""
     if upload.mapping:
@@ -228,30 +245,21 @@ def set_mapping(
     upload = store.uploads.get_upload(upload_id)
     columns = {f: c for f, c in columns.items() if f in FIELDS and c}
     source = (source or "").strip().lower()
-    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,99}", source):
+    if not presets.SOURCE_NAME.fullmatch(source):
         raise InvalidInput(
             "Name the dataset (letters, digits, dashes), for example "
             "'county-sheriff-cad': incidents from later files of the same "
             "dataset merge by it."
         )
-    resolve_mapping(upload_header(upload), maps=columns, source=source)
+    header = upload_header(upload)
+    resolve_mapping(header, maps=columns, source=source)
     # The preset, the upload's mapping and their audit entries: all of them or none.
     with store.db.unit_of_work():
         name = None
         if save_as:
-            name = save_as.strip().lower()
-            if not PRESET_NAME.match(name):
-                raise InvalidInput("A preset name is 2 to 63 lower-case letters, digits or dashes.")
-            if name in PRESETS:
-                raise InvalidInput(f"{name!r} is a built-in preset; choose another name.")
-            store.uploads.save_preset(name, source, columns, created_by=actor, now=now)
-            store.accounts.audit(
-                actor,
-                "presets.save",
-                f"preset:{name}",
-                {"columns": columns, "source": source},
-                now=now,
-            )
+            name = presets.check_preset(save_as, source, columns, header)[0]
+            # (what save_preset returns is read outside this unit of work: not used here)
+            presets.save_preset(store, name, source, columns, actor=actor, now=now, header=header)
         store.uploads.set_upload_mapping(upload_id, preset=name, mapping=columns, source=source)
         store.accounts.audit(
             actor, "incidents.map", f"upload:{upload_id}", {"columns": columns}, now=now

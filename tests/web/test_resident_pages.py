@@ -9,7 +9,7 @@ import pytest
 from lxml import html
 
 from beatfeeds.core.errors import ConfigurationError
-from beatfeeds.core.settings import contrast_on_white
+from beatfeeds.core.profile import contrast_on_white
 from tests.support.instance import make_settings
 from tests.support.web import add_incident, build_site
 
