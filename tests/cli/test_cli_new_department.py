@@ -59,12 +59,24 @@ def test_dc_from_nothing_to_feeds_with_the_documented_commands(runner, monkeypat
     assert "57 beats" in out
     invoke(runner, "beats", "publish", out.split()[0])
     maps = [a for m in MAPS for a in ("--map", m)]
-    invoke(runner, "presets", "save", "dc-mpd", "--source", "dc-mpd-crime", *maps, "--file", crimes)
+    invoke(
+        runner,
+        "presets",
+        "save",
+        "dc-mpd",
+        "--source",
+        "dc-mpd-crime-incidents",
+        *maps,
+        "--file",
+        crimes,
+    )
 
     first = invoke(runner, "incidents", "import", crimes)
-    assert "source dc-mpd-crime (detected preset dc-mpd)" in first
+    assert (
+        "source dc-mpd-crime-incidents (detected preset dc-mpd-crime)" in first
+    )  # built-ins come first
     c = counters(first)
-    print(f"DC 2019-10 via the saved preset: {c}")
+    print(f"DC 2019-10 (detected): {c}")
     assert c["read"] == 2985 and c["rejected"] == 0 and c["unassigned"] == 0
     assert c["new"] + c["duplicate"] == 2985
     again = counters(invoke(runner, "incidents", "import", crimes))
