@@ -87,9 +87,11 @@ def resolve_area(store: SQLStore, kind: str, code: str | None) -> Area:
 def _same_number(wanted: str, codes: set[str]) -> list[str]:
     """The numeric codes that are `wanted` written with more or fewer leading zeros
     (`111` -> `0111`); a map's codes keep their zeros as in its file."""
-    if not wanted.isdigit():
+    if not (wanted.isascii() and wanted.isdigit()):
         return []
-    return sorted(c for c in codes if c.isdigit() and c != wanted and int(c) == int(wanted))
+    return sorted(
+        c for c in codes if c.isascii() and c.isdigit() and c != wanted and int(c) == int(wanted)
+    )
 
 
 def retention_start(settings: Settings, now: datetime) -> datetime | None:
