@@ -26,6 +26,7 @@ import shutil
 import sqlite3
 import struct
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -167,7 +168,10 @@ def read_frame(path: str | Path, *, protected: Iterable[str | Path] = ()):
                 f"{Path(path).name} is not a {fmt} file (GDAL reads it as {info.get('driver')})."
             )
         try:
-            return gpd.read_file(readable, engine="pyogrio")
+            with warnings.catch_warnings():
+                # A property mixing numbers and text: read as text, which is what we keep.
+                warnings.filterwarnings("ignore", "Could not parse column", UserWarning)
+                return gpd.read_file(readable, engine="pyogrio")
         except Exception as exc:  # pyogrio raises many types for unreadable files
             raise UnusableFile(f"Cannot read {Path(path).name} as a map: {exc}") from exc
 
