@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from beatfeeds.core.settings import Settings
 
 
+ENCLAVE_WIDTH = 50.0  # metres of mean width (2A/P): a hole this broad is no digitising gap
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """Validation and diff thresholds (areas in square metres)."""
@@ -45,7 +48,7 @@ class BoundaryProblem:
     """One validation finding: errors block publishing, warnings do not."""
 
     severity: str  # error / warning
-    kind: str  # invalid / duplicate / overlap / gap / sliver / empty
+    kind: str  # invalid / duplicate / overlap / gap / enclave / sliver / empty
     codes: list[str]
     message: str
     lon: float | None = None
@@ -170,6 +173,24 @@ def check_beats(
     for gap in _parts(ref.difference(union)):
         if gap.area > tol.gap:
             near = sorted({codes[k] for k in tree.query(gap.buffer(1.0), predicate="intersects")})
+            if not outline and (len(near) == 1 or 2 * gap.area / gap.length >= ENCLAVE_WIDTH):
+                # A hole inside one beat, or a broad one, in a department's first map is drawn
+                # on purpose: another city, a park or a lake it does not police (LA has
+                # Beverly Hills inside, SF's Richmond has three holes); a thin one between
+                # beats is a digitising gap.
+                out.append(
+                    BoundaryProblem(
+                        "warning",
+                        "enclave",
+                        near,
+                        f"{gap.area:,.0f} m² inside the map's outline is in no beat"
+                        + (f" (surrounded by {', '.join(near)})" if near else "")
+                        + ": an enclave the department does not cover? Incidents there get "
+                        "no beat",
+                        *at(gap),
+                    )
+                )
+                continue
             out.append(
                 BoundaryProblem(
                     "error",
