@@ -194,3 +194,40 @@ def test_pages_and_feeds_redirect_to_the_code_with_its_zeros(tmp_path, store, se
     assert client.get("/beats/113").status_code == 404
     r = client.get("/find?beat=112")
     assert r.status_code == 302 and r.headers["Location"].endswith("/beats/0112")
+
+
+def test_the_admin_upload_takes_a_template_and_shows_what_it_used(admin, beats_store, tmp_path):
+    import io
+
+    path = write_map(tmp_path / "districts.geojson", DISTRICTS)
+    r = admin.post(
+        "/admin/beats/upload",
+        data={"file": (io.BytesIO(path.read_bytes()), path.name)},
+        content_type="multipart/form-data",
+    )
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and 'name="sector_template"' in html
+    token = html.split('name="token" value="')[1].split('"')[0]
+    form = {"token": token, "filename": path.name, "name": "districts"}
+    bad = admin.post(
+        "/admin/beats/load",
+        data={**form, "code_field": "PSA", "sector_template": "{DIST}-{SECTOR}"},
+    )
+    assert bad.status_code == 422
+    assert "properties are: PSA, DISTRICT, SECTOR" in bad.get_data(as_text=True)
+    assert 'value="{DIST}-{SECTOR}"' in bad.get_data(as_text=True)  # kept for correcting
+    r = admin.post(
+        "/admin/beats/load",
+        data={
+            **form,
+            "code_field": "PSA",
+            "sector_field": "SECTOR",
+            "sector_template": "{DISTRICT}-{SECTOR}",
+            "precinct_field": "DISTRICT",
+        },
+        follow_redirects=True,
+    )
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "Loaded beat map 2 as a draft (5 beats)." in page
+    assert "using sector: template &#39;{DISTRICT}-{SECTOR}&#39;" in page
+    assert {b.sector for b in beats_store.beatmaps.beats(2)} == {"01-1", "01-2", "25-1", "25-2"}
