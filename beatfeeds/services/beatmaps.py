@@ -68,12 +68,8 @@ def load_beat_map_report(
     actor: str = "cli",
     now: datetime,
 ) -> BeatMapLoad:
-    """Validate a beat map file and store it as a draft; the new map's id and the loader's
-    notes (the field or template used for each level, parts merged, warnings).
-
-    Each `*_field` is a property name or a template over the properties
-    (`'{DISTRICT}-{SECTOR}'`). InvalidBoundary lists every problem when nothing is stored.
-    """
+    """Store a beat map file as a draft (each `*_field` a property or a template such as
+    `'{DISTRICT}-{SECTOR}'`): its id and the loader's notes; InvalidBoundary lists problems."""
     loaded = beatfiles.read_beat_map(
         path,
         code_field=code_field,
@@ -97,15 +93,9 @@ def load_beat_map_report(
         actor,
         "beats.load",
         f"beat_set:{set_id}",
-        {
-            "file": Path(path).name,
-            "beats": len(loaded.beats),
-            "crs": loaded.crs,
-            "skipped": loaded.skipped,
-            "fields": {c.level: c.spec for c in loaded.fields},
-            "merged": loaded.merged,
-            "warnings": loaded.warnings,
-        },
+        {"file": Path(path).name, "beats": len(loaded.beats), "crs": loaded.crs}
+        | {"skipped": loaded.skipped, "fields": {c.level: c.spec for c in loaded.fields}}
+        | {"merged": loaded.merged, "warnings": loaded.warnings},
         now=now,
     )
     log.info("loaded beat map %s from %s: %d beats", set_id, Path(path).name, len(loaded.beats))
