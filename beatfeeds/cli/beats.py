@@ -20,9 +20,13 @@ def group():
 
 @group.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--code-field", help="Property holding the beat code (guessed when omitted).")
-@click.option("--sector-field")
-@click.option("--precinct-field")
+@click.option(
+    "--code-field",
+    help="Property holding the beat code, or a template such as '{DISTRICT}{PSA}' "
+    "(guessed when omitted).",
+)
+@click.option("--sector-field", help="Property or template ('{DISTRICT}-{SECTOR}') for the sector.")
+@click.option("--precinct-field", help="Property or template for the precinct.")
 @click.option("--name", help="Name of the beat map (default: the file name).")
 @click.option(
     "--effective",
@@ -32,9 +36,10 @@ def group():
 @pass_ctx
 @domain_errors
 def beats_load(ctx: Context, file, code_field, sector_field, precinct_field, name, effective):
-    """Load a beat map file as a draft and print its id."""
+    """Load a beat map file as a draft and print its id, then the field or template used for
+    each level, the beats merged from several features, and warnings."""
     require_schema(ctx.store)
-    set_id = beatmaps.load_beat_map(
+    report = beatmaps.load_beat_map_report(
         ctx.store,
         file,
         code_field=code_field,
@@ -44,8 +49,10 @@ def beats_load(ctx: Context, file, code_field, sector_field, precinct_field, nam
         effective=effective.date() if effective else None,
         now=utcnow(),
     )
-    bs = ctx.store.beatmaps.get_beat_set(set_id)
-    click.echo(f"{set_id}\tdraft\t{bs.beat_count} beats\t{bs.name}")
+    bs = ctx.store.beatmaps.get_beat_set(report.set_id)
+    click.echo(f"{report.set_id}\tdraft\t{bs.beat_count} beats\t{bs.name}")
+    for note in report.notes:
+        click.echo(f"  {note}")
 
 
 @group.command("list")

@@ -26,18 +26,19 @@ import shutil
 import sqlite3
 import struct
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import shapely
 
 from beatfeeds.core.errors import UnusableFile
 from beatfeeds.core.models import Beat
-from beatfeeds.geo import checks
+from beatfeeds.geo import beatfields, checks
+from beatfeeds.geo.beatfields import FieldChoice
 
 FORMATS = {
     ".geojson": "geojson",
@@ -167,17 +168,15 @@ def read_frame(path: str | Path, *, protected: Iterable[str | Path] = ()):
                 f"{Path(path).name} is not a {fmt} file (GDAL reads it as {info.get('driver')})."
             )
         try:
-            return gpd.read_file(readable, engine="pyogrio")
+            with warnings.catch_warnings():
+                # A property mixing numbers and text: read as text, which is what we keep.
+                warnings.filterwarnings("ignore", "Could not parse column", UserWarning)
+                return gpd.read_file(readable, engine="pyogrio")
         except Exception as exc:  # pyogrio raises many types for unreadable files
             raise UnusableFile(f"Cannot read {Path(path).name} as a map: {exc}") from exc
 
 
 # ---- a beat-map file as beats, and beats as a file ------------------------------------------
-CODE_FIELD_GUESSES = ("beat", "BEAT", "Beat", "beat_num", "BEAT_NUM", "name", "NAME", "Name")
-SECTOR_FIELD_GUESSES = ("sector", "SECTOR", "Sector")
-PRECINCT_FIELD_GUESSES = ("precinct", "PRECINCT", "Precinct", "first_precinct", "FIRST_PRECINCT")
-
-
 @dataclass
 class LoadedBeatMap:
     """A beat-map file read into beats, with what would keep them from being used as is."""
@@ -187,27 +186,17 @@ class LoadedBeatMap:
     skipped: list[str]
     code_field: str
     crs: str
+    fields: list[FieldChoice] = field(default_factory=list)  # code, sector, precinct
+    merged: list[str] = field(default_factory=list)  # "beat 3100: 3 parts merged"
+    warnings: list[str] = field(default_factory=list)  # loadable, but worth a look
 
-
-def _guess(
-    columns, given: str | None, guesses: tuple[str, ...], what: str, required: bool
-) -> str | None:
-    if given:
-        if given not in columns:
-            raise UnusableFile(
-                f"The file has no {what} field {given!r}; fields are: "
-                f"{', '.join(c for c in columns if c != 'geometry')}."
-            )
-        return given
-    for g in guesses:
-        if g in columns:
-            return g
-    if required:
-        raise UnusableFile(
-            f"Cannot tell which field holds the {what}; pass it explicitly. "
-            f"Fields are: {', '.join(c for c in columns if c != 'geometry')}."
+    def notes(self) -> list[str]:
+        """What the loader tells its user: the fields used, parts merged, warnings."""
+        return (
+            [f"using {c.describe()}" for c in self.fields]
+            + self.merged
+            + [f"warning: {w}" for w in self.warnings]
         )
-    return None
 
 
 def read_beat_map(
@@ -222,13 +211,16 @@ def read_beat_map(
     """Read a beat map file in any CRS, reprojected to EPSG:4326, with its problems listed.
 
     The file is opened only as the format its name declares (`read_frame`); `protected` files
-    (the app's own database) are refused. Features without a beat code are skipped (and
-    reported in `skipped`); problems are never fixed silently.
+    (the app's own database) are refused. Each level is read from a field or built by a
+    template (`beatfields`). Features without a beat code are skipped (and reported in
+    `skipped`); features sharing a code are merged when they do not overlap. Problems are
+    never fixed silently.
     """
     frame = read_frame(path, protected=protected)
-    code_f = _guess(frame.columns, code_field, CODE_FIELD_GUESSES, "beat code", True)
-    sector_f = _guess(frame.columns, sector_field, SECTOR_FIELD_GUESSES, "sector", False)
-    precinct_f = _guess(frame.columns, precinct_field, PRECINCT_FIELD_GUESSES, "precinct", False)
+    fields = [c for c in frame.columns if c != "geometry"]
+    code_c = beatfields.choose_field("code", code_field, fields)
+    sector_c = beatfields.choose_field("sector", sector_field, fields)
+    precinct_c = beatfields.choose_field("precinct", precinct_field, fields)
 
     # GeoJSON without a `crs` member is read as WGS84; projected numbers there are an error.
     if frame.crs is None or frame.crs.is_geographic:
@@ -243,49 +235,84 @@ def read_beat_map(
     crs = frame.crs.to_string()
     frame = frame.to_crs(4326)
 
-    beats: list[Beat] = []
+    # The properties as the file writes them (GeoJSON), or as GDAL read them (other formats).
+    texts = None
+    if declared_format(path) == "geojson":
+        texts = beatfields.geojson_properties(path, len(frame))
+    if texts is None:
+        texts = [
+            {f: beatfields.as_text(v) for f, v in zip(fields, values, strict=True)}
+            for values in frame[fields].itertuples(index=False, name=None)
+        ]
+
     problems: list[str] = []
     skipped: list[str] = []
-    seen: dict[str, int] = {}
-    for n, row in enumerate(frame.itertuples(index=False), start=1):
-        raw_code = getattr(row, code_f)
-        code = (
-            ""
-            if raw_code is None or (isinstance(raw_code, float) and np.isnan(raw_code))
-            else str(raw_code).strip()
-        )
+    groups: dict[str, list[tuple[int, dict, object]]] = {}
+    for n, (props, geom) in enumerate(zip(texts, frame.geometry, strict=True), start=1):
+        code = code_c.value(props)
         if not code:
             skipped.append(f"feature {n}: no beat code")
             continue
         if code in skip_codes:
             skipped.append(f"feature {n}: beat {code} left out")
             continue
-        if code in seen:
-            problems.append(f"beat {code}: duplicate code (features {seen[code]} and {n})")
-            continue
-        seen[code] = n
-        geom = row.geometry
         if geom is not None and shapely.has_z(geom):  # KML and some shapefiles carry Z
             geom = shapely.force_2d(geom)
-        problems += checks.geometry_problems(code, geom)
+        groups.setdefault(code, []).append((n, props, geom))
+
+    beats: list[Beat] = []
+    merged: list[str] = []
+    for code, parts in groups.items():
+        found = [p for n, _, g in parts for p in checks.geometry_problems(code, g)]
+        if len(parts) > 1:
+            numbers = ", ".join(str(n) for n, _, _ in parts)
+            if found:
+                problems += [f"{p} (features {numbers} have this code)" for p in found]
+                continue
+            geom, why = checks.merge_parts(code, [(n, g) for n, _, g in parts])
+            problems += why
+            disagree = _disagreement(code, parts, sector_c, precinct_c)
+            problems += disagree
+            if why or disagree:
+                continue
+            merged.append(f"beat {code}: {len(parts)} parts merged (features {numbers})")
+        else:
+            problems += found
+            geom = parts[0][2]
+        props = parts[0][1]
         beats.append(
             Beat(
                 code=code,
-                sector=_text(row, sector_f),
-                precinct=_text(row, precinct_f),
+                sector=sector_c.value(props),
+                precinct=precinct_c.value(props),
                 geometry=geom,
             )
         )
-    if not beats:
+    if not beats and not problems:
         problems.append("the file holds no beats")
     return LoadedBeatMap(
-        beats=beats, problems=problems, skipped=skipped, code_field=code_f, crs=crs
+        beats=beats,
+        problems=problems,
+        skipped=skipped,
+        code_field=code_c.spec,
+        crs=crs,
+        fields=[code_c, sector_c, precinct_c],
+        merged=merged,
+        warnings=beatfields.sectors_in_several_precincts(beats, sector_c, precinct_c),
     )
 
 
-def _text(row, fieldname: str | None) -> str | None:
-    v = getattr(row, fieldname) if fieldname else None
-    return None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
+def _disagreement(code: str, parts, *choices: FieldChoice) -> list[str]:
+    """Parts of one beat that name different sectors or precincts cannot be merged."""
+    out = []
+    for c in choices:
+        values = sorted({c.value(props) or "(none)" for _, props, _ in parts})
+        if c.spec is not None and len(values) > 1:
+            out.append(
+                f"beat {code}: features with this code name different "
+                f"{beatfields.LEVELS[c.level][0]}s ({', '.join(values)}); one beat has one"
+            )
+    return out
 
 
 @dataclass
@@ -305,13 +332,12 @@ def inspect_beat_map(path: str | Path, *, protected: tuple[str | Path, ...] = ()
     fields = [c for c in frame.columns if c != "geometry"]
     samples = {}
     for f in fields:
-        values = [str(v) for v in frame[f].dropna().unique()[:6]]
+        values = [beatfields.as_text(v) for v in frame[f].dropna().unique()[:6]]
         samples[f] = values
     guesses = {
-        "code": next((g for g in CODE_FIELD_GUESSES if g in fields), None),
-        "sector": next((g for g in SECTOR_FIELD_GUESSES if g in fields), None),
-        "precinct": next((g for g in PRECINCT_FIELD_GUESSES if g in fields), None),
+        level: beatfields.choose_field(level, None, fields).spec for level in ("sector", "precinct")
     }
+    guesses["code"] = next((g for g in beatfields.CODE_FIELD_GUESSES if g in fields), None)
     crs = frame.crs.to_string() if frame.crs is not None else "none (read as EPSG:4326)"
     return BeatMapPreview(len(frame), crs, fields, samples, guesses)
 

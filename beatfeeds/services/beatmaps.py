@@ -7,7 +7,7 @@ edits in `edits`); this module is the workflow that stores, audits and announces
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,7 +42,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def load_beat_map(
+@dataclass
+class BeatMapLoad:
+    """A beat map stored as a draft, with what the loader has to say about it."""
+
+    set_id: int
+    beats: int
+    notes: list[str]  # fields used, parts merged, warnings (`LoadedBeatMap.notes`)
+
+
+def load_beat_map(store: SQLStore, path: str | Path, **options) -> int:
+    """Validate a beat map file and store it as a draft; returns the new map's id."""
+    return load_beat_map_report(store, path, **options).set_id
+
+
+def load_beat_map_report(
     store: SQLStore,
     path: str | Path,
     *,
@@ -53,8 +67,9 @@ def load_beat_map(
     effective: date | None = None,
     actor: str = "cli",
     now: datetime,
-) -> int:
-    """Validate a beat map file and store it as a draft; returns the new map's id."""
+) -> BeatMapLoad:
+    """Store a beat map file as a draft (each `*_field` a property or a template such as
+    `'{DISTRICT}-{SECTOR}'`): its id and the loader's notes; InvalidBoundary lists problems."""
     loaded = beatfiles.read_beat_map(
         path,
         code_field=code_field,
@@ -78,16 +93,13 @@ def load_beat_map(
         actor,
         "beats.load",
         f"beat_set:{set_id}",
-        {
-            "file": Path(path).name,
-            "beats": len(loaded.beats),
-            "crs": loaded.crs,
-            "skipped": loaded.skipped,
-        },
+        {"file": Path(path).name, "beats": len(loaded.beats), "crs": loaded.crs}
+        | {"skipped": loaded.skipped, "fields": {c.level: c.spec for c in loaded.fields}}
+        | {"merged": loaded.merged, "warnings": loaded.warnings},
         now=now,
     )
     log.info("loaded beat map %s from %s: %d beats", set_id, Path(path).name, len(loaded.beats))
-    return set_id
+    return BeatMapLoad(set_id, len(loaded.beats), loaded.notes())
 
 
 def publish_beat_map(

@@ -60,7 +60,17 @@ def resolve_area(store: SQLStore, kind: str, code: str | None) -> Area:
     if field is None:
         raise AreaNotFound(f"Unknown kind of area {kind!r}.")
     wanted = (code or "").upper()
-    if not any((getattr(b, field) or "").upper() == wanted for b in beats):
+    codes = {getattr(b, field) for b in beats if getattr(b, field)}
+    canonical = next((c for c in sorted(codes) if c.upper() == wanted), None)
+    if canonical is None:
+        same_number = _same_number(wanted, codes)
+        if len(same_number) > 1:
+            raise AreaNotFound(
+                f"{kind.capitalize()} {code!r} is ambiguous: it could be "
+                f"{' or '.join(sorted(same_number))}."
+            )
+        canonical = same_number[0] if same_number else None
+    if canonical is None:
         gone = (
             beatmaps.retired_beat(store, wanted)
             if kind == "beat"
@@ -71,10 +81,17 @@ def resolve_area(store: SQLStore, kind: str, code: str | None) -> Area:
             now_code = gone.new_codes[0] if renamed else gone.code
             return Area(kind, now_code, area_label(kind, now_code), set_id)
         raise AreaNotFound(f"There is no {kind} {code!r} in the current beat map.")
-    canonical = next(
-        getattr(b, field) for b in beats if (getattr(b, field) or "").upper() == wanted
-    )
     return Area(kind, canonical, area_label(kind, canonical), set_id)
+
+
+def _same_number(wanted: str, codes: set[str]) -> list[str]:
+    """The numeric codes that are `wanted` written with more or fewer leading zeros
+    (`111` -> `0111`); a map's codes keep their zeros as in its file."""
+    if not (wanted.isascii() and wanted.isdigit()):
+        return []
+    return sorted(
+        c for c in codes if c.isascii() and c.isdigit() and c != wanted and int(c) == int(wanted)
+    )
 
 
 def retention_start(settings: Settings, now: datetime) -> datetime | None:

@@ -83,6 +83,7 @@ def upload():
         filename=name,
         name=Path(name).stem,
         problems=[],
+        templates={},
     )
 
 
@@ -93,12 +94,12 @@ def load():
     path = _uploaded(form.get("token", ""), form.get("filename", ""))
     effective = form.get("effective") or None
     try:
-        set_id = beatmaps.load_beat_map(
+        report = beatmaps.load_beat_map_report(
             store(),
             path,
-            code_field=form.get("code_field") or None,
-            sector_field=form.get("sector_field") or None,
-            precinct_field=form.get("precinct_field") or None,
+            code_field=_field(form, "code"),
+            sector_field=_field(form, "sector"),
+            precinct_field=_field(form, "precinct"),
             name=form.get("name") or None,
             effective=date.fromisoformat(effective) if effective else None,
             actor=g.user.email,
@@ -115,10 +116,18 @@ def load():
             filename=form["filename"],
             name=form.get("name"),
             problems=problems,
+            templates={k: form.get(f"{k}_template", "") for k in ("code", "sector", "precinct")},
         ), 422
     shutil.rmtree(path.parent, ignore_errors=True)  # the map is in the database now
-    flash(f"Loaded beat map {set_id} as a draft.")
-    return redirect(url_for(".show", set_id=set_id))
+    flash(f"Loaded beat map {report.set_id} as a draft ({report.beats} beats).")
+    for note in report.notes:
+        flash(note, "warning" if note.startswith("warning:") else "info")
+    return redirect(url_for(".show", set_id=report.set_id))
+
+
+def _field(form, level: str) -> str | None:
+    """A level's field: the template typed for it, else the property chosen."""
+    return (form.get(f"{level}_template") or "").strip() or form.get(f"{level}_field") or None
 
 
 @bp.get("/<int:set_id>")

@@ -105,13 +105,17 @@ def test_invalid_polygon_is_reported_with_code_and_reason_never_fixed(tmp_path, 
     assert store.list_beat_sets() == []
 
 
-def test_duplicate_codes_are_refused(tmp_path):
+def test_overlapping_features_with_one_code_are_refused_with_where(tmp_path):
+    # Issue 16: same-code features that do not overlap are merged (tests/geo/test_multipart.py);
+    # overlapping ones are still refused, with where and why.
     frame = gpd.GeoDataFrame(
-        {"beat": ["A1", "A1"]}, geometry=[box(0, 0, 1, 1), box(1, 0, 2, 1)], crs=4326
+        {"beat": ["A1", "A1"]}, geometry=[box(0, 0, 1, 1), box(0.5, 0, 2, 1)], crs=4326
     )
     path = tmp_path / "dup.geojson"
     frame.to_file(path, driver="GeoJSON")
-    assert any("duplicate" in p for p in beatfiles.read_beat_map(path).problems)
+    problems = beatfiles.read_beat_map(path).problems
+    assert len(problems) == 1 and "features 1 and 2" in problems[0]
+    assert "overlap by" in problems[0] and " at 0.4999" in problems[0]  # lat, lon
 
 
 def _agreement(beats_file, csv_file, beat_column):
