@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from beatfeeds.storage import SQLStore
 
 SAMPLE_PRESET = "spd-911"
+#: The demo's own dataset name: the real exports imported next to the demo (with the preset's
+#: own source) never merge with, or rewrite, the demo's sample entries.
+SAMPLE_SOURCE = "demo-sample"
 #: Age of the newest sample incident once moved to the present.
 NEWEST_AGE = timedelta(hours=2)
 
@@ -73,7 +76,9 @@ def setup_demo(
         report = imports.import_file(
             store,
             sample_incidents_path(),
-            imports.ImportOptions(preset=SAMPLE_PRESET, actor="demo", time_shift=shift),
+            imports.ImportOptions(
+                preset=SAMPLE_PRESET, source=SAMPLE_SOURCE, actor="demo", time_shift=shift
+            ),
             settings,
             now=now - NEWEST_AGE,
         )

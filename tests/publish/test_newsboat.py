@@ -98,7 +98,9 @@ def test_newsboat_reads_every_beat_feed_of_the_demo(tmp_path):
             store,
             demo.sample_incidents_path(),
             imports.ImportOptions(
-                preset=demo.SAMPLE_PRESET, time_shift=demo.sample_shift(settings, now)
+                preset=demo.SAMPLE_PRESET,
+                source=demo.SAMPLE_SOURCE,
+                time_shift=demo.sample_shift(settings, now),
             ),
             settings,
             now=utcnow(),
